@@ -1,2 +1,60 @@
+// braid — multimodal learning from one binary. See README.md and docs/cli.md.
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
-int main() { std::puts("braid"); return 0; }
+#include <string>
+
+#include "braid/core/error.h"
+#include "braid/core/runtime.h"
+#include "commands.h"
+
+namespace {
+
+std::string first_line(const std::string& s) {
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};
+  app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "more log lines");
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, braid::cli::Runner>> cmds;
+  braid::cli::add_quickstart_command(app, cmds);
+  braid::cli::add_data_commands(app, cmds);
+  braid::cli::add_tokenizer_command(app, cmds);
+  braid::cli::add_train_command(app, cmds);
+  braid::cli::add_eval_command(app, cmds);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    if (rc != 0) std::fprintf(stderr, "Run 'braid --help' (or 'braid <command> --help') for usage.\n");
+    return rc;
+  }
+  braid::setup_logging(verbose);
+  braid::install_interrupt_handler();
+  try {
+    for (auto& [sub, run] : cmds)
+      if (sub->parsed()) return run();
+    return 1;
+  } catch (const braid::Interrupted&) {
+    std::fprintf(stderr, "braid: interrupted\n");
+    return 130;
+  } catch (const braid::InputError& e) {
+    std::fprintf(stderr, "braid: error: %s\n", first_line(e.what()).c_str());
+    return 2;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "braid: internal error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "braid: error: %s\n", first_line(e.what()).c_str());
+    return 1;
+  }
+}

@@ -1,0 +1,30 @@
+// apps/braid/commands.h — the `braid` subcommands. Each registers its options on the CLI11 app
+// (one options struct per command drives parsing and --help) and runs when selected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+namespace braid::cli {
+
+using Runner = std::function<int()>;
+
+// Each adds its subcommand(s) to `app` and returns what to run when one is picked.
+void add_data_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+
+// Print a metrics table for humans (stdout) — shared by eval and quickstart.
+void print_metrics(const std::string& title, const nlohmann::json& m);
+
+}  // namespace braid::cli
+
+namespace braid::cli {
+// Evaluate a run's weights ("model", "best" or a path) on one split of a manifest.
+nlohmann::json evaluate_run(const std::string& run, const std::string& manifest, const std::string& split,
+                            const std::string& weights, const std::string& device);
+}  // namespace braid::cli

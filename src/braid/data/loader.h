@@ -1,0 +1,96 @@
+// braid/data/loader.h — batches from a manifest split, decoded by worker threads.
+//
+// The order of samples is a pure function of (seed, epoch): a run resumed in the middle of
+// an epoch sees exactly the batches it would have seen. Workers decode ahead (bounded by
+// `prefetch`); batches come out in order. A worker error is rethrown to the caller with its
+// message; a batch not ready within `stall_seconds` is reported, never waited on forever.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "braid/data/preprocess.h"
+
+namespace braid::data {
+
+// Class names <-> ids, taken from the train split (sorted; numerically when all are integers).
+class ClassMap {
+ public:
+  static ClassMap from_manifest(const Manifest& m, const std::string& split = "train");
+  static ClassMap load(const std::string& json_path);
+  void save(const std::string& json_path) const;
+  int64_t size() const { return static_cast<int64_t>(names_.size()); }
+  const std::vector<std::string>& names() const { return names_; }
+  // Id of `label`; InputError naming `where` when the label is unknown.
+  int64_t id(const std::string& label, const std::string& where) const;
+
+ private:
+  std::vector<std::string> names_;
+  std::map<std::string, int64_t> ids_;
+};
+
+struct LoaderOptions {
+  int64_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = false;
+  uint64_t seed = 0;
+  int workers = 2;           // decoding threads
+  int prefetch = 4;          // batches decoded ahead
+  bool cache = true;         // keep decoded samples in memory after the first epoch
+  double stall_seconds = 300;
+};
+
+enum class Targets { None, Labels, Regression };
+
+class Loader {
+ public:
+  Loader(std::shared_ptr<const Manifest> manifest, std::vector<int64_t> indices,
+         std::shared_ptr<const Preprocessor> pre, LoaderOptions opt, Targets targets,
+         std::shared_ptr<const ClassMap> classes = nullptr);
+  ~Loader();
+
+  int64_t batches_per_epoch() const;
+  int64_t samples() const { return static_cast<int64_t>(indices_.size()); }
+  // Sample order of `epoch` (indices into the manifest).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  // Start delivering `epoch` from batch `start_batch` (resume in the middle of an epoch).
+  void start_epoch(int64_t epoch, int64_t start_batch = 0);
+  // Next batch of the current epoch; nullopt at its end.
+  std::optional<Batch> next();
+
+ private:
+  void stop_workers();
+  void worker_loop();
+  Batch make_batch(int64_t b);
+  SampleTensors sample(int64_t manifest_index);
+
+  std::shared_ptr<const Manifest> manifest_;
+  std::vector<int64_t> indices_;
+  std::shared_ptr<const Preprocessor> pre_;
+  LoaderOptions opt_;
+  Targets targets_;
+  std::shared_ptr<const ClassMap> classes_;
+
+  std::vector<int64_t> order_;
+  int64_t n_batches_ = 0, next_claim_ = 0, next_out_ = 0;
+  std::map<int64_t, Batch> ready_;
+  std::map<int64_t, std::exception_ptr> errors_;
+  std::vector<int64_t> in_progress_;  // per worker: the sample being decoded (-1 idle)
+  std::mutex mu_;
+  std::condition_variable cv_work_, cv_ready_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+
+  std::vector<std::shared_ptr<const SampleTensors>> cache_;
+  std::mutex cache_mu_;
+};
+
+}  // namespace braid::data

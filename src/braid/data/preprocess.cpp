@@ -1,0 +1,187 @@
+#include "braid/data/preprocess.h"
+
+#include <torch/torch.h>
+
+#include "braid/core/error.h"
+#include "braid/data/series.h"
+
+namespace braid::data {
+
+PreprocessOptions PreprocessOptions::from_config(const Config& d) {
+  PreprocessOptions o;
+  auto im = d.at("image");
+  o.image.size = im.get<int64_t>("size", o.image.size);
+  o.image.mean = im.get<std::vector<double>>("mean", o.image.mean);
+  o.image.std = im.get<std::vector<double>>("std", o.image.std);
+  o.image.background = im.get<double>("background", o.image.background);
+  BRAID_INPUT_CHECK(o.image.size > 0 && o.image.size <= 4096, "{}: recipe key '{}': expected 1..4096, got {}",
+                    d.origin(), im.full("size"), o.image.size);
+  BRAID_INPUT_CHECK(o.image.mean.size() == 3 && o.image.std.size() == 3, "{}: recipe keys '{}' and '{}' need 3 values",
+                    d.origin(), im.full("mean"), im.full("std"));
+  for (double s : o.image.std) BRAID_INPUT_CHECK(s > 0, "{}: recipe key '{}' must be positive", d.origin(), im.full("std"));
+
+  auto au = d.at("audio");
+  o.audio.sample_rate = au.get<int64_t>("sample_rate", o.audio.sample_rate);
+  o.audio.n_fft = au.get<int64_t>("n_fft", o.audio.n_fft);
+  o.audio.hop = au.get<int64_t>("hop", o.audio.hop);
+  o.audio.n_mels = au.get<int64_t>("n_mels", o.audio.n_mels);
+  o.audio.f_min = au.get<double>("f_min", o.audio.f_min);
+  o.audio.f_max = au.get<double>("f_max", o.audio.f_max);
+  o.audio.max_seconds = au.get<double>("max_seconds", o.audio.max_seconds);
+  o.audio_normalize = au.get<bool>("normalize", o.audio_normalize);
+  BRAID_INPUT_CHECK(o.audio.sample_rate >= 1000 && o.audio.n_fft >= 16 && o.audio.hop > 0 && o.audio.n_mels > 0,
+                    "{}: recipe section '{}': need sample_rate >= 1000, n_fft >= 16, hop > 0, n_mels > 0", d.origin(),
+                    au.path());
+
+  auto tx = d.at("text");
+  o.text.view = tx.get<std::string>("view", o.text.view);
+  o.text.max_tokens = tx.get<int64_t>("max_tokens", o.text.max_tokens);
+  o.text.vocab = tx.get<int64_t>("vocab", o.text.vocab);
+  o.text.tokenizer = tx.get<std::string>("tokenizer", o.text.tokenizer);
+  BRAID_INPUT_CHECK(o.text.max_tokens > 0, "{}: recipe key '{}' must be positive", d.origin(), tx.full("max_tokens"));
+
+  auto se = d.at("series");
+  o.series.max_steps = se.get<int64_t>("max_steps", o.series.max_steps);
+  o.series.normalize = se.get<bool>("normalize", o.series.normalize);
+  return o;
+}
+
+Preprocessor::Preprocessor(PreprocessOptions opt, std::vector<std::string> modalities,
+                           std::shared_ptr<const Tokenizer> tok)
+    : opt_(std::move(opt)), modalities_(std::move(modalities)), tok_(std::move(tok)) {}
+
+torch::Tensor Preprocessor::image(const std::string& path) const { return load_image(path, opt_.image); }
+
+torch::Tensor Preprocessor::audio(const std::string& path) const {
+  auto m = load_audio(path, opt_.audio);  // [n_mels, T]
+  if (opt_.audio_normalize) {
+    auto mean = m.mean();
+    auto std = m.std(/*unbiased=*/false).clamp_min(1e-3);
+    m = (m - mean) / std;
+  }
+  return m;
+}
+
+torch::Tensor Preprocessor::text(const std::string& s) const {
+  BRAID_INPUT_CHECK(tok_ != nullptr, "text given but no tokenizer is loaded");
+  auto ids = tok_->encode(s, static_cast<int>(opt_.text.max_tokens));
+  if (ids.empty()) ids.push_back(1);  // an empty text is one unknown token, so it is still "present"
+  return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
+}
+
+std::string Preprocessor::pick_text(const SampleRecord& s) const {
+  if (opt_.text.view.empty()) return s.text.front().second;
+  for (const auto& [view, t] : s.text)
+    if (view == opt_.text.view) return t;
+  return {};
+}
+
+static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o) {
+  if (o.max_steps > 0 && x.size(0) > o.max_steps) x = x.slice(0, 0, o.max_steps);
+  if (o.normalize) {
+    auto mean = x.mean(0, true);
+    auto std = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
+    x = (x - mean) / std;
+  }
+  return x.contiguous();
+}
+
+SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& manifest_path) const {
+  SampleTensors out;
+  const std::string at = s.where(manifest_path);
+  for (const auto& m : modalities_) {
+    if (!s.has(m)) continue;
+    try {
+      if (m == "image") {
+        out.mods[m] = image(s.image);
+      } else if (m == "audio") {
+        out.mods[m] = audio(s.audio);
+      } else if (m == "text") {
+        std::string t = pick_text(s);
+        if (!opt_.text.view.empty() && t.empty()) continue;  // this sample lacks the requested view
+        out.mods[m] = text(t);
+      } else if (m == "series") {
+        auto x = s.series_path.empty() ? series_from_json(s.series_inline, at + ": series") : load_series_file(s.series_path);
+        out.mods[m] = normalize_series(x, opt_.series);
+      }
+    } catch (const InputError& e) {
+      throw InputError(at + ": " + e.what());
+    }
+  }
+  return out;
+}
+
+ModalityBatch ModalityBatch::to(const torch::Device& d, bool non_blocking) const {
+  return {data.to(d, non_blocking), lengths.to(d, non_blocking), present.to(d, non_blocking)};
+}
+
+Batch Batch::to(const torch::Device& d) const {
+  if (d.is_cpu()) return *this;
+  Batch b;
+  b.index = index;
+  for (const auto& [k, v] : mods) b.mods[k] = v.to(d, true);
+  if (labels.defined()) b.labels = labels.to(d, true);
+  if (targets.defined()) b.targets = targets.to(d, true);
+  return b;
+}
+
+Batch collate(const std::vector<SampleTensors>& samples, const std::vector<std::string>& modalities,
+              const std::vector<int64_t>& index) {
+  Batch b;
+  b.index = index;
+  const int64_t B = static_cast<int64_t>(samples.size());
+  for (const auto& m : modalities) {
+    // find a present example to learn the shape
+    torch::Tensor ref;
+    int64_t max_len = 0;
+    for (const auto& s : samples) {
+      auto it = s.mods.find(m);
+      if (it == s.mods.end()) continue;
+      if (!ref.defined()) ref = it->second;
+      int64_t len = m == "image" ? 1 : (m == "audio" ? it->second.size(1) : it->second.size(0));
+      max_len = std::max(max_len, len);
+    }
+    ModalityBatch mb;
+    mb.present = torch::zeros({B}, torch::kBool);
+    mb.lengths = torch::zeros({B}, torch::kLong);
+    if (!ref.defined()) {  // nobody in this batch has it: an all-absent placeholder
+      mb.data = torch::Tensor();
+      b.mods[m] = mb;
+      continue;
+    }
+    std::vector<int64_t> shape;
+    if (m == "image") shape = {B, ref.size(0), ref.size(1), ref.size(2)};
+    else if (m == "audio") shape = {B, ref.size(0), max_len};
+    else if (m == "text") shape = {B, max_len};
+    else shape = {B, max_len, ref.size(1)};
+    mb.data = torch::zeros(shape, ref.options());
+    auto pres = mb.present.accessor<bool, 1>();
+    auto lens = mb.lengths.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < B; ++i) {
+      auto it = samples[i].mods.find(m);
+      if (it == samples[i].mods.end()) continue;
+      const auto& t = it->second;
+      pres[i] = true;
+      if (m == "image") {
+        TORCH_CHECK(t.sizes() == ref.sizes(), "image sizes differ inside a batch");
+        mb.data[i].copy_(t);
+        lens[i] = 1;
+      } else if (m == "audio") {
+        mb.data[i].narrow(1, 0, t.size(1)).copy_(t);
+        lens[i] = t.size(1);
+      } else if (m == "text") {
+        mb.data[i].narrow(0, 0, t.size(0)).copy_(t);
+        lens[i] = t.size(0);
+      } else {
+        BRAID_INPUT_CHECK(t.size(1) == ref.size(1), "series with {} channels next to series with {} channels; every series must have the same channel count",
+                          t.size(1), ref.size(1));
+        mb.data[i].narrow(0, 0, t.size(0)).copy_(t);
+        lens[i] = t.size(0);
+      }
+    }
+    b.mods[m] = mb;
+  }
+  return b;
+}
+
+}  // namespace braid::data

@@ -1,0 +1,187 @@
+#include "braid/data/tokenizer.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "braid/data/spm/bridge.h"
+
+namespace braid::data {
+
+namespace {
+
+// The bridge's functions, resolved once from the module.
+struct Spm {
+  decltype(&braid_spm_train) train;
+  decltype(&braid_spm_load) load;
+  decltype(&braid_spm_unload) unload;
+  decltype(&braid_spm_vocab_size) vocab_size;
+  decltype(&braid_spm_encode) encode;
+  decltype(&braid_spm_pieces) pieces;
+  decltype(&braid_spm_free) free;
+};
+
+std::string exe_dir() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : p.parent_path().string();
+}
+
+const Spm& spm() {
+  static const Spm s = [] {
+    const std::string name = "libbraid_spm.so";
+    std::vector<std::string> tried = {exe_dir() + "/" + name, exe_dir() + "/../lib/" + name};
+#ifdef BRAID_SPM_MODULE
+    tried.push_back(BRAID_SPM_MODULE);
+#endif
+    void* h = nullptr;
+    std::string err;
+    for (const auto& p : tried) {
+      if (!file_exists(p)) continue;
+      // a fresh link-map namespace: the module gets its own libstdc++/protobuf view, nothing leaks either way
+      h = dlmopen(LM_ID_NEWLM, p.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (h) break;
+      err = dlerror();
+    }
+    if (!h)
+      throw std::runtime_error("cannot load the sentencepiece module " + name + " (looked beside the executable, in ../lib" +
+                               std::string(" and the build tree") + (err.empty() ? "" : "; " + err) + ")");
+    auto sym = [&](const char* n) {
+      void* f = dlsym(h, n);
+      if (!f) throw std::runtime_error(std::string("sentencepiece module lacks ") + n);
+      return f;
+    };
+    Spm s;
+    s.train = reinterpret_cast<decltype(s.train)>(sym("braid_spm_train"));
+    s.load = reinterpret_cast<decltype(s.load)>(sym("braid_spm_load"));
+    s.unload = reinterpret_cast<decltype(s.unload)>(sym("braid_spm_unload"));
+    s.vocab_size = reinterpret_cast<decltype(s.vocab_size)>(sym("braid_spm_vocab_size"));
+    s.encode = reinterpret_cast<decltype(s.encode)>(sym("braid_spm_encode"));
+    s.pieces = reinterpret_cast<decltype(s.pieces)>(sym("braid_spm_pieces"));
+    s.free = reinterpret_cast<decltype(s.free)>(sym("braid_spm_free"));
+    return s;
+  }();
+  return s;
+}
+
+std::string take(char* p) {
+  std::string s = p ? p : "";
+  if (p) spm().free(p);
+  return s;
+}
+
+bool try_train(const std::vector<const char*>& lines, const std::string& args, std::string& proto, std::string& err) {
+  char *out = nullptr, *e = nullptr;
+  size_t n = 0;
+  int rc = spm().train(args.c_str(), lines.data(), lines.size(), &out, &n, &e);
+  err = take(e);
+  if (rc != 0) return false;
+  proto.assign(out, n);
+  spm().free(out);
+  return true;
+}
+
+// Characters sentencepiece must keep as pieces: the most frequent ones covering 99.95% of all
+// character occurrences (its character_coverage). A vocabulary smaller than that cannot train.
+int required_chars(const std::vector<const char*>& lines) {
+  std::map<uint32_t, int64_t> freq;
+  int64_t total = 0;
+  for (const char* l : lines)
+    for (const unsigned char* p = reinterpret_cast<const unsigned char*>(l); *p;) {
+      int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : 4;
+      uint32_t cp = *p++;
+      for (int i = 1; i < n && *p; ++i) cp = (cp << 8) | *p++;
+      if (cp != ' ') ++freq[cp], ++total;
+    }
+  std::vector<int64_t> counts;
+  for (auto& kv : freq) counts.push_back(kv.second);
+  std::sort(counts.rbegin(), counts.rend());
+  int64_t acc = 0;
+  int k = 0;
+  while (k < static_cast<int>(counts.size()) && acc < 0.9995 * total) acc += counts[k++];
+  return k;
+}
+
+}  // namespace
+
+void Tokenizer::train(const std::vector<std::string>& lines, int vocab, const std::string& model_path) {
+  std::vector<const char*> clean;
+  for (const auto& l : lines)
+    if (!l.empty()) clean.push_back(l.c_str());
+  BRAID_INPUT_CHECK(!clean.empty(), "tokenizer: the training corpus has no text");
+  BRAID_INPUT_CHECK(vocab >= 8, "tokenizer: vocabulary size {} is too small (expected >= 8)", vocab);
+  // every kept character needs a piece (plus 4 meta pieces): grow small vocabularies for large scripts (CJK)
+  vocab = std::max(vocab, required_chars(clean) + 4 + vocab / 4);
+  auto args = [&](int v) {
+    return "--model_type=unigram --vocab_size=" + std::to_string(v) +
+           " --hard_vocab_limit=false --character_coverage=0.9995 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
+           " --num_threads=1 --minloglevel=2 --input_sentence_size=2000000 --shuffle_input_sentence=false";
+  };
+  std::string proto, err;
+  bool ok = try_train(clean, args(vocab), proto, err);
+  // tiny corpora cannot fill a large unigram vocabulary even with a soft limit: shrink it
+  for (int v = vocab / 2; !ok && v >= 16; v /= 2) ok = try_train(clean, args(v), proto, err);
+  BRAID_INPUT_CHECK(ok, "tokenizer: training failed: {}", err);
+  atomic_write(model_path, [&](const std::string& tmp) {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(proto.data(), static_cast<std::streamsize>(proto.size()));
+    if (!f) throw std::runtime_error(tmp + ": write failed");
+  });
+}
+
+Tokenizer::Tokenizer(Tokenizer&& o) noexcept : handle_(o.handle_), path_(std::move(o.path_)) { o.handle_ = nullptr; }
+Tokenizer& Tokenizer::operator=(Tokenizer&& o) noexcept {
+  std::swap(handle_, o.handle_);
+  std::swap(path_, o.path_);
+  return *this;
+}
+Tokenizer::~Tokenizer() {
+  if (handle_) spm().unload(handle_);
+}
+
+Tokenizer Tokenizer::load(const std::string& model_path) {
+  std::string bytes = read_text_file(model_path);
+  char* e = nullptr;
+  Tokenizer t;
+  t.handle_ = spm().load(bytes.data(), bytes.size(), &e);
+  std::string err = take(e);
+  BRAID_INPUT_CHECK(t.handle_ != nullptr, "{}: not a sentencepiece model ({})", model_path, err);
+  t.path_ = model_path;
+  return t;
+}
+
+std::vector<int> Tokenizer::encode(const std::string& text, int max_len) const {
+  std::vector<int> ids(std::max<size_t>(16, text.size() + 4));
+  int n = spm().encode(handle_, text.data(), text.size(), ids.data(), static_cast<int>(ids.size()));
+  if (n < 0) return {};
+  if (n > static_cast<int>(ids.size())) {
+    ids.resize(n);
+    n = spm().encode(handle_, text.data(), text.size(), ids.data(), n);
+  }
+  ids.resize(n);
+  if (max_len > 0 && static_cast<int>(ids.size()) > max_len) ids.resize(max_len);
+  return ids;
+}
+
+std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
+  std::string s = take(spm().pieces(handle_, text.data(), text.size()));
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (!s.empty() && start <= s.size()) {
+    size_t nl = s.find('\n', start);
+    out.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
+int Tokenizer::vocab_size() const { return spm().vocab_size(handle_); }
+
+}  // namespace braid::data

@@ -1,0 +1,210 @@
+#include "braid/eval/pipeline.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "braid/core/runtime.h"
+#include "braid/data/series.h"
+#include "braid/eval/metrics.h"
+
+namespace braid::eval {
+
+namespace fs = std::filesystem;
+
+torch::Device parse_device(const std::string& s) {
+  if (s == "cpu") return torch::kCPU;
+  if (s.rfind("cuda", 0) == 0) {
+    BRAID_INPUT_CHECK(torch::cuda::is_available(), "device '{}' requested but no CUDA device is available to this build", s);
+    try {
+      return torch::Device(s);
+    } catch (const c10::Error&) {
+    }
+  }
+  input_error("device '{}' is not one of cpu, cuda, cuda:N", s);
+}
+
+data::LoaderOptions Pipeline::loader_options(bool train) const {
+  auto d = recipe.at("data");
+  data::LoaderOptions o;
+  o.batch_size = recipe.at("train").get<int64_t>("batch_size", 64);
+  o.workers = static_cast<int>(d.get<int64_t>("workers", 2));
+  o.prefetch = static_cast<int>(d.get<int64_t>("prefetch", 4));
+  o.cache = d.get<bool>("cache", true);
+  o.stall_seconds = d.get<double>("stall_seconds", 300.0);
+  o.seed = static_cast<uint64_t>(recipe.get<int64_t>("seed", 0));
+  o.shuffle = train;
+  o.drop_last = false;
+  BRAID_INPUT_CHECK(o.workers >= 1 && o.prefetch >= 1, "{}: data.workers and data.prefetch must be at least 1",
+                    recipe.origin());
+  return o;
+}
+
+std::unique_ptr<data::Loader> Pipeline::loader(std::shared_ptr<const data::Manifest> m, const std::string& split,
+                                               bool train) const {
+  auto idx = m->split_indices(split);
+  return std::make_unique<data::Loader>(m, idx, pre, loader_options(train), targets(), classes);
+}
+
+static Task parse_task(const Config& r) {
+  auto t = r.get<std::string>("task", "classify");
+  if (t == "classify") return Task::Classify;
+  if (t == "regress") return Task::Regress;
+  input_error("{}: recipe key 'task': expected classify or regress, got '{}'", r.origin(), t);
+}
+
+// Build preprocessor + model from the recipe and the facts in `p.facts`.
+static void build(Pipeline& p) {
+  auto data_cfg = p.recipe.at("data");
+  auto popt = data::PreprocessOptions::from_config(data_cfg);
+  p.pre = std::make_shared<data::Preprocessor>(popt, p.modalities, p.tokenizer);
+  models::ModelContext ctx;
+  ctx.modalities = p.modalities;
+  ctx.outputs = p.outputs;
+  for (const auto& m : p.modalities) {
+    nn::EncoderContext e;
+    e.modality = m;
+    e.vocab_size = p.tokenizer ? p.tokenizer->vocab_size() : 0;
+    e.image_size = popt.image.size;
+    e.n_mels = popt.audio.n_mels;
+    e.series_channels = p.facts.value("series_channels", 0);
+    ctx.encoders[m] = e;
+  }
+  auto mcfg = p.recipe.at("model");
+  mcfg.get<std::vector<std::string>>("modalities", p.modalities);
+  p.model = models::model_registry().make(mcfg, ctx);
+  p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
+  p.model->to(p.device);
+  // these are read by the trainer and the CLI; touch them so they count as known
+  p.loader_options(true);
+  p.recipe.get<int64_t>("threads", 0);
+  p.recipe.at("data").get<std::string>("manifest", "");
+  p.recipe.at("data").get<std::string>("train_split", "train");
+  p.recipe.at("data").get<std::string>("val_split", "val");
+}
+
+Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const std::string& run_dir) {
+  Pipeline p;
+  p.recipe = recipe;
+  p.task = parse_task(recipe);
+  auto d = recipe.at("data");
+  const std::string train_split = d.get<std::string>("train_split", "train");
+  auto train_idx = manifest.split_indices(train_split);
+  BRAID_INPUT_CHECK(!train_idx.empty(), "{}: no samples in split '{}'", manifest.path(), train_split);
+
+  // modalities: the recipe's list, or every modality the train split has
+  auto mcfg = recipe.at("model");
+  std::vector<std::string> present;
+  for (const auto& m : data::all_modalities())
+    for (auto i : train_idx)
+      if (manifest.samples()[i].has(m)) {
+        present.push_back(m);
+        break;
+      }
+  p.modalities = mcfg.has("modalities") ? mcfg.get<std::vector<std::string>>("modalities", {}) : present;
+  BRAID_INPUT_CHECK(!p.modalities.empty(), "{}: recipe key 'model.modalities' is empty", recipe.origin());
+  for (const auto& m : p.modalities) {
+    BRAID_INPUT_CHECK(std::find(data::all_modalities().begin(), data::all_modalities().end(), m) !=
+                          data::all_modalities().end(),
+                      "{}: recipe key 'model.modalities': unknown modality '{}' (expected image, audio, text, series)",
+                      recipe.origin(), m);
+    BRAID_INPUT_CHECK(std::find(present.begin(), present.end(), m) != present.end(),
+                      "{}: the model reads '{}' but no sample of split '{}' in {} has it", recipe.origin(), m,
+                      train_split, manifest.path());
+  }
+
+  make_dirs(run_dir);
+  auto popt = data::PreprocessOptions::from_config(d);
+  if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end()) {
+    const std::string tok_path = run_dir + "/tokenizer.model";
+    if (!popt.text.tokenizer.empty()) {
+      std::string src = resolve_relative(recipe.origin(), popt.text.tokenizer);
+      auto t = data::Tokenizer::load(src);
+      atomic_write_text(tok_path, read_text_file(src));
+    } else {
+      std::vector<std::string> corpus;
+      for (auto i : train_idx)
+        for (const auto& [view, t] : manifest.samples()[i].text) corpus.push_back(t);
+      spdlog::info("training a {}-piece tokenizer on {} texts of the train split", popt.text.vocab, corpus.size());
+      data::Tokenizer::train(corpus, static_cast<int>(popt.text.vocab), tok_path);
+    }
+    p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(tok_path));
+  }
+  if (p.task == Task::Classify) {
+    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
+    p.classes->save(run_dir + "/classes.json");
+    p.outputs = p.classes->size();
+  } else {
+    BRAID_INPUT_CHECK(manifest.target_dim() > 0, "{}: task 'regress' needs a 'target' on the samples", manifest.path());
+    p.outputs = manifest.target_dim();
+  }
+  p.facts = {{"task", p.task == Task::Classify ? "classify" : "regress"},
+             {"modalities", p.modalities},
+             {"outputs", p.outputs},
+             {"braid_version", BRAID_VERSION}};
+  if (std::find(p.modalities.begin(), p.modalities.end(), "series") != p.modalities.end()) {
+    for (auto i : train_idx) {
+      const auto& s = manifest.samples()[i];
+      if (!s.has("series")) continue;
+      auto x = s.series_path.empty() ? data::series_from_json(s.series_inline, s.where(manifest.path()) + ": series")
+                                     : data::load_series_file(s.series_path);
+      p.facts["series_channels"] = x.size(1);
+      break;
+    }
+  }
+  build(p);
+  recipe.check_all_used();
+  atomic_write_text(run_dir + "/run.json", p.facts.dump(1) + "\n");
+  return p;
+}
+
+Pipeline open_pipeline(const std::string& run_dir) {
+  const std::string rp = run_dir + "/recipe.resolved.yaml";
+  BRAID_INPUT_CHECK(file_exists(rp), "{}: not a braid run directory (no recipe.resolved.yaml)", run_dir);
+  Pipeline p;
+  p.recipe = Config::from_file(rp);
+  p.task = parse_task(p.recipe);
+  try {
+    p.facts = nlohmann::json::parse(read_text_file(run_dir + "/run.json"));
+    p.modalities = p.facts.at("modalities").get<std::vector<std::string>>();
+    p.outputs = p.facts.at("outputs").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    input_error("{}/run.json: unreadable run facts ({})", run_dir, e.what());
+  }
+  if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end())
+    p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(run_dir + "/tokenizer.model"));
+  if (p.task == Task::Classify) {
+    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(run_dir + "/classes.json"));
+    BRAID_INPUT_CHECK(p.classes->size() == p.outputs, "{}: classes.json has {} classes, run.json says {}", run_dir,
+                      p.classes->size(), p.outputs);
+  }
+  build(p);
+  return p;
+}
+
+nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label) {
+  torch::NoGradGuard ng;
+  bool was_training = p.model->is_training();
+  p.model->eval();
+  std::vector<torch::Tensor> outs, truth;
+  loader.start_epoch(0);
+  Progress bar(label, loader.batches_per_epoch(), "batches");
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    auto batch = b->to(p.device);
+    outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
+    truth.push_back(p.task == Task::Classify ? b->labels : b->targets);
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+  p.model->train(was_training);
+  if (outs.empty()) return {{"n", 0}};
+  auto o = torch::cat(outs), t = torch::cat(truth);
+  return p.task == Task::Classify ? classification_metrics(o, t, p.classes->names()) : regression_metrics(o, t);
+}
+
+}  // namespace braid::eval

@@ -1,2 +1,0 @@
-// placeholder so the layer library is never empty; real sources sit beside it
-namespace braid { void models_layer_anchor() {} }

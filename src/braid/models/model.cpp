@@ -1,0 +1,28 @@
+#include "braid/models/model.h"
+
+#include <torch/torch.h>
+
+#include "braid/models/fusion_classifier.h"
+
+namespace braid::models {
+
+const ModelRegistry& model_registry() {
+  static const ModelRegistry r = [] {
+    ModelRegistry r("model");
+    r.add("fusion_classifier", "per-modality encoders + fusion + MLP head (unimodal with one modality)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr {
+            return std::make_shared<FusionClassifierImpl>(c, ctx);
+          });
+    return r;
+  }();
+  return r;
+}
+
+int64_t count_parameters(const torch::nn::Module& m, bool trainable_only) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters())
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  return n;
+}
+
+}  // namespace braid::models

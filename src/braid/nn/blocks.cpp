@@ -1,0 +1,74 @@
+#include "braid/nn/blocks.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cmath>
+
+namespace braid::nn {
+
+torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& lengths) {
+  const int64_t T = x.size(1);
+  auto steps = torch::arange(T, lengths.options()).unsqueeze(0);               // [1, T]
+  auto valid = (steps < lengths.unsqueeze(1)).to(x.dtype()).unsqueeze(-1);     // [B, T, 1]
+  auto denom = lengths.to(x.dtype()).clamp_min(1).unsqueeze(1);                // [B, 1]
+  return (x * valid).sum(1) / denom;
+}
+
+torch::Tensor padding_mask(const torch::Tensor& lengths, int64_t T) {
+  auto steps = torch::arange(T, lengths.options()).unsqueeze(0);
+  return steps >= lengths.unsqueeze(1);
+}
+
+MLPImpl::MLPImpl(MLPOptions o) : options(std::move(o)) {
+  TORCH_CHECK(options.in > 0 && options.out > 0, "MLP: in and out must be positive");
+  seq_ = register_module("seq", torch::nn::Sequential());
+  int64_t w = options.in;
+  for (int64_t h : options.hidden) {
+    seq_->push_back(torch::nn::Linear(w, h));
+    seq_->push_back(torch::nn::Functional(torch::relu));
+    if (options.dropout > 0) seq_->push_back(torch::nn::Dropout(options.dropout));
+    w = h;
+  }
+  seq_->push_back(torch::nn::Linear(w, options.out));
+}
+
+torch::Tensor MLPImpl::forward(torch::Tensor x) { return seq_->forward(x); }
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& pad) {
+  torch::Tensor mask;
+  if (pad.defined()) mask = pad.view({pad.size(0), 1, 1, pad.size(1)});  // [B, 1, 1, Tk]
+#if TORCH_VERSION_MAJOR >= 2
+  torch::Tensor m;
+  if (mask.defined()) m = mask.logical_not();  // SDPA's bool mask: true = attend
+  return at::scaled_dot_product_attention(q, k, v, m);
+#else
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (mask.defined()) scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  auto w = torch::softmax(scores, -1);
+  if (mask.defined()) w = w.nan_to_num(0.0);  // rows with every key masked
+  return torch::matmul(w, v);
+#endif
+}
+
+TransformerBlockImpl::TransformerBlockImpl(TransformerBlockOptions o) : options(o) {
+  TORCH_CHECK(o.dim % o.heads == 0, "TransformerBlock: dim ", o.dim, " is not divisible by heads ", o.heads);
+  ln1_ = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim})));
+  ln2_ = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim})));
+  qkv_ = register_module("qkv", torch::nn::Linear(o.dim, 3 * o.dim));
+  proj_ = register_module("proj", torch::nn::Linear(o.dim, o.dim));
+  ff1_ = register_module("ff1", torch::nn::Linear(o.dim, o.ff_mult * o.dim));
+  ff2_ = register_module("ff2", torch::nn::Linear(o.ff_mult * o.dim, o.dim));
+  drop_ = register_module("drop", torch::nn::Dropout(o.dropout));
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& pad) {
+  const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
+  auto qkv = qkv_->forward(ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
+  auto a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+  auto h = x + drop_->forward(proj_->forward(a));
+  return h + drop_->forward(ff2_->forward(torch::gelu(ff1_->forward(ln2_->forward(h)))));
+}
+
+}  // namespace braid::nn

@@ -1,0 +1,42 @@
+#include "braid/nn/encoder.h"
+
+#include <torch/torch.h>
+
+#include "braid/nn/encoders/audio_cnn.h"
+#include "braid/nn/encoders/image_cnn.h"
+#include "braid/nn/encoders/series_gru.h"
+#include "braid/nn/encoders/text_bow.h"
+#include "braid/nn/encoders/text_transformer.h"
+
+namespace braid::nn {
+
+torch::Tensor EncoderImpl::forward(const data::ModalityBatch& mb) {
+  const int64_t B = mb.present.size(0);
+  auto dev = mb.present.device();
+  if (!mb.data.defined()) return torch::zeros({B, out_dim_}, torch::TensorOptions().device(dev));
+  auto h = encode(mb);
+  return h * mb.present.to(h.dtype()).unsqueeze(1);
+}
+
+template <typename Impl, typename Opts>
+static EncoderPtr make(const Config& c, const EncoderContext& ctx) {
+  return std::make_shared<Impl>(Opts::from_config(c), ctx);
+}
+
+const EncoderRegistry& encoder_registry() {
+  static const EncoderRegistry r = [] {
+    EncoderRegistry r("encoder");
+    r.add("image_cnn", "convolutional image encoder (conv-BN-ReLU-pool blocks, global pooling)",
+          make<ImageCNNImpl, ImageCNNOptions>);
+    r.add("audio_cnn", "2-D CNN over the log-mel spectrogram with masked time pooling",
+          make<AudioCNNImpl, AudioCNNOptions>);
+    r.add("text_bow", "bag of learned sub-word embeddings (masked mean) + MLP", make<TextBowImpl, TextBowOptions>);
+    r.add("text_transformer", "pre-norm Transformer over sub-word ids with learned positions",
+          make<TextTransformerImpl, TextTransformerOptions>);
+    r.add("series_gru", "GRU over time-series frames; the last valid state", make<SeriesGRUImpl, SeriesGRUOptions>);
+    return r;
+  }();
+  return r;
+}
+
+}  // namespace braid::nn

@@ -1,0 +1,34 @@
+// braid/nn/encoders/image_cnn.h — small convolutional image encoder.
+#pragma once
+
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "braid/core/config.h"
+#include "braid/nn/encoder.h"
+
+namespace braid::nn {
+
+struct ImageCNNOptions {
+  std::vector<int64_t> channels{32, 64, 128};  // one conv-BN-ReLU-maxpool block per entry
+  int64_t dim = 128;                           // output width
+  static ImageCNNOptions from_config(const Config& c);
+};
+
+// [B, 3, H, W] -> blocks -> global average pool -> Linear -> [B, dim].
+class ImageCNNImpl : public EncoderImpl {
+ public:
+  ImageCNNImpl(ImageCNNOptions o, const EncoderContext& ctx);
+  ImageCNNOptions options;
+
+ protected:
+  torch::Tensor encode(const data::ModalityBatch& mb) override;
+
+ private:
+  torch::nn::ModuleList convs_{nullptr}, norms_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+}  // namespace braid::nn

@@ -1,0 +1,33 @@
+// braid/nn/encoders/text_bow.h — bag of sub-word embeddings.
+#pragma once
+
+#include <torch/nn/modules/embedding.h>
+
+#include "braid/core/config.h"
+#include "braid/nn/blocks.h"
+#include "braid/nn/encoder.h"
+
+namespace braid::nn {
+
+struct TextBowOptions {
+  int64_t embed = 128;   // embedding width
+  int64_t dim = 128;     // output width
+  double dropout = 0.1;  // dropout inside the MLP
+  static TextBowOptions from_config(const Config& c);
+};
+
+// ids [B, L] -> Embedding (padding id 0) -> masked mean -> MLP(embed -> dim -> dim).
+class TextBowImpl : public EncoderImpl {
+ public:
+  TextBowImpl(TextBowOptions o, const EncoderContext& ctx);
+  TextBowOptions options;
+
+ protected:
+  torch::Tensor encode(const data::ModalityBatch& mb) override;
+
+ private:
+  torch::nn::Embedding emb_{nullptr};
+  MLP mlp_{nullptr};
+};
+
+}  // namespace braid::nn
