@@ -1,11 +1,11 @@
 // Audio decoding, resampling and log-mel features against goldens from scripts/make_goldens.py.
 //
 // Tolerances: decoded samples are exact (int16 / 32768 and the mean of two such values are exact in float32).
-// The resampler golden is a float64 numpy copy of the same filter: 1e-6 (float32 rounding of the output).
-// The mel filterbank golden is float64 numpy rounded to float32: 1e-6. The log-mel goldens are float64
-// (torch.stft + numpy filterbank); the C++ runs the STFT in float32, whose rounding error relative to the
-// largest bin is ~1e-7, so quiet mel bands (power ~1e-3 of the peak band) differ by up to ~1e-4 in log units;
-// 1e-3 absolute on the log values leaves a margin of ~10x over what is measured here.
+// The resampler golden is a float64 numpy copy of the same filter, rounded to float32: 1e-6 (measured 0).
+// The mel filterbank golden is float64 numpy rounded to float32: 1e-6 (measured 0). The log-mel goldens are
+// float64 (torch.stft + numpy filterbank) while the C++ runs the STFT in float32, whose rounding error is
+// ~1e-7 of the largest bin; in the quieter mel bands that is up to a few 1e-5 in log units (measured 2.6e-5
+// here). 2e-4 absolute on the log values leaves ~8x margin for other FFT backends (MKL, LibTorch 2.x).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -25,7 +25,7 @@ namespace {
 
 namespace bd = braid::data;
 
-constexpr double kLogMelTol = 1e-3;
+constexpr double kLogMelTol = 2e-4;
 
 std::string golden(const std::string& name) { return std::string(BRAID_FIXTURES) + "/golden/" + name; }
 std::string broken(const std::string& name) { return std::string(BRAID_FIXTURES) + "/broken/" + name; }

@@ -125,9 +125,16 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
       auto t = data::Tokenizer::load(src);
       atomic_write_text(tok_path, read_text_file(src));
     } else {
+      // the corpus is the text the model reads: the recipe's view (or each sample's first view)
       std::vector<std::string> corpus;
       for (auto i : train_idx)
-        for (const auto& [view, t] : manifest.samples()[i].text) corpus.push_back(t);
+        for (const auto& [view, t] : manifest.samples()[i].text)
+          if (popt.text.view.empty() ? &t == &manifest.samples()[i].text.front().second : view == popt.text.view) {
+            corpus.push_back(t);
+            break;
+          }
+      BRAID_INPUT_CHECK(!corpus.empty(), "{}: no train sample has text view '{}' (data.text.view)", manifest.path(),
+                        popt.text.view);
       spdlog::info("training a {}-piece tokenizer on {} texts of the train split", popt.text.vocab, corpus.size());
       data::Tokenizer::train(corpus, static_cast<int>(popt.text.vocab), tok_path);
     }

@@ -19,7 +19,8 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
   // encoders for modalities this model does not read are allowed (unimodal runs of a shared recipe)
   for (const auto& k : enc_cfg.keys())
     if (std::find(modalities_.begin(), modalities_.end(), k) == modalities_.end()) enc_cfg.mark_subtree(k);
-  fusion_ = nn::fusion_registry().make(cfg.at("fusion"), fctx);
+  auto fcfg = cfg.at("fusion");
+  fusion_ = nn::fusion_registry().make_named(fcfg.get<std::string>("name", "concat"), fcfg, fctx);
   register_module("fusion", fusion_);
   auto head = cfg.at("head");
   nn::MLPOptions ho;

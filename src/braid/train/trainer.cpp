@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -116,7 +117,9 @@ TrainResult train(const RunOptions& ro) {
     BRAID_INPUT_CHECK(!mp.empty(), "no data: pass --data MANIFEST or set data.manifest in the recipe");
     manifest_path = ro.resume ? mp : resolve_relative(ro.recipe, mp);
   }
-  recipe.at("data").set_path("manifest", "\"" + manifest_path + "\"");
+  // stored absolute, so the run can be resumed or evaluated from any directory
+  manifest_path = std::filesystem::absolute(manifest_path).lexically_normal().string();
+  recipe.at("data").set_path("manifest", nlohmann::json(manifest_path).dump());
 
   const int threads = configure_threads(static_cast<int>(recipe.get<int64_t>("threads", 0)));
   const int64_t seed = recipe.get<int64_t>("seed", 0);

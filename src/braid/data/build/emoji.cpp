@@ -133,7 +133,11 @@ BuildReport build_emoji(const BuildOptions& opt) {
     std::string code = normalize_code(x.unified);
     auto ie = en.find(code);
     auto iz = zh.find(code);
-    if (ie == en.end() || iz == zh.end()) {
+    auto has_label = [](const json& o) {
+      auto l = o.find("label");
+      return l != o.end() && l->is_string() && !l->get<std::string>().empty();
+    };
+    if (ie == en.end() || iz == zh.end() || !has_label(ie->second) || !has_label(iz->second)) {
       dropped_label++;
       continue;
     }

@@ -1,0 +1,114 @@
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "braid/data/audio.h"
+#include "braid/data/image.h"
+
+namespace braid::test {
+
+namespace fs = std::filesystem;
+
+std::string temp_dir(const std::string& tag) {
+  static int counter = 0;
+  auto p = fs::temp_directory_path() / ("braid_test_" + tag + "_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(counter++));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
+
+std::string make_toy_dataset(const std::string& dir, const ToyOptions& o) {
+  static const char* words[] = {"red apple fruit", "blue ocean water", "green forest tree", "yellow sun light",
+                                "black night sky"};
+  std::mt19937 rng(o.seed);
+  std::normal_distribution<float> noise(0.f, 1.f);
+  fs::create_directories(dir + "/img");
+  fs::create_directories(dir + "/wav");
+  std::ofstream man(dir + "/manifest.jsonl");
+  for (int i = 0; i < o.n; ++i) {
+    int c = i % o.classes;
+    std::string id = "s" + std::to_string(i);
+    std::string split = i % 4 == 1 ? "val" : (i % 8 == 3 ? "test" : "train");
+    nlohmann::json j = {{"id", id}, {"split", split}, {"label", "class" + std::to_string(c)}};
+    if (o.image) {
+      const int S = 16;
+      std::vector<uint8_t> px(S * S * 3);
+      for (int y = 0; y < S; ++y)
+        for (int x = 0; x < S; ++x)
+          for (int ch = 0; ch < 3; ++ch) {
+            float base = (ch == c % 3) ? 200.f : 40.f;
+            if ((x / 4 + y / 4 + c) % 2) base *= 0.6f;
+            px[(y * S + x) * 3 + ch] = static_cast<uint8_t>(std::clamp(base + 20.f * noise(rng), 0.f, 255.f));
+          }
+      braid::data::write_png(dir + "/img/" + id + ".png", S, S, 3, px.data());
+      j["image"] = "img/" + id + ".png";
+    }
+    if (o.audio) {
+      const int rate = 8000, n = 2400 + 400 * (i % 3);
+      std::vector<float> w(n);
+      float f = 300.f + 250.f * c;
+      for (int t = 0; t < n; ++t) w[t] = 0.5f * std::sin(2 * M_PI * f * t / rate) + 0.05f * noise(rng);
+      braid::data::write_wav(dir + "/wav/" + id + ".wav", w, rate);
+      j["audio"] = "wav/" + id + ".wav";
+    }
+    if (o.text) j["text"] = {{"en", std::string(words[c % 5]) + (i % 2 ? " and more" : "")}, {"xx", "item " + id}};
+    if (o.series) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (int t = 0; t < 5 + i % 4; ++t) rows.push_back({std::sin(0.5 * t * (c + 1)), 0.1 * t + c});
+      j["series"] = rows;
+    }
+    man << j.dump() << "\n";
+  }
+  return dir + "/manifest.jsonl";
+}
+
+std::string q(const std::string& s) {
+  std::string r = "'";
+  for (char ch : s) r += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return r + "'";
+}
+
+RunResult run_braid(const std::string& args) {
+  static int counter = 0;
+  std::string base = fs::temp_directory_path() / ("braid_run_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::string cmd = std::string(BRAID_EXE) + " " + args + " >" + base + ".out 2>" + base + ".err </dev/null";
+  int st = std::system(cmd.c_str());
+  RunResult r;
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = read_file(base + ".out");
+  r.err = read_file(base + ".err");
+  fs::remove(base + ".out");
+  fs::remove(base + ".err");
+  return r;
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> v;
+  std::ifstream f(path);
+  for (std::string l; std::getline(f, l);)
+    if (!l.empty()) v.push_back(nlohmann::json::parse(l));
+  return v;
+}
+
+}  // namespace braid::test

@@ -1,0 +1,42 @@
+// Helpers shared by the tests: temp dirs, a small synthetic multimodal dataset, running the CLI.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace braid::test {
+
+// A fresh empty directory under the system temp dir (removed by the caller if wanted).
+std::string temp_dir(const std::string& tag);
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+
+// Writes `n` samples of `classes` classes: PNG images (class-coloured squares + noise), WAV
+// tones (class-dependent pitch), text (class words + filler), inline series. Splits: every 4th
+// sample val, every 8th (shifted) test, the rest train. Returns the manifest path.
+struct ToyOptions {
+  int n = 64;
+  int classes = 3;
+  bool image = true, audio = true, text = true, series = false;
+  int seed = 0;
+};
+std::string make_toy_dataset(const std::string& dir, const ToyOptions& opt = {});
+
+// Result of running the braid executable.
+struct RunResult {
+  int code = -1;        // exit code (128 + signal when killed)
+  std::string out, err;
+};
+// Runs BRAID_EXE with `args` (already shell-quoted where needed) and captures stdout/stderr.
+RunResult run_braid(const std::string& args);
+
+// Shell-quote one argument.
+std::string q(const std::string& s);
+
+// JSON lines of a file.
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
+
+}  // namespace braid::test

@@ -1,0 +1,201 @@
+// End-to-end training through the CLI: exact resume after kill -9 and after Ctrl-C.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "test_util.h"
+
+using namespace braid::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kRecipe = R"(
+task: classify
+seed: 3
+threads: 1
+data:
+  workers: 2
+  image: {size: 16}
+  audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 16}
+  text: {vocab: 40}
+model:
+  name: fusion_classifier
+  encoders:
+    image: {name: image_cnn, channels: [4, 8], dim: 16}
+    audio: {name: audio_cnn, channels: [4], dim: 16}
+    text: {name: text_bow, embed: 16, dim: 16, dropout: 0.2}
+  head: {hidden: [16], dropout: 0.3}
+train: {epochs: 4, batch_size: 4, lr: 0.01, warmup_steps: 3, checkpoint_every: 5, eval_every: 7}
+)";
+
+struct Dataset {
+  std::string dir, manifest, recipe;
+};
+
+Dataset dataset() {
+  Dataset d;
+  d.dir = temp_dir("train");
+  ToyOptions o;
+  o.n = 72;
+  d.manifest = make_toy_dataset(d.dir + "/data", o);
+  d.recipe = d.dir + "/recipe.yaml";
+  write_file(d.recipe, kRecipe);
+  return d;
+}
+
+std::string train_args(const Dataset& d, const std::string& run) {
+  return "train " + q(d.recipe) + " --data " + q(d.manifest) + " --out " + q(run);
+}
+
+// Launch braid in the background; returns its pid.
+pid_t spawn(const std::string& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = "exec " + std::string(BRAID_EXE) + " " + args + " >" + log + " 2>&1 </dev/null";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int64_t last_step(const std::string& metrics) {
+  int64_t s = 0;
+  std::ifstream f(metrics);
+  for (std::string l; std::getline(f, l);) {
+    try {
+      s = std::max<int64_t>(s, nlohmann::json::parse(l).value("step", int64_t{0}));
+    } catch (...) {
+    }
+  }
+  return s;
+}
+
+// Wait until the run has logged at least `step` steps and written a checkpoint.
+bool wait_for_step(pid_t pid, const std::string& run, int64_t step) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(run + "/checkpoints/last.pt") && last_step(run + "/metrics.jsonl") >= step) return true;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return false;  // finished (or died) too early
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
+  std::vector<std::pair<int64_t, double>> v;
+  for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
+    if (j.contains("loss") && !j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  return v;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  torch::serialize::InputArchive x, y;
+  x.load_from(a);
+  y.load_from(b);
+  auto keys = x.keys();
+  ASSERT_EQ(keys, y.keys());
+  ASSERT_FALSE(keys.empty());
+  for (const auto& k : keys) {
+    torch::Tensor tx, ty;
+    x.read(k, tx, true);
+    y.read(k, ty, true);
+    EXPECT_TRUE(torch::equal(tx, ty)) << "tensor " << k << " differs; max diff "
+                                      << (tx.to(torch::kDouble) - ty.to(torch::kDouble)).abs().max().item<double>();
+  }
+}
+
+}  // namespace
+
+TEST(Train, KillNineThenResumeEqualsUninterruptedRun) {
+  auto d = dataset();
+  const std::string ref = d.dir + "/ref", cut = d.dir + "/cut";
+  auto r = run_braid(train_args(d, ref));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto ref_losses = train_losses(ref);
+  ASSERT_GT(ref_losses.size(), 30u);
+
+  pid_t pid = spawn(train_args(d, cut), d.dir + "/cut.log");
+  ASSERT_TRUE(wait_for_step(pid, cut, 17)) << "the run ended before it could be killed: " << read_file(d.dir + "/cut.log");
+  kill(pid, SIGKILL);
+  int st;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFSIGNALED(st));
+  int64_t killed_at = last_step(cut + "/metrics.jsonl");
+  ASSERT_LT(killed_at, static_cast<int64_t>(ref_losses.size())) << "killed after the end";
+
+  auto res = run_braid(train_args(d, cut) + " --resume");
+  ASSERT_EQ(res.code, 0) << res.err;
+  EXPECT_NE(res.err.find("resuming"), std::string::npos) << res.err;
+  auto cut_losses = train_losses(cut);
+  ASSERT_EQ(cut_losses.size(), ref_losses.size());
+  for (size_t i = 0; i < ref_losses.size(); ++i) {
+    EXPECT_EQ(cut_losses[i].first, ref_losses[i].first);
+    EXPECT_EQ(cut_losses[i].second, ref_losses[i].second) << "step " << ref_losses[i].first << " (killed at "
+                                                           << killed_at << ")";
+  }
+  expect_same_weights(ref + "/model.pt", cut + "/model.pt");
+  expect_same_weights(ref + "/checkpoints/best.pt", cut + "/checkpoints/best.pt");
+}
+
+TEST(Train, InterruptWritesCheckpointAndExits130) {
+  auto d = dataset();
+  const std::string run = d.dir + "/int";
+  pid_t pid = spawn(train_args(d, run), d.dir + "/int.log");
+  ASSERT_TRUE(wait_for_step(pid, run, 8)) << read_file(d.dir + "/int.log");
+  kill(pid, SIGINT);
+  int st;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 130) << read_file(d.dir + "/int.log");
+  // no temp files left behind, and the checkpoint loads
+  for (const auto& e : fs::recursive_directory_iterator(run))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+  auto res = run_braid(train_args(d, run) + " --resume");
+  EXPECT_EQ(res.code, 0) << res.err;
+  EXPECT_TRUE(fs::exists(run + "/model.pt"));
+  // a finished run cannot be trained over by accident
+  auto again = run_braid(train_args(d, run));
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+}
+
+TEST(Train, EvalPrintsJsonAndUnimodalAndSeriesWork) {
+  auto d = dataset();
+  const std::string run = d.dir + "/uni";
+  auto r = run_braid(train_args(d, run) + " --set model.modalities=[text] --set train.epochs=2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto e = run_braid("eval " + q(run) + " --data " + q(d.manifest) + " --split test --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto last_nl = e.out.find_last_of('\n', e.out.size() - 2);
+  auto j = nlohmann::json::parse(e.out.substr(last_nl + 1));
+  EXPECT_EQ(j["n"].get<int64_t>(), 9);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+  EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+  EXPECT_TRUE(j.contains("macro_f1"));
+
+  // time series + regression on an unseen manifest shape
+  auto dir = temp_dir("series");
+  std::string m;
+  for (int i = 0; i < 40; ++i) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (int t = 0; t < 6 + i % 3; ++t) rows.push_back({std::sin(0.3 * t * (i % 4 + 1)), 0.1 * (i % 4)});
+    m += nlohmann::json({{"id", "x" + std::to_string(i)}, {"split", i % 5 == 0 ? "val" : "train"},
+                         {"target", {0.25 * (i % 4), 1.0 - 0.25 * (i % 4)}}, {"series", rows}}).dump() + "\n";
+  }
+  write_file(dir + "/m.jsonl", m);
+  write_file(dir + "/r.yaml", "task: regress\nthreads: 1\nmodel: {name: fusion_classifier, encoders: {series: {name: series_gru, hidden: 8, dim: 8}}, head: {hidden: [8]}}\ntrain: {epochs: 3, batch_size: 8, loss: ccc}\n");
+  auto rr = run_braid("train " + q(dir + "/r.yaml") + " --data " + q(dir + "/m.jsonl") + " --out " + q(dir + "/run"));
+  ASSERT_EQ(rr.code, 0) << rr.err;
+  auto re = run_braid("eval " + q(dir + "/run") + " --data " + q(dir + "/m.jsonl") + " --split val --json");
+  ASSERT_EQ(re.code, 0) << re.err;
+  EXPECT_NE(re.out.find("\"ccc\""), std::string::npos) << re.out;
+}
