@@ -23,8 +23,13 @@ import struct
 import wave
 import zlib
 
-import numpy as np
-import torch
+import sys
+
+try:
+    import numpy as np
+    import torch
+except ImportError as e:  # e.g. the pyenv python3 on PATH
+    sys.exit(f"make_goldens.py: {e}; run it with Debian's python: /usr/bin/python3 scripts/make_goldens.py")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden")

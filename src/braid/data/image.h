@@ -1,7 +1,8 @@
 // braid/data/image.h — image decoding and preprocessing (PNG, JPEG, BMP via stb_image).
 //
-// All functions treat the file as untrusted: a missing, truncated or non-image file is an
-// InputError "<path>: <what was expected>", never a crash.
+// All functions treat the file as untrusted: a missing, empty, truncated or non-image file is an
+// InputError "<path>: <what was expected>", never a crash. The format is recognised by its signature
+// (PNG, JPEG, BMP only), and images wider or taller than 16384 pixels are refused before decoding.
 #pragma once
 
 #include <torch/types.h>
@@ -19,7 +20,9 @@ struct ImageOptions {
   double background = 1.0;                            // alpha is composited over this grey level in [0,1]
 };
 
-// Decoded 8-bit RGB pixels, row-major HxWx3, alpha already composited over `background`.
+// Decoded 8-bit RGB pixels, row-major HxWx3, alpha already composited over `background`:
+// out = floor(rgb * a + background * 255 * (1 - a) + 0.5) with a = alpha / 255 (grey and 16-bit images are
+// converted to 8-bit RGBA by stb_image first). `name` labels the buffer in errors.
 struct RawImage {
   int64_t width = 0, height = 0;
   std::vector<uint8_t> rgb;

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -177,6 +181,12 @@ Batch Loader::make_batch(int64_t b) {
 }
 
 void Loader::worker_loop() {
+  // Decoding threads run their torch ops single-threaded: the training thread owns the cores,
+  // and nested OpenMP teams from every worker would oversubscribe them.
+  at::internal::lazy_init_num_threads();
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
   size_t me;
   {
     std::lock_guard<std::mutex> lk(mu_);
