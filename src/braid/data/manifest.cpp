@@ -20,6 +20,14 @@ bool SampleRecord::has(const std::string& m) const {
   return false;
 }
 
+const std::string* SampleRecord::text_view(const std::string& view) const {
+  if (text.empty()) return nullptr;
+  if (view.empty() || (text.size() == 1 && text[0].first.empty())) return &text.front().second;
+  for (const auto& [v, t] : text)
+    if (v == view) return &t;
+  return nullptr;
+}
+
 static const char* kKeys = "id, split, label, target, group, text, image, audio, series";
 
 static std::string type_name(const json& v) { return v.type_name(); }

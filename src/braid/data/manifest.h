@@ -36,6 +36,10 @@ struct SampleRecord {
   int64_t line = 0;                          // 1-based line in the manifest
 
   bool has(const std::string& modality) const;
+  // The text a model reads: the named `view`, or the first view when `view` is empty, or the
+  // plain string when the sample has one (a plain string is the only text there is).
+  // Null when the sample has no such text.
+  const std::string* text_view(const std::string& view) const;
   // "<manifest>:<line>" for error messages
   std::string where(const std::string& manifest) const { return manifest + ":" + std::to_string(line); }
 };

@@ -69,13 +69,6 @@ torch::Tensor Preprocessor::text(const std::string& s) const {
   return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
 }
 
-std::string Preprocessor::pick_text(const SampleRecord& s) const {
-  if (opt_.text.view.empty()) return s.text.front().second;
-  for (const auto& [view, t] : s.text)
-    if (view == opt_.text.view) return t;
-  return {};
-}
-
 static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o) {
   if (o.max_steps > 0 && x.size(0) > o.max_steps) x = x.slice(0, 0, o.max_steps);
   if (o.normalize) {
@@ -97,9 +90,9 @@ SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& ma
       } else if (m == "audio") {
         out.mods[m] = audio(s.audio);
       } else if (m == "text") {
-        std::string t = pick_text(s);
-        if (!opt_.text.view.empty() && t.empty()) continue;  // this sample lacks the requested view
-        out.mods[m] = text(t);
+        const std::string* t = s.text_view(opt_.text.view);
+        if (!t) continue;  // this sample lacks the requested view
+        out.mods[m] = text(*t);
       } else if (m == "series") {
         auto x = s.series_path.empty() ? series_from_json(s.series_inline, at + ": series") : load_series_file(s.series_path);
         out.mods[m] = normalize_series(x, opt_.series);

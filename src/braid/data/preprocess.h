@@ -56,7 +56,6 @@ class Preprocessor {
   const PreprocessOptions& options() const { return opt_; }
 
  private:
-  std::string pick_text(const SampleRecord& s) const;
   PreprocessOptions opt_;
   std::vector<std::string> modalities_;
   std::shared_ptr<const Tokenizer> tok_;

@@ -118,6 +118,15 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
 
   make_dirs(run_dir);
   auto popt = data::PreprocessOptions::from_config(d);
+  auto views = manifest.text_views();
+  if (!popt.text.view.empty() && !views.empty() &&
+      std::find(views.begin(), views.end(), popt.text.view) == views.end()) {
+    // a recipe written for another dataset: read each sample's first view rather than no text at all
+    spdlog::warn("text view '{}' (data.text.view) is not in {}; using each sample's first text view", popt.text.view,
+                 manifest.path());
+    d.at("text").set_path("view", "\"\"");
+    popt.text.view.clear();
+  }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end()) {
     const std::string tok_path = run_dir + "/tokenizer.model";
     if (!popt.text.tokenizer.empty()) {
@@ -125,14 +134,10 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
       auto t = data::Tokenizer::load(src);
       atomic_write_text(tok_path, read_text_file(src));
     } else {
-      // the corpus is the text the model reads: the recipe's view (or each sample's first view)
+      // the corpus is the text the model reads
       std::vector<std::string> corpus;
       for (auto i : train_idx)
-        for (const auto& [view, t] : manifest.samples()[i].text)
-          if (popt.text.view.empty() ? &t == &manifest.samples()[i].text.front().second : view == popt.text.view) {
-            corpus.push_back(t);
-            break;
-          }
+        if (const std::string* t = manifest.samples()[i].text_view(popt.text.view)) corpus.push_back(*t);
       BRAID_INPUT_CHECK(!corpus.empty(), "{}: no train sample has text view '{}' (data.text.view)", manifest.path(),
                         popt.text.view);
       spdlog::info("training a {}-piece tokenizer on {} texts of the train split", popt.text.vocab, corpus.size());
