@@ -16,6 +16,7 @@ void add_data_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>&
 void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 
 // Print a metrics table for humans (stdout) — shared by eval and quickstart.

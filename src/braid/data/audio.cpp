@@ -251,7 +251,7 @@ torch::Tensor log_mel(const torch::Tensor& wave, const AudioOptions& opt) {
   return torch::log(mel + 1e-6).contiguous();
 }
 
-torch::Tensor load_audio(const std::string& path, const AudioOptions& opt) {
+std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt) {
   BRAID_INPUT_CHECK(opt.sample_rate >= 1 && opt.sample_rate <= kMaxRate, "{}: target sample rate {} out of range",
                     path, opt.sample_rate);
   BRAID_INPUT_CHECK(std::isfinite(opt.max_seconds) && opt.max_seconds >= 0.0,
@@ -262,6 +262,11 @@ torch::Tensor load_audio(const std::string& path, const AudioOptions& opt) {
     const double keep = std::floor(opt.max_seconds * double(opt.sample_rate));
     if (keep < double(s.size())) s.resize(size_t(std::max(1.0, keep)));
   }
+  return s;
+}
+
+torch::Tensor load_audio(const std::string& path, const AudioOptions& opt) {
+  std::vector<float> s = load_waveform(path, opt);
   auto wave = torch::from_blob(s.data(), {int64_t(s.size())}, torch::kFloat32);
   return log_mel(wave, opt);
 }

@@ -41,7 +41,10 @@ torch::Tensor mel_filterbank(int64_t n_freqs, int64_t n_mels, int64_t sample_rat
 // f_max = 0 means sample_rate / 2. `wave` is a 1-D tensor.
 torch::Tensor log_mel(const torch::Tensor& wave, const AudioOptions& opt);
 
-// decode -> mono -> resample -> crop -> log-mel: [n_mels, frames] float32.
+// decode -> mono -> resample to opt.sample_rate -> crop to opt.max_seconds.
+std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt);
+
+// load_waveform -> log-mel: [n_mels, frames] float32.
 torch::Tensor load_audio(const std::string& path, const AudioOptions& opt);
 
 // Write mono float samples as 16-bit PCM WAV (used by dataset builders and tests).

@@ -1,8 +1,12 @@
 #include "braid/data/preprocess.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <random>
+
 #include "braid/core/error.h"
+#include "braid/core/runtime.h"
 #include "braid/data/series.h"
 
 namespace braid::data {
@@ -50,10 +54,29 @@ Preprocessor::Preprocessor(PreprocessOptions opt, std::vector<std::string> modal
                            std::shared_ptr<const Tokenizer> tok)
     : opt_(std::move(opt)), modalities_(std::move(modalities)), tok_(std::move(tok)) {}
 
-torch::Tensor Preprocessor::image(const std::string& path) const { return load_image(path, opt_.image); }
+bool Preprocessor::noisy(const char* modality) const { return opt_.noise.level > 0 && opt_.noise.modality == modality; }
 
-torch::Tensor Preprocessor::audio(const std::string& path) const {
-  auto m = load_audio(path, opt_.audio);  // [n_mels, T]
+torch::Tensor Preprocessor::image(const std::string& path, uint64_t rng_seed) const {
+  if (!noisy("image")) return load_image(path, opt_.image);
+  auto x = resize_image(decode_image_file(path, opt_.image.background), opt_.image.size, opt_.image.size);
+  auto gen = at::detail::createCPUGenerator(rng_seed);
+  auto sigma = x.std();
+  x = (x + opt_.noise.level * sigma * at::randn(x.sizes(), gen)).clamp(0.0, 1.0);
+  return normalize_image(x, opt_.image);
+}
+
+torch::Tensor Preprocessor::audio(const std::string& path, uint64_t rng_seed) const {
+  torch::Tensor m;
+  if (!noisy("audio")) {
+    m = load_audio(path, opt_.audio);
+  } else {
+    auto s = load_waveform(path, opt_.audio);
+    auto wave = torch::from_blob(s.data(), {static_cast<int64_t>(s.size())}, torch::kFloat32).clone();
+    auto gen = at::detail::createCPUGenerator(rng_seed);
+    auto rms = wave.pow(2).mean().sqrt();
+    wave = wave + opt_.noise.level * rms * at::randn(wave.sizes(), gen);
+    m = log_mel(wave, opt_.audio);
+  }
   if (opt_.audio_normalize) {
     auto mean = m.mean();
     auto std = m.std(/*unbiased=*/false).clamp_min(1e-3);
@@ -62,19 +85,36 @@ torch::Tensor Preprocessor::audio(const std::string& path) const {
   return m;
 }
 
-torch::Tensor Preprocessor::text(const std::string& s) const {
+torch::Tensor Preprocessor::text(const std::string& s, uint64_t rng_seed) const {
   BRAID_INPUT_CHECK(tok_ != nullptr, "text given but no tokenizer is loaded");
   auto ids = tok_->encode(s, static_cast<int>(opt_.text.max_tokens));
+  if (noisy("text")) {
+    std::mt19937_64 rng(rng_seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    const int vocab = tok_->vocab_size();
+    std::vector<int> kept;
+    for (int id : ids) {
+      double r = u(rng);
+      if (r < opt_.noise.level / 2) continue;                                                   // drop
+      if (r < opt_.noise.level && vocab > 4) id = 4 + static_cast<int>(rng() % (vocab - 4));   // substitute
+      kept.push_back(id);
+    }
+    ids = kept;
+  }
   if (ids.empty()) ids.push_back(1);  // an empty text is one unknown token, so it is still "present"
   return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong);
 }
 
-static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o) {
+static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o, const Noise& noise, uint64_t seed) {
   if (o.max_steps > 0 && x.size(0) > o.max_steps) x = x.slice(0, 0, o.max_steps);
   if (o.normalize) {
     auto mean = x.mean(0, true);
     auto std = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
     x = (x - mean) / std;
+  }
+  if (noise.level > 0 && noise.modality == "series") {
+    auto gen = at::detail::createCPUGenerator(seed);
+    x = x + noise.level * x.std(0, /*unbiased=*/false, true) * at::randn(x.sizes(), gen);
   }
   return x.contiguous();
 }
@@ -82,20 +122,21 @@ static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o) {
 SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& manifest_path) const {
   SampleTensors out;
   const std::string at = s.where(manifest_path);
+  const uint64_t seed = mix_seed(opt_.noise.seed, static_cast<uint64_t>(s.line), 0x5eed);
   for (const auto& m : modalities_) {
     if (!s.has(m)) continue;
     try {
       if (m == "image") {
-        out.mods[m] = image(s.image);
+        out.mods[m] = image(s.image, seed);
       } else if (m == "audio") {
-        out.mods[m] = audio(s.audio);
+        out.mods[m] = audio(s.audio, seed);
       } else if (m == "text") {
         const std::string* t = s.text_view(opt_.text.view);
         if (!t) continue;  // this sample lacks the requested view
-        out.mods[m] = text(*t);
+        out.mods[m] = text(*t, seed);
       } else if (m == "series") {
         auto x = s.series_path.empty() ? series_from_json(s.series_inline, at + ": series") : load_series_file(s.series_path);
-        out.mods[m] = normalize_series(x, opt_.series);
+        out.mods[m] = normalize_series(x, opt_.series, opt_.noise, seed);
       }
     } catch (const InputError& e) {
       throw InputError(at + ": " + e.what());

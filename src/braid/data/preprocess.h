@@ -29,12 +29,25 @@ struct SeriesOptions {
   bool normalize = true;     // per-series, per-channel z-score
 };
 
+// Test-time corruption of one modality (robustness sweeps). Deterministic per sample: the noise
+// of a sample depends only on `seed` and the sample's manifest line.
+//   image: x + level·σ_x·N(0,1) on the [0,1] image, clamped to [0,1] (σ_x: the image's own std)
+//   audio: waveform x + level·rms(x)·N(0,1) — additive noise, never zeroing samples
+//   text:  each token dropped (p = level/2) or replaced by a random token (p = level/2)
+//   series: x + level·σ·N(0,1) per channel on the normalized frames
+struct Noise {
+  std::string modality;  // "" = none
+  double level = 0.0;    // ε in [0, 1]
+  uint64_t seed = 0;
+};
+
 struct PreprocessOptions {
   ImageOptions image;
   AudioOptions audio;
   bool audio_normalize = true;  // per-utterance mean/variance normalization of the log-mel
   TextOptions text;
   SeriesOptions series;
+  Noise noise;  // not read from recipes; set by robustness evaluations
 
   static PreprocessOptions from_config(const Config& data_cfg);
 };
@@ -48,14 +61,16 @@ class Preprocessor {
   SampleTensors process(const SampleRecord& s, const std::string& manifest_path) const;
 
   // The pieces, usable on their own (search queries, the server).
-  torch::Tensor image(const std::string& path) const;
-  torch::Tensor audio(const std::string& path) const;
-  torch::Tensor text(const std::string& s) const;
+  // `rng_seed` drives the optional noise (ignored without it).
+  torch::Tensor image(const std::string& path, uint64_t rng_seed = 0) const;
+  torch::Tensor audio(const std::string& path, uint64_t rng_seed = 0) const;
+  torch::Tensor text(const std::string& s, uint64_t rng_seed = 0) const;
 
   const std::vector<std::string>& modalities() const { return modalities_; }
   const PreprocessOptions& options() const { return opt_; }
 
  private:
+  bool noisy(const char* modality) const;
   PreprocessOptions opt_;
   std::vector<std::string> modalities_;
   std::shared_ptr<const Tokenizer> tok_;

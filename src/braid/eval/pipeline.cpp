@@ -10,6 +10,7 @@
 #include "braid/core/runtime.h"
 #include "braid/data/series.h"
 #include "braid/eval/metrics.h"
+#include "braid/eval/robustness.h"
 
 namespace braid::eval {
 
@@ -64,6 +65,7 @@ static void build(Pipeline& p) {
   models::ModelContext ctx;
   ctx.modalities = p.modalities;
   ctx.outputs = p.outputs;
+  ctx.classify = p.task == Task::Classify;
   for (const auto& m : p.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -197,7 +199,8 @@ Pipeline open_pipeline(const std::string& run_dir) {
   return p;
 }
 
-nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label) {
+nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
+                        const std::vector<std::string>& drop) {
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
   p.model->eval();
@@ -207,6 +210,7 @@ nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& la
   int64_t done = 0;
   while (auto b = loader.next()) {
     check_interrupt();
+    if (!drop.empty()) drop_modalities(*b, drop);
     auto batch = b->to(p.device);
     outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
     truth.push_back(p.task == Task::Classify ? b->labels : b->targets);

@@ -54,6 +54,8 @@ Pipeline open_pipeline(const std::string& run_dir);
 torch::Device parse_device(const std::string& s);
 
 // Run the model over a loader and score it (classification or regression metrics).
-nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label = "eval");
+// `drop`: modalities masked out of every batch (the missing-modality condition).
+nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label = "eval",
+                        const std::vector<std::string>& drop = {});
 
 }  // namespace braid::eval

@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include "braid/objectives/supervised.h"
+
 namespace braid::models {
 
 FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext& ctx) : modalities_(ctx.modalities) {
+  classify_ = ctx.classify;
   auto enc_cfg = cfg.at("encoders");
   nn::FusionContext fctx;
   for (const auto& m : modalities_) {
@@ -19,33 +22,99 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
   // encoders for modalities this model does not read are allowed (unimodal runs of a shared recipe)
   for (const auto& k : enc_cfg.keys())
     if (std::find(modalities_.begin(), modalities_.end(), k) == modalities_.end()) enc_cfg.mark_subtree(k);
-  auto fcfg = cfg.at("fusion");
-  fusion_ = nn::fusion_registry().make_named(fcfg.get<std::string>("name", "concat"), fcfg, fctx);
-  register_module("fusion", fusion_);
+
   auto head = cfg.at("head");
   nn::MLPOptions ho;
-  ho.in = fusion_->out_dim();
   ho.hidden = head.get<std::vector<int64_t>>("hidden", {128});
   ho.dropout = head.get<double>("dropout", 0.2);
   ho.out = ctx.outputs;
-  head_ = register_module("head", nn::MLP(ho));
+  modality_dropout_ = cfg.get<double>("modality_dropout", 0.0);
+  aux_weight_ = cfg.get<double>("aux_heads", 0.0);
+  BRAID_INPUT_CHECK(modality_dropout_ >= 0 && modality_dropout_ < 1, "{}: recipe key '{}' must be in [0, 1)", cfg.origin(),
+                    cfg.full("modality_dropout"));
+  BRAID_INPUT_CHECK(aux_weight_ >= 0, "{}: recipe key '{}' must be >= 0", cfg.origin(), cfg.full("aux_heads"));
+
+  auto fcfg = cfg.at("fusion");
+  const std::string fname = fcfg.get<std::string>("name", "concat");
+  if (fname == "late_mean") late_ = Late::Mean;
+  else if (fname == "late_weighted") late_ = Late::Weighted;
+  else if (fname == "late_poe") late_ = Late::Poe;
+  if (late_ != Late::None || aux_weight_ > 0) {
+    modality_heads_ = register_module("modality_heads", torch::nn::ModuleList());
+    for (size_t i = 0; i < modalities_.size(); ++i) {
+      auto o = ho;
+      o.in = fctx.dims[i];
+      modality_heads_->push_back(nn::MLP(o));
+    }
+  }
+  if (late_ == Late::Weighted)
+    late_weights_ = register_parameter("late_weights", torch::zeros({static_cast<int64_t>(modalities_.size())}));
+  if (late_ == Late::None) {
+    fusion_ = nn::fusion_registry().make_named(fname, fcfg, fctx);
+    register_module("fusion", fusion_);
+    ho.in = fusion_->out_dim();
+    head_ = register_module("head", nn::MLP(ho));
+  }
 }
 
-std::vector<torch::Tensor> FusionClassifierImpl::encode(const data::Batch& batch) {
-  std::vector<torch::Tensor> feats;
+std::vector<torch::Tensor> FusionClassifierImpl::encode(const data::Batch& batch, torch::Tensor* present) {
+  std::vector<torch::Tensor> feats, pres;
   for (size_t i = 0; i < modalities_.size(); ++i) {
     auto it = batch.mods.find(modalities_[i]);
     TORCH_CHECK(it != batch.mods.end(), "batch has no '", modalities_[i], "' entry");
     feats.push_back(encoders_[i]->forward(it->second));
+    pres.push_back(it->second.present);
   }
+  if (present) *present = torch::stack(pres, 1).to(feats[0].dtype());  // [B, M]
   return feats;
 }
 
+torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present) {
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < feats.size(); ++i) outs.push_back(modality_heads_[i]->as<nn::MLP>()->forward(feats[i]));
+  auto o = torch::stack(outs, 1);                      // [B, M, K]
+  auto mask = present.unsqueeze(-1);                   // [B, M, 1]
+  auto count = present.sum(1, true).clamp_min(1);      // [B, 1]
+  if (!classify_) {
+    // regression experts: the mean of the present experts' outputs
+    return (o * mask).sum(1) / count;
+  }
+  auto logp = torch::log_softmax(o, -1);
+  if (late_ == Late::Poe) return (logp * mask).sum(1);  // product of experts, renormalized by the loss
+  torch::Tensor w;                                      // [B, M] weights over present experts
+  if (late_ == Late::Weighted) {
+    auto logits = late_weights_.unsqueeze(0).expand_as(present).masked_fill(present.eq(0), -1e9);
+    w = torch::softmax(logits, 1);
+  } else {
+    w = present / count;
+  }
+  // log of the weighted mean of probabilities, computed stably
+  return torch::logsumexp(logp + torch::log(w.clamp_min(1e-30)).unsqueeze(-1), 1);
+}
+
 torch::Tensor FusionClassifierImpl::forward(const data::Batch& batch) {
-  auto feats = encode(batch);
-  std::vector<torch::Tensor> pres;
-  for (const auto& m : modalities_) pres.push_back(batch.mods.at(m).present);
-  auto present = torch::stack(pres, 1).to(feats[0].dtype());  // [B, M]
+  torch::Tensor present;
+  auto feats = encode(batch, &present);
+  if (is_training() && modality_dropout_ > 0 && modalities_.size() > 1) {
+    // hide each present modality with probability p, keeping at least one per sample
+    auto keep = (torch::rand_like(present) >= modality_dropout_).to(present.dtype()) * present;
+    auto none_left = keep.sum(1, true).eq(0);
+    keep = torch::where(none_left, present, keep);
+    for (size_t i = 0; i < feats.size(); ++i) feats[i] = feats[i] * keep.select(1, i).unsqueeze(1);
+    present = keep;
+  }
+  aux_loss_ = torch::Tensor();
+  if (is_training() && aux_weight_ > 0 && classify_ && batch.labels.defined()) {
+    torch::Tensor aux = torch::zeros({}, feats[0].options());
+    for (size_t i = 0; i < feats.size(); ++i) {
+      auto rows = present.select(1, i).nonzero().squeeze(1);
+      if (rows.numel() == 0) continue;
+      auto logits = modality_heads_[i]->as<nn::MLP>()->forward(feats[i].index_select(0, rows));
+      aux = aux + objectives::cross_entropy(logits, batch.labels.index_select(0, rows));
+    }
+    aux_loss_ = aux_weight_ * aux;
+  }
+  if (late_ != Late::None) return combine_late(feats, present);
   return head_->forward(fusion_->forward(feats, present));
 }
 

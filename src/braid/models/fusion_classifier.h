@@ -1,13 +1,24 @@
-// braid/models/fusion_classifier.h — one encoder per modality, a fusion, and an MLP head.
+// braid/models/fusion_classifier.h — one encoder per modality, a fusion, and a task head.
 //
 // With one modality it is a unimodal model; with several, a fused one. The recipe names the
 // encoders per modality, the fusion and the head:
 //   model: {name: fusion_classifier, modalities: [image, text],
 //           encoders: {image: {name: image_cnn}, text: {name: text_bow}},
-//           fusion: {name: concat}, head: {hidden: [128], dropout: 0.2}}
+//           fusion: {name: concat}, head: {hidden: [128], dropout: 0.2},
+//           modality_dropout: 0.0, aux_heads: 0.0}
+//
+// Feature-level fusions (nn/fusion.h registry) combine the encoder vectors before one head.
+// Decision-level fusions — fusion names `late_mean`, `late_weighted`, `late_poe` — give each
+// modality its own head and combine the predictions: the mean of the class probabilities,
+// a learned softmax-weighted mean of them, or a product of experts (sum of log-probabilities;
+// for regression the mean of the per-modality outputs). An absent modality's expert is dropped.
+//
+// Robust training: `modality_dropout` p hides each present modality of a training sample with
+// probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
+// cross-entropy, weighted by λ, joins the training loss (classification).
 #pragma once
 
-#include <torch/nn/modules/container/moduledict.h>
+#include <torch/nn/modules/container/modulelist.h>
 
 #include "braid/core/config.h"
 #include "braid/models/model.h"
@@ -20,15 +31,24 @@ class FusionClassifierImpl : public ModelImpl {
  public:
   FusionClassifierImpl(const Config& cfg, const ModelContext& ctx);
   torch::Tensor forward(const data::Batch& batch) override;
-  // Per-modality features before fusion, in `modalities()` order.
-  std::vector<torch::Tensor> encode(const data::Batch& batch);
+  torch::Tensor auxiliary_loss() override { return aux_loss_; }
+  // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
+  std::vector<torch::Tensor> encode(const data::Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
 
  private:
+  enum class Late { None, Mean, Weighted, Poe };
+  torch::Tensor combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present);
   std::vector<std::string> modalities_;
   std::vector<nn::EncoderPtr> encoders_;
   nn::FusionPtr fusion_;
   nn::MLP head_{nullptr};
+  torch::nn::ModuleList modality_heads_{nullptr};  // late fusion experts or auxiliary heads
+  torch::Tensor late_weights_;                     // learned logits of late_weighted
+  Late late_ = Late::None;
+  bool classify_ = true;
+  double modality_dropout_ = 0.0, aux_weight_ = 0.0;
+  torch::Tensor aux_loss_;
 };
 
 }  // namespace braid::models

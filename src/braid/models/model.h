@@ -21,11 +21,15 @@ struct ModelContext {
   std::vector<std::string> modalities;                 // inputs the model reads
   std::map<std::string, nn::EncoderContext> encoders;  // per-modality data facts
   int64_t outputs = 0;                                 // classes, or regression dimensions
+  bool classify = true;                                // task: classification (else regression)
 };
 
 class ModelImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const data::Batch& batch) = 0;
+  // Extra training loss of the last forward (translation, auxiliary heads, ...), added by the
+  // trainer to the task loss; undefined when the model has none.
+  virtual torch::Tensor auxiliary_loss() { return {}; }
 };
 
 using ModelPtr = std::shared_ptr<ModelImpl>;

@@ -218,6 +218,7 @@ TrainResult train(const RunOptions& ro) {
       } else {
         loss = to.loss == "ccc" ? objectives::ccc_loss(out, batch.targets) : torch::mse_loss(out, batch.targets);
       }
+      if (auto aux = model.auxiliary_loss(); aux.defined()) loss = loss + aux;
       double lv = loss.item<double>();
       if (!std::isfinite(lv))
         throw std::runtime_error(fmt::format("training diverged: loss is {} at step {}; the last checkpoint is kept "

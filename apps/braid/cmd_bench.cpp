@@ -1,0 +1,84 @@
+// braid bench speed | bench fusion
+#include <fmt/format.h>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "braid/train/fusion_bench.h"
+#include "braid/train/speed.h"
+#include "commands.h"
+
+namespace braid::cli {
+
+struct SpeedArgs {
+  train::RunOptions run;
+  train::SpeedOptions speed;
+  bool json = false;
+};
+
+struct FusionArgs {
+  train::FusionBenchOptions o;
+  std::string methods = "all";
+};
+
+void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
+  auto* bench = app.add_subcommand("bench", "benchmarks (speed on one batch; fusion methods side by side)");
+  bench->require_subcommand(1);
+
+  auto f = std::make_shared<FusionArgs>();
+  f->o.recipe = "recipes/emoji_fusion_bench.yaml";
+  auto* fu = bench->add_subcommand("fusion", "train every fusion method and unimodal baseline over seeds; score "
+                                             "accuracy, noise and missing-modality robustness, and cost");
+  fu->add_option("--recipe", f->o.recipe, "base recipe (a fusion_classifier)")->capture_default_str();
+  fu->add_option("--data", f->o.data, "manifest JSONL")->required();
+  fu->add_option("--methods", f->methods, "all, or a comma list of fusion names (concat, tfn, ...), late_mean, "
+                                          "late_weighted, late_poe, uni:<modality>")->capture_default_str();
+  fu->add_option("--seeds", f->o.seeds, "seeds per method")->capture_default_str();
+  fu->add_option("--out", f->o.out, "results folder (results.json, results.md, noise_*.svg, runs/)")->required();
+  fu->add_option("--threads", f->o.threads, "threads per run (0 = all cores)")->capture_default_str();
+  fu->add_option("--split", f->o.split, "evaluation split")->capture_default_str();
+  fu->add_option("--set", f->o.sets, "recipe override for every run: key.path=value (repeatable)");
+  out.emplace_back(fu, [f] {
+    f->o.methods.clear();
+    std::string cur;
+    for (char c : f->methods + ",") {
+      if (c == ',') {
+        if (!cur.empty()) f->o.methods.push_back(cur);
+        cur.clear();
+      } else if (c != ' ') {
+        cur += c;
+      }
+    }
+    auto r = train::run_fusion_bench(f->o);
+    fmt::print("{}", read_text_file(f->o.out + "/results.md"));
+    return 0;
+  });
+
+  auto a = std::make_shared<SpeedArgs>();
+  auto* sp = bench->add_subcommand("speed", "time training steps and inference of a recipe's model on its first "
+                                            "train batch (for comparison with a PyTorch peer)");
+  sp->add_option("recipe", a->run.recipe, "recipe YAML")->required();
+  sp->add_option("--data", a->run.data, "manifest JSONL (default: the recipe's data.manifest)");
+  sp->add_option("--set", a->run.sets, "override a recipe value: key.path=value (repeatable)");
+  sp->add_option("--threads", a->run.threads, "intra-op threads (default: the recipe's `threads`; 0 = all cores)");
+  sp->add_option("--device", a->run.device, "cpu, cuda or cuda:N");
+  sp->add_option("--steps", a->speed.steps, "timed steps per repeat")->capture_default_str();
+  sp->add_option("--warmup", a->speed.warmup, "untimed warm-up steps")->capture_default_str();
+  sp->add_option("--repeats", a->speed.repeats, "repeats; the median is reported")->capture_default_str();
+  sp->add_option("--dump", a->speed.dump_dir, "write the batch (.npy) and model.json here for a peer");
+  sp->add_flag("--json", a->json, "print one JSON line");
+  out.emplace_back(sp, [a] {
+    auto r = train::measure_speed(a->run, a->speed);
+    if (a->json) {
+      fmt::print("{}\n", r.dump());
+    } else {
+      fmt::print("train steps/s        {:.2f}\n", r["train_steps_per_s"].get<double>());
+      fmt::print("infer samples/s (B)  {:.1f}  (B = {})\n", r["infer_samples_per_s_b64"].get<double>(),
+                 r["batch_size"].get<int64_t>());
+      fmt::print("infer samples/s (1)  {:.1f}\n", r["infer_samples_per_s_b1"].get<double>());
+      fmt::print("parameters {}  threads {}\n", r["parameters"].get<int64_t>(), r["threads"].get<int>());
+    }
+    return 0;
+  });
+}
+
+}  // namespace braid::cli

@@ -1,0 +1,364 @@
+#include "braid/train/fusion_bench.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "braid/core/process.h"
+#include "braid/core/runtime.h"
+#include "braid/eval/plot.h"
+#include "braid/eval/robustness.h"
+#include "braid/nn/fusion.h"
+#include "braid/train/checkpoint.h"
+
+namespace braid::train {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<std::string> all_fusion_methods(const std::vector<std::string>& modalities) {
+  std::vector<std::string> m;
+  for (const auto& mod : modalities) m.push_back("uni:" + mod);
+  for (const auto& n : nn::fusion_registry().names()) m.push_back(n);
+  for (const char* l : {"late_mean", "late_weighted", "late_poe"}) m.push_back(l);
+  return m;
+}
+
+namespace {
+
+struct Stat {
+  double mean = 0, std = 0;
+};
+Stat stat(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(s.std / (v.size() - 1)) : 0.0;
+  return s;
+}
+
+std::string last_line_of(const std::string& path) {
+  std::ifstream f(path);
+  std::string line, last;
+  while (std::getline(f, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+std::string dir_name(const std::string& method) {
+  std::string d = method;
+  for (char& c : d)
+    if (c == ':') c = '_';
+  return d;
+}
+
+// The test split as batches, for every modality the data has, with the reference preprocessing.
+std::vector<data::Batch> make_batches(std::shared_ptr<const data::Manifest> m, const eval::Pipeline& ref,
+                                      const std::vector<std::string>& modalities, const data::Noise& noise,
+                                      const std::string& split) {
+  auto opt = ref.pre->options();
+  opt.noise = noise;
+  auto pre = std::make_shared<data::Preprocessor>(opt, modalities, ref.tokenizer);
+  auto lo = ref.loader_options(false);
+  lo.cache = false;
+  data::Loader loader(m, m->split_indices(split), pre, lo, ref.targets(), ref.classes);
+  loader.start_epoch(0);
+  std::vector<data::Batch> out;
+  while (auto b = loader.next()) out.push_back(std::move(*b));
+  return out;
+}
+
+double latency_ms(eval::Pipeline& p, const data::Batch& b, int reps) {
+  torch::NoGradGuard ng;
+  p.model->eval();
+  auto batch = b.to(p.device);
+  p.model->forward(batch);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    p.model->forward(batch);
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2] / b.size();
+}
+
+data::Batch first_rows(const data::Batch& b, int64_t n) {
+  data::Batch s;
+  n = std::min(n, b.size());
+  s.index.assign(b.index.begin(), b.index.begin() + n);
+  for (const auto& [k, mb] : b.mods)
+    s.mods[k] = {mb.data.defined() ? mb.data.slice(0, 0, n) : mb.data, mb.lengths.slice(0, 0, n), mb.present.slice(0, 0, n)};
+  if (b.labels.defined()) s.labels = b.labels.slice(0, 0, n);
+  if (b.targets.defined()) s.targets = b.targets.slice(0, 0, n);
+  return s;
+}
+
+}  // namespace
+
+json run_fusion_bench(const FusionBenchOptions& o) {
+  BRAID_INPUT_CHECK(o.seeds >= 1, "--seeds must be at least 1");
+  BRAID_INPUT_CHECK(!o.out.empty(), "--out: a results folder is required");
+  const int threads = configure_threads(o.threads);
+  auto manifest = std::make_shared<data::Manifest>(data::Manifest::load(o.data));
+  std::vector<std::string> mods;
+  for (const auto& m : data::all_modalities())
+    for (auto i : manifest->split_indices("train"))
+      if (manifest->samples()[i].has(m)) {
+        mods.push_back(m);
+        break;
+      }
+  std::vector<std::string> methods;
+  for (const auto& m : o.methods) {
+    if (m == "all") {
+      auto a = all_fusion_methods(mods);
+      methods.insert(methods.end(), a.begin(), a.end());
+    } else {
+      methods.push_back(m);
+    }
+  }
+  BRAID_INPUT_CHECK(!methods.empty(), "--methods: nothing to run");
+  for (const auto& m : methods) {
+    bool ok = m.rfind("uni:", 0) == 0 ? std::find(mods.begin(), mods.end(), m.substr(4)) != mods.end()
+                                      : nn::fusion_registry().contains(m) || m.rfind("late_", 0) == 0;
+    BRAID_INPUT_CHECK(ok, "--methods: unknown method '{}' (known: {})", m, fmt::join(all_fusion_methods(mods), ", "));
+  }
+  make_dirs(o.out + "/runs");
+
+  // 1. training runs, each a child process
+  const std::string exe = self_exe();
+  json runs = json::array();
+  const int64_t total = static_cast<int64_t>(methods.size()) * o.seeds;
+  int64_t done = 0;
+  for (const auto& method : methods)
+    for (int seed = 0; seed < o.seeds; ++seed) {
+      const std::string run = o.out + "/runs/" + dir_name(method) + "/seed" + std::to_string(seed);
+      json r = {{"method", method}, {"seed", seed}, {"run", run}};
+      if (!(file_exists(run + "/summary.json") && file_exists(run + "/cost.json"))) {
+        std::vector<std::string> argv = {exe, "train", o.recipe, "--data", o.data, "--out", run,
+                                         "--seed", std::to_string(seed), "--threads", std::to_string(threads)};
+        if (file_exists(run + "/checkpoints/last.pt")) {
+          argv.push_back("--resume");
+        } else {
+          fs::remove_all(run);
+          for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
+          if (method.rfind("uni:", 0) == 0)
+            argv.insert(argv.end(), {"--set", "model.modalities=[" + method.substr(4) + "]"});
+          else
+            argv.insert(argv.end(), {"--set", "model.fusion.name=" + method});
+        }
+        make_dirs(fs::path(run).parent_path().string());
+        spdlog::info("[{}/{}] training {} seed {}", done + 1, total, method, seed);
+        auto pr = run_process(argv, run + ".log");
+        if (pr.exit_code != 0) {
+          r["error"] = last_line_of(run + ".log");
+          spdlog::warn("{} seed {} failed (exit {}): {}", method, seed, pr.exit_code, r["error"].get<std::string>());
+          runs.push_back(r);
+          ++done;
+          continue;
+        }
+        atomic_write_text(run + "/cost.json", json{{"seconds", pr.seconds}, {"max_rss_kb", pr.max_rss_kb}}.dump() + "\n");
+      }
+      ++done;
+      runs.push_back(r);
+    }
+
+  // 2. test sets: clean, and each modality with noise at every level (built once, shared)
+  const std::string ref_run = [&] {
+    for (const auto& r : runs)
+      if (!r.contains("error") && r["method"].get<std::string>().rfind("uni:", 0) != 0) return r["run"].get<std::string>();
+    for (const auto& r : runs)
+      if (!r.contains("error")) return r["run"].get<std::string>();
+    input_error("bench fusion: every training run failed; see the .log files in {}/runs", o.out);
+  }();
+  auto ref = eval::open_pipeline(ref_run);
+  std::string ref_tok = file_exists(ref_run + "/tokenizer.model") ? read_text_file(ref_run + "/tokenizer.model") : "";
+  spdlog::info("building the {} sets: clean and {} noise levels per modality", o.split, o.levels.size());
+  auto clean = make_batches(manifest, ref, mods, {}, o.split);
+  std::map<std::pair<std::string, double>, std::vector<data::Batch>> noisy;
+  for (const auto& m : mods)
+    for (double lv : o.levels) {
+      if (lv <= 0) continue;
+      check_interrupt();
+      auto only = make_batches(manifest, ref, {m}, data::Noise{m, lv, 1234}, o.split);
+      auto sets = clean;
+      for (size_t i = 0; i < sets.size(); ++i) sets[i].mods[m] = only[i].mods[m];
+      noisy[{m, lv}] = std::move(sets);
+    }
+
+  // 3. score every run
+  const bool classify = ref.task == eval::Task::Classify;
+  const char* key = classify ? "accuracy" : "ccc";
+  const char* key2 = classify ? "macro_f1" : "mse";
+  for (auto& r : runs) {
+    if (r.contains("error")) continue;
+    check_interrupt();
+    const std::string run = r["run"];
+    auto p = eval::open_pipeline(run);
+    load_weights(*p.model, run + "/model.pt");
+    if (p.tokenizer && read_text_file(run + "/tokenizer.model") != ref_tok)
+      throw std::runtime_error(run + ": its tokenizer differs from the reference run's; the shared test sets do not apply");
+    auto m = eval::evaluate_batches(p, clean);
+    r["clean"] = {{key, m.value(key, 0.0)}, {key2, m.value(key2, 0.0)}};
+    json noise = json::object();
+    for (const auto& mod : p.modalities) {
+      std::vector<double> curve;
+      for (double lv : o.levels)
+        curve.push_back(lv <= 0 ? m.value(key, 0.0) : eval::evaluate_batches(p, noisy[{mod, lv}]).value(key, 0.0));
+      noise[mod] = curve;
+    }
+    r["noise"] = noise;
+    json missing = json::object();
+    for (const auto& subset : eval::nonempty_subsets(p.modalities)) {
+      std::vector<std::string> drop;
+      for (const auto& x : p.modalities)
+        if (std::find(subset.begin(), subset.end(), x) == subset.end()) drop.push_back(x);
+      missing[fmt::format("{}", fmt::join(subset, "+"))] = eval::evaluate_batches(p, clean, drop).value(key, 0.0);
+    }
+    r["missing"] = missing;
+    auto summary = json::parse(read_text_file(run + "/summary.json"));
+    auto cost = json::parse(read_text_file(run + "/cost.json"));
+    auto recipe = Config::from_file(run + "/recipe.resolved.yaml");
+    int64_t epochs = std::max<int64_t>(1, recipe.at("train").get<int64_t>("epochs", 1));
+    r["cost"] = {{"parameters", summary.value("parameters", 0)},
+                 {"train_seconds_per_epoch", summary.value("seconds", 0.0) / epochs},
+                 {"peak_rss_mb", cost.value("max_rss_kb", 0) / 1024.0},
+                 {"latency_ms_b1", latency_ms(p, first_rows(clean[0], 1), 30)},
+                 {"latency_ms_b64", latency_ms(p, first_rows(clean[0], 64), 5)}};
+  }
+
+  // 4. aggregate per method
+  json table = json::array();
+  std::map<std::string, std::vector<double>> rel_by_mod, clean_by_mod;
+  std::map<std::string, std::vector<std::string>> names_by_mod;
+  for (const auto& method : methods) {
+    std::vector<const json*> rs;
+    for (const auto& r : runs)
+      if (r["method"] == method && !r.contains("error")) rs.push_back(&r);
+    json row = {{"method", method}, {"seeds_ok", rs.size()}};
+    if (rs.empty()) {
+      table.push_back(row);
+      continue;
+    }
+    auto col = [&](auto get) {
+      std::vector<double> v;
+      for (auto* r : rs) v.push_back(get(*r));
+      return stat(v);
+    };
+    auto a = col([&](const json& r) { return r["clean"][key].get<double>(); });
+    auto f = col([&](const json& r) { return r["clean"][key2].get<double>(); });
+    row[key] = {a.mean, a.std};
+    row[key2] = {f.mean, f.std};
+    json curves = json::object(), rel = json::object();
+    for (auto& [mod, _] : (*rs[0])["noise"].items()) {
+      std::vector<double> mean_curve(o.levels.size(), 0.0);
+      for (auto* r : rs)
+        for (size_t i = 0; i < o.levels.size(); ++i) mean_curve[i] += (*r)["noise"][mod][i].get<double>() / rs.size();
+      curves[mod] = mean_curve;
+      double rr = eval::relative_robustness(mean_curve);
+      rel[mod] = rr;
+      rel_by_mod[mod].push_back(rr);
+      clean_by_mod[mod].push_back(a.mean);
+      names_by_mod[mod].push_back(method);
+    }
+    row["noise_curve"] = curves;
+    row["relative_robustness"] = rel;
+    json miss = json::object();
+    for (auto& [subset, _] : (*rs[0])["missing"].items())
+      miss[subset] = col([&](const json& r) { return r["missing"][subset].get<double>(); }).mean;
+    row["missing"] = miss;
+    json cost = json::object();
+    for (const char* c : {"parameters", "train_seconds_per_epoch", "peak_rss_mb", "latency_ms_b1", "latency_ms_b64"})
+      cost[c] = col([&](const json& r) { return r["cost"][c].get<double>(); }).mean;
+    row["cost"] = cost;
+    table.push_back(row);
+  }
+  for (auto& [mod, rels] : rel_by_mod) {
+    auto eff = eval::effective_robustness(clean_by_mod[mod], rels);
+    for (size_t i = 0; i < eff.size(); ++i)
+      for (auto& row : table)
+        if (row["method"] == names_by_mod[mod][i]) row["effective_robustness"][mod] = eff[i];
+  }
+
+  // 5. report
+  json result = {{"data", o.data}, {"recipe", o.recipe}, {"seeds", o.seeds}, {"threads", threads}, {"split", o.split},
+                 {"levels", o.levels}, {"modalities", mods}, {"metric", key}, {"methods", table}, {"runs", runs}};
+  atomic_write_text(o.out + "/results.json", result.dump(1) + "\n");
+  std::string md = fmt::format("# Fusion benchmark\n\ndata `{}`, recipe `{}`, {} seed(s), {} thread(s), split `{}`\n\n",
+                               o.data, o.recipe, o.seeds, threads, o.split);
+  md += fmt::format("## Clean test {} (mean ± std over seeds)\n\n| method | {} | {} | seeds |\n|---|---:|---:|---:|\n", key, key, key2);
+  for (const auto& row : table) {
+    if (!row.contains(key)) {
+      md += fmt::format("| {} | failed | | 0 |\n", row["method"].get<std::string>());
+      continue;
+    }
+    md += fmt::format("| {} | {:.3f} ± {:.3f} | {:.3f} ± {:.3f} | {} |\n", row["method"].get<std::string>(),
+                      row[key][0].get<double>(), row[key][1].get<double>(), row[key2][0].get<double>(),
+                      row[key2][1].get<double>(), row["seeds_ok"].get<int>());
+  }
+  md += "\n## Robustness to test-time noise (relative / effective robustness per noised modality)\n\n| method |";
+  for (const auto& m : mods) md += fmt::format(" {} rel | {} eff |", m, m);
+  md += "\n|---|";
+  for (size_t i = 0; i < mods.size() * 2; ++i) md += "---:|";
+  md += "\n";
+  for (const auto& row : table) {
+    if (!row.contains(key)) continue;
+    md += "| " + row["method"].get<std::string>() + " |";
+    for (const auto& m : mods) {
+      if (row["relative_robustness"].contains(m))
+        md += fmt::format(" {:.3f} | {:+.3f} |", row["relative_robustness"][m].get<double>(),
+                          row["effective_robustness"][m].get<double>());
+      else
+        md += " – | – |";
+    }
+    md += "\n";
+  }
+  md += "\nRelative robustness: mean test " + std::string(key) + " over noise levels " +
+        fmt::format("{}", fmt::join(o.levels, ", ")) +
+        " on that modality (MultiBench). Effective: relative minus the least-squares line through all methods' "
+        "(clean, relative) points. Curves: `noise_<modality>.svg`.\n";
+  md += "\n## Missing modalities (test " + std::string(key) + " with only the listed modalities present)\n\n";
+  auto subsets = eval::nonempty_subsets(mods);
+  md += "| method |";
+  for (const auto& s : subsets) md += fmt::format(" {} |", fmt::join(s, "+"));
+  md += "\n|---|";
+  for (size_t i = 0; i < subsets.size(); ++i) md += "---:|";
+  md += "\n";
+  for (const auto& row : table) {
+    if (!row.contains(key)) continue;
+    md += "| " + row["method"].get<std::string>() + " |";
+    for (const auto& s : subsets) {
+      std::string k = fmt::format("{}", fmt::join(s, "+"));
+      md += row["missing"].contains(k) ? fmt::format(" {:.3f} |", row["missing"][k].get<double>()) : " – |";
+    }
+    md += "\n";
+  }
+  md += "\n## Cost (mean over seeds)\n\n| method | parameters | train s/epoch | peak RSS (MB) | latency/sample b1 (ms) | latency/sample b64 (ms) |\n|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& row : table) {
+    if (!row.contains("cost")) continue;
+    const auto& c = row["cost"];
+    md += fmt::format("| {} | {:.0f} | {:.2f} | {:.0f} | {:.3f} | {:.4f} |\n", row["method"].get<std::string>(),
+                      c["parameters"].get<double>(), c["train_seconds_per_epoch"].get<double>(),
+                      c["peak_rss_mb"].get<double>(), c["latency_ms_b1"].get<double>(), c["latency_ms_b64"].get<double>());
+  }
+  atomic_write_text(o.out + "/results.md", md);
+  for (const auto& m : mods) {
+    std::vector<eval::Series> series;
+    for (const auto& row : table)
+      if (row.contains("noise_curve") && row["noise_curve"].contains(m))
+        series.push_back({row["method"], o.levels, row["noise_curve"][m].get<std::vector<double>>()});
+    atomic_write_text(o.out + "/noise_" + m + ".svg",
+                      eval::svg_line_chart("test " + std::string(key) + " vs noise on " + m, "noise level", key, series));
+  }
+  return result;
+}
+
+}  // namespace braid::train

@@ -1,0 +1,35 @@
+// braid/train/fusion_bench.h — `braid bench fusion`: every fusion method (and each unimodal
+// baseline) trained with the same encoders and budget over several seeds, then scored for
+// accuracy, robustness to noise and to missing modalities, and cost.
+//
+// Training runs are child processes (`braid train`), so each has its own peak memory figure
+// and a crash of one is reported, not fatal; finished runs are reused, so an interrupted
+// benchmark continues where it stopped. Noisy test sets are built once and shared by all runs.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace braid::train {
+
+struct FusionBenchOptions {
+  std::string recipe;                  // base recipe (its model is a fusion_classifier)
+  std::string data;                    // manifest
+  std::string out;                     // results folder
+  std::vector<std::string> methods;    // fusion names, late_*, uni:<modality>; "all" = every one
+  int seeds = 3;                       // seeds 0..seeds-1
+  int threads = 0;                     // per training run and for evaluation (0 = all cores)
+  std::vector<std::string> sets;       // extra recipe overrides for every run
+  std::vector<double> levels{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};  // test noise levels
+  std::string split = "test";          // evaluation split
+};
+
+// Every method name "all" expands to for these modalities.
+std::vector<std::string> all_fusion_methods(const std::vector<std::string>& modalities);
+
+// Runs the benchmark; writes out/results.json, out/results.md and out/*.svg; returns results.json.
+nlohmann::json run_fusion_bench(const FusionBenchOptions& o);
+
+}  // namespace braid::train

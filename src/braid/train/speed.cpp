@@ -1,0 +1,127 @@
+#include "braid/train/speed.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "braid/core/runtime.h"
+#include "braid/data/npy.h"
+#include "braid/eval/pipeline.h"
+#include "braid/objectives/supervised.h"
+
+namespace braid::train {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+data::Batch slice(const data::Batch& b, int64_t n) {
+  data::Batch s;
+  s.index.assign(b.index.begin(), b.index.begin() + n);
+  for (const auto& [k, m] : b.mods)
+    s.mods[k] = {m.data.defined() ? m.data.slice(0, 0, n) : m.data, m.lengths.slice(0, 0, n), m.present.slice(0, 0, n)};
+  if (b.labels.defined()) s.labels = b.labels.slice(0, 0, n);
+  if (b.targets.defined()) s.targets = b.targets.slice(0, 0, n);
+  return s;
+}
+
+}  // namespace
+
+nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
+  BRAID_INPUT_CHECK(so.steps > 0 && so.repeats > 0 && so.warmup >= 0, "bench speed: steps and repeats must be positive");
+  Config recipe = Config::from_file(ro.recipe);
+  for (const auto& s : ro.sets) {
+    auto eq = s.find('=');
+    BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected key.path=value", s);
+    recipe.set_path(s.substr(0, eq), s.substr(eq + 1));
+  }
+  if (ro.threads >= 0) recipe.set_path("threads", std::to_string(ro.threads));
+  if (!ro.device.empty()) recipe.set_path("device", ro.device);
+  const int threads = configure_threads(static_cast<int>(recipe.get<int64_t>("threads", 0)));
+  torch::manual_seed(static_cast<uint64_t>(recipe.get<int64_t>("seed", 0)));
+  std::string mp = ro.data.empty() ? resolve_relative(ro.recipe, recipe.at("data").get<std::string>("manifest", ""))
+                                   : ro.data;
+  auto manifest = std::make_shared<data::Manifest>(data::Manifest::load(mp));
+  const std::string tmp = ro.out.empty() ? (std::filesystem::temp_directory_path() / "braid_speed_run").string() : ro.out;
+  std::filesystem::remove_all(tmp);
+  recipe.mark_subtree("train");  // only lr, weight_decay, grad_clip and batch_size matter here
+  auto p = eval::create_pipeline(recipe, *manifest, tmp);
+  auto to = recipe.at("train");
+  const double lr = to.get<double>("lr", 1e-3), wd = to.get<double>("weight_decay", 0.01), clip = to.get<double>("grad_clip", 1.0);
+  auto loader = p.loader(manifest, recipe.at("data").get<std::string>("train_split", "train"), true);
+  loader->start_epoch(0);
+  auto first = loader->next();
+  BRAID_INPUT_CHECK(first.has_value(), "bench speed: the train split is empty");
+  auto batch = first->to(p.device);
+  const int64_t B = batch.size();
+  auto& model = *p.model;
+  const int64_t params = models::count_parameters(model);
+
+  if (!so.dump_dir.empty()) {
+    make_dirs(so.dump_dir);
+    for (const auto& [k, m] : first->mods) {
+      if (!m.data.defined()) continue;
+      data::write_npy(so.dump_dir + "/" + k + ".npy", m.data.contiguous());
+      data::write_npy(so.dump_dir + "/" + k + "_lengths.npy", m.lengths.contiguous());
+      data::write_npy(so.dump_dir + "/" + k + "_present.npy", m.present.to(torch::kUInt8).contiguous());
+    }
+    if (first->labels.defined()) data::write_npy(so.dump_dir + "/labels.npy", first->labels.contiguous());
+    nlohmann::json mj = {{"model", YAML::Dump(recipe.at("model").node())}, {"parameters", params},
+                         {"outputs", p.outputs}, {"modalities", p.modalities}, {"lr", lr}, {"weight_decay", wd},
+                         {"grad_clip", clip}, {"threads", threads}};
+    if (p.tokenizer) mj["vocab_size"] = p.tokenizer->vocab_size();
+    atomic_write_text(so.dump_dir + "/model.json", mj.dump(1) + "\n");
+  }
+
+  torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(lr).weight_decay(wd));
+  auto step = [&] {
+    auto out = model.forward(batch);
+    auto loss = p.task == eval::Task::Classify ? objectives::cross_entropy(out, batch.labels)
+                                               : torch::mse_loss(out, batch.targets);
+    if (auto aux = model.auxiliary_loss(); aux.defined()) loss = loss + aux;
+    opt.zero_grad();
+    loss.backward();
+    if (clip > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), clip);
+    opt.step();
+  };
+  using clock = std::chrono::steady_clock;
+  auto secs = [](clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); };
+  model.train();
+  for (int64_t i = 0; i < so.warmup; ++i) step();
+  std::vector<double> train_rates, infer_b, infer_1;
+  nlohmann::json runs = nlohmann::json::array();
+  auto one = slice(batch, 1);
+  for (int64_t r = 0; r < so.repeats; ++r) {
+    check_interrupt();
+    model.train();
+    auto t0 = clock::now();
+    for (int64_t i = 0; i < so.steps; ++i) step();
+    train_rates.push_back(so.steps / secs(t0));
+    model.eval();
+    torch::NoGradGuard ng;
+    model.forward(batch);  // warm
+    t0 = clock::now();
+    for (int64_t i = 0; i < so.steps; ++i) model.forward(batch);
+    infer_b.push_back(so.steps * B / secs(t0));
+    t0 = clock::now();
+    const int64_t n1 = so.steps * 4;
+    for (int64_t i = 0; i < n1; ++i) model.forward(one);
+    infer_1.push_back(n1 / secs(t0));
+    runs.push_back({{"train_steps_per_s", train_rates.back()}, {"infer_samples_per_s_b64", infer_b.back()},
+                    {"infer_samples_per_s_b1", infer_1.back()}});
+  }
+  std::filesystem::remove_all(tmp);
+  return {{"train_steps_per_s", median(train_rates)}, {"infer_samples_per_s_b64", median(infer_b)},
+          {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
+          {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats}};
+}
+
+}  // namespace braid::train

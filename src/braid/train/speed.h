@@ -1,0 +1,26 @@
+// braid/train/speed.h — timing of training steps and inference on one fixed batch, for
+// side-by-side comparisons with a PyTorch peer on the same tensors (bench/fusion_speed.sh).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "braid/train/trainer.h"
+
+namespace braid::train {
+
+struct SpeedOptions {
+  int64_t steps = 30;     // timed training steps per repeat
+  int64_t warmup = 5;     // untimed steps before the first repeat
+  int64_t repeats = 5;    // the median of the repeats is reported
+  std::string dump_dir;   // write the batch as .npy files + model.json here ("" = no)
+};
+
+// Builds the recipe's model on `ro.data`'s first train batch and times it. Returns
+// {"train_steps_per_s", "infer_samples_per_s_b64", "infer_samples_per_s_b1", "runs", "threads",
+//  "parameters", "batch_size"}.
+nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so);
+
+}  // namespace braid::train
