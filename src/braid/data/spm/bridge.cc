@@ -5,6 +5,10 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -48,7 +52,14 @@ int braid_spm_train(const char* args, const char* const* lines, size_t n, char**
   try {
     Lines it(lines, n);
     std::string out;
+    // the trainer logs its whole command line to stderr before it reads --minloglevel: hide it
+    std::fflush(stderr);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && null >= 0) dup2(null, 2);
     auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &out);
+    std::fflush(stderr);
+    if (saved >= 0) dup2(saved, 2), close(saved);
+    if (null >= 0) close(null);
     if (!st.ok()) {
       *err = dup(st.ToString());
       return 1;
