@@ -3,6 +3,9 @@
 #include <torch/torch.h>
 
 #include "braid/models/fusion_classifier.h"
+#include "braid/models/mctn.h"
+#include "braid/models/mfn.h"
+#include "braid/models/mult.h"
 
 namespace braid::models {
 
@@ -13,6 +16,12 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr {
             return std::make_shared<FusionClassifierImpl>(c, ctx);
           });
+    r.add("mult", "Multimodal Transformer: cross-modal attention between unaligned sequences (Tsai 2019)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MulTImpl>(c, ctx); });
+    r.add("mfn", "Memory Fusion Network: per-modality LSTMs + delta-memory attention + gated memory (Zadeh 2018)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MFNImpl>(c, ctx); });
+    r.add("mctn", "cyclic translation source -> target -> source; the source's encoding classifies (Pham 2019)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MCTNImpl>(c, ctx); });
     return r;
   }();
   return r;
