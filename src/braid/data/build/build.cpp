@@ -12,7 +12,7 @@
 
 namespace braid::data {
 
-std::vector<std::string> dataset_names() { return {"emoji", "avmnist", "fashion-mnist"}; }
+std::vector<std::string> dataset_names() { return {"emoji", "avmnist", "fashion-mnist", "prosody"}; }
 
 BuildReport build_dataset(const std::string& name, const BuildOptions& opt) {
   auto start = std::chrono::steady_clock::now();
@@ -20,6 +20,7 @@ BuildReport build_dataset(const std::string& name, const BuildOptions& opt) {
   if (name == "emoji") fn = build::build_emoji;
   else if (name == "avmnist") fn = build::build_avmnist;
   else if (name == "fashion-mnist") fn = build::build_fashion_mnist;
+  else if (name == "prosody") fn = build::build_prosody;
   if (!fn) braid::input_error("unknown dataset '{}' (known: {})", name, fmt::join(dataset_names(), ", "));
   BRAID_INPUT_CHECK(!opt.out_dir.empty(), "data build {}: an output folder is required", name);
   BRAID_INPUT_CHECK(opt.limit >= 0, "data build {}: limit must be >= 0 (got {})", name, opt.limit);

@@ -100,6 +100,7 @@ double seconds_since(std::chrono::steady_clock::time_point start);
 BuildReport build_emoji(const BuildOptions& opt);
 BuildReport build_avmnist(const BuildOptions& opt);
 BuildReport build_fashion_mnist(const BuildOptions& opt);
+BuildReport build_prosody(const BuildOptions& opt);
 
 // English voices of espeak-ng (accent + variant) used by the speech builders, in a fixed order.
 std::vector<std::string> english_voices();
