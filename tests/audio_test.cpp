@@ -20,45 +20,20 @@
 #include "braid/core/error.h"
 #include "braid/data/audio.h"
 #include "braid/data/npy.h"
+#include "test_util.h"
 
 namespace {
 
 namespace bd = braid::data;
+using braid::test::AllClose;
+using braid::test::broken;
+using braid::test::ExpectInputError;
+using braid::test::golden;
 
 constexpr double kLogMelTol = 2e-4;
 
-std::string golden(const std::string& name) { return std::string(BRAID_FIXTURES) + "/golden/" + name; }
-std::string broken(const std::string& name) { return std::string(BRAID_FIXTURES) + "/broken/" + name; }
 
 // Shapes equal and max |got - want| <= atol; the message names the worst element.
-::testing::AssertionResult AllClose(const torch::Tensor& got, const torch::Tensor& want, double atol,
-                                    const std::string& what) {
-  if (got.sizes() != want.sizes())
-    return ::testing::AssertionFailure() << what << ": shape " << got.sizes() << ", expected " << want.sizes();
-  auto g = got.to(torch::kFloat64).flatten(), w = want.to(torch::kFloat64).flatten();
-  if (g.numel() == 0) return ::testing::AssertionSuccess();
-  auto d = (g - w).abs();
-  d = torch::where(torch::isnan(d), torch::full_like(d, INFINITY), d);
-  const int64_t i = d.argmax().item<int64_t>();
-  const double worst = d[i].item<double>();
-  std::cout << "[   diff   ] " << what << ": max |diff| " << worst << " (tolerance " << atol << ")\n";
-  if (worst <= atol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max |diff| " << worst << " > " << atol << " at flat index " << i
-                                       << " (got " << g[i].item<double>() << ", expected " << w[i].item<double>()
-                                       << ")";
-}
-
-void ExpectInputError(const std::function<void()>& f, const std::string& file, const std::string& also = "") {
-  try {
-    f();
-    ADD_FAILURE() << "expected braid::InputError for " << file;
-  } catch (const braid::InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(file), std::string::npos) << "message does not name " << file << ": " << m;
-    EXPECT_EQ(m.find('\n'), std::string::npos) << "message is not one line: " << m;
-    if (!also.empty()) EXPECT_NE(m.find(also), std::string::npos) << "message lacks '" << also << "': " << m;
-  }
-}
 
 torch::Tensor vec(const std::vector<float>& v) {
   return torch::from_blob(const_cast<float*>(v.data()), {int64_t(v.size())}, torch::kFloat32).clone();

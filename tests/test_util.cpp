@@ -9,6 +9,11 @@
 #include <random>
 #include <sstream>
 
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "braid/core/error.h"
 #include "braid/data/audio.h"
 #include "braid/data/image.h"
 
@@ -101,6 +106,39 @@ RunResult run_braid(const std::string& args) {
   fs::remove(base + ".out");
   fs::remove(base + ".err");
   return r;
+}
+
+std::string golden(const std::string& name) { return std::string(BRAID_FIXTURES) + "/golden/" + name; }
+std::string broken(const std::string& name) { return std::string(BRAID_FIXTURES) + "/broken/" + name; }
+
+// Shapes equal and max |got - want| <= atol; the message names the worst element.
+::testing::AssertionResult AllClose(const torch::Tensor& got, const torch::Tensor& want, double atol,
+                                    const std::string& what) {
+  if (got.sizes() != want.sizes())
+    return ::testing::AssertionFailure() << what << ": shape " << got.sizes() << ", expected " << want.sizes();
+  auto g = got.to(torch::kFloat64).flatten(), w = want.to(torch::kFloat64).flatten();
+  if (g.numel() == 0) return ::testing::AssertionSuccess();
+  auto d = (g - w).abs();
+  d = torch::where(torch::isnan(d), torch::full_like(d, INFINITY), d);
+  const int64_t i = d.argmax().item<int64_t>();
+  const double worst = d[i].item<double>();
+  std::cout << "[   diff   ] " << what << ": max |diff| " << worst << " (tolerance " << atol << ")\n";
+  if (worst <= atol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": max |diff| " << worst << " > " << atol << " at flat index " << i
+                                       << " (got " << g[i].item<double>() << ", expected " << w[i].item<double>()
+                                       << ")";
+}
+
+void ExpectInputError(const std::function<void()>& f, const std::string& file, const std::string& also) {
+  try {
+    f();
+    ADD_FAILURE() << "expected braid::InputError for " << file;
+  } catch (const braid::InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(file), std::string::npos) << "message does not name " << file << ": " << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << "message is not one line: " << m;
+    if (!also.empty()) EXPECT_NE(m.find(also), std::string::npos) << "message lacks '" << also << "': " << m;
+  }
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {

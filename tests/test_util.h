@@ -1,7 +1,11 @@
 // Helpers shared by the tests: temp dirs, a small synthetic multimodal dataset, running the CLI.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <functional>
 
 #include <string>
 #include <vector>
@@ -35,6 +39,18 @@ RunResult run_braid(const std::string& args);
 
 // Shell-quote one argument.
 std::string q(const std::string& s);
+
+// Paths of committed fixtures: tests/fixtures/golden/<name> and tests/fixtures/broken/<name>.
+std::string golden(const std::string& name);
+std::string broken(const std::string& name);
+
+// Shapes equal and max |got - want| <= atol (NaN counts as infinite); prints the worst
+// difference, and the failure message names the worst element.
+::testing::AssertionResult AllClose(const torch::Tensor& got, const torch::Tensor& want, double atol,
+                                    const std::string& what);
+
+// `f` throws braid::InputError whose message is one line, names `file` and contains `also`.
+void ExpectInputError(const std::function<void()>& f, const std::string& file, const std::string& also = "");
 
 // JSON lines of a file.
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
