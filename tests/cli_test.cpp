@@ -143,5 +143,5 @@ TEST(Cli, BadRecipesNameTheKey) {
   expect_input_error(run_braid(recipe("model: [1, 2\n")), {"bad.yaml", "invalid YAML"});
   expect_input_error(run_braid(train(e, e.manifest, "--set train.lr=-1")), {"train.lr", "positive"});
   expect_input_error(run_braid(train(e, e.manifest, "--set model.modalities=[smell]")), {"unknown modality 'smell'"});
-  expect_input_error(run_braid(train(e, e.manifest, "--set task=cluster")), {"'task'", "classify or regress"});
+  expect_input_error(run_braid(train(e, e.manifest, "--set task=cluster")), {"'task'", "classify, regress or align"});
 }

@@ -59,6 +59,7 @@ class Loader {
 
   int64_t batches_per_epoch() const;
   int64_t samples() const { return static_cast<int64_t>(indices_.size()); }
+  const Manifest& manifest() const { return *manifest_; }
   // Sample order of `epoch` (indices into the manifest).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Start delivering `epoch` from batch `start_batch` (resume in the middle of an epoch).

@@ -1,5 +1,9 @@
 #include "braid/eval/metrics.h"
 
+#include <fmt/format.h>
+
+#include <limits>
+
 #include <torch/torch.h>
 
 #include "braid/objectives/supervised.h"
@@ -65,6 +69,24 @@ nlohmann::json regression_metrics(const torch::Tensor& pred, const torch::Tensor
   j["ccc_per_dim"] = per;
   j["ccc"] = ccc.mean().item<double>();
   return j;
+}
+
+nlohmann::json retrieval_metrics(const torch::Tensor& q, const torch::Tensor& g, const torch::Tensor& q_groups,
+                                 const torch::Tensor& g_groups) {
+  TORCH_CHECK(q.dim() == 2 && g.dim() == 2 && q.size(1) == g.size(1), "retrieval_metrics: q and g must be [N, D], [M, D]");
+  auto sim = torch::matmul(q.to(torch::kFloat), g.to(torch::kFloat).t());                // [N, M]
+  auto relevant = q_groups.view({-1, 1}).eq(g_groups.view({1, -1}));                     // [N, M]
+  auto best = sim.masked_fill(relevant.logical_not(), -std::numeric_limits<float>::infinity()).amax(1, true);
+  auto ranks = (sim > best).sum(1).to(torch::kDouble) + 1;                               // [N]
+  auto has = relevant.any(1);
+  ranks = ranks.masked_select(has);
+  const int64_t n = ranks.numel();
+  nlohmann::json m = {{"n", n}};
+  if (n == 0) return m;
+  for (int k : {1, 5, 10}) m[fmt::format("r{}", k)] = (ranks <= k).to(torch::kDouble).mean().item<double>();
+  m["median_rank"] = ranks.median().item<double>();
+  m["mean_rank"] = ranks.mean().item<double>();
+  return m;
 }
 
 }  // namespace braid::eval

@@ -54,7 +54,8 @@ static Task parse_task(const Config& r) {
   auto t = r.get<std::string>("task", "classify");
   if (t == "classify") return Task::Classify;
   if (t == "regress") return Task::Regress;
-  input_error("{}: recipe key 'task': expected classify or regress, got '{}'", r.origin(), t);
+  if (t == "align") return Task::Align;
+  input_error("{}: recipe key 'task': expected classify, regress or align, got '{}'", r.origin(), t);
 }
 
 // Build preprocessor + model from the recipe and the facts in `p.facts`.
@@ -66,6 +67,7 @@ static void build(Pipeline& p) {
   ctx.modalities = p.modalities;
   ctx.outputs = p.outputs;
   ctx.classify = p.task == Task::Classify;
+  ctx.align = p.task == Task::Align;
   for (const auto& m : p.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -151,11 +153,20 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
     p.classes->save(run_dir + "/classes.json");
     p.outputs = p.classes->size();
+  } else if (p.task == Task::Align) {
+    // labels are optional here: with them, zero-shot and linear-probe evaluations have classes
+    bool labelled = false;
+    for (auto i : train_idx) labelled = labelled || manifest.samples()[i].label.has_value();
+    if (labelled) {
+      p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
+      p.classes->save(run_dir + "/classes.json");
+    }
+    p.outputs = 0;
   } else {
     BRAID_INPUT_CHECK(manifest.target_dim() > 0, "{}: task 'regress' needs a 'target' on the samples", manifest.path());
     p.outputs = manifest.target_dim();
   }
-  p.facts = {{"task", p.task == Task::Classify ? "classify" : "regress"},
+  p.facts = {{"task", recipe.get<std::string>("task", "classify")},
              {"modalities", p.modalities},
              {"outputs", p.outputs},
              {"braid_version", BRAID_VERSION}};
@@ -190,6 +201,8 @@ Pipeline open_pipeline(const std::string& run_dir) {
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end())
     p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(run_dir + "/tokenizer.model"));
+  if (p.task == Task::Align && file_exists(run_dir + "/classes.json"))
+    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(run_dir + "/classes.json"));
   if (p.task == Task::Classify) {
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(run_dir + "/classes.json"));
     BRAID_INPUT_CHECK(p.classes->size() == p.outputs, "{}: classes.json has {} classes, run.json says {}", run_dir,
@@ -201,6 +214,10 @@ Pipeline open_pipeline(const std::string& run_dir) {
 
 nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
                         const std::vector<std::string>& drop) {
+  if (p.task == Task::Align) {
+    BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not align");
+    return evaluate_alignment(p, loader, label);
+  }
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
   p.model->eval();
@@ -221,6 +238,91 @@ nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& la
   if (outs.empty()) return {{"n", 0}};
   auto o = torch::cat(outs), t = torch::cat(truth);
   return p.task == Task::Classify ? classification_metrics(o, t, p.classes->names()) : regression_metrics(o, t);
+}
+
+Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label) {
+  torch::NoGradGuard ng;
+  bool was_training = p.model->is_training();
+  p.model->eval();
+  std::map<std::string, std::vector<torch::Tensor>> vec, idx;
+  loader.start_epoch(0);
+  Progress bar(label, loader.batches_per_epoch(), "batches");
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    auto batch = b->to(p.device);
+    auto index = torch::tensor(b->index, torch::kLong);
+    for (const auto& [m, mb] : batch.mods) {
+      auto e = p.model->embed(m, mb);
+      if (!e.defined()) continue;
+      auto keep = b->mods.at(m).present.to(torch::kBool);
+      vec[m].push_back(e.to(torch::kCPU).to(torch::kFloat).index({keep}));
+      idx[m].push_back(index.index({keep}));
+    }
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+  p.model->train(was_training);
+  Embeddings out;
+  const auto& samples = loader.manifest().samples();
+  std::map<std::string, int64_t> group_ids;
+  for (auto& [m, v] : vec) {
+    out.vectors[m] = torch::cat(v);
+    out.index[m] = torch::cat(idx[m]);
+    auto ix = out.index[m];
+    auto g = torch::empty_like(ix);
+    auto ia = ix.accessor<int64_t, 1>();
+    auto ga = g.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < ix.numel(); ++i) {
+      const auto& s = samples[ia[i]];
+      const std::string key = s.group.empty() ? "\x01" + s.id : s.group;
+      ga[i] = group_ids.emplace(key, static_cast<int64_t>(group_ids.size())).first->second;
+    }
+    out.groups[m] = g;
+  }
+  return out;
+}
+
+nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label) {
+  auto e = embed_all(p, loader, label);
+  BRAID_INPUT_CHECK(e.vectors.size() >= 2, "alignment evaluation needs two embedded modalities; the model embeds {}",
+                    e.vectors.size());
+  nlohmann::json m = {{"retrieval", nlohmann::json::object()}};
+  double sum_r1 = 0;
+  int dirs = 0;
+  for (auto a = e.vectors.begin(); a != e.vectors.end(); ++a)
+    for (auto b = e.vectors.begin(); b != e.vectors.end(); ++b) {
+      if (a == b) continue;
+      // queries and gallery: the samples that have both modalities
+      auto ia = e.index[a->first], ib = e.index[b->first];
+      auto in_b = torch::isin(ia, ib), in_a = torch::isin(ib, ia);
+      if (!in_b.any().item<bool>()) continue;
+      auto r = retrieval_metrics(a->second.index({in_b}), b->second.index({in_a}), e.groups[a->first].index({in_b}),
+                                 e.groups[b->first].index({in_a}));
+      m["retrieval"][a->first + "->" + b->first] = r;
+      sum_r1 += r.value("r1", 0.0);
+      ++dirs;
+    }
+  m["mean_r1"] = dirs ? sum_r1 / dirs : 0.0;
+  return m;
+}
+
+double headline_score(const nlohmann::json& m, Task task) {
+  switch (task) {
+    case Task::Classify: return m.value("accuracy", 0.0);
+    case Task::Regress: return m.value("ccc", -1.0);
+    case Task::Align: return m.value("mean_r1", 0.0);
+  }
+  return 0.0;
+}
+
+const char* headline_name(Task task) {
+  switch (task) {
+    case Task::Classify: return "accuracy";
+    case Task::Regress: return "ccc";
+    case Task::Align: return "mean R@1";
+  }
+  return "";
 }
 
 }  // namespace braid::eval

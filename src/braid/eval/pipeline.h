@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,9 @@
 
 namespace braid::eval {
 
-enum class Task { Classify, Regress };
+// classify / regress: supervised (labels / targets). align: self-supervised (the model's
+// objective(); labels, when the data has them, only feed zero-shot and probe evaluations).
+enum class Task { Classify, Regress, Align };
 
 struct Pipeline {
   Config recipe;
@@ -37,7 +40,10 @@ struct Pipeline {
   models::ModelPtr model;
   torch::Device device{torch::kCPU};
 
-  data::Targets targets() const { return task == Task::Classify ? data::Targets::Labels : data::Targets::Regression; }
+  data::Targets targets() const {
+    if (task == Task::Regress) return data::Targets::Regression;
+    return classes ? data::Targets::Labels : data::Targets::None;
+  }
   // Loader options from the recipe's data section; `train` shuffles with the run's seed.
   data::LoaderOptions loader_options(bool train) const;
   std::unique_ptr<data::Loader> loader(std::shared_ptr<const data::Manifest> m, const std::string& split,
@@ -53,9 +59,26 @@ Pipeline open_pipeline(const std::string& run_dir);
 
 torch::Device parse_device(const std::string& s);
 
-// Run the model over a loader and score it (classification or regression metrics).
+// Run the model over a loader and score it (classification or regression metrics; for align,
+// retrieval between every pair of modalities, see evaluate_alignment).
 // `drop`: modalities masked out of every batch (the missing-modality condition).
 nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label = "eval",
                         const std::vector<std::string>& drop = {});
+
+// Embeddings of every modality the model embeds over a loader's samples: per modality, the
+// vectors [n, D] of the samples that have it, their manifest indices and group ids (samples
+// without a group get a unique id).
+struct Embeddings {
+  std::map<std::string, torch::Tensor> vectors, index, groups;
+};
+Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label = "embed");
+
+// Retrieval both ways for every pair of embedded modalities (query and gallery: the samples that
+// have both), relevant = same group; "mean_r1" averages R@1 over the directions.
+nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label = "eval");
+
+// Task name of a metrics set's headline score and its value (higher is better).
+double headline_score(const nlohmann::json& m, Task task);
+const char* headline_name(Task task);
 
 }  // namespace braid::eval

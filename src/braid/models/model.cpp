@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "braid/core/error.h"
 #include "braid/models/fusion_classifier.h"
 #include "braid/models/mctn.h"
 #include "braid/models/mfn.h"
@@ -25,6 +26,11 @@ const ModelRegistry& model_registry() {
     return r;
   }();
   return r;
+}
+
+torch::Tensor ModelImpl::objective(const data::Batch&) {
+  input_error("recipe key 'task': this model has no self-supervised objective; use task classify or regress "
+              "(task align needs an embedding model such as dual_tower)");
 }
 
 int64_t count_parameters(const torch::nn::Module& m, bool trainable_only) {

@@ -20,8 +20,9 @@ namespace braid::models {
 struct ModelContext {
   std::vector<std::string> modalities;                 // inputs the model reads
   std::map<std::string, nn::EncoderContext> encoders;  // per-modality data facts
-  int64_t outputs = 0;                                 // classes, or regression dimensions
+  int64_t outputs = 0;                                 // classes, or regression dimensions (0 for align)
   bool classify = true;                                // task: classification (else regression)
+  bool align = false;                                  // task: align (self-supervised; objective())
 };
 
 class ModelImpl : public torch::nn::Module {
@@ -30,6 +31,15 @@ class ModelImpl : public torch::nn::Module {
   // Extra training loss of the last forward (translation, auxiliary heads, ...), added by the
   // trainer to the task loss; undefined when the model has none.
   virtual torch::Tensor auxiliary_loss() { return {}; }
+
+  // Self-supervised models (recipe `task: align`): the training objective of one batch, which the
+  // trainer minimizes instead of a supervised loss. The default rejects the task.
+  virtual torch::Tensor objective(const data::Batch& batch);
+  // Named terms of the last objective (logged with each training step), e.g. {"clip": 2.1}.
+  virtual std::map<std::string, double> loss_terms() const { return {}; }
+  // Models with a shared embedding space: L2-normalized [B, D] vectors of one modality, used by
+  // retrieval, zero-shot and `braid embed`. Undefined when the model does not embed `modality`.
+  virtual torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) { return {}; }
 };
 
 using ModelPtr = std::shared_ptr<ModelImpl>;

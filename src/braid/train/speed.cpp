@@ -1,4 +1,5 @@
 #include "braid/train/speed.h"
+#include "braid/train/trainer.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -83,10 +84,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
 
   torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(lr).weight_decay(wd));
   auto step = [&] {
-    auto out = model.forward(batch);
-    auto loss = p.task == eval::Task::Classify ? objectives::cross_entropy(out, batch.labels)
-                                               : torch::mse_loss(out, batch.targets);
-    if (auto aux = model.auxiliary_loss(); aux.defined()) loss = loss + aux;
+    auto loss = batch_loss(p, batch);
     opt.zero_grad();
     loss.backward();
     if (clip > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), clip);

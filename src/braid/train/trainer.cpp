@@ -81,12 +81,23 @@ void truncate_metrics(const std::string& path, int64_t step) {
   atomic_write_text(path, kept.str());
 }
 
-double score_of(const nlohmann::json& m, eval::Task task) {
-  if (task == eval::Task::Classify) return m.value("accuracy", 0.0);
-  return m.value("ccc", -1.0);
-}
-
 }  // namespace
+
+torch::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing, const std::string& loss) {
+  auto& model = *p.model;
+  torch::Tensor l;
+  if (p.task == eval::Task::Align) {
+    l = model.objective(batch);
+  } else {
+    auto out = model.forward(batch);
+    if (p.task == eval::Task::Classify)
+      l = objectives::cross_entropy(out, batch.labels, label_smoothing);
+    else
+      l = loss == "ccc" ? objectives::ccc_loss(out, batch.targets) : torch::mse_loss(out, batch.targets);
+  }
+  if (auto aux = model.auxiliary_loss(); aux.defined()) l = l + aux;
+  return l;
+}
 
 TrainResult train(const RunOptions& ro) {
   BRAID_INPUT_CHECK(!ro.out.empty(), "--out: a run directory is required");
@@ -182,7 +193,7 @@ TrainResult train(const RunOptions& ro) {
   auto validate = [&] {
     if (!val_loader) return;
     auto m = eval::evaluate(p, *val_loader, "validate");
-    double s = score_of(m, p.task);
+    double s = eval::headline_score(m, p.task);
     nlohmann::json line = {{"step", st.step}, {"epoch", st.epoch + 1}, {"split", val_split}};
     for (auto& [k, v] : m.items())
       if (k != "per_class") line[k] = v;
@@ -193,7 +204,7 @@ TrainResult train(const RunOptions& ro) {
       save_weights(model, best);
     }
     spdlog::info("step {}: {} {:.4f} (best {:.4f} at step {})", st.step,
-                 p.task == eval::Task::Classify ? "val accuracy" : "val ccc", s, st.best, st.best_step);
+                 std::string("val ") + eval::headline_name(p.task), s, st.best, st.best_step);
   };
 
   model.train();
@@ -211,14 +222,7 @@ TrainResult train(const RunOptions& ro) {
       if (!b) break;
       auto batch = b->to(p.device);
       set_lr(*opt, lr_at(to, st.step, total));
-      auto out = model.forward(batch);
-      torch::Tensor loss;
-      if (p.task == eval::Task::Classify) {
-        loss = objectives::cross_entropy(out, batch.labels, to.label_smoothing);
-      } else {
-        loss = to.loss == "ccc" ? objectives::ccc_loss(out, batch.targets) : torch::mse_loss(out, batch.targets);
-      }
-      if (auto aux = model.auxiliary_loss(); aux.defined()) loss = loss + aux;
+      auto loss = batch_loss(p, batch, to.label_smoothing, to.loss);
       double lv = loss.item<double>();
       if (!std::isfinite(lv))
         throw std::runtime_error(fmt::format("training diverged: loss is {} at step {}; the last checkpoint is kept "
@@ -231,9 +235,12 @@ TrainResult train(const RunOptions& ro) {
       ++st.step;
       ++st.batch;
       ema_loss = std::isnan(ema_loss) ? lv : 0.9 * ema_loss + 0.1 * lv;
-      if (st.step % to.log_every == 0)
-        log_line({{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", lv}, {"lr", lr_at(to, st.step - 1, total)},
-                  {"grad_norm", gnorm}});
+      if (st.step % to.log_every == 0) {
+        nlohmann::json line = {{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", lv},
+                               {"lr", lr_at(to, st.step - 1, total)}, {"grad_norm", gnorm}};
+        for (const auto& [k, v] : model.loss_terms()) line[k] = v;
+        log_line(line);
+      }
       bar.update(st.step, fmt::format("epoch {}/{} loss {:.4f}", st.epoch + 1, epochs, ema_loss), b->size());
       bool do_eval = st.step % eval_every == 0 || st.step == total;
       if (do_eval) validate();

@@ -56,3 +56,17 @@ struct TrainResult {
 TrainResult train(const RunOptions& opts);
 
 }  // namespace braid::train
+
+namespace braid::eval { struct Pipeline; }
+namespace braid::data { struct Batch; }
+namespace at { class Tensor; }
+
+namespace braid::train {
+
+// The training loss of one batch: the model's objective (task align) or the supervised loss
+// (cross-entropy with `label_smoothing`, or `loss` = mse | ccc for regression), plus the model's
+// auxiliary loss. The one definition the trainer and `braid bench speed` share.
+at::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing = 0.0,
+                      const std::string& loss = "");
+
+}  // namespace braid::train
