@@ -12,6 +12,7 @@
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/safetensors.h"
+#include "braid/nn/encoder.h"
 #include "braid/nn/fusion.h"
 #include "braid/nn/fusion/common.h"
 #include "braid/nn/fusion/graph.h"
@@ -484,4 +485,36 @@ TEST(Safetensors, LoadModuleTensorsIsStrict) {
   dtype["fusion.att.bias"] = dtype["fusion.att.bias"].to(torch::kFloat64);
   msg = message_of([&] { braid::load_module_tensors(*g, dtype, "w.safetensors", "fusion."); });
   EXPECT_NE(msg.find("'fusion.att.bias' has dtype"), std::string::npos) << msg;
+}
+
+// The `raw` encoder of early fusion: fixed-size pooled inputs, valid steps only, bag-of-words text.
+TEST(EarlyFusion, RawEncoderPoolsOnlyValidStepsAndCountsTokens) {
+  using braid::nn::encoder_registry;
+  braid::nn::EncoderContext ctx;
+  ctx.modality = "audio";
+  ctx.n_mels = 2;
+  auto audio = encoder_registry().make(Config::from_string("{name: raw, frames: 2}", "r"), ctx);
+  EXPECT_EQ(audio->out_dim(), 4);
+  EXPECT_TRUE(audio->parameters().empty());
+  // one row of 6 frames, 4 valid: bins average frames {0,1} and {2,3}; the padding is ignored
+  auto x = torch::tensor({1.f, 2.f, 3.f, 4.f, 100.f, 100.f, 10.f, 20.f, 30.f, 40.f, 100.f, 100.f}).view({1, 2, 6});
+  braid::data::ModalityBatch mb{x, torch::tensor({4}, torch::kLong), torch::tensor({true})};
+  auto a = audio->forward(mb);
+  EXPECT_TRUE(torch::allclose(a, torch::tensor({{1.5f, 3.5f, 15.f, 35.f}})));
+
+  ctx.modality = "text";
+  ctx.vocab_size = 5;
+  auto text = encoder_registry().make(Config::from_string("{name: raw}", "r"), ctx);
+  braid::data::ModalityBatch tb{torch::tensor({{2, 2, 4, 0}, {0, 0, 0, 0}}, torch::kLong),
+                                torch::tensor({3, 0}, torch::kLong), torch::tensor({true, false})};
+  auto t = text->forward(tb);
+  EXPECT_TRUE(torch::allclose(t, torch::tensor({{0.f, 0.f, 2.f / 3, 0.f, 1.f / 3}, {0.f, 0.f, 0.f, 0.f, 0.f}})));
+
+  ctx.modality = "image";
+  auto image = encoder_registry().make(Config::from_string("{name: raw, grid: 2}", "r"), ctx);
+  braid::data::ModalityBatch ib{torch::arange(48, torch::kFloat).view({1, 3, 4, 4}), torch::ones({1}, torch::kLong),
+                                torch::tensor({true})};
+  auto im = image->forward(ib);
+  ASSERT_EQ(im.sizes(), (std::vector<int64_t>{1, 12}));
+  EXPECT_FLOAT_EQ(im[0][0].item<float>(), (0 + 1 + 4 + 5) / 4.f);
 }

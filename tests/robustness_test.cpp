@@ -79,10 +79,11 @@ model:
 train: {epochs: 2, batch_size: 8}
 )");
   auto r = run_braid("bench fusion --recipe " + q(dir + "/r.yaml") + " --data " + q(manifest) +
-                     " --methods concat,late_mean,late_poe,uni:image --seeds 2 --threads 1 --out " + q(dir + "/out"));
+                     " --methods concat,late_mean,late_poe,uni:image,early --seeds 2 --jobs 2 --out " + q(dir + "/out"));
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("2 training runs at a time, 1 thread(s) each"), std::string::npos) << r.err;
   auto res = nlohmann::json::parse(read_file(dir + "/out/results.json"));
-  ASSERT_EQ(res["methods"].size(), 4u);
+  ASSERT_EQ(res["methods"].size(), 5u);
   for (const auto& row : res["methods"]) {
     EXPECT_EQ(row["seeds_ok"].get<int>(), 2) << row.dump();
     double acc = row["accuracy"][0];
@@ -95,6 +96,8 @@ train: {epochs: 2, batch_size: 8}
   EXPECT_EQ(concat["noise_curve"]["image"].size(), 10u);
   EXPECT_EQ(concat["missing"].size(), 7u);  // every non-empty subset of 3 modalities
   EXPECT_EQ(res["methods"][3]["missing"].size(), 1u);
+  // early fusion: the raw inputs feed the head, no encoder parameters
+  EXPECT_NE(read_file(dir + "/out/runs/early/seed0/recipe.resolved.yaml").find("raw"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir + "/out/noise_image.svg"));
   EXPECT_NE(read_file(dir + "/out/results.md").find("| late_poe |"), std::string::npos);
   // a second call reuses the finished runs

@@ -30,11 +30,14 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
                                              "accuracy, noise and missing-modality robustness, and cost");
   fu->add_option("--recipe", f->o.recipe, "base recipe (a fusion_classifier)")->capture_default_str();
   fu->add_option("--data", f->o.data, "manifest JSONL")->required();
-  fu->add_option("--methods", f->methods, "all, or a comma list of fusion names (concat, tfn, ...), late_mean, "
+  fu->add_option("--methods", f->methods, "all, or a comma list of fusion names (concat, tfn, ...), early, late_mean, "
                                           "late_weighted, late_poe, uni:<modality>")->capture_default_str();
   fu->add_option("--seeds", f->o.seeds, "seeds per method")->capture_default_str();
   fu->add_option("--out", f->o.out, "results folder (results.json, results.md, noise_*.svg, runs/)")->required();
-  fu->add_option("--threads", f->o.threads, "threads per run (0 = all cores)")->capture_default_str();
+  fu->add_option("--threads", f->o.threads, "threads per training run (0 = cores / jobs)")->capture_default_str();
+  fu->add_option("--jobs", f->o.jobs, "training runs at a time (2 on 2 cores: each run on 1 thread)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   fu->add_option("--split", f->o.split, "evaluation split")->capture_default_str();
   fu->add_option("--set", f->o.sets, "recipe override for every run: key.path=value (repeatable)");
   out.emplace_back(fu, [f] {

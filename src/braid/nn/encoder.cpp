@@ -4,6 +4,7 @@
 
 #include "braid/nn/encoders/audio_cnn.h"
 #include "braid/nn/encoders/image_cnn.h"
+#include "braid/nn/encoders/raw.h"
 #include "braid/nn/encoders/series_gru.h"
 #include "braid/nn/encoders/text_bow.h"
 #include "braid/nn/encoders/text_transformer.h"
@@ -34,6 +35,8 @@ const EncoderRegistry& encoder_registry() {
     r.add("text_transformer", "pre-norm Transformer over sub-word ids with learned positions",
           make<TextTransformerImpl, TextTransformerOptions>);
     r.add("series_gru", "GRU over time-series frames; the last valid state", make<SeriesGRUImpl, SeriesGRUOptions>);
+    r.add("raw", "no parameters: the input pooled to a fixed-length vector (data-level / early fusion)",
+          make<RawImpl, RawOptions>);
     return r;
   }();
   return r;

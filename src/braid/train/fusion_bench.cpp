@@ -7,6 +7,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -25,9 +27,21 @@ using nlohmann::json;
 std::vector<std::string> all_fusion_methods(const std::vector<std::string>& modalities) {
   std::vector<std::string> m;
   for (const auto& mod : modalities) m.push_back("uni:" + mod);
+  m.push_back("early");
   for (const auto& n : nn::fusion_registry().names()) m.push_back(n);
   for (const char* l : {"late_mean", "late_weighted", "late_poe"}) m.push_back(l);
   return m;
+}
+
+std::vector<std::string> method_overrides(const std::string& method, const std::vector<std::string>& modalities) {
+  if (method.rfind("uni:", 0) == 0) return {"model.modalities=[" + method.substr(4) + "]"};
+  if (method == "early") {
+    // data-level fusion: the raw inputs, concatenated, feed the one learned network (the head)
+    std::vector<std::string> s = {"model.fusion.name=concat"};
+    for (const auto& m : modalities) s.push_back("model.encoders." + m + "={name: raw}");
+    return s;
+  }
+  return {"model.fusion.name=" + method};
 }
 
 namespace {
@@ -128,48 +142,73 @@ json run_fusion_bench(const FusionBenchOptions& o) {
   BRAID_INPUT_CHECK(!methods.empty(), "--methods: nothing to run");
   for (const auto& m : methods) {
     bool ok = m.rfind("uni:", 0) == 0 ? std::find(mods.begin(), mods.end(), m.substr(4)) != mods.end()
-                                      : nn::fusion_registry().contains(m) || m.rfind("late_", 0) == 0;
+                                      : m == "early" || nn::fusion_registry().contains(m) || m.rfind("late_", 0) == 0;
     BRAID_INPUT_CHECK(ok, "--methods: unknown method '{}' (known: {})", m, fmt::join(all_fusion_methods(mods), ", "));
   }
   make_dirs(o.out + "/runs");
 
-  // 1. training runs, each a child process
+  // 1. training runs, each a child process; `jobs` of them at a time
   const std::string exe = self_exe();
-  json runs = json::array();
+  const int jobs = std::max(1, o.jobs);
+  const int run_threads = o.threads > 0 ? o.threads : std::max(1, threads / jobs);
   const int64_t total = static_cast<int64_t>(methods.size()) * o.seeds;
-  int64_t done = 0;
+  json runs = json::array();
   for (const auto& method : methods)
-    for (int seed = 0; seed < o.seeds; ++seed) {
-      const std::string run = o.out + "/runs/" + dir_name(method) + "/seed" + std::to_string(seed);
-      json r = {{"method", method}, {"seed", seed}, {"run", run}};
-      if (!(file_exists(run + "/summary.json") && file_exists(run + "/cost.json"))) {
-        std::vector<std::string> argv = {exe, "train", o.recipe, "--data", o.data, "--out", run,
-                                         "--seed", std::to_string(seed), "--threads", std::to_string(threads)};
-        if (file_exists(run + "/checkpoints/last.pt")) {
-          argv.push_back("--resume");
-        } else {
-          fs::remove_all(run);
-          for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
-          if (method.rfind("uni:", 0) == 0)
-            argv.insert(argv.end(), {"--set", "model.modalities=[" + method.substr(4) + "]"});
-          else
-            argv.insert(argv.end(), {"--set", "model.fusion.name=" + method});
-        }
-        make_dirs(fs::path(run).parent_path().string());
-        spdlog::info("[{}/{}] training {} seed {}", done + 1, total, method, seed);
-        auto pr = run_process(argv, run + ".log");
-        if (pr.exit_code != 0) {
-          r["error"] = last_line_of(run + ".log");
-          spdlog::warn("{} seed {} failed (exit {}): {}", method, seed, pr.exit_code, r["error"].get<std::string>());
-          runs.push_back(r);
-          ++done;
-          continue;
-        }
-        atomic_write_text(run + "/cost.json", json{{"seconds", pr.seconds}, {"max_rss_kb", pr.max_rss_kb}}.dump() + "\n");
-      }
-      ++done;
-      runs.push_back(r);
+    for (int seed = 0; seed < o.seeds; ++seed)
+      runs.push_back({{"method", method}, {"seed", seed},
+                      {"run", o.out + "/runs/" + dir_name(method) + "/seed" + std::to_string(seed)}});
+  std::mutex mu;
+  int64_t next = 0, started = 0;
+  std::exception_ptr failure;
+  auto train_one = [&](json& r) {
+    const std::string method = r["method"], run = r["run"];
+    const int seed = r["seed"];
+    if (file_exists(run + "/summary.json") && file_exists(run + "/cost.json")) return;
+    std::vector<std::string> argv = {exe, "train", o.recipe, "--data", o.data, "--out", run,
+                                     "--seed", std::to_string(seed), "--threads", std::to_string(run_threads)};
+    if (file_exists(run + "/checkpoints/last.pt")) {
+      argv.push_back("--resume");
+    } else {
+      fs::remove_all(run);
+      for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
+      for (const auto& s : method_overrides(method, mods)) argv.insert(argv.end(), {"--set", s});
     }
+    make_dirs(fs::path(run).parent_path().string());
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      spdlog::info("[{}/{}] training {} seed {}", ++started, total, method, seed);
+    }
+    auto pr = run_process(argv, run + ".log");
+    if (pr.exit_code != 0) {
+      std::lock_guard<std::mutex> lk(mu);
+      r["error"] = last_line_of(run + ".log");
+      spdlog::warn("{} seed {} failed (exit {}): {}", method, seed, pr.exit_code, r["error"].get<std::string>());
+      return;
+    }
+    atomic_write_text(run + "/cost.json", json{{"seconds", pr.seconds}, {"max_rss_kb", pr.max_rss_kb}}.dump() + "\n");
+  };
+  auto worker = [&] {
+    while (true) {
+      size_t i;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        if (failure || next >= static_cast<int64_t>(runs.size())) return;
+        i = static_cast<size_t>(next++);
+      }
+      try {
+        train_one(runs[i]);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!failure) failure = std::current_exception();
+        return;
+      }
+    }
+  };
+  if (jobs > 1) spdlog::info("{} training runs at a time, {} thread(s) each", jobs, run_threads);
+  std::vector<std::thread> pool;
+  for (int j = 0; j < jobs; ++j) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
 
   // 2. test sets: clean, and each modality with noise at every level (built once, shared)
   const std::string ref_run = [&] {

@@ -18,9 +18,10 @@ struct FusionBenchOptions {
   std::string recipe;                  // base recipe (its model is a fusion_classifier)
   std::string data;                    // manifest
   std::string out;                     // results folder
-  std::vector<std::string> methods;    // fusion names, late_*, uni:<modality>; "all" = every one
+  std::vector<std::string> methods;    // fusion names, early, late_*, uni:<modality>; "all" = every one
   int seeds = 3;                       // seeds 0..seeds-1
-  int threads = 0;                     // per training run and for evaluation (0 = all cores)
+  int threads = 0;                     // per training run (0 = cores / jobs) and for evaluation (0 = all cores)
+  int jobs = 1;                        // training runs at a time
   std::vector<std::string> sets;       // extra recipe overrides for every run
   std::vector<double> levels{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};  // test noise levels
   std::string split = "test";          // evaluation split
@@ -28,6 +29,11 @@ struct FusionBenchOptions {
 
 // Every method name "all" expands to for these modalities.
 std::vector<std::string> all_fusion_methods(const std::vector<std::string>& modalities);
+
+// The recipe overrides (`--set` values) that turn the base recipe into `method`: uni:<m> reads
+// only m; early concatenates the raw inputs (encoder `raw`) before the head; late_* and the
+// feature-level fusions set model.fusion.name.
+std::vector<std::string> method_overrides(const std::string& method, const std::vector<std::string>& modalities);
 
 // Runs the benchmark; writes out/results.json, out/results.md and out/*.svg; returns results.json.
 nlohmann::json run_fusion_bench(const FusionBenchOptions& o);
