@@ -78,25 +78,13 @@ ImageGridOptions ImageGridOptions::from_config(const Config& c) {
 }
 
 ImageGridImpl::ImageGridImpl(ImageGridOptions o, const EncoderContext& ctx) : options(std::move(o)) {
-  convs_ = register_module("convs", torch::nn::ModuleList());
-  norms_ = register_module("norms", torch::nn::ModuleList());
-  int64_t in = 3;
-  for (int64_t ch : options.channels) {
-    convs_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, ch, 3).padding(1).bias(false)));
-    norms_->push_back(torch::nn::BatchNorm2d(ch));
-    in = ch;
-  }
-  out_ = register_module("out", torch::nn::Linear(in, options.dim));
+  convs_ = ConvStack(*this, 3, options.channels);
+  out_ = register_module("out", torch::nn::Linear(convs_.out_channels(), options.dim));
   out_dim_ = options.dim;
 }
 
 std::pair<torch::Tensor, torch::Tensor> ImageGridImpl::encode(const data::ModalityBatch& mb) {
-  auto x = mb.data;  // [B, 3, H, W]
-  for (size_t i = 0; i < convs_->size(); ++i) {
-    x = convs_[i]->as<torch::nn::Conv2d>()->forward(x);
-    x = torch::relu(norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x));
-    if (x.size(2) >= 2 && x.size(3) >= 2) x = torch::max_pool2d(x, 2);
-  }
+  auto x = convs_.forward(mb.data);  // [B, 3, H, W] -> [B, C, h, w]
   const int64_t B = x.size(0), S = x.size(2) * x.size(3);
   auto steps = x.flatten(2).transpose(1, 2);  // [B, h·w, C], raster order
   return {out_->forward(steps), torch::full({B}, S, mb.present.options().dtype(torch::kLong))};

@@ -16,6 +16,8 @@
 // step, nearest-step resampling to a common length, and the raw frames MCTN regresses).
 #pragma once
 
+#include "braid/nn/conv.h"
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -103,7 +105,7 @@ class ImageGridImpl : public SequenceEncoderImpl {
   std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) override;
 
  private:
-  torch::nn::ModuleList convs_{nullptr}, norms_{nullptr};
+  ConvStack convs_;
   torch::nn::Linear out_{nullptr};
 };
 

@@ -1,6 +1,8 @@
 // braid/nn/encoders/audio_cnn.h — CNN over log-mel spectrograms.
 #pragma once
 
+#include "braid/nn/conv.h"
+
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -27,7 +29,7 @@ class AudioCNNImpl : public EncoderImpl {
   torch::Tensor encode(const data::ModalityBatch& mb) override;
 
  private:
-  torch::nn::ModuleList convs_{nullptr}, norms_{nullptr};
+  ConvStack convs_;
   torch::nn::Linear out_{nullptr};
 };
 

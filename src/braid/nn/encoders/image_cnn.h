@@ -1,6 +1,8 @@
 // braid/nn/encoders/image_cnn.h — small convolutional image encoder.
 #pragma once
 
+#include "braid/nn/conv.h"
+
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -27,7 +29,7 @@ class ImageCNNImpl : public EncoderImpl {
   torch::Tensor encode(const data::ModalityBatch& mb) override;
 
  private:
-  torch::nn::ModuleList convs_{nullptr}, norms_{nullptr};
+  ConvStack convs_;
   torch::nn::Linear out_{nullptr};
 };
 

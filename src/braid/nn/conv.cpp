@@ -1,0 +1,42 @@
+#include "braid/nn/conv.h"
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace braid::nn {
+
+ConvStack::ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int64_t>& channels) {
+  convs_ = owner.register_module("convs", torch::nn::ModuleList());
+  norms_ = owner.register_module("norms", torch::nn::ModuleList());
+  for (int64_t ch : channels) {
+    convs_->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, ch, 3).padding(1).bias(false)));
+    norms_->push_back(torch::nn::BatchNorm2d(ch));
+    in = ch;
+  }
+  out_ = in;
+}
+
+static bool channels_last() {
+  static const bool on = [] {
+    const char* e = std::getenv("BRAID_CHANNELS_LAST");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  return on;
+}
+
+torch::Tensor ConvStack::forward(torch::Tensor x, bool ceil, torch::Tensor* len) {
+  if (channels_last() && x.device().is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  for (size_t i = 0; i < convs_->size(); ++i) {
+    x = convs_[i]->as<torch::nn::Conv2d>()->forward(x);
+    x = torch::relu(norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x));
+    if (x.size(2) >= 2 && x.size(3) >= 2) {
+      x = torch::max_pool2d(x, 2, 2, 0, 1, ceil);
+      if (len) *len = ceil ? torch::floor_divide(*len + 1, 2) : torch::floor_divide(*len, 2);
+    }
+  }
+  return x;
+}
+
+}  // namespace braid::nn
