@@ -1,5 +1,6 @@
 // The `braid` CLI as a user meets it: help, versions, and one clear line for every kind of bad input.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -144,4 +145,15 @@ TEST(Cli, BadRecipesNameTheKey) {
   expect_input_error(run_braid(train(e, e.manifest, "--set train.lr=-1")), {"train.lr", "positive"});
   expect_input_error(run_braid(train(e, e.manifest, "--set model.modalities=[smell]")), {"unknown modality 'smell'"});
   expect_input_error(run_braid(train(e, e.manifest, "--set task=cluster")), {"'task'", "classify, regress or align"});
+}
+
+TEST(Cli, BenchGemmReportsARateAndRejectsBadSizes) {
+  auto r = run_braid("bench gemm --n 64 --repeats 2 --threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["gflops"].get<double>(), 0.0);
+  EXPECT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["threads"].get<int>(), 1);
+  EXPECT_TRUE(j.contains("openblas_coretype"));
+  expect_input_error(run_braid("bench gemm --n 3"), {"--n", "16"});
 }

@@ -1,4 +1,4 @@
-// braid bench speed | bench fusion
+// braid bench speed | bench fusion | bench gemm
 #include <fmt/format.h>
 
 #include "braid/core/error.h"
@@ -53,6 +53,27 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     }
     auto r = train::run_fusion_bench(f->o);
     fmt::print("{}", read_text_file(f->o.out + "/results.md"));
+    return 0;
+  });
+
+  struct GemmArgs {
+    int64_t n = 1024;
+    int threads = 0, repeats = 5;
+    bool json = false;
+  };
+  auto g = std::make_shared<GemmArgs>();
+  auto* gm = bench->add_subcommand("gemm", "the machine's fp32 matrix-multiply peak (GFLOP/s) through this build's BLAS");
+  gm->add_option("--n", g->n, "matrix size n (n x n times n x n)")->capture_default_str();
+  gm->add_option("--threads", g->threads, "threads (0 = all cores)")->capture_default_str();
+  gm->add_option("--repeats", g->repeats, "timed runs; the median is reported")->capture_default_str();
+  gm->add_flag("--json", g->json, "print one JSON line");
+  out.emplace_back(gm, [g] {
+    auto r = train::measure_gemm(g->n, g->threads, g->repeats);
+    if (g->json)
+      fmt::print("{}\n", r.dump());
+    else
+      fmt::print("sgemm {}x{}: {:.1f} GFLOP/s on {} thread(s), OPENBLAS_CORETYPE={}\n", g->n, g->n,
+                 r["gflops"].get<double>(), r["threads"].get<int>(), r["openblas_coretype"].get<std::string>());
     return 0;
   });
 

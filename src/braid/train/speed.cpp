@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 
 #include "braid/core/error.h"
@@ -120,6 +121,30 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   return {{"train_steps_per_s", median(train_rates)}, {"infer_samples_per_s_b64", median(infer_b)},
           {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
           {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats}};
+}
+
+nlohmann::json measure_gemm(int64_t n, int threads, int repeats) {
+  BRAID_INPUT_CHECK(n >= 16 && n <= 16384, "--n: expected a matrix size in [16, 16384], got {}", n);
+  BRAID_INPUT_CHECK(repeats >= 1, "--repeats: expected at least 1, got {}", repeats);
+  const int used = configure_threads(threads);
+  torch::NoGradGuard ng;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
+  const double flop = 2.0 * n * n * n;
+  // enough products per timed run that one run lasts ~0.2 s at 100 GFLOP/s
+  const int64_t reps = std::max<int64_t>(1, static_cast<int64_t>(2e10 / flop));
+  torch::mm_out(c, a, b);
+  std::vector<double> rates;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < reps; ++i) torch::mm_out(c, a, b);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(flop * reps / s / 1e9);
+  }
+  auto sorted = rates;
+  std::sort(sorted.begin(), sorted.end());
+  const char* core = std::getenv("OPENBLAS_CORETYPE");
+  return {{"gflops", sorted[sorted.size() / 2]}, {"runs", rates}, {"n", n}, {"threads", used},
+          {"openblas_coretype", core ? core : "unset"}};
 }
 
 }  // namespace braid::train

@@ -23,4 +23,10 @@ struct SpeedOptions {
 //  "parameters", "batch_size"}.
 nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so);
 
+// The machine's fp32 matrix-multiply peak as this build reaches it: C = A·B with n×n matrices
+// through ATen (OpenBLAS here), `threads` threads (0 = all cores), median GFLOP/s of `repeats`
+// timed runs after one warm-up. Returns {"gflops", "runs", "n", "threads", "openblas_coretype"}
+// (the OPENBLAS_CORETYPE variable, "unset" when not set: it picks OpenBLAS's kernels).
+nlohmann::json measure_gemm(int64_t n, int threads, int repeats);
+
 }  // namespace braid::train
