@@ -70,12 +70,18 @@ RawImage decode_image_memory(const uint8_t* bytes, size_t n, const std::string& 
   const size_t count = size_t(w) * size_t(h);
   img.rgb.resize(count * 3);
   const double bg = background * 255.0;
+  // alpha 0: rgb * 0 + bg * 1 is exactly bg, so the general expression below gives this value.
+  const auto clear = static_cast<uint8_t>(std::clamp(std::floor(bg + 0.5), 0.0, 255.0));
   const stbi_uc* src = px.get();
   uint8_t* dst = img.rgb.data();
   for (size_t i = 0; i < count; ++i, src += 4, dst += 3) {
     const uint8_t alpha = src[3];
     if (alpha == 255) {
       dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
+      continue;
+    }
+    if (alpha == 0) {
+      dst[0] = dst[1] = dst[2] = clear;
       continue;
     }
     // out = round_half_up(rgb * a + bg * 255 * (1 - a)); scripts/make_goldens.py uses the same expression.
