@@ -7,6 +7,7 @@
 #include "braid/models/mctn.h"
 #include "braid/models/mfn.h"
 #include "braid/models/mult.h"
+#include "braid/models/unicode.h"
 
 namespace braid::models {
 
@@ -23,6 +24,8 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MFNImpl>(c, ctx); });
     r.add("mctn", "cyclic translation source -> target -> source; the source's encoding classifies (Pham 2019)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MCTNImpl>(c, ctx); });
+    r.add("unicode", "Uni-Code: shared discrete codebook across modalities, MM-EMA, CLUB, Cross-CPC (Xia 2023; task align)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<UnicodeImpl>(c, ctx); });
     return r;
   }();
   return r;
