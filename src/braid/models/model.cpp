@@ -9,6 +9,7 @@
 #include "braid/models/mfn.h"
 #include "braid/models/mult.h"
 #include "braid/models/single_tower.h"
+#include "braid/models/unicode.h"
 
 namespace braid::models {
 
@@ -29,6 +30,8 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<DualTowerImpl>(c, ctx); });
     r.add("single_tower", "ViLT-like: one Transformer over text, image and audio tokens; ITM + MLM + ITC",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<SingleTowerImpl>(c, ctx); });
+    r.add("unicode", "Uni-Code: shared discrete codebook across modalities, MM-EMA, CLUB, Cross-CPC (Xia 2023; task align)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<UnicodeImpl>(c, ctx); });
     return r;
   }();
   return r;
