@@ -1,8 +1,9 @@
-// braid bench speed | bench fusion | bench gemm
+// braid bench speed | bench fusion | bench gemm | bench pipeline
 #include <fmt/format.h>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/data/pipeline_bench.h"
 #include "braid/train/fusion_bench.h"
 #include "braid/train/speed.h"
 #include "commands.h"
@@ -12,6 +13,11 @@ namespace braid::cli {
 struct SpeedArgs {
   train::RunOptions run;
   train::SpeedOptions speed;
+  bool json = false;
+};
+
+struct PipelineArgs {
+  data::PipelineBenchOptions o;
   bool json = false;
 };
 
@@ -74,6 +80,30 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     else
       fmt::print("sgemm {}x{}: {:.1f} GFLOP/s on {} thread(s), OPENBLAS_CORETYPE={}\n", g->n, g->n,
                  r["gflops"].get<double>(), r["threads"].get<int>(), r["openblas_coretype"].get<std::string>());
+    return 0;
+  });
+
+  auto pl = std::make_shared<PipelineArgs>();
+  auto* pp = bench->add_subcommand("pipeline", "preprocessing throughput: image PNG decode + resize + normalize, or "
+                                               "audio WAV decode + resample + log-mel, over a manifest's files");
+  pp->add_option("--data", pl->o.manifest, "manifest JSONL")->required();
+  pp->add_option("--modality", pl->o.modality, "image or audio")->capture_default_str();
+  pp->add_option("--workers", pl->o.workers, "decoding threads (each single-threaded, as in the loader)")
+      ->capture_default_str();
+  pp->add_option("--threads", pl->o.threads, "intra-op threads with one worker (0 = all cores)")->capture_default_str();
+  pp->add_option("--limit", pl->o.limit, "use the first N samples with the modality (0 = all)")->capture_default_str();
+  pp->add_option("--repeats", pl->o.repeats, "timed passes; the median is reported")->capture_default_str();
+  pp->add_option("--dump", pl->o.dump, "write the first sample's tensor to this .npy file");
+  pp->add_flag("--json", pl->json, "print one JSON line");
+  out.emplace_back(pp, [pl] {
+    auto r = data::measure_pipeline(pl->o);
+    if (pl->json) {
+      fmt::print("{}\n", r.dump());
+    } else {
+      fmt::print("{} samples/s  {:.1f}  (median of {}; {} files, workers {}, threads {})\n", pl->o.modality,
+                 r["samples_per_s"].get<double>(), pl->o.repeats, r["samples"].get<int64_t>(), pl->o.workers,
+                 r["threads"].get<int>());
+    }
     return 0;
   });
 

@@ -10,8 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
+#include <utility>
 
 #include "braid/core/error.h"
 
@@ -69,6 +72,8 @@ constexpr double kZeroCrossings = 16.0;
 constexpr double kRolloff = 0.9;
 constexpr double kKaiserBeta = 5.0;
 constexpr int64_t kMaxPhaseTable = 1 << 22;  // weights cached per phase when phases x taps fits
+constexpr int64_t kMaxSharedTable = 1 << 18; // such tables up to 2 MB are kept for later calls (same rates)
+constexpr size_t kMaxSharedTables = 16;
 
 double bessel_i0(double x) {  // power series; converges fast for the |x| <= beta used here
   double sum = 1.0, term = 1.0;
@@ -179,9 +184,30 @@ std::vector<float> resample(const std::vector<float>& x, int64_t from_rate, int6
     }
   };
   const bool cached = L * taps <= kMaxPhaseTable;
-  std::vector<double> table(size_t(cached ? L * taps : taps));
-  if (cached)
-    for (int64_t p = 0; p < L; ++p) weights(p, table.data() + p * taps);
+  // The phase table depends only on (M, L): a dataset of files at one rate builds it once. Tables up to
+  // kMaxSharedTable entries are kept (at most kMaxSharedTables of them), shared read-only between threads.
+  static std::mutex cache_mu;
+  static std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const std::vector<double>>> cache;
+  std::shared_ptr<const std::vector<double>> shared;
+  const bool share = cached && L * taps <= kMaxSharedTable;
+  if (share) {
+    std::lock_guard<std::mutex> lk(cache_mu);
+    auto it = cache.find({M, L});
+    if (it != cache.end()) shared = it->second;
+  }
+  std::vector<double> table;
+  if (!shared) {
+    table.resize(size_t(cached ? L * taps : taps));
+    if (cached)
+      for (int64_t p = 0; p < L; ++p) weights(p, table.data() + p * taps);
+    if (share) {
+      auto t = std::make_shared<const std::vector<double>>(std::move(table));
+      std::lock_guard<std::mutex> lk(cache_mu);
+      if (cache.size() < kMaxSharedTables) cache.emplace(std::make_pair(M, L), t);
+      shared = t;
+    }
+  }
+  const double* tab = shared ? shared->data() : table.data();
 
   const int64_t n = static_cast<int64_t>(x.size());
   // ceil(n * L / M) without overflow: n < 2^31 and L, M <= 1e7.
@@ -192,13 +218,23 @@ std::vector<float> resample(const std::vector<float>& x, int64_t from_rate, int6
     const __int128 t = static_cast<__int128>(j) * M;
     const int64_t base = static_cast<int64_t>(t / L);
     const int64_t phase = static_cast<int64_t>(t % L);
-    const double* w = table.data();
+    const double* w = tab;
     if (cached) w += phase * taps;
     else weights(phase, table.data());
     const int64_t lo = std::max<int64_t>(-K, -base), hi = std::min<int64_t>(K + 1, n - 1 - base);
-    double acc = 0.0;
-    for (int64_t k = lo; k <= hi; ++k) acc += w[k + K] * double(x[size_t(base + k)]);
-    y[size_t(j)] = static_cast<float>(acc);
+    // Four partial sums: independent add chains instead of one long dependent one.
+    const double* wk = w + K;
+    const float* xk = x.data() + base;
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int64_t k = lo;
+    for (; k + 3 <= hi; k += 4) {
+      a0 += wk[k] * double(xk[k]);
+      a1 += wk[k + 1] * double(xk[k + 1]);
+      a2 += wk[k + 2] * double(xk[k + 2]);
+      a3 += wk[k + 3] * double(xk[k + 3]);
+    }
+    for (; k <= hi; ++k) a0 += wk[k] * double(xk[k]);
+    y[size_t(j)] = static_cast<float>((a0 + a1) + (a2 + a3));
   }
   return y;
 }
@@ -243,12 +279,17 @@ torch::Tensor log_mel(const torch::Tensor& wave, const AudioOptions& opt) {
   auto window = torch::hann_window(opt.n_fft, /*periodic=*/true, torch::TensorOptions().dtype(torch::kFloat32));
   auto spec = torch::stft(x, opt.n_fft, opt.hop, opt.n_fft, window, /*center=*/true, "reflect",
                           /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);  // [n_freqs, frames]
-  auto ri = torch::view_as_real(spec);                                                        // [n_freqs, frames, 2]
-  auto power = ri.pow(2).sum(-1);                                                             // |X|^2
+  auto ri = torch::view_as_real(spec).contiguous();                                           // [n_freqs, frames, 2]
+  auto power = torch::empty({ri.size(0), ri.size(1)}, ri.options());                          // |X|^2 = re² + im²
+  {
+    const float* p = ri.data_ptr<float>();
+    float* q = power.data_ptr<float>();
+    for (int64_t i = 0, n = power.numel(); i < n; ++i) q[i] = p[2 * i] * p[2 * i] + p[2 * i + 1] * p[2 * i + 1];
+  }
   const double f_max = opt.f_max > 0.0 ? opt.f_max : double(opt.sample_rate) / 2.0;
   auto fb = mel_filterbank(opt.n_fft / 2 + 1, opt.n_mels, opt.sample_rate, opt.f_min, f_max);  // [n_freqs, n_mels]
   auto mel = torch::matmul(fb.t(), power);                                                      // [n_mels, frames]
-  return torch::log(mel + 1e-6).contiguous();
+  return mel.add_(1e-6).log_().contiguous();
 }
 
 std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt) {

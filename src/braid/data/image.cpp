@@ -70,12 +70,18 @@ RawImage decode_image_memory(const uint8_t* bytes, size_t n, const std::string& 
   const size_t count = size_t(w) * size_t(h);
   img.rgb.resize(count * 3);
   const double bg = background * 255.0;
+  // alpha 0: rgb * 0 + bg * 1 is exactly bg, so the general expression below gives this value.
+  const auto clear = static_cast<uint8_t>(std::clamp(std::floor(bg + 0.5), 0.0, 255.0));
   const stbi_uc* src = px.get();
   uint8_t* dst = img.rgb.data();
   for (size_t i = 0; i < count; ++i, src += 4, dst += 3) {
     const uint8_t alpha = src[3];
     if (alpha == 255) {
       dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
+      continue;
+    }
+    if (alpha == 0) {
+      dst[0] = dst[1] = dst[2] = clear;
       continue;
     }
     // out = round_half_up(rgb * a + bg * 255 * (1 - a)); scripts/make_goldens.py uses the same expression.
@@ -105,23 +111,101 @@ RawImage decode_image_file(const std::string& path, double background) {
   return decode_image_memory(bytes.data(), bytes.size(), path, background);
 }
 
+namespace {
+
+// Antialiased bilinear weights along one axis, as torch's interpolate(mode="bilinear", antialias=True,
+// align_corners=False) computes them (PIL's convolution resampling): output i centred at s·(i + ½)
+// (s = in/out) takes inputs [start, start + size) with triangle-filter weights of half-width max(s, 1),
+// normalized to sum 1.
+struct AxisWeights {
+  int64_t taps = 0;
+  std::vector<int64_t> start, size;
+  std::vector<float> w;  // [out, taps]
+};
+
+AxisWeights aa_weights(int64_t in, int64_t out) {
+  const double scale = double(in) / double(out);
+  const double support = scale >= 1.0 ? scale : 1.0;
+  const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+  AxisWeights a;
+  a.taps = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  a.start.resize(size_t(out));
+  a.size.resize(size_t(out));
+  a.w.assign(size_t(out * a.taps), 0.0f);
+  std::vector<double> tmp(size_t(a.taps));
+  for (int64_t i = 0; i < out; ++i) {
+    const double center = scale * (double(i) + 0.5);
+    const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
+    const int64_t n = std::min<int64_t>(std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in) - lo, a.taps);
+    double total = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double x = (double(j + lo) - center + 0.5) * invscale;
+      tmp[size_t(j)] = std::max(0.0, 1.0 - std::abs(x));
+      total += tmp[size_t(j)];
+    }
+    for (int64_t j = 0; j < n; ++j) a.w[size_t(i * a.taps + j)] = total > 0 ? float(tmp[size_t(j)] / total) : 0.0f;
+    a.start[size_t(i)] = lo;
+    a.size[size_t(i)] = std::max<int64_t>(n, 0);
+  }
+  return a;
+}
+
+}  // namespace
+
 torch::Tensor resize_image(const RawImage& img, int64_t height, int64_t width) {
   TORCH_CHECK(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width * img.height * 3),
               "resize_image: RawImage of ", img.width, "x", img.height, " holds ", img.rgb.size(),
               " bytes; expected width*height*3");
   BRAID_INPUT_CHECK(height > 0 && width > 0 && height <= kMaxSide && width <= kMaxSide,
                     "resize_image: target size {}x{}; expected 1..{} on each side", height, width, kMaxSide);
-  // [H, W, 3] uint8 -> [1, 3, H, W] float32 in [0, 1]
-  auto hwc = torch::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3}, torch::kUInt8);
-  auto x = hwc.permute({2, 0, 1}).to(torch::kFloat32).div_(255.0).unsqueeze(0).contiguous();
-  if (height == img.height && width == img.width) return x.squeeze(0);
-  namespace F = torch::nn::functional;
-  auto y = F::interpolate(x, F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{height, width})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false)
-                                 .antialias(true));
-  return y.squeeze(0).contiguous();  // [3, height, width]
+  // Separable: rows first (along the width), then columns, each skipped when that side keeps its size; float
+  // arithmetic on the [0, 1] values, like torch's kernel. Written out (not torch::interpolate) because for the
+  // small images of a dataset the op overhead dominated the work.
+  const int64_t H = img.height, W = img.width;
+  const uint8_t* px = img.rgb.data();
+  std::vector<float> src(size_t(3 * H * W));  // [3, H, W] in [0, 1]
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < 3; ++c) src[size_t((c * H + y) * W + x)] = float(px[(y * W + x) * 3 + c]) / 255.0f;
+  std::vector<float> rows;  // [3, H, width]
+  if (width != W) {
+    const auto a = aa_weights(W, width);
+    rows.assign(size_t(3 * H * width), 0.0f);
+    for (int64_t cy = 0; cy < 3 * H; ++cy) {
+      const float* in = src.data() + cy * W;
+      float* o = rows.data() + cy * width;
+      for (int64_t i = 0; i < width; ++i) {
+        const float* w = a.w.data() + i * a.taps;
+        const float* p = in + a.start[size_t(i)];
+        float acc = 0.0f;
+        for (int64_t j = 0; j < a.size[size_t(i)]; ++j) acc += p[j] * w[j];
+        o[i] = acc;
+      }
+    }
+  } else {
+    rows.swap(src);
+  }
+  auto out = torch::empty({3, height, width}, torch::kFloat32);
+  float* o = out.data_ptr<float>();
+  if (height != H) {
+    const auto a = aa_weights(H, height);
+    for (int64_t c = 0; c < 3; ++c) {
+      const float* in = rows.data() + c * H * width;
+      for (int64_t i = 0; i < height; ++i) {
+        const float* w = a.w.data() + i * a.taps;
+        float* dst = o + (c * height + i) * width;
+        for (int64_t x = 0; x < width; ++x) dst[x] = 0.0f;
+        for (int64_t j = 0; j < a.size[size_t(i)]; ++j) {
+          const float* r = in + (a.start[size_t(i)] + j) * width;
+          const float wj = w[j];
+          for (int64_t x = 0; x < width; ++x) dst[x] += r[x] * wj;
+        }
+      }
+    }
+  } else {
+    std::copy(rows.begin(), rows.end(), o);
+  }
+  return out;  // [3, height, width]
 }
 
 torch::Tensor normalize_image(const torch::Tensor& chw, const ImageOptions& opt) {

@@ -130,6 +130,7 @@ void Loader::stop_workers() {
 void Loader::start_epoch(int64_t epoch, int64_t start_batch) {
   stop_workers();
   order_ = epoch_order(epoch);
+  epoch_ = epoch;
   n_batches_ = batches_per_epoch();
   BRAID_INPUT_CHECK(start_batch >= 0 && start_batch <= n_batches_, "resume position {} is past the {} batches of an epoch",
                     start_batch, n_batches_);
@@ -159,7 +160,19 @@ Batch Loader::make_batch(int64_t b) {
   int64_t lo = b * opt_.batch_size, hi = std::min<int64_t>(lo + opt_.batch_size, static_cast<int64_t>(order_.size()));
   std::vector<SampleTensors> ss;
   std::vector<int64_t> idx(order_.begin() + lo, order_.begin() + hi);
-  for (auto i : idx) ss.push_back(sample(i));
+  for (auto i : idx) {
+    ss.push_back(sample(i));
+    // text read under every view ("text:<view>", view: random): pick this epoch's view
+    auto& mods = ss.back().mods;
+    std::vector<std::string> views;
+    for (const auto& kv : mods)
+      if (kv.first.rfind("text:", 0) == 0) views.push_back(kv.first);
+    if (opt_.random_text_view && !views.empty()) {
+      std::mt19937_64 rng(mix_seed(opt_.seed ^ 0x7e47, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(i)));
+      mods["text"] = mods[views[rng() % views.size()]];
+    }
+    for (const auto& v : views) mods.erase(v);
+  }
   Batch batch = collate(ss, pre_->modalities(), idx);
   const int64_t B = batch.size();
   if (targets_ == Targets::Labels) {

@@ -46,6 +46,9 @@ struct LoaderOptions {
   int prefetch = 4;          // batches decoded ahead
   bool cache = true;         // keep decoded samples in memory after the first epoch
   double stall_seconds = 300;
+  // data.text.view: random — each training sample reads one of its text views, drawn anew every
+  // epoch (deterministic in seed, epoch and sample); otherwise the sample's first view.
+  bool random_text_view = false;
 };
 
 enum class Targets { None, Labels, Regression };
@@ -81,6 +84,7 @@ class Loader {
   std::shared_ptr<const ClassMap> classes_;
 
   std::vector<int64_t> order_;
+  int64_t epoch_ = 0;
   int64_t n_batches_ = 0, next_claim_ = 0, next_out_ = 0;
   std::map<int64_t, Batch> ready_;
   std::map<int64_t, std::exception_ptr> errors_;

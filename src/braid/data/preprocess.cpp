@@ -131,6 +131,13 @@ SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& ma
       } else if (m == "audio") {
         out.mods[m] = audio(s.audio, seed);
       } else if (m == "text") {
+        if (opt_.text.view == "random") {
+          // every view ("text:<view>"); "text" is the first one. The loader picks one per epoch.
+          if (s.text.empty()) continue;
+          for (const auto& [view, t] : s.text) out.mods["text:" + view] = text(t, seed);
+          out.mods[m] = out.mods["text:" + s.text.front().first];
+          continue;
+        }
         const std::string* t = s.text_view(opt_.text.view);
         if (!t) continue;  // this sample lacks the requested view
         out.mods[m] = text(*t, seed);

@@ -39,6 +39,7 @@ data::LoaderOptions Pipeline::loader_options(bool train) const {
   o.seed = static_cast<uint64_t>(recipe.get<int64_t>("seed", 0));
   o.shuffle = train;
   o.drop_last = false;
+  o.random_text_view = train && d.at("text").get<std::string>("view", "") == "random";
   BRAID_INPUT_CHECK(o.workers >= 1 && o.prefetch >= 1, "{}: data.workers and data.prefetch must be at least 1",
                     recipe.origin());
   return o;
@@ -68,6 +69,11 @@ static void build(Pipeline& p) {
   ctx.outputs = p.outputs;
   ctx.classify = p.task == Task::Classify;
   ctx.align = p.task == Task::Align;
+  if (p.task == Task::Align && p.classes && p.tokenizer) {
+    auto cb = text_batch(*p.pre, p.classes->names());
+    ctx.class_text = cb.data;
+    ctx.class_text_lengths = cb.lengths;
+  }
   for (const auto& m : p.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -88,6 +94,25 @@ static void build(Pipeline& p) {
   p.recipe.at("data").get<std::string>("manifest", "");
   p.recipe.at("data").get<std::string>("train_split", "train");
   p.recipe.at("data").get<std::string>("val_split", "val");
+}
+
+data::ModalityBatch text_batch(const data::Preprocessor& pre, const std::vector<std::string>& texts) {
+  std::vector<data::SampleTensors> ss;
+  std::vector<int64_t> idx;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    data::SampleTensors st;
+    st.mods["text"] = pre.text(texts[i]);
+    ss.push_back(std::move(st));
+    idx.push_back(static_cast<int64_t>(i));
+  }
+  return data::collate(ss, {"text"}, idx).mods.at("text");
+}
+
+void set_text_view(Pipeline& p, const std::string& view) {
+  BRAID_INPUT_CHECK(p.tokenizer, "--text-view {}: the run reads no text", view);
+  auto opt = p.pre->options();
+  opt.text.view = view;
+  p.pre = std::make_shared<data::Preprocessor>(opt, p.modalities, p.tokenizer);
 }
 
 Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const std::string& run_dir) {
@@ -123,7 +148,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   make_dirs(run_dir);
   auto popt = data::PreprocessOptions::from_config(d);
   auto views = manifest.text_views();
-  if (!popt.text.view.empty() && !views.empty() &&
+  if (!popt.text.view.empty() && popt.text.view != "random" && !views.empty() &&
       std::find(views.begin(), views.end(), popt.text.view) == views.end()) {
     // a recipe written for another dataset: read each sample's first view rather than no text at all
     spdlog::warn("text view '{}' (data.text.view) is not in {}; using each sample's first text view", popt.text.view,
@@ -140,8 +165,14 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     } else {
       // the corpus is the text the model reads
       std::vector<std::string> corpus;
-      for (auto i : train_idx)
-        if (const std::string* t = manifest.samples()[i].text_view(popt.text.view)) corpus.push_back(*t);
+      for (auto i : train_idx) {
+        const auto& s = manifest.samples()[i];
+        if (popt.text.view == "random") {
+          for (const auto& vt : s.text) corpus.push_back(vt.second);  // every view: one tokenizer for all
+        } else if (const std::string* t = s.text_view(popt.text.view)) {
+          corpus.push_back(*t);
+        }
+      }
       BRAID_INPUT_CHECK(!corpus.empty(), "{}: no train sample has text view '{}' (data.text.view)", manifest.path(),
                         popt.text.view);
       spdlog::info("training a {}-piece tokenizer on {} texts of the train split", popt.text.vocab, corpus.size());

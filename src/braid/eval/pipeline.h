@@ -59,6 +59,11 @@ Pipeline open_pipeline(const std::string& run_dir);
 
 torch::Device parse_device(const std::string& s);
 
+// Token ids of several strings through the run's text preprocessing, padded: a text ModalityBatch.
+data::ModalityBatch text_batch(const data::Preprocessor& pre, const std::vector<std::string>& texts);
+// Read text view `view` (e.g. "zh") from now on: loaders made afterwards use it.
+void set_text_view(Pipeline& p, const std::string& view);
+
 // Run the model over a loader and score it (classification or regression metrics; for align,
 // retrieval between every pair of modalities, see evaluate_alignment).
 // `drop`: modalities masked out of every batch (the missing-modality condition).

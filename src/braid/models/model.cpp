@@ -3,10 +3,13 @@
 #include <torch/torch.h>
 
 #include "braid/core/error.h"
+#include "braid/models/dual_tower.h"
 #include "braid/models/fusion_classifier.h"
 #include "braid/models/mctn.h"
 #include "braid/models/mfn.h"
 #include "braid/models/mult.h"
+#include "braid/models/single_tower.h"
+#include "braid/models/unicode.h"
 
 namespace braid::models {
 
@@ -23,6 +26,12 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MFNImpl>(c, ctx); });
     r.add("mctn", "cyclic translation source -> target -> source; the source's encoding classifies (Pham 2019)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MCTNImpl>(c, ctx); });
+    r.add("dual_tower", "one encoder + projection per modality into a shared space (CLIP, SigLIP, DCCA, DeViSE, cycle)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<DualTowerImpl>(c, ctx); });
+    r.add("single_tower", "ViLT-like: one Transformer over text, image and audio tokens; ITM + MLM + ITC",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<SingleTowerImpl>(c, ctx); });
+    r.add("unicode", "Uni-Code: shared discrete codebook across modalities, MM-EMA, CLUB, Cross-CPC (Xia 2023; task align)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<UnicodeImpl>(c, ctx); });
     return r;
   }();
   return r;

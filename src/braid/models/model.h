@@ -23,6 +23,9 @@ struct ModelContext {
   int64_t outputs = 0;                                 // classes, or regression dimensions (0 for align)
   bool classify = true;                                // task: classification (else regression)
   bool align = false;                                  // task: align (self-supervised; objective())
+  // align runs with labels and text: the class names as token ids [K, L] (0 = pad) and their
+  // lengths [K], in class-id order (DeViSE ranks against their text embeddings); else undefined.
+  torch::Tensor class_text, class_text_lengths;
 };
 
 class ModelImpl : public torch::nn::Module {

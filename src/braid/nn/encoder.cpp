@@ -4,6 +4,7 @@
 
 #include "braid/nn/encoders/audio_cnn.h"
 #include "braid/nn/encoders/image_cnn.h"
+#include "braid/nn/encoders/image_vit.h"
 #include "braid/nn/encoders/raw.h"
 #include "braid/nn/encoders/series_gru.h"
 #include "braid/nn/encoders/text_bow.h"
@@ -29,6 +30,8 @@ const EncoderRegistry& encoder_registry() {
     EncoderRegistry r("encoder");
     r.add("image_cnn", "convolutional image encoder (conv-BN-ReLU-pool blocks, global pooling)",
           make<ImageCNNImpl, ImageCNNOptions>);
+    r.add("image_vit", "Vision Transformer: patch embedding, class token, learned positions, pre-norm blocks",
+          make<ImageViTImpl, ImageViTOptions>);
     r.add("audio_cnn", "2-D CNN over the log-mel spectrogram with masked time pooling",
           make<AudioCNNImpl, AudioCNNOptions>);
     r.add("text_bow", "bag of learned sub-word embeddings (masked mean) + MLP", make<TextBowImpl, TextBowOptions>);

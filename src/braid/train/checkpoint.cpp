@@ -72,6 +72,21 @@ void load_weights(torch::nn::Module& m, const std::string& path) {
   read_module(m, ar, path);
 }
 
+int64_t load_matching_weights(torch::nn::Module& m, const std::string& path) {
+  auto ar = open_archive(path);
+  int64_t n = 0;
+  torch::NoGradGuard ng;
+  auto load = [&](const std::string& name, torch::Tensor& dst, bool is_buffer) {
+    torch::Tensor t;
+    if (!ar.try_read(name, t, is_buffer) || t.sizes() != dst.sizes() || t.scalar_type() != dst.scalar_type()) return;
+    dst.copy_(t);
+    ++n;
+  };
+  for (auto& p : m.named_parameters()) load(p.key(), p.value(), false);
+  for (auto& b : m.named_buffers()) load(b.key(), b.value(), true);
+  return n;
+}
+
 void save_checkpoint(const std::string& path, const torch::nn::Module& m, torch::optim::Optimizer& opt,
                      const TrainState& st) {
   torch::serialize::OutputArchive root, model, optim;

@@ -15,6 +15,9 @@ namespace braid::train {
 
 void save_weights(const torch::nn::Module& m, const std::string& path);
 void load_weights(torch::nn::Module& m, const std::string& path);
+// Copy every tensor of a weights file whose name and shape match one of the module's (others are
+// left as they are); returns how many were loaded. For `model.init_from`.
+int64_t load_matching_weights(torch::nn::Module& m, const std::string& path);
 
 // Everything needed to continue a run exactly: model (all parameters and buffers), optimizer
 // state, trainer state (step, epoch, position in the epoch, best score, ...) and the RNG state.

@@ -173,7 +173,20 @@ TrainResult train(const RunOptions& ro) {
   }
   double prior_seconds = st.extra.value("seconds", 0.0);
 
+  if (!ro.resume) {
+    const std::string init = p.recipe.at("model").get<std::string>("init_from", "");
+    if (!init.empty()) {
+      const std::string src = init + "/model.pt";
+      BRAID_INPUT_CHECK(file_exists(src), "recipe key 'model.init_from': {} has no model.pt", init);
+      int64_t n = train::load_matching_weights(model, src);
+      BRAID_INPUT_CHECK(n > 0, "recipe key 'model.init_from': no tensor of {} matches this model", src);
+      spdlog::info("initialized {} tensors from {}", n, src);
+    }
+  }
   const int64_t params = models::count_parameters(model);
+  const int64_t trainable = models::count_parameters(model, true);
+  if (trainable < params)
+    spdlog::info("trainable parameters: {} of {} ({:.2f}%)", trainable, params, 100.0 * trainable / params);
   spdlog::info("run {}: {} on {} ({} train / {} val samples), {} parameters, {} steps, {} thread(s), device {}", run,
                p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
                train_loader->samples(), val_loader ? val_loader->samples() : 0, params, total, threads,
@@ -266,7 +279,7 @@ TrainResult train(const RunOptions& ro) {
   save_weights(model, run + "/model.pt");
   r.seconds = elapsed();
   nlohmann::json summary = {{"steps", r.steps}, {"seconds", r.seconds}, {"parameters", r.parameters},
-                            {"best_step", st.best_step}, {"val", r.val}, {"threads", threads}};
+                            {"trainable_parameters", trainable}, {"best_step", st.best_step}, {"val", r.val}, {"threads", threads}};
   atomic_write_text(run + "/summary.json", summary.dump(1) + "\n");
   spdlog::info("done: {} steps in {:.1f} s; model in {}/model.pt", r.steps, r.seconds, run);
   return r;

@@ -1,0 +1,232 @@
+#include "braid/models/dual_tower.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "braid/core/error.h"
+#include "braid/objectives/contrastive.h"
+#include "braid/objectives/cca.h"
+#include "braid/objectives/cycle.h"
+#include "braid/objectives/multitask.h"
+#include "braid/objectives/ranking.h"
+#include "braid/nn/encoders/image_vit.h"
+
+namespace braid::models {
+
+static const std::set<std::string> kLosses = {"clip", "siglip", "dcca", "devise", "cycle"};
+
+DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modalities_(ctx.modalities) {
+  auto enc_cfg = cfg.at("encoders");
+  embed_dim_ = cfg.get<int64_t>("embed_dim", embed_dim_);
+  BRAID_INPUT_CHECK(embed_dim_ > 0, "{}: recipe key '{}' must be positive", cfg.origin(), cfg.full("embed_dim"));
+  auto pcfg = cfg.at("projection");
+  auto hidden = pcfg.get<std::vector<int64_t>>("hidden", {});
+  double pdrop = pcfg.get<double>("dropout", 0.0);
+  for (const auto& m : modalities_) {
+    BRAID_INPUT_CHECK(enc_cfg.has(m), "{}: recipe key '{}' is missing: modality '{}' needs an encoder", cfg.origin(),
+                      enc_cfg.full(m), m);
+    auto enc = nn::encoder_registry().make(enc_cfg.at(m), ctx.encoders.at(m));
+    encoders_[m] = register_module("enc_" + m, enc);
+    projections_.emplace(m, register_module("proj_" + m, nn::MLP(nn::MLPOptions{enc->out_dim(), hidden, embed_dim_, pdrop})));
+  }
+  for (const auto& k : enc_cfg.keys())
+    if (!encoders_.count(k)) enc_cfg.mark_subtree(k);
+  auto prj = cfg.at("projectors");
+  for (const auto& m : prj.keys()) {
+    BRAID_INPUT_CHECK(encoders_.count(m), "{}: recipe key '{}': '{}' is not one of the model's modalities", cfg.origin(),
+                      prj.full(m), m);
+    auto* vit = dynamic_cast<nn::ImageViTImpl*>(encoders_[m].get());
+    BRAID_INPUT_CHECK(vit, "{}: recipe key '{}': a projector reads encoder tokens; only image_vit provides them",
+                      cfg.origin(), prj.full(m));
+    projectors_.emplace(m, register_module("prj_" + m, nn::Projector(nn::ProjectorOptions::from_config(prj.at(m)),
+                                                                     encoders_[m]->out_dim())));
+  }
+  for (const auto& m : cfg.get<std::vector<std::string>>("freeze", {})) {
+    BRAID_INPUT_CHECK(encoders_.count(m), "{}: recipe key '{}': '{}' is not one of the model's modalities", cfg.origin(),
+                      cfg.full("freeze"), m);
+    frozen_.insert(m);
+    for (auto& p : encoders_[m]->parameters()) p.requires_grad_(false);
+    encoders_[m]->eval();
+  }
+  cfg.get<std::string>("init_from", "");  // read by the trainer (train/trainer.cpp)
+
+  // objectives: one name or a list
+  YAML::Node ln = cfg.node()["loss"];
+  if (ln && ln.IsSequence())
+    losses_ = cfg.get<std::vector<std::string>>("loss", {});
+  else
+    losses_ = {cfg.get<std::string>("loss", "clip")};
+  BRAID_INPUT_CHECK(!losses_.empty(), "{}: recipe key '{}' is empty", cfg.origin(), cfg.full("loss"));
+  for (const auto& l : losses_)
+    BRAID_INPUT_CHECK(kLosses.count(l), "{}: recipe key '{}': unknown loss '{}' (expected clip, siglip, dcca, devise, cycle)",
+                      cfg.origin(), cfg.full("loss"), l);
+  auto wcfg = cfg.at("loss_weights");
+  for (const auto& k : wcfg.keys()) {
+    BRAID_INPUT_CHECK(std::find(losses_.begin(), losses_.end(), k) != losses_.end(),
+                      "{}: recipe key '{}': '{}' is not one of the losses in '{}'", cfg.origin(), wcfg.full(k), k,
+                      cfg.full("loss"));
+    weights_[k] = wcfg.get<double>(k, 1.0);
+  }
+  auto has = [&](const char* l) { return std::find(losses_.begin(), losses_.end(), l) != losses_.end(); };
+
+  const std::string anchor = cfg.get<std::string>("anchor", "");
+  if (!anchor.empty()) {
+    BRAID_INPUT_CHECK(encoders_.count(anchor), "{}: recipe key '{}': anchor '{}' is not one of the model's modalities",
+                      cfg.origin(), cfg.full("anchor"), anchor);
+    for (const auto& m : modalities_)
+      if (m != anchor) pairs_.emplace_back(anchor, m);
+  } else {
+    for (size_t i = 0; i < modalities_.size(); ++i)
+      for (size_t j = i + 1; j < modalities_.size(); ++j) pairs_.emplace_back(modalities_[i], modalities_[j]);
+  }
+  bool pair_loss = has("clip") || has("siglip") || has("dcca") || has("cycle");
+  BRAID_INPUT_CHECK(!pair_loss || !pairs_.empty(), "{}: recipe key '{}': the pair losses need two modalities, the model has {}",
+                    cfg.origin(), cfg.full("loss"), modalities_.size());
+
+  smoothing_ = cfg.get<double>("label_smoothing", smoothing_);
+  chunk_ = cfg.get<int64_t>("chunk", chunk_);
+  margin_ = cfg.get<double>("margin", margin_);
+  dcca_k_ = cfg.get<int64_t>("dcca_k", dcca_k_);
+  dcca_r_ = cfg.get<double>("dcca_r", dcca_r_);
+  BRAID_INPUT_CHECK(smoothing_ >= 0 && smoothing_ < 1, "{}: recipe key '{}' must be in [0, 1)", cfg.origin(),
+                    cfg.full("label_smoothing"));
+
+  const bool siglip = has("siglip");
+  logit_scale_ = register_parameter("logit_scale", torch::tensor(siglip ? std::log(10.0) : std::log(1 / 0.07)));
+  if (siglip) bias_ = register_parameter("bias", torch::tensor(-10.0));
+  if (has("cycle"))
+    for (const auto& [a, b] : pairs_)
+      for (const auto& k : {a + "_to_" + b, b + "_to_" + a})
+        translators_.emplace(k, register_module("cyc_" + k, nn::MLP(nn::MLPOptions{embed_dim_, {embed_dim_}, embed_dim_, 0.0})));
+  if (has("devise")) {
+    BRAID_INPUT_CHECK(encoders_.count("text"), "{}: recipe key '{}': devise needs the text modality (class-name embeddings)",
+                      cfg.origin(), cfg.full("loss"));
+    if (ctx.class_text.defined()) {
+      class_text_ = register_buffer("class_text", ctx.class_text.clone());
+      class_len_ = register_buffer("class_len", ctx.class_text_lengths.clone());
+    }
+    BRAID_INPUT_CHECK(!ctx.align || class_text_.defined(),
+                      "{}: recipe key '{}': devise needs labelled training data (class names)", cfg.origin(),
+                      cfg.full("loss"));
+  }
+}
+
+double DualTowerImpl::temperature() const { return 1.0 / std::exp(logit_scale_.item<double>()); }
+
+void DualTowerImpl::train(bool on) {
+  ModelImpl::train(on);
+  for (const auto& m : frozen_) encoders_.at(m)->eval();
+}
+
+torch::Tensor DualTowerImpl::project(const std::string& modality, const data::ModalityBatch& mb) {
+  auto it = encoders_.find(modality);
+  if (it == encoders_.end() || !mb.data.defined()) return {};
+  auto pj = projectors_.find(modality);
+  if (pj != projectors_.end()) {
+    auto* vit = static_cast<nn::ImageViTImpl*>(it->second.get());
+    torch::Tensor tok;
+    if (frozen_.count(modality)) {
+      torch::NoGradGuard ng;
+      tok = vit->tokens(mb.data);
+    } else {
+      tok = vit->tokens(mb.data);
+    }
+    auto h = pj->second->forward(tok) * mb.present.to(tok.dtype()).unsqueeze(1);
+    return projections_.at(modality)->forward(h);
+  }
+  return projections_.at(modality)->forward(it->second->forward(mb));
+}
+
+torch::Tensor DualTowerImpl::embed(const std::string& modality, const data::ModalityBatch& mb) {
+  auto p = project(modality, mb);
+  return p.defined() ? torch::nn::functional::normalize(p, torch::nn::functional::NormalizeFuncOptions().dim(1)) : p;
+}
+
+torch::Tensor DualTowerImpl::forward(const data::Batch& batch) {
+  for (const auto& m : modalities_) {
+    auto it = batch.mods.find(m);
+    if (it != batch.mods.end() && it->second.data.defined()) return embed(m, it->second);
+  }
+  TORCH_CHECK(false, "dual_tower: the batch has none of the model's modalities");
+  return {};
+}
+
+torch::Tensor DualTowerImpl::class_embeddings() {
+  data::ModalityBatch mb{class_text_, class_len_, torch::ones({class_text_.size(0)}, torch::kBool).to(class_text_.device())};
+  return embed("text", mb);
+}
+
+torch::Tensor DualTowerImpl::objective(const data::Batch& batch) {
+  namespace F = torch::nn::functional;
+  std::map<std::string, torch::Tensor> raw, emb, present;
+  for (const auto& m : modalities_) {
+    auto it = batch.mods.find(m);
+    if (it == batch.mods.end() || !it->second.data.defined()) continue;
+    raw[m] = project(m, it->second);
+    emb[m] = F::normalize(raw[m], F::NormalizeFuncOptions().dim(1));
+    present[m] = it->second.present.to(torch::kBool);
+  }
+  std::map<std::string, torch::Tensor> per_loss;
+  std::map<std::string, int> n_pairs;
+  terms_.clear();
+  auto add = [&](const std::string& loss, const std::string& pair, const torch::Tensor& v) {
+    per_loss[loss] = per_loss.count(loss) ? per_loss[loss] + v : v;
+    ++n_pairs[loss];
+    terms_[loss + "/" + pair] = v.item<double>();
+  };
+  for (const auto& l : losses_) {
+    if (l == "devise") continue;
+    for (const auto& [a, b] : pairs_) {
+      if (!emb.count(a) || !emb.count(b)) continue;
+      auto both = present[a].logical_and(present[b]);
+      if (both.sum().item<int64_t>() < 2) continue;
+      auto ua = emb[a].index({both}), ub = emb[b].index({both});
+      const std::string pair = a + "-" + b;
+      if (l == "clip") {
+        add(l, pair, objectives::clip_loss(ua, ub, logit_scale_, smoothing_, chunk_));
+      } else if (l == "siglip") {
+        add(l, pair, objectives::siglip_loss(ua, ub, logit_scale_, bias_));
+      } else if (l == "dcca") {
+        auto xa = raw[a].index({both}), xb = raw[b].index({both});
+        if (xa.size(0) <= embed_dim_) continue;  // the covariance needs more rows than dimensions
+        add(l, pair, objectives::dcca_loss(xa, xb, dcca_k_, dcca_r_));
+      } else if (l == "cycle") {
+        auto& ab = translators_.at(a + "_to_" + b);
+        auto& ba = translators_.at(b + "_to_" + a);
+        auto a2b = ab->forward(ua), b2a = ba->forward(ub);
+        add(l, pair, objectives::cycle_loss(ua, ub, a2b, b2a, ba->forward(a2b), ab->forward(b2a)));
+      }
+    }
+  }
+  if (std::find(losses_.begin(), losses_.end(), "devise") != losses_.end() && batch.labels.defined()) {
+    auto cls = class_embeddings();  // [K, D]
+    auto labelled = batch.labels.ge(0);
+    for (const auto& m : modalities_) {
+      if (m == "text" || !emb.count(m)) continue;
+      auto keep = labelled.logical_and(present[m]);
+      if (!keep.any().item<bool>()) continue;
+      auto scores = emb[m].index({keep}).matmul(cls.t());
+      add("devise", m + "-label", objectives::devise_loss(scores, batch.labels.index({keep}), margin_));
+    }
+  }
+  std::map<std::string, torch::Tensor> terms;
+  for (auto& [k, v] : per_loss) terms[k] = v / n_pairs[k];
+  terms_["temperature"] = temperature();
+  if (bias_.defined()) terms_["bias"] = bias_.item<double>();
+  if (terms.empty()) {
+    // nothing to align in this batch (e.g. a DCCA batch smaller than embed_dim): a zero loss with a graph
+    torch::Tensor z = logit_scale_ * 0;
+    for (auto& [m, r] : raw) z = z + r.sum() * 0;
+    return z;
+  }
+  std::map<std::string, double> logged, weights;
+  for (const auto& [k, w] : weights_)
+    if (terms.count(k)) weights[k] = w;  // a loss may sit out a batch (no labels, DCCA batch too small)
+  auto total = objectives::weighted_sum(terms, weights, &logged);
+  for (auto& [k, v] : logged) terms_[k] = v;
+  return total;
+}
+
+}  // namespace braid::models

@@ -1,0 +1,221 @@
+#include "braid/models/single_tower.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "braid/core/error.h"
+#include "braid/objectives/contrastive.h"
+#include "braid/objectives/itm.h"
+#include "braid/objectives/masking.h"
+#include "braid/objectives/multitask.h"
+#include "braid/nn/blocks.h"
+#include "braid/nn/sequence.h"
+
+namespace braid::models {
+
+namespace F = torch::nn::functional;
+static const std::map<std::string, int64_t> kType = {{"text", 0}, {"image", 1}, {"audio", 2}};
+
+SingleTowerImpl::SingleTowerImpl(const Config& cfg, const ModelContext& ctx) : modalities_(ctx.modalities) {
+  for (const auto& m : modalities_)
+    BRAID_INPUT_CHECK(kType.count(m), "{}: recipe key '{}': single_tower reads image, text and audio, not '{}'",
+                      cfg.origin(), cfg.full("modalities"), m);
+  auto has = [&](const char* m) { return std::find(modalities_.begin(), modalities_.end(), m) != modalities_.end(); };
+  BRAID_INPUT_CHECK(has("image") && has("text"), "{}: recipe key '{}': single_tower needs image and text",
+                    cfg.origin(), cfg.full("modalities"));
+  dim_ = cfg.get<int64_t>("dim", dim_);
+  const int64_t depth = cfg.get<int64_t>("depth", 3), heads = cfg.get<int64_t>("heads", 4);
+  const int64_t mlp_ratio = cfg.get<int64_t>("mlp_ratio", 2);
+  const double dropout = cfg.get<double>("dropout", 0.1);
+  patch_ = cfg.get<int64_t>("patch", patch_);
+  audio_stride_ = cfg.get<int64_t>("audio_stride", audio_stride_);
+  max_text_ = cfg.get<int64_t>("max_text", max_text_);
+  embed_dim_ = cfg.get<int64_t>("embed_dim", embed_dim_);
+  mask_prob_ = cfg.get<double>("mask_prob", mask_prob_);
+  auto w = cfg.at("weights");
+  for (const char* k : {"itc", "itm", "mlm"}) weights_[k] = w.get<double>(k, 1.0);
+  BRAID_INPUT_CHECK(dim_ > 0 && heads > 0 && dim_ % heads == 0, "{}: '{}': dim must be a positive multiple of heads",
+                    cfg.origin(), cfg.path());
+  BRAID_INPUT_CHECK(mask_prob_ > 0 && mask_prob_ < 1, "{}: recipe key '{}' must be in (0, 1)", cfg.origin(),
+                    cfg.full("mask_prob"));
+  const auto& ie = ctx.encoders.at("image");
+  BRAID_INPUT_CHECK(patch_ > 0 && ie.image_size >= patch_, "{}: recipe key '{}': patch {} does not fit {}-px images",
+                    cfg.origin(), cfg.full("patch"), patch_, ie.image_size);
+  vocab_ = ctx.encoders.at("text").vocab_size;
+  TORCH_CHECK(vocab_ > 0, "single_tower: the tokenizer vocabulary is empty");
+  mask_id_ = vocab_;  // one extra id for [MASK]
+
+  tok_ = register_module("tok", torch::nn::Embedding(torch::nn::EmbeddingOptions(vocab_ + 1, dim_).padding_idx(0)));
+  text_pos_ = register_parameter("text_pos", torch::randn({1, max_text_, dim_}) * 0.02);
+  patch_embed_ = register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, dim_, patch_).stride(patch_)));
+  const int64_t side = ie.image_size / patch_;
+  image_pos_ = register_parameter("image_pos", torch::randn({1, side * side, dim_}) * 0.02);
+  if (has("audio")) {
+    BRAID_INPUT_CHECK(audio_stride_ >= 1, "{}: recipe key '{}' must be at least 1", cfg.origin(), cfg.full("audio_stride"));
+    audio_embed_ = register_module(
+        "audio", torch::nn::Conv1d(torch::nn::Conv1dOptions(ctx.encoders.at("audio").n_mels, dim_, audio_stride_)
+                                       .stride(audio_stride_)));
+  }
+  type_ = register_module("type", torch::nn::Embedding(3, dim_));
+  cls_ = register_parameter("cls", torch::randn({1, 1, dim_}) * 0.02);
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < depth; ++i)
+    blocks_->push_back(nn::TransformerBlock(nn::TransformerBlockOptions{dim_, heads, mlp_ratio, dropout}));
+  ln_ = register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim_})));
+  itm_ = register_module("itm", torch::nn::Linear(dim_, 2));
+  mlm_ = register_module("mlm", torch::nn::Linear(dim_, vocab_));
+  for (const auto& m : modalities_) proj_.emplace(m, register_module("proj_" + m, torch::nn::Linear(dim_, embed_dim_)));
+  logit_scale_ = register_parameter("logit_scale", torch::tensor(std::log(1 / 0.07)));
+}
+
+SingleTowerImpl::Tokens SingleTowerImpl::tokens(const std::string& modality, const data::ModalityBatch& mb,
+                                                const torch::Tensor& ids_override) {
+  Tokens t;
+  auto type = type_->weight[kType.at(modality)];
+  if (modality == "text") {
+    auto ids = ids_override.defined() ? ids_override : mb.data;
+    auto len = mb.lengths;
+    if (ids.size(1) > max_text_) {
+      ids = ids.slice(1, 0, max_text_);
+      len = len.clamp_max(max_text_);
+    }
+    const int64_t L = ids.size(1);
+    t.x = tok_->forward(ids) + text_pos_.slice(1, 0, L) + type;
+    t.pad = nn::padding_mask(len.clamp_min(1), L);
+  } else if (modality == "image") {
+    auto x = patch_embed_->forward(mb.data).flatten(2).transpose(1, 2);
+    BRAID_INPUT_CHECK(x.size(1) == image_pos_.size(1), "single_tower: {}x{} images give {} patches, the model has {}",
+                      mb.data.size(2), mb.data.size(3), x.size(1), image_pos_.size(1));
+    t.x = x + image_pos_ + type;
+    t.pad = torch::zeros({x.size(0), x.size(1)}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  } else {
+    auto x = mb.data;  // [B, n_mels, T]
+    if (x.size(2) < audio_stride_) x = F::pad(x, F::PadFuncOptions({0, audio_stride_ - x.size(2)}));
+    auto h = audio_embed_->forward(x).transpose(1, 2);  // [B, T', dim]
+    const int64_t T = h.size(1);
+    t.x = h + nn::sinusoidal_positions(T, dim_, h.options()).unsqueeze(0) + type;
+    auto len = ((mb.lengths + audio_stride_ - 1) / audio_stride_).clamp(1, T);
+    t.pad = nn::padding_mask(len, T);
+  }
+  return t;
+}
+
+torch::Tensor SingleTowerImpl::encode(const std::vector<Tokens>& parts) {
+  const int64_t B = parts[0].x.size(0);
+  std::vector<torch::Tensor> xs = {cls_.expand({B, 1, dim_})}, pads;
+  pads.push_back(torch::zeros({B, 1}, parts[0].pad.options()));
+  for (const auto& p : parts) {
+    xs.push_back(p.x);
+    pads.push_back(p.pad);
+  }
+  auto x = torch::cat(xs, 1);
+  auto pad = torch::cat(pads, 1);
+  for (auto& b : *blocks_) x = b->as<nn::TransformerBlock>()->forward(x, pad);
+  return ln_->forward(x);
+}
+
+torch::Tensor SingleTowerImpl::itm_head(const torch::Tensor& cls) { return itm_->forward(cls); }
+
+torch::Tensor SingleTowerImpl::embed(const std::string& modality, const data::ModalityBatch& mb) {
+  if (!proj_.count(modality) || !mb.data.defined()) return {};
+  auto cls = encode({tokens(modality, mb)}).select(1, 0);
+  return F::normalize(proj_.at(modality)->forward(cls), F::NormalizeFuncOptions().dim(1));
+}
+
+torch::Tensor SingleTowerImpl::match_logits(const data::ModalityBatch& image, const data::ModalityBatch& text) {
+  auto l = itm_head(encode({tokens("text", text), tokens("image", image)}).select(1, 0));
+  return l.select(1, 1) - l.select(1, 0);
+}
+
+torch::Tensor SingleTowerImpl::forward(const data::Batch& batch) {
+  for (const auto& m : modalities_) {
+    auto it = batch.mods.find(m);
+    if (it != batch.mods.end() && it->second.data.defined()) return embed(m, it->second);
+  }
+  TORCH_CHECK(false, "single_tower: the batch has none of the model's modalities");
+  return {};
+}
+
+// Rows of a modality batch.
+static data::ModalityBatch rows(const data::ModalityBatch& mb, const torch::Tensor& idx) {
+  return {mb.data.index_select(0, idx), mb.lengths.index_select(0, idx), mb.present.index_select(0, idx)};
+}
+
+torch::Tensor SingleTowerImpl::objective(const data::Batch& batch) {
+  terms_.clear();
+  // rows that have both image and text drive ITM / MLM; ITC pairs use their own intersections
+  std::map<std::string, data::ModalityBatch> mods;
+  for (const auto& m : modalities_) {
+    auto it = batch.mods.find(m);
+    if (it != batch.mods.end() && it->second.data.defined()) mods[m] = it->second;
+  }
+  std::map<std::string, torch::Tensor> emb;
+  for (auto& [m, mb] : mods) emb[m] = embed(m, mb);
+  std::map<std::string, torch::Tensor> terms;
+  torch::Tensor itc;
+  int n_pairs = 0;
+  for (const auto& m : modalities_) {
+    if (m == "image" || !emb.count(m) || !emb.count("image")) continue;
+    auto both = mods["image"].present.to(torch::kBool).logical_and(mods[m].present.to(torch::kBool));
+    if (both.sum().item<int64_t>() < 2) continue;
+    auto l = objectives::clip_loss(emb["image"].index({both}), emb[m].index({both}), logit_scale_);
+    terms_["itc/image-" + m] = l.item<double>();
+    itc = itc.defined() ? itc + l : l;
+    ++n_pairs;
+  }
+  if (itc.defined()) terms["itc"] = itc / n_pairs;
+
+  if (mods.count("image") && mods.count("text")) {
+    auto both = mods["image"].present.to(torch::kBool).logical_and(mods["text"].present.to(torch::kBool));
+    auto idx = both.nonzero().squeeze(1);
+    const int64_t B = idx.numel();
+    if (B >= 2) {
+      auto im = rows(mods["image"], idx), tx = rows(mods["text"], idx);
+      // hard negatives from the contrastive similarities; identical texts are never negatives
+      torch::Tensor sim;
+      {
+        torch::NoGradGuard ng;
+        sim = emb["image"].index_select(0, idx).matmul(emb["text"].index_select(0, idx).t()) *
+              logit_scale_.exp().clamp_max(100.0);
+        auto ids = tx.data;
+        auto same = (ids.unsqueeze(1) == ids.unsqueeze(0)).all(2);  // [B, B] identical token ids
+        sim = sim.masked_fill(same.logical_and(torch::eye(B, same.options()).logical_not()), -1e4);
+      }
+      auto neg_text = objectives::sample_hard_negatives(sim);      // for each image
+      auto neg_image = objectives::sample_hard_negatives(sim.t());  // for each text
+      // 1 positive : 2 negatives
+      auto pos = encode({tokens("text", tx), tokens("image", im)}).select(1, 0);
+      auto n1 = encode({tokens("text", rows(tx, neg_text)), tokens("image", im)}).select(1, 0);
+      auto n2 = encode({tokens("text", tx), tokens("image", rows(im, neg_image))}).select(1, 0);
+      auto logits = itm_head(torch::cat({pos, n1, n2}));
+      auto target = torch::cat({torch::ones({B}, torch::kLong), torch::zeros({2 * B}, torch::kLong)}).to(logits.device());
+      terms["itm"] = objectives::itm_loss(logits, target);
+      {
+        torch::NoGradGuard ng;
+        terms_["itm_acc"] = logits.argmax(1).eq(target).to(torch::kDouble).mean().item<double>();
+      }
+      // MLM on a separate fused pass with masked text
+      auto ids = tx.data.size(1) > max_text_ ? tx.data.slice(1, 0, max_text_) : tx.data;
+      auto masked = objectives::mask_tokens(ids.cpu(), mask_id_, vocab_, mask_prob_);
+      auto out = encode({tokens("text", tx, masked.input.to(ids.device())), tokens("image", im)});
+      auto text_out = out.slice(1, 1, 1 + ids.size(1));
+      terms["mlm"] = objectives::mlm_loss(mlm_->forward(text_out), masked.targets.to(ids.device()));
+    }
+  }
+  terms_["temperature"] = 1.0 / std::exp(logit_scale_.item<double>());
+  if (terms.empty()) {
+    torch::Tensor z = logit_scale_ * 0;
+    for (auto& [m, e] : emb) z = z + e.sum() * 0;
+    return z;
+  }
+  std::map<std::string, double> logged, weights;
+  for (const auto& [k, w] : weights_)
+    if (terms.count(k)) weights[k] = w;  // ITM / MLM sit out a batch without two image-text rows
+  auto total = objectives::weighted_sum(terms, weights, &logged);
+  for (auto& [k, v] : logged) terms_[k] = v;
+  return total;
+}
+
+}  // namespace braid::models

@@ -1,0 +1,74 @@
+// braid/models/single_tower.h — ViLT-style single-tower model: one Transformer over the tokens of
+// several modalities, trained with image-text matching (ITM), masked language modelling (MLM) and
+// an image-text contrastive (ITC) projection.
+//
+//   model: {name: single_tower, modalities: [image, text, audio],
+//           dim: 96, depth: 3, heads: 4, mlp_ratio: 2, dropout: 0.1,
+//           patch: 4, audio_stride: 4, max_text: 32, embed_dim: 128,
+//           weights: {itc: 1, itm: 1, mlm: 1}, mask_prob: 0.15}
+//
+// Tokens: text = sub-word embeddings (+ one [MASK] id = vocab) + learned positions; image = patch
+// embedding (conv, stride = patch) + learned positions; audio = log-mel frames through a strided
+// Conv1d + sinusoidal positions. Each token gets its modality-type embedding; a learned [CLS]
+// token leads the sequence; padding is masked in attention.
+//
+// One shared Transformer runs on (a) each modality alone — its [CLS] through a per-modality
+// projection is the ITC embedding (`embed()`, retrieval, zero-shot) — and (b) the fused
+// [CLS] + text + image sequence, whose [CLS] feeds the ITM head (match / no match) and whose text
+// positions feed the MLM head. Per batch: ITC (CLIP loss, image as the anchor of every other
+// modality); ITM on B positives and 2B hard negatives (each image with a text sampled from its
+// contrastive similarities, each text with an image likewise; pairs with identical token ids are
+// never drawn as negatives); MLM on a separate fused pass with 15% of the text tokens masked.
+// Retrieval re-ranking (eval/rerank.h): ITC top-k, re-ordered by the ITM match logit.
+#pragma once
+
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "braid/core/config.h"
+#include "braid/models/model.h"
+
+namespace braid::models {
+
+class SingleTowerImpl : public ModelImpl {
+ public:
+  SingleTowerImpl(const Config& cfg, const ModelContext& ctx);
+  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor objective(const data::Batch& batch) override;
+  std::map<std::string, double> loss_terms() const override { return terms_; }
+  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) override;
+  // ITM match logit (logit[match] − logit[no match]) of row-aligned pairs: [B].
+  torch::Tensor match_logits(const data::ModalityBatch& image, const data::ModalityBatch& text);
+
+ private:
+  struct Tokens {
+    torch::Tensor x, pad;  // [B, T, dim], [B, T] bool (true = padding)
+  };
+  Tokens tokens(const std::string& modality, const data::ModalityBatch& mb, const torch::Tensor& ids = {});
+  // Runs the Transformer on [CLS] + parts; returns all outputs [B, 1 + ΣT, dim] after the final norm.
+  torch::Tensor encode(const std::vector<Tokens>& parts);
+  torch::Tensor itm_head(const torch::Tensor& cls);
+
+  std::vector<std::string> modalities_;
+  int64_t dim_ = 96, vocab_ = 0, mask_id_ = 0, patch_ = 4, audio_stride_ = 4, max_text_ = 32, embed_dim_ = 128;
+  double mask_prob_ = 0.15;
+  std::map<std::string, double> weights_;
+  torch::nn::Embedding tok_{nullptr}, type_{nullptr};
+  torch::nn::Conv2d patch_embed_{nullptr};
+  torch::nn::Conv1d audio_embed_{nullptr};
+  torch::Tensor cls_, text_pos_, image_pos_, logit_scale_;
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm ln_{nullptr};
+  torch::nn::Linear itm_{nullptr}, mlm_{nullptr};
+  std::map<std::string, torch::nn::Linear> proj_;
+  std::map<std::string, double> terms_;
+};
+
+}  // namespace braid::models

@@ -1,0 +1,95 @@
+// braid/models/unicode.h — "unicode": Uni-Code (Xia et al., NeurIPS 2023, "Achieving Cross Modal
+// Generalization with Multimodal Unified Representation"): paired modalities are mapped to one shared
+// discrete codebook so that a head trained on one modality's codes works on another (CMG).
+//
+//   task: align
+//   model: {name: unicode, modalities: [image, audio, text], steps: 8, dim: 64, hidden: 64,
+//           sequences: {image: {name: image_rows}, audio: {name: audio_frames, stride: 4}},
+//           text_layers: 1, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
+//           reset: true, reset_after: 300, recent: 100,
+//           club: {hidden: 64, steps: 5, lr: 0.001}, cpc: {context: 64, horizon: 2, cross_weight: 1, self_weight: 0.1},
+//           weights: {recon: 1, commit: 1, club: 1, cpc: 1, cmcm: 1, nce: 0}, nce_temperature: 0.1}
+//
+// Per modality m: a sequence front-end (nn/sequence.h; text adds `text_layers` Transformer blocks over
+// its tokens) resampled to T = `steps` steps (nn::resample_nearest), then two branches (Linear-ReLU-Linear,
+// width `dim`): semantic s^m [B, T, D] and modality-specific p^m [B, T, D]. s^m is quantized with the
+// shared codebook (objectives/codebook.h). Training objective (rows that have every modality):
+//   recon   Σ_m MSE(dec_m([ŝ^m ; p^m]), frames_m) — frames: image rows / log-mel frames (nn::raw_frames),
+//           text: its token embeddings (detached), all resampled to T
+//   commit  cross-modal commitment (β, own 2β, others β/(M−1)); the codebook itself moves by (MM-)EMA
+//   club    Σ_m CLUB(s^m_t ; p^m_t) over all (row, step) pairs; its q_θ takes `club.steps` Adam steps
+//           inside objective() before the estimate (its optimizer is not checkpointed: a resumed run
+//           restarts the inner Adam moments; the weights themselves are restored)
+//   cpc     Cross-CPC over the semantic sequences (objectives/cross_cpc.h)
+//   cmcm    L_cmcm (objectives/cmcm.h)
+//   nce     optional baseline: symmetric CLIP-style InfoNCE between modalities' mean semantic vectors
+// total = Σ weights.term · term. A zero weight skips the term (and CLUB's inner steps).
+// embed(m) = L2-normalized mean over steps of the quantized semantic sequence; it needs only m, so a
+// model pretrained on three modalities is used with one. forward() returns the first modality's embed.
+#pragma once
+
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "braid/core/config.h"
+#include "braid/models/model.h"
+#include "braid/nn/blocks.h"
+#include "braid/nn/sequence.h"
+#include "braid/objectives/club.h"
+#include "braid/objectives/codebook.h"
+#include "braid/objectives/cross_cpc.h"
+
+namespace braid::models {
+
+struct UnicodeWeights {
+  double recon = 1, commit = 1, club = 1, cpc = 1, cmcm = 1, nce = 0;
+};
+
+struct UnicodeOptions {
+  int64_t steps = 8;          // common sequence length T
+  int64_t dim = 64;           // D of semantic / specific features and of the codes
+  int64_t hidden = 64;        // branch and decoder hidden width
+  int64_t text_layers = 1;    // Transformer blocks over text tokens
+  objectives::CodebookOptions codebook;   // codes, decay, epsilon, beta, mm_ema, teacher, reset_after, recent
+  objectives::ClubOptions club;           // hidden, steps, lr
+  objectives::CrossCPCOptions cpc;        // context, horizon, cross_weight, self_weight
+  UnicodeWeights weights;
+  double nce_temperature = 0.1;
+  static UnicodeOptions from_config(const Config& c);
+};
+
+class UnicodeImpl : public ModelImpl {
+ public:
+  UnicodeImpl(const Config& cfg, const ModelContext& ctx);
+  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor objective(const data::Batch& batch) override;
+  std::map<std::string, double> loss_terms() const override { return terms_; }
+  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) override;
+
+  struct Encoded {
+    torch::Tensor s, p, present;  // [B, T, D], [B, T, D], [B] bool
+  };
+  Encoded encode(const std::string& modality, const data::ModalityBatch& mb);
+  // Code indices [B, T] of a modality's semantic sequence (for CMG on codes and health views).
+  torch::Tensor codes(const std::string& modality, const data::ModalityBatch& mb);
+  objectives::SharedCodebook codebook() const { return codebook_; }
+  const std::vector<std::string>& modalities() const { return mods_; }
+  UnicodeOptions options;
+
+ private:
+  std::vector<std::string> mods_;
+  std::map<std::string, nn::EncoderContext> ctx_;
+  std::map<std::string, nn::SequencePtr> seq_;
+  std::map<std::string, std::vector<nn::TransformerBlock>> text_blocks_;
+  std::map<std::string, nn::MLP> sem_, spec_, dec_;
+  objectives::SharedCodebook codebook_{nullptr};
+  std::map<std::string, objectives::Club> club_;
+  objectives::CrossCPC cpc_{nullptr};
+  std::map<std::string, double> terms_;
+};
+
+}  // namespace braid::models
