@@ -18,6 +18,7 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
 void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
 
 // Print a metrics table for humans (stdout) — shared by eval and quickstart.
 void print_metrics(const std::string& title, const nlohmann::json& m);

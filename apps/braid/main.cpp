@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   braid::cli::add_train_command(app, cmds);
   braid::cli::add_eval_command(app, cmds);
   braid::cli::add_bench_commands(app, cmds);
+  braid::cli::add_serve_commands(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

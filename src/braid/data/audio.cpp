@@ -292,18 +292,23 @@ torch::Tensor log_mel(const torch::Tensor& wave, const AudioOptions& opt) {
   return mel.add_(1e-6).log_().contiguous();
 }
 
-std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt) {
+std::vector<float> prepare_waveform(const Waveform& w, const AudioOptions& opt, const std::string& name) {
   BRAID_INPUT_CHECK(opt.sample_rate >= 1 && opt.sample_rate <= kMaxRate, "{}: target sample rate {} out of range",
-                    path, opt.sample_rate);
+                    name, opt.sample_rate);
   BRAID_INPUT_CHECK(std::isfinite(opt.max_seconds) && opt.max_seconds >= 0.0,
-                    "{}: max_seconds {} must be >= 0", path, opt.max_seconds);
-  Waveform w = decode_audio_file(path);
+                    "{}: max_seconds {} must be >= 0", name, opt.max_seconds);
   std::vector<float> s = resample(w.samples, w.sample_rate, opt.sample_rate);
   if (opt.max_seconds > 0.0) {
     const double keep = std::floor(opt.max_seconds * double(opt.sample_rate));
     if (keep < double(s.size())) s.resize(size_t(std::max(1.0, keep)));
   }
   return s;
+}
+
+std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt) {
+  BRAID_INPUT_CHECK(opt.sample_rate >= 1 && opt.sample_rate <= kMaxRate, "{}: target sample rate {} out of range",
+                    path, opt.sample_rate);
+  return prepare_waveform(decode_audio_file(path), opt, path);
 }
 
 torch::Tensor load_audio(const std::string& path, const AudioOptions& opt) {

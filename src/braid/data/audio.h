@@ -43,6 +43,8 @@ torch::Tensor log_mel(const torch::Tensor& wave, const AudioOptions& opt);
 
 // decode -> mono -> resample to opt.sample_rate -> crop to opt.max_seconds.
 std::vector<float> load_waveform(const std::string& path, const AudioOptions& opt);
+// The same from a decoded waveform (uploads decoded with decode_audio_memory); `name` labels errors.
+std::vector<float> prepare_waveform(const Waveform& w, const AudioOptions& opt, const std::string& name);
 
 // load_waveform -> log-mel: [n_mels, frames] float32.
 torch::Tensor load_audio(const std::string& path, const AudioOptions& opt);

@@ -56,33 +56,48 @@ Preprocessor::Preprocessor(PreprocessOptions opt, std::vector<std::string> modal
 
 bool Preprocessor::noisy(const char* modality) const { return opt_.noise.level > 0 && opt_.noise.modality == modality; }
 
-torch::Tensor Preprocessor::image(const std::string& path, uint64_t rng_seed) const {
-  if (!noisy("image")) return load_image(path, opt_.image);
-  auto x = resize_image(decode_image_file(path, opt_.image.background), opt_.image.size, opt_.image.size);
-  auto gen = at::detail::createCPUGenerator(rng_seed);
-  auto sigma = x.std();
-  x = (x + opt_.noise.level * sigma * at::randn(x.sizes(), gen)).clamp(0.0, 1.0);
+torch::Tensor Preprocessor::image_pixels(const RawImage& img, uint64_t rng_seed) const {
+  auto x = resize_image(img, opt_.image.size, opt_.image.size);
+  if (noisy("image")) {
+    auto gen = at::detail::createCPUGenerator(rng_seed);
+    auto sigma = x.std();
+    x = (x + opt_.noise.level * sigma * at::randn(x.sizes(), gen)).clamp(0.0, 1.0);
+  }
   return normalize_image(x, opt_.image);
 }
 
-torch::Tensor Preprocessor::audio(const std::string& path, uint64_t rng_seed) const {
-  torch::Tensor m;
-  if (!noisy("audio")) {
-    m = load_audio(path, opt_.audio);
-  } else {
-    auto s = load_waveform(path, opt_.audio);
-    auto wave = torch::from_blob(s.data(), {static_cast<int64_t>(s.size())}, torch::kFloat32).clone();
+torch::Tensor Preprocessor::image(const std::string& path, uint64_t rng_seed) const {
+  return image_pixels(decode_image_file(path, opt_.image.background), rng_seed);
+}
+
+torch::Tensor Preprocessor::image_bytes(const uint8_t* bytes, size_t n, const std::string& name,
+                                        uint64_t rng_seed) const {
+  return image_pixels(decode_image_memory(bytes, n, name, opt_.image.background), rng_seed);
+}
+
+torch::Tensor Preprocessor::audio_wave(std::vector<float> s, uint64_t rng_seed) const {
+  auto wave = torch::from_blob(s.data(), {static_cast<int64_t>(s.size())}, torch::kFloat32);
+  if (noisy("audio")) {
     auto gen = at::detail::createCPUGenerator(rng_seed);
     auto rms = wave.pow(2).mean().sqrt();
     wave = wave + opt_.noise.level * rms * at::randn(wave.sizes(), gen);
-    m = log_mel(wave, opt_.audio);
   }
+  auto m = log_mel(wave, opt_.audio);
   if (opt_.audio_normalize) {
     auto mean = m.mean();
     auto std = m.std(/*unbiased=*/false).clamp_min(1e-3);
     m = (m - mean) / std;
   }
   return m;
+}
+
+torch::Tensor Preprocessor::audio(const std::string& path, uint64_t rng_seed) const {
+  return audio_wave(load_waveform(path, opt_.audio), rng_seed);
+}
+
+torch::Tensor Preprocessor::audio_bytes(const uint8_t* bytes, size_t n, const std::string& name,
+                                        uint64_t rng_seed) const {
+  return audio_wave(prepare_waveform(decode_audio_memory(bytes, n, name), opt_.audio, name), rng_seed);
 }
 
 torch::Tensor Preprocessor::text(const std::string& s, uint64_t rng_seed) const {

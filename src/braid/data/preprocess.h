@@ -65,12 +65,19 @@ class Preprocessor {
   torch::Tensor image(const std::string& path, uint64_t rng_seed = 0) const;
   torch::Tensor audio(const std::string& path, uint64_t rng_seed = 0) const;
   torch::Tensor text(const std::string& s, uint64_t rng_seed = 0) const;
+  // The same preprocessing from an in-memory file (uploads); `name` labels the buffer in errors.
+  // A file path and its bytes give identical tensors (the file versions read the bytes and decode
+  // them with the same functions).
+  torch::Tensor image_bytes(const uint8_t* bytes, size_t n, const std::string& name, uint64_t rng_seed = 0) const;
+  torch::Tensor audio_bytes(const uint8_t* bytes, size_t n, const std::string& name, uint64_t rng_seed = 0) const;
 
   const std::vector<std::string>& modalities() const { return modalities_; }
   const PreprocessOptions& options() const { return opt_; }
 
  private:
   bool noisy(const char* modality) const;
+  torch::Tensor image_pixels(const RawImage& img, uint64_t rng_seed) const;
+  torch::Tensor audio_wave(std::vector<float> s, uint64_t rng_seed) const;
   PreprocessOptions opt_;
   std::vector<std::string> modalities_;
   std::shared_ptr<const Tokenizer> tok_;

@@ -1,0 +1,243 @@
+// braid embed | index build | search | serve — embeddings of a run, the vector index, search and the server.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "braid/core/error.h"
+#include "braid/core/runtime.h"
+#include "braid/serve/embedder.h"
+#include "braid/serve/index.h"
+#include "braid/serve/server.h"
+#include "commands.h"
+
+namespace braid::cli {
+
+namespace {
+
+std::string absolute_path(const std::string& p) {
+  if (p.empty()) return p;
+  std::error_code ec;
+  auto a = std::filesystem::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
+}
+
+// Embeddings of one modality of a manifest split with a run's model (the loader's preprocessing).
+serve::EmbeddingSet embed_manifest(serve::Embedder& emb, const std::string& manifest_path, const std::string& split,
+                                   const std::string& modality, const std::string& text_view) {
+  auto& p = emb.pipeline();
+  BRAID_INPUT_CHECK(emb.embeds(modality), "{}: the model does not embed '{}'; it embeds {}", emb.run(), modality,
+                    fmt::format("{}", fmt::join(emb.modalities(), ", ")));
+  auto m = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
+  // Text: the recipe's view; "random" (one view per epoch in training) embeds the first view, as
+  // evaluation does. `text_view` overrides it (e.g. zh).
+  auto opts = p.pre->options();
+  if (!text_view.empty()) opts.text.view = text_view;
+  if (opts.text.view == "random") opts.text.view = "";
+  const std::string view = opts.text.view;
+  std::vector<int64_t> rows;
+  for (int64_t i : m->split_indices(split)) {
+    const auto& s = m->samples()[static_cast<size_t>(i)];
+    if (modality == "text" ? s.text_view(view) != nullptr : s.has(modality)) rows.push_back(i);
+  }
+  BRAID_INPUT_CHECK(!rows.empty(), "{}: no samples with {} in split '{}'", manifest_path, modality,
+                    split.empty() ? "(all)" : split);
+  // Only the requested modality is decoded; otherwise the same preprocessor as training.
+  auto pre = std::make_shared<data::Preprocessor>(opts, std::vector<std::string>{modality}, p.tokenizer);
+  data::Loader loader(m, rows, pre, p.loader_options(false), data::Targets::None);
+  loader.start_epoch(0);
+  Progress bar("embed " + modality, loader.batches_per_epoch(), "batches");
+  std::vector<torch::Tensor> vecs;
+  std::vector<int64_t> order;
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    auto v = emb.embed(modality, b->mods.at(modality));
+    auto keep = b->mods.at(modality).present.to(torch::kBool);
+    vecs.push_back(v.index({keep}));
+    auto ka = keep.accessor<bool, 1>();
+    for (int64_t i = 0; i < b->size(); ++i)
+      if (ka[i]) order.push_back(b->index[static_cast<size_t>(i)]);
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+  serve::EmbeddingSet e;
+  e.vectors = torch::cat(vecs);
+  e.run = absolute_path(emb.run());
+  e.modality = modality;
+  e.manifest = absolute_path(manifest_path);
+  e.split = split;
+  for (int64_t r : order) {
+    const auto& s = m->samples()[static_cast<size_t>(r)];
+    std::string path = modality == "image" ? s.image : modality == "audio" ? s.audio : "";
+    e.entries.push_back({r, s.id, absolute_path(path), s.label.value_or("")});
+  }
+  return e;
+}
+
+struct EmbedArgs {
+  std::string run, data, split, modality, out, weights = "model", text_view;
+  int threads = 0;
+};
+struct IndexArgs {
+  std::string embeddings, out;
+  serve::IndexSpec spec;
+};
+struct SearchArgs {
+  std::string run, index, text, image, audio, weights = "model";
+  int64_t k = 10;
+  bool json = false;
+  int threads = 0;
+};
+struct ServeArgs {
+  std::string run, index, weights = "model";
+  serve::ServerOptions opt;
+  double max_body_mb = 8;
+  int threads = 0;
+};
+
+}  // namespace
+
+void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
+  auto ea = std::make_shared<EmbedArgs>();
+  auto* e = app.add_subcommand("embed", "embed one modality of a manifest split with a trained align run");
+  e->add_option("run", ea->run, "run directory of a `task: align` run")->required();
+  e->add_option("--data", ea->data, "manifest JSONL")->required();
+  e->add_option("--split", ea->split, "split to embed (train, val, test; default: all samples)");
+  e->add_option("--modality", ea->modality, "image, text or audio")->required()
+      ->check(CLI::IsMember({"image", "text", "audio"}));
+  e->add_option("--out", ea->out, "output E.safetensors (vectors [N,D] + rows [N]); E.json sidecar with ids/paths")
+      ->required();
+  e->add_option("--text-view", ea->text_view, "text view to embed (en, zh, ...; default: the recipe's)");
+  e->add_option("--weights", ea->weights, "model (final), best, or a weights file path")->capture_default_str();
+  e->add_option("--threads", ea->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  out.emplace_back(e, [ea] {
+    configure_threads(ea->threads);
+    serve::Embedder emb(ea->run, ea->weights);
+    auto set = embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
+    serve::save_embeddings(ea->out, set);
+    fmt::print("wrote {} {} vectors of dim {} to {} (+ {})\n", set.vectors.size(0), ea->modality, set.vectors.size(1),
+               ea->out, serve::sidecar_path(ea->out));
+    return 0;
+  });
+
+  auto* idx = app.add_subcommand("index", "vector index (FAISS) over embeddings");
+  idx->require_subcommand(1);
+  auto ia = std::make_shared<IndexArgs>();
+  auto* b = idx->add_subcommand("build", "build a FAISS index from `braid embed` output and save it to a directory");
+  b->add_option("--embeddings", ia->embeddings, "E.safetensors written by `braid embed`")->required();
+  b->add_option("--type", ia->spec.type, "flat (exact), ivf or hnsw")->capture_default_str()
+      ->check(CLI::IsMember({"flat", "ivf", "hnsw"}));
+  b->add_option("--nlist", ia->spec.nlist, "ivf: number of lists (0 = 4 sqrt(N))")->capture_default_str();
+  b->add_option("--nprobe", ia->spec.nprobe, "ivf: lists visited per query")->capture_default_str();
+  b->add_option("--m", ia->spec.m, "hnsw: neighbours per node")->capture_default_str();
+  b->add_option("--ef-search", ia->spec.ef_search, "hnsw: search breadth")->capture_default_str();
+  b->add_option("--out", ia->out, "index directory (index.faiss + meta.json)")->required();
+  out.emplace_back(b, [ia] {
+    auto set = serve::load_embeddings(ia->embeddings);
+    auto ix = serve::VectorIndex::build(set, ia->spec);
+    ix.save(ia->out);
+    fmt::print("built {} index of {} {} vectors (dim {}) in {}\n", ia->spec.type, ix.size(), ix.modality(), ix.dim(),
+               ia->out);
+    return 0;
+  });
+
+  auto sa = std::make_shared<SearchArgs>();
+  auto* s = app.add_subcommand("search", "search an index with a text, image or audio query");
+  s->add_option("run", sa->run, "run directory (the model that embedded the index)")->required();
+  s->add_option("--index", sa->index, "index directory from `braid index build`")->required();
+  auto* qt = s->add_option("--text", sa->text, "text query");
+  auto* qi = s->add_option("--image", sa->image, "image file query");
+  auto* qa = s->add_option("--audio", sa->audio, "audio file query");
+  qt->excludes(qi)->excludes(qa);
+  qi->excludes(qa);
+  s->add_option("--k", sa->k, "results")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(10000)));
+  s->add_option("--weights", sa->weights, "model (final), best, or a weights file path")->capture_default_str();
+  s->add_option("--threads", sa->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  s->add_flag("--json", sa->json, "print one JSON object as the last line of stdout");
+  out.emplace_back(s, [sa, qt, qi, qa] {
+    BRAID_INPUT_CHECK(qt->count() + qi->count() + qa->count() == 1, "search needs one of --text, --image or --audio");
+    configure_threads(sa->threads);
+    auto ix = serve::VectorIndex::load(sa->index);
+    serve::Embedder emb(sa->run, sa->weights);
+    serve::Query q = qt->count() ? serve::Query{"text", sa->text, "--text"}
+                     : qi->count() ? serve::query_from_file("image", sa->image)
+                                   : serve::query_from_file("audio", sa->audio);
+    auto v = emb.embed_query(q);
+    BRAID_INPUT_CHECK(v.numel() == ix.dim(), "{}: index holds dim {} but the run embeds dim {} (another run?)",
+                      sa->index, ix.dim(), v.numel());
+    auto hits = ix.search(v, sa->k).at(0);
+    nlohmann::json res = nlohmann::json::array();
+    fmt::print("{:>4}  {:>7}  {:<24} {:<22} {}\n", "rank", "score", "id", "label", "path");
+    int rank = 1;
+    for (const auto& h : hits) {
+      const auto& en = ix.entries()[static_cast<size_t>(h.slot)];
+      fmt::print("{:>4}  {:>7.4f}  {:<24} {:<22} {}\n", rank, h.score, en.id, en.label, en.path);
+      res.push_back({{"rank", rank++}, {"score", h.score}, {"id", en.id}, {"row", en.row}, {"path", en.path},
+                     {"label", en.label}});
+    }
+    if (sa->json) fmt::print("{}\n", nlohmann::json{{"query", {{"modality", q.modality}, {"name", q.name}}},
+                                                   {"results", res}}.dump());
+    return 0;
+  });
+
+  auto va = std::make_shared<ServeArgs>();
+  auto* v = app.add_subcommand("serve", "serve search over HTTP: JSON API and a web page");
+  v->add_option("run", va->run, "run directory (the model that embedded the index)")->required();
+  v->add_option("--index", va->index, "index directory from `braid index build`")->required();
+  v->add_option("--host", va->opt.host, "address to bind (127.0.0.1 = this machine only)")->capture_default_str();
+  v->add_option("--port", va->opt.port, "port (0 = any free port)")->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  v->add_option("--max-body-mb", va->max_body_mb, "largest request body in MB (larger: HTTP 413)")
+      ->capture_default_str()->check(CLI::Range(0.001, 1024.0));
+  v->add_option("--max-batch", va->opt.batch.max_batch, "largest batch of concurrent embed requests")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  v->add_option("--batch-wait-ms", va->opt.batch.wait_ms, "how long the batcher collects requests")
+      ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  v->add_option("--http-threads", va->opt.http_threads, "request threads (0 = 2 x cores, at least 4)")
+      ->capture_default_str();
+  v->add_option("--threads", va->threads, "intra-op threads of the model forward (0 = all cores)")
+      ->capture_default_str();
+  v->add_option("--weights", va->weights, "model (final), best, or a weights file path")->capture_default_str();
+  out.emplace_back(v, [va] {
+    va->opt.max_body = static_cast<size_t>(va->max_body_mb * 1024 * 1024);
+    va->opt.batch.threads = configure_threads(va->threads);
+    auto ix = serve::VectorIndex::load(va->index);
+    serve::Embedder emb(va->run, va->weights);
+    {  // the run must embed into the index's space
+      const auto& m = emb.embeds(ix.modality()) ? ix.modality() : emb.modalities().front();
+      auto probe = serve::query_batch(m, {m == "text" ? torch::ones({1}, torch::kLong)
+                                          : m == "image" ? torch::zeros({3, emb.preprocessor().options().image.size,
+                                                                          emb.preprocessor().options().image.size})
+                                                         : torch::zeros({emb.preprocessor().options().audio.n_mels, 8})});
+      const auto d = emb.embed(m, probe.mods.at(m)).size(1);
+      BRAID_INPUT_CHECK(d == ix.dim(), "{}: index holds dim {} but the run embeds dim {} (another run?)", va->index,
+                        ix.dim(), d);
+    }
+    serve::Server server(emb, ix, va->opt);
+    const int port = server.bind();
+    std::atomic<bool> done{false};
+    std::thread watcher([&] {  // SIGINT / SIGTERM set braid's interrupt flag; stop the server then
+      while (!done.load()) {
+        if (interrupted()) {
+          server.stop();
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    fmt::print("serving {} ({} {} vectors, {} index) on http://{}:{}/  (Ctrl-C stops)\n", va->run, ix.size(),
+               ix.modality(), ix.spec().type, va->opt.host, port);
+    std::fflush(stdout);
+    server.run();
+    done = true;
+    watcher.join();
+    fmt::print("stopped after {} requests in {} batches\n", server.batcher().items(), server.batcher().batches());
+    return 0;
+  });
+}
+
+}  // namespace braid::cli

@@ -1,0 +1,65 @@
+// braid/serve/embedder.h — one input (a text, an image or audio file's bytes) to a shared-space vector.
+//
+// `braid embed`, `braid search` and the server all preprocess through the run's data::Preprocessor
+// (the code the training loader uses) and embed with the model's ModelImpl::embed, so the vectors
+// of one input agree everywhere (see tests/serve_test.cpp, parity).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "braid/data/batch.h"
+#include "braid/eval/pipeline.h"
+
+namespace braid::serve {
+
+// One query: `payload` is the text itself (modality "text") or the bytes of an image / audio file.
+// `name` labels it in errors ("upload.png", a path, "text query").
+struct Query {
+  std::string modality;
+  std::string payload;
+  std::string name;
+};
+
+// Reads a query file (image or audio) into a Query; missing / unreadable / too large files are InputErrors.
+Query query_from_file(const std::string& modality, const std::string& path, size_t max_bytes = 64u << 20);
+
+// Preprocess one query with the run's preprocessor: [3,H,W] image, [n_mels,T] log-mel or [L] token ids.
+// Bad input (empty, not an image, truncated WAV, unknown modality) is an InputError naming `q.name`.
+torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q);
+
+// Stack preprocessed inputs of one modality into a batch (padding as the loader does).
+data::Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs);
+
+// A finished run opened for embedding: pipeline + weights, model in eval mode.
+class Embedder {
+ public:
+  // `weights`: "model" (final), "best", or a weights file.
+  explicit Embedder(const std::string& run, const std::string& weights = "model");
+
+  eval::Pipeline& pipeline() { return p_; }
+  const data::Preprocessor& preprocessor() const { return *p_.pre; }
+  const std::string& run() const { return run_; }
+  // Modalities this run's model embeds (probed once at load).
+  const std::vector<std::string>& modalities() const { return embeds_; }
+  bool embeds(const std::string& modality) const;
+
+  // L2-normalized [B, D] float CPU vectors of one modality's batch, under NoGradGuard. Thread-safe
+  // (one forward at a time). InputError when the model does not embed `modality`.
+  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb);
+  // Convenience: preprocess and embed one query -> [D].
+  torch::Tensor embed_query(const Query& q);
+
+ private:
+  std::string run_;
+  eval::Pipeline p_;
+  std::vector<std::string> embeds_;
+  std::mutex mu_;
+};
+
+}  // namespace braid::serve

@@ -1,0 +1,54 @@
+// braid/serve/server.h — `braid serve`: the JSON API and the search web page over HTTP (cpp-httplib).
+//
+//   GET  /                 the search page (query box, upload field, result images with scores;
+//                          `/?q=red+heart` searches on load)
+//   GET  /api/health       {"status": "ok", run, index, modalities}
+//   POST /api/embed        JSON {"text": "..."} or multipart upload (field image | audio) -> {modality, dim, vector}
+//   POST /api/search       the same inputs (+ "k") -> {results: [{rank, score, id, row, path, label, url}]}
+//   GET  /media/<slot>     the file of index entry <slot> (only files the index references)
+//   GET  /static/<name>    assets compiled into the binary
+// Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 413 body over the limit.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "braid/serve/batcher.h"
+#include "braid/serve/embedder.h"
+#include "braid/serve/index.h"
+
+namespace braid::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0 = any free port
+  size_t max_body = 8u << 20;       // bytes; larger requests get 413
+  int http_threads = 0;             // request threads (0 = 2 x cores, at least 4)
+  BatcherOptions batch;
+  int64_t default_k = 10, max_k = 100;
+};
+
+class Server {
+ public:
+  Server(Embedder& e, const VectorIndex& index, ServerOptions opt);
+  ~Server();
+  // Bind the listening socket; returns the port (useful with port 0). InputError when it cannot bind.
+  int bind();
+  // Serve until stop() (from any thread or a signal watcher).
+  void run();
+  void stop();
+  const ServerOptions& options() const { return opt_; }
+  const Batcher& batcher() const;
+
+ private:
+  struct Impl;
+  ServerOptions opt_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The page and its assets (compiled in; see serve/assets.cpp).
+const std::string& index_html();
+const std::string* static_asset(const std::string& name, std::string* content_type);
+
+}  // namespace braid::serve
