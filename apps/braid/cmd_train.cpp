@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "braid/core/error.h"
+#include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/tokenizer.h"
 #include "braid/train/trainer.h"
@@ -11,8 +12,36 @@
 
 namespace braid::cli {
 
+namespace {
+
+struct DistArgs {
+  int nproc = 1;
+  int rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr;
+  double timeout_s = train::DistOptions{}.timeout_s;
+  std::string allreduce = "overlap";
+  double bucket_mb = train::DistOptions{}.bucket_mb;
+};
+
+// argv of this invocation without `--nproc N` / `--nproc=N` (what each launched rank runs).
+std::vector<std::string> without_nproc(const std::vector<std::string>& argv) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (argv[i].rfind("--nproc=", 0) == 0) continue;
+    out.push_back(argv[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
 void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
   auto o = std::make_shared<train::RunOptions>();
+  auto d = std::make_shared<DistArgs>();
   auto* t = app.add_subcommand("train", "train a recipe; writes RUN_DIR/{recipe.resolved.yaml, metrics.jsonl, "
                                         "checkpoints/, model.pt}");
   t->add_option("recipe", o->recipe, "recipe YAML (see recipes/ and docs/recipes.md)")->required();
@@ -23,7 +52,46 @@ void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>&
   t->add_option("--threads", o->threads, "intra-op threads (default: the recipe's `threads`; 0 = all cores)");
   t->add_option("--device", o->device, "cpu, cuda or cuda:N (default: the recipe's `device`)");
   t->add_option("--seed", o->seed, "random seed (default: the recipe's `seed`)");
-  out.emplace_back(t, [o] {
+  auto* g = "Data-parallel (see docs/distributed.md)";
+  t->add_option("--nproc", d->nproc, "launch this many local ranks (processes) of one data-parallel job; "
+                                     "per-rank batch = train.batch_size")
+      ->capture_default_str()->group(g);
+  auto* rank_opt = t->add_option("--rank", d->rank, "this process's rank when joining a job (default: $RANK, else 0)")->group(g);
+  auto* world_opt = t->add_option("--world-size", d->world_size, "ranks in the job (default: $WORLD_SIZE, else 1 = not distributed)")
+      ->group(g);
+  t->add_option("--master-addr", d->master_addr, "host of rank 0 (default: $MASTER_ADDR, else 127.0.0.1)")->group(g);
+  auto* port_opt = t->add_option("--master-port", d->master_port,
+                "rank 0's rendezvous port (default: $MASTER_PORT, else 29500; with --nproc: a free port)")->group(g);
+  t->add_option("--dist-timeout", d->timeout_s, "seconds before a missing or silent peer is an error")
+      ->capture_default_str()->group(g);
+  t->add_option("--allreduce", d->allreduce, "gradient all-reduce: overlap (from gradient hooks, during backward) "
+                                             "or after (once backward is done)")
+      ->capture_default_str()->group(g);
+  t->add_option("--bucket-mb", d->bucket_mb, "gradient bucket size for the all-reduce (MB)")
+      ->capture_default_str()->group(g);
+  out.emplace_back(t, [o, d, rank_opt, world_opt, port_opt] {
+    BRAID_INPUT_CHECK(d->allreduce == "overlap" || d->allreduce == "after",
+                      "--allreduce: expected overlap or after, got '{}'", d->allreduce);
+    BRAID_INPUT_CHECK(d->nproc >= 1, "--nproc: expected a positive number of processes, got {}", d->nproc);
+    if (d->nproc > 1) {
+      BRAID_INPUT_CHECK(!rank_opt->count() && !world_opt->count(),
+                        "--nproc launches its own ranks; --rank/--world-size are for joining a job started elsewhere");
+      BRAID_INPUT_CHECK(!o->out.empty(), "--out: a run directory is required");
+      BRAID_INPUT_CHECK(!port_opt->count() || (d->master_port >= 1 && d->master_port <= 65535),
+                        "--master-port: expected a TCP port 1..65535, got {}", d->master_port);
+      make_dirs(o->out);
+      return train::launch_local(without_nproc(invocation()), d->nproc, port_opt->count() ? d->master_port : 0, o->out);
+    }
+    auto& dist = o->dist;
+    dist.read_env();
+    if (rank_opt->count()) dist.rank = d->rank;
+    if (world_opt->count()) dist.world_size = d->world_size;
+    if (!d->master_addr.empty()) dist.master_addr = d->master_addr;
+    if (port_opt->count()) dist.master_port = d->master_port;
+    dist.timeout_s = d->timeout_s;
+    dist.overlap = d->allreduce == "overlap";
+    dist.bucket_mb = d->bucket_mb;
+    dist.validate();
     auto r = train::train(*o);
     fmt::print("run {}: {} steps, {:.1f} s, {} parameters\n", r.run_dir, r.steps, r.seconds, r.parameters);
     if (!r.val.is_null()) print_metrics("validation (best model)", r.val);

@@ -20,6 +20,10 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
 void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
 
+// The command line this process was started with (argv[0] first), for commands that re-run
+// the binary (train --nproc).
+const std::vector<std::string>& invocation();
+
 // Print a metrics table for humans (stdout) — shared by eval and quickstart.
 void print_metrics(const std::string& title, const nlohmann::json& m);
 

@@ -8,6 +8,7 @@
 
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
+#include "braid/train/distributed.h"
 #include "commands.h"
 
 namespace {
@@ -17,9 +18,14 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+std::vector<std::string> g_invocation;
+
 }  // namespace
 
+const std::vector<std::string>& braid::cli::invocation() { return g_invocation; }
+
 int main(int argc, char** argv) {
+  g_invocation.assign(argv, argv + argc);
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};
   app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
   bool verbose = false;
@@ -49,6 +55,9 @@ int main(int argc, char** argv) {
   } catch (const braid::Interrupted&) {
     std::fprintf(stderr, "braid: interrupted\n");
     return 130;
+  } catch (const braid::train::PeerLost& e) {
+    std::fprintf(stderr, "braid: error: %s\n", first_line(e.what()).c_str());
+    return 3;  // another rank of a data-parallel job failed first (see train/distributed.h)
   } catch (const braid::InputError& e) {
     std::fprintf(stderr, "braid: error: %s\n", first_line(e.what()).c_str());
     return 2;

@@ -16,6 +16,12 @@ struct ProcessResult {
 // Ctrl-C in the parent is forwarded: the child gets SIGINT, and braid::Interrupted is thrown.
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& log_path = "");
 
+// Starts `argv` without waiting: the child's environment is this process's with `env`
+// ("NAME=value" entries) added or replacing same-named ones; output goes to `log_path` ("" =
+// inherit). Returns its pid; the caller reaps it (waitpid).
+int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  const std::string& log_path = "");
+
 // Absolute path of the running executable.
 std::string self_exe();
 

@@ -99,8 +99,21 @@ Loader::Loader(std::shared_ptr<const Manifest> manifest, std::vector<int64_t> in
 
 Loader::~Loader() { stop_workers(); }
 
+void Loader::set_shard(int rank, int world, bool pad) {
+  BRAID_INPUT_CHECK(world >= 1 && rank >= 0 && rank < world, "loader shard: rank {} of {} is out of range", rank, world);
+  shard_rank_ = rank;
+  shard_world_ = world;
+  shard_pad_ = pad;
+}
+
+int64_t Loader::shard_samples() const {
+  int64_t n = samples(), w = shard_world_;
+  if (shard_pad_ && n > 0) return (n + w - 1) / w;
+  return n / w + (shard_rank_ < n % w ? 1 : 0);
+}
+
 int64_t Loader::batches_per_epoch() const {
-  int64_t n = samples();
+  int64_t n = shard_samples();
   return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
 }
 
@@ -113,6 +126,14 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
       size_t j = static_cast<size_t>(rng() % i);
       std::swap(order[i - 1], order[j]);
     }
+  }
+  if (shard_world_ > 1) {
+    const size_t n = order.size(), w = static_cast<size_t>(shard_world_);
+    if (shard_pad_)
+      for (size_t i = 0; order.size() % w != 0; ++i) order.push_back(order[i % n]);  // n > 0 here
+    std::vector<int64_t> mine;
+    for (size_t i = static_cast<size_t>(shard_rank_); i < order.size(); i += w) mine.push_back(order[i]);
+    return mine;
   }
   return order;
 }

@@ -60,10 +60,19 @@ class Loader {
          std::shared_ptr<const ClassMap> classes = nullptr);
   ~Loader();
 
+  // Data-parallel sharding: this loader delivers only rank `rank` of `world`'s part of each
+  // epoch. The epoch's order (the same on every rank: it depends on seed and epoch only) is
+  // padded by repeating its first samples to a multiple of `world` (when `pad`; otherwise
+  // the shards may differ by one sample), and rank r takes positions r, r+world, r+2*world...
+  // So with per-rank batch B, global batch g = order positions [g*B*world, (g+1)*B*world)
+  // and rank r's batch g holds exactly that range's positions congruent to r mod world:
+  // the union of the ranks' batch g is the single-process batch g of size B*world.
+  void set_shard(int rank, int world, bool pad = true);
   int64_t batches_per_epoch() const;
-  int64_t samples() const { return static_cast<int64_t>(indices_.size()); }
+  int64_t samples() const { return static_cast<int64_t>(indices_.size()); }  // whole split
+  int64_t shard_samples() const;                                              // this rank's, per epoch
   const Manifest& manifest() const { return *manifest_; }
-  // Sample order of `epoch` (indices into the manifest).
+  // Sample order of `epoch` for this shard (indices into the manifest).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Start delivering `epoch` from batch `start_batch` (resume in the middle of an epoch).
   void start_epoch(int64_t epoch, int64_t start_batch = 0);
@@ -82,6 +91,8 @@ class Loader {
   LoaderOptions opt_;
   Targets targets_;
   std::shared_ptr<const ClassMap> classes_;
+  int shard_rank_ = 0, shard_world_ = 1;
+  bool shard_pad_ = true;
 
   std::vector<int64_t> order_;
   int64_t epoch_ = 0;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -81,6 +82,49 @@ void truncate_metrics(const std::string& path, int64_t step) {
   atomic_write_text(path, kept.str());
 }
 
+// Distributed setup: rank 0 sends the other ranks the small files of its run directory
+// (resolved recipe, run.json, tokenizer, class map), or the error that stopped its setup.
+std::string pack_run_files(const std::string& run) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& e : std::filesystem::directory_iterator(run)) {
+    auto name = e.path().filename().string();
+    if (!e.is_regular_file() || e.file_size() > (16u << 20) || name == "metrics.jsonl" || name == "model.pt" ||
+        name.rfind("rank", 0) == 0 || name.find(".tmp.") != std::string::npos)
+      continue;
+    auto text = read_text_file(e.path().string());
+    files[name] = nlohmann::json::binary(std::vector<uint8_t>(text.begin(), text.end()));
+  }
+  auto bytes = nlohmann::json::to_cbor(nlohmann::json{{"files", files}});
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::string pack_setup_error(const std::exception& e) {
+  std::string msg = e.what();
+  msg = msg.substr(0, msg.find('\n'));
+  bool input = dynamic_cast<const InputError*>(&e) != nullptr;
+  auto bytes = nlohmann::json::to_cbor(nlohmann::json{{"error", msg}, {"input", input}});
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// Rethrows rank 0's setup error, or writes its files into a fresh private directory.
+std::string unpack_run_files(const std::string& packed, int rank) {
+  auto j = nlohmann::json::from_cbor(std::vector<uint8_t>(packed.begin(), packed.end()));
+  if (j.contains("error")) {
+    auto msg = fmt::format("rank 0 stopped during setup: {}", j["error"].get<std::string>());
+    if (j.value("input", false)) throw InputError(msg);
+    throw std::runtime_error(msg);
+  }
+  auto dir = (std::filesystem::temp_directory_path() /
+              fmt::format("braid-rank{}-{}", rank, static_cast<long>(::getpid()))).string();
+  std::filesystem::remove_all(dir);
+  make_dirs(dir);
+  for (auto& [name, v] : j["files"].items()) {
+    const auto& b = v.get_binary();
+    atomic_write_text(dir + "/" + name, std::string(b.begin(), b.end()));
+  }
+  return dir;
+}
+
 }  // namespace
 
 torch::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing, const std::string& loss) {
@@ -105,46 +149,93 @@ TrainResult train(const RunOptions& ro) {
   const std::string ckpt_dir = run + "/checkpoints", last = ckpt_dir + "/last.pt", best = ckpt_dir + "/best.pt";
   const std::string metrics_path = run + "/metrics.jsonl";
 
+  // Data-parallel: join the job first, so that an error in rank 0's setup reaches every rank.
+  std::unique_ptr<Distributed> dist;
+  if (ro.dist.enabled()) dist = std::make_unique<Distributed>(ro.dist);
+  const bool main_rank = !dist || dist->is_main();
+  std::string staged;  // rank > 0: rank 0's run files (recipe, tokenizer, ...) unpacked here
+
   Config recipe;
-  if (ro.resume) {
-    BRAID_INPUT_CHECK(file_exists(last), "--resume: {} has no checkpoint to resume from ({} is missing)", run, last);
-    BRAID_INPUT_CHECK(ro.sets.empty(), "--resume continues the run's own recipe; --set is not allowed with it");
-    recipe = Config::from_file(run + "/recipe.resolved.yaml");
-  } else {
-    recipe = ro.recipe_text.empty() ? Config::from_file(ro.recipe) : Config::from_string(ro.recipe_text, ro.recipe);
-    for (const auto& s : ro.sets) {
-      auto eq = s.find('=');
-      BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected key.path=value", s);
-      recipe.set_path(s.substr(0, eq), s.substr(eq + 1));
+  std::string manifest_path;
+  int threads = 1;
+  int64_t seed = 0;
+  std::shared_ptr<data::Manifest> manifest;
+  TrainOptions to;
+  eval::Pipeline p;
+  auto setup = [&] {
+    if (!main_rank) {
+      recipe = Config::from_file(staged + "/recipe.resolved.yaml");
+      manifest_path = recipe.at("data").get<std::string>("manifest", "");
+    } else {
+      if (ro.resume) {
+        BRAID_INPUT_CHECK(file_exists(last), "--resume: {} has no checkpoint to resume from ({} is missing)", run, last);
+        BRAID_INPUT_CHECK(ro.sets.empty(), "--resume continues the run's own recipe; --set is not allowed with it");
+        recipe = Config::from_file(run + "/recipe.resolved.yaml");
+      } else {
+        recipe = ro.recipe_text.empty() ? Config::from_file(ro.recipe) : Config::from_string(ro.recipe_text, ro.recipe);
+        for (const auto& s : ro.sets) {
+          auto eq = s.find('=');
+          BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected key.path=value", s);
+          recipe.set_path(s.substr(0, eq), s.substr(eq + 1));
+        }
+        BRAID_INPUT_CHECK(!file_exists(last), "{} already holds a run; use --resume to continue it or pick another --out", run);
+      }
+      manifest_path = ro.data;
+      if (manifest_path.empty()) {
+        auto mp = recipe.at("data").get<std::string>("manifest", "");
+        BRAID_INPUT_CHECK(!mp.empty(), "no data: pass --data MANIFEST or set data.manifest in the recipe");
+        manifest_path = ro.resume ? mp : resolve_relative(ro.recipe, mp);
+      }
+      // stored absolute, so the run can be resumed or evaluated from any directory
+      manifest_path = std::filesystem::absolute(manifest_path).lexically_normal().string();
+      recipe.at("data").set_path("manifest", nlohmann::json(manifest_path).dump());
     }
-    BRAID_INPUT_CHECK(!file_exists(last), "{} already holds a run; use --resume to continue it or pick another --out", run);
-  }
-  if (ro.seed >= 0) recipe.set_path("seed", std::to_string(ro.seed));
-  if (ro.threads >= 0) recipe.set_path("threads", std::to_string(ro.threads));
-  if (!ro.device.empty()) recipe.set_path("device", ro.device);
-  std::string manifest_path = ro.data;
-  if (manifest_path.empty()) {
-    auto mp = recipe.at("data").get<std::string>("manifest", "");
-    BRAID_INPUT_CHECK(!mp.empty(), "no data: pass --data MANIFEST or set data.manifest in the recipe");
-    manifest_path = ro.resume ? mp : resolve_relative(ro.recipe, mp);
-  }
-  // stored absolute, so the run can be resumed or evaluated from any directory
-  manifest_path = std::filesystem::absolute(manifest_path).lexically_normal().string();
-  recipe.at("data").set_path("manifest", nlohmann::json(manifest_path).dump());
+    if (ro.seed >= 0) recipe.set_path("seed", std::to_string(ro.seed));
+    if (ro.threads >= 0) recipe.set_path("threads", std::to_string(ro.threads));
+    if (!ro.device.empty()) recipe.set_path("device", ro.device);
+    int want = static_cast<int>(recipe.get<int64_t>("threads", 0));
+    if (dist && want <= 0) want = ro.dist.default_threads();
+    threads = configure_threads(want);
+    seed = recipe.get<int64_t>("seed", 0);
+    torch::manual_seed(static_cast<uint64_t>(seed));
 
-  const int threads = configure_threads(static_cast<int>(recipe.get<int64_t>("threads", 0)));
-  const int64_t seed = recipe.get<int64_t>("seed", 0);
-  torch::manual_seed(static_cast<uint64_t>(seed));
-
-  auto manifest = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
-  auto to = read_train_options(recipe.at("train"));
-  eval::Pipeline p = ro.resume ? eval::open_pipeline(run) : eval::create_pipeline(recipe, *manifest, run);
-  if (!ro.resume) atomic_write_text(run + "/recipe.resolved.yaml", p.recipe.dump());
+    manifest = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
+    to = read_train_options(recipe.at("train"));
+    if (!main_rank) p = eval::open_pipeline(staged);
+    else p = ro.resume ? eval::open_pipeline(run) : eval::create_pipeline(recipe, *manifest, run);
+    if (!ro.resume && main_rank) atomic_write_text(run + "/recipe.resolved.yaml", p.recipe.dump());
+  };
+  if (!dist) {
+    setup();
+  } else if (main_rank) {
+    try {
+      setup();
+    } catch (const std::exception& e) {
+      try {
+        dist->share_from_main(pack_setup_error(e), ro.dist.timeout_s * 10);
+      } catch (const std::exception&) {
+        // the other ranks are gone already: this rank's own error is the one to report
+      }
+      throw;
+    }
+    dist->share_from_main(pack_run_files(run), ro.dist.timeout_s * 10);
+  } else {
+    staged = unpack_run_files(dist->share_from_main("", ro.dist.timeout_s * 10), dist->rank());
+    try {
+      setup();
+    } catch (...) {
+      std::filesystem::remove_all(staged);
+      throw;
+    }
+    std::filesystem::remove_all(staged);
+  }
   auto& model = *p.model;
 
   const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");
   const std::string val_split = p.recipe.at("data").get<std::string>("val_split", "val");
   auto train_loader = p.loader(manifest, train_split, true);
+  const int world = dist ? dist->world() : 1;
+  if (dist) train_loader->set_shard(dist->rank(), world);  // per_epoch below counts global batches
   std::unique_ptr<data::Loader> val_loader;
   if (!manifest->split_indices(val_split).empty()) val_loader = p.loader(manifest, val_split, false);
   else spdlog::warn("no '{}' samples: no validation; the last weights are the final model", val_split);
@@ -165,11 +256,41 @@ TrainResult train(const RunOptions& ro) {
 
   TrainState st;
   if (ro.resume) {
-    st = load_checkpoint(last, model, *opt);
-    truncate_metrics(metrics_path, st.step);
+    if (dist) {
+      // every rank restores rank 0's checkpoint; its bytes travel over the process group
+      std::string bytes = dist->broadcast_bytes(main_rank ? read_text_file(last) : std::string(), "the checkpoint");
+      std::string src = last;
+      if (!main_rank) {
+        src = (std::filesystem::temp_directory_path() / fmt::format("braid-ckpt-{}.pt", ::getpid())).string();
+        atomic_write_text(src, bytes);
+      }
+      st = load_checkpoint(src, model, *opt);
+      if (!main_rank) std::filesystem::remove(src);
+    } else {
+      st = load_checkpoint(last, model, *opt);
+    }
+    if (main_rank) truncate_metrics(metrics_path, st.step);
+    const int64_t was = st.extra.value("world_size", int64_t{1});
+    if (was != world) {
+      // Another world size, hence another global batch: continue from the same position in
+      // the epoch's sample order (rounded down to a whole global batch) and re-derive the step.
+      const int64_t pos = st.batch * to.batch_size * was;
+      st.batch = pos >= train_loader->samples() ? per_epoch : std::min(per_epoch, pos / (to.batch_size * world));
+      st.step = st.epoch * per_epoch + st.batch;
+      spdlog::info("checkpoint was written by {} rank(s), this run has {}: sample {} of epoch {} is batch {}, step {}",
+                   was, world, pos, st.epoch + 1, st.batch, st.step);
+    }
     spdlog::info("resuming {} at step {} (epoch {}, batch {})", run, st.step, st.epoch + 1, st.batch);
-  } else {
+  } else if (main_rank) {
     atomic_write_text(metrics_path, "");
+  }
+  bool stop_all = false;  // (distributed) some rank was interrupted: all stop after this step
+  if (dist) {
+    dist->broadcast_module(model);  // rank 0's initial weights everywhere
+    dist->attach(model);
+    // the other ranks draw their own dropout masks (rank 0 keeps the single-process stream)
+    if (!main_rank) torch::manual_seed(mix_seed(static_cast<uint64_t>(seed), static_cast<uint64_t>(dist->rank()),
+                                                static_cast<uint64_t>(st.step)));
   }
   double prior_seconds = st.extra.value("seconds", 0.0);
 
@@ -191,20 +312,30 @@ TrainResult train(const RunOptions& ro) {
                p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
                train_loader->samples(), val_loader ? val_loader->samples() : 0, params, total, threads,
                p.device.str());
+  if (dist)
+    spdlog::info("data-parallel: rank {} of {}, {} samples per rank per epoch, global batch {} ({} x {}), {} gradient "
+                 "bucket(s), all-reduce {}", dist->rank(), world, train_loader->shard_samples(),
+                 to.batch_size * world, to.batch_size, world, dist->buckets(),
+                 ro.dist.overlap ? "overlapped with backward" : "after backward");
 
-  std::ofstream mlog(metrics_path, std::ios::app);
+  std::ofstream mlog;
+  if (main_rank) mlog.open(metrics_path, std::ios::app);
   auto log_line = [&](const nlohmann::json& j) {
+    if (!main_rank) return;
     mlog << j.dump() << "\n";
     mlog.flush();
   };
   auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return prior_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto checkpoint = [&] {
+    if (!main_rank) return;
     st.extra["seconds"] = elapsed();
+    st.extra["world_size"] = world;
     save_checkpoint(last, model, *opt, st);
   };
   auto validate = [&] {
     if (!val_loader) return;
+    if (dist) dist->broadcast_buffers(model);  // e.g. BatchNorm statistics: score rank 0's model everywhere
     auto m = eval::evaluate(p, *val_loader, "validate");
     double s = eval::headline_score(m, p.task);
     nlohmann::json line = {{"step", st.step}, {"epoch", st.epoch + 1}, {"split", val_split}};
@@ -214,7 +345,7 @@ TrainResult train(const RunOptions& ro) {
     if (s > st.best) {
       st.best = s;
       st.best_step = st.step;
-      save_weights(model, best);
+      if (main_rank) save_weights(model, best);
     }
     spdlog::info("step {}: {} {:.4f} (best {:.4f} at step {})", st.step,
                  std::string("val ") + eval::headline_name(p.task), s, st.best, st.best_step);
@@ -226,7 +357,7 @@ TrainResult train(const RunOptions& ro) {
   while (st.step < total) {
     train_loader->start_epoch(st.epoch, st.batch);
     while (st.step < total) {
-      if (interrupted()) {
+      if (dist ? stop_all : interrupted()) {
         checkpoint();
         spdlog::info("interrupted: checkpoint written at step {}; continue with --resume", st.step);
         throw Interrupted();
@@ -241,7 +372,14 @@ TrainResult train(const RunOptions& ro) {
         throw std::runtime_error(fmt::format("training diverged: loss is {} at step {}; the last checkpoint is kept "
                                              "(lower train.lr or check the data)", lv, st.step + 1));
       opt->zero_grad();
+      if (dist) dist->before_backward();
       loss.backward();
+      if (dist) {
+        dist->after_backward();  // gradients averaged over ranks
+        auto sums = dist->allreduce_sum({lv, interrupted() ? 1.0 : 0.0}, "loss all-reduce");
+        lv = sums[0] / world;  // the global batch's mean loss (equal per-rank batches)
+        stop_all = sums[1] > 0;
+      }
       double gnorm = 0;
       if (to.grad_clip > 0) gnorm = torch::nn::utils::clip_grad_norm_(model.parameters(), to.grad_clip);
       opt->step();
@@ -266,6 +404,14 @@ TrainResult train(const RunOptions& ro) {
   }
   bar.finish(fmt::format("loss {:.4f}", ema_loss));
   checkpoint();
+  if (!main_rank) {  // rank 0 alone scores the best weights and writes the final files
+    TrainResult r;
+    r.run_dir = run;
+    r.steps = st.step;
+    r.parameters = params;
+    r.seconds = elapsed();
+    return r;
+  }
 
   // The final model: the best validated weights (or the last ones without validation).
   TrainResult r;
@@ -279,7 +425,8 @@ TrainResult train(const RunOptions& ro) {
   save_weights(model, run + "/model.pt");
   r.seconds = elapsed();
   nlohmann::json summary = {{"steps", r.steps}, {"seconds", r.seconds}, {"parameters", r.parameters},
-                            {"trainable_parameters", trainable}, {"best_step", st.best_step}, {"val", r.val}, {"threads", threads}};
+                            {"trainable_parameters", trainable}, {"best_step", st.best_step}, {"val", r.val},
+                            {"threads", threads}, {"world_size", world}, {"global_batch", to.batch_size * world}};
   atomic_write_text(run + "/summary.json", summary.dump(1) + "\n");
   spdlog::info("done: {} steps in {:.1f} s; model in {}/model.pt", r.steps, r.seconds, run);
   return r;

@@ -5,12 +5,22 @@
 // atomic checkpoints every `checkpoint_every` steps. A run killed at any point (even kill -9)
 // continues with `resume = true` and produces the same per-step losses and weights as an
 // uninterrupted run (bitwise on CPU with the same thread count).
+//
+// Data-parallel (`opts.dist.world_size > 1`, see distributed.h): every rank trains on its
+// shard of each epoch with per-rank batch `batch_size` (global batch = batch_size x world);
+// gradients are averaged across ranks after backward; logged losses are means over ranks.
+// Rank 0 alone writes the run directory (recipe, metrics, checkpoints, model, summary) and
+// ships what the others need; validation runs on every rank over the whole split (the
+// replicas are identical, so the figures are too) and rank 0 logs it. A checkpoint records
+// the world size; a resume with another one re-derives the step from the epoch position.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
+
+#include "braid/train/distributed.h"
 
 namespace braid::train {
 
@@ -24,6 +34,7 @@ struct RunOptions {
   int threads = -1;                   // -1 = recipe's `threads`
   std::string device;                 // "" = recipe's `device`
   int64_t seed = -1;                  // -1 = recipe's `seed`
+  DistOptions dist;                   // data-parallel job this process belongs to (world_size 1 = none)
 };
 
 struct TrainOptions {

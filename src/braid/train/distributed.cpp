@@ -1,0 +1,518 @@
+#include "braid/train/distributed.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#ifdef BRAID_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef BRAID_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "braid/core/error.h"
+#include "braid/core/process.h"
+#include "braid/core/runtime.h"
+
+namespace braid::train {
+
+namespace {
+
+using ms = std::chrono::milliseconds;
+
+ms to_ms(double s) { return ms(static_cast<int64_t>(s * 1000)); }
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  BRAID_INPUT_CHECK(end && *end == '\0' && x >= -1000000 && x <= 1000000,
+                    "environment variable {}: expected an integer, got '{}'", name, v);
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+int DistOptions::default_threads() const {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int local = local_world_size > 0 ? local_world_size : 1;
+  return std::max(1, cores / local);
+}
+
+void DistOptions::read_env() {
+  rank = env_int("RANK", rank);
+  world_size = env_int("WORLD_SIZE", world_size);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) master_addr = a;
+  master_port = env_int("MASTER_PORT", master_port);
+  local_world_size = env_int("LOCAL_WORLD_SIZE", local_world_size);
+}
+
+void DistOptions::validate() const {
+  BRAID_INPUT_CHECK(world_size >= 1, "--world-size (or WORLD_SIZE): expected a positive integer, got {}", world_size);
+  BRAID_INPUT_CHECK(rank >= 0 && rank < world_size, "--rank (or RANK): expected 0..{} for world size {}, got {}",
+                    world_size - 1, world_size, rank);
+  BRAID_INPUT_CHECK(master_port >= 1 && master_port <= 65535,
+                    "--master-port (or MASTER_PORT): expected a TCP port 1..65535, got {}", master_port);
+  BRAID_INPUT_CHECK(!master_addr.empty(), "--master-addr (or MASTER_ADDR): expected a host name or address");
+  BRAID_INPUT_CHECK(timeout_s > 0, "--dist-timeout: expected a positive number of seconds, got {}", timeout_s);
+  BRAID_INPUT_CHECK(bucket_mb > 0, "--bucket-mb: expected a positive size in MB, got {}", bucket_mb);
+}
+
+#ifdef BRAID_HAVE_GLOO
+
+// 2.x moved the collectives of ProcessGroupGloo/NCCL onto c10d::Backend.
+#if TORCH_VERSION_MAJOR >= 2
+using Group = c10d::Backend;
+#else
+using Group = c10d::ProcessGroup;
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Gradient buckets. Parameters are assigned to buckets in reverse registration order (the
+// order backward roughly produces their gradients), a new bucket starting when the dtype or
+// device changes or the size limit is reached. All ranks build the same layout.
+
+struct Bucket {
+  std::vector<size_t> params;    // indices into Impl::params
+  std::vector<int64_t> offsets;  // element offset of each in `flat`
+  torch::Tensor flat;
+  int64_t pending = 0;           // gradients still to arrive this step
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+struct Distributed::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<Group> gloo;
+#ifdef BRAID_HAVE_NCCL
+  c10::intrusive_ptr<Group> nccl;
+#endif
+  std::vector<torch::Tensor> params;
+  std::vector<std::pair<size_t, size_t>> where;  // param -> (bucket, slot)
+  std::vector<char> arrived;                     // param's gradient seen this step
+  std::vector<Bucket> buckets;
+  std::vector<std::pair<torch::Tensor, unsigned>> hooks;
+  size_t next_launch = 0;
+  bool armed = false;
+
+  Group& group_for(const torch::Tensor& t) {
+#ifdef BRAID_HAVE_NCCL
+    if (t.is_cuda() && nccl) return *nccl;
+#endif
+    TORCH_CHECK(!t.is_cuda(), "distributed: CUDA tensors need a build with NCCL (this one has Gloo only)");
+    return *gloo;
+  }
+};
+
+Distributed::Distributed(const DistOptions& opt) : opt_(opt), impl_(std::make_unique<Impl>()) {
+  opt_.validate();
+  const auto timeout = to_ms(opt_.timeout_s);
+  spdlog::info("distributed: rank {} of {} joining {}:{} (timeout {:.0f} s)", opt_.rank, opt_.world_size,
+               opt_.master_addr, opt_.master_port, opt_.timeout_s);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(opt_.master_port);
+    so.isServer = opt_.rank == 0;
+    so.numWorkers = static_cast<size_t>(opt_.world_size);
+    so.waitWorkers = true;
+    so.timeout = timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(opt_.master_addr, so);
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>("braid", tcp);
+  } catch (const std::exception& e) {
+    throw PeerLost(fmt::format(
+        "distributed: rank {} could not rendezvous with {} rank(s) at {}:{} within {:.0f} s ({}); check that every "
+        "rank was started with the same MASTER_ADDR/MASTER_PORT/WORLD_SIZE",
+        opt_.rank, opt_.world_size, opt_.master_addr, opt_.master_port, opt_.timeout_s,
+        c10::GetExceptionString(e).substr(0, 300)));
+  }
+  try {
+    auto go = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    else if (opt_.master_addr == "127.0.0.1" || opt_.master_addr == "localhost")
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    go->threads = 2;
+    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("gloo", impl_->store), opt_.rank, opt_.world_size, go);
+#ifdef BRAID_HAVE_NCCL
+    if (torch::cuda::is_available()) {
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = timeout;
+      impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store), opt_.rank, opt_.world_size, no);
+    }
+#endif
+  } catch (const std::exception& e) {
+    throw PeerLost(fmt::format("distributed: rank {} could not connect its process group: {}", opt_.rank,
+                                         c10::GetExceptionString(e).substr(0, 300)));
+  }
+  spdlog::info("distributed: rank {} of {} connected (gloo)", opt_.rank, opt_.world_size);
+}
+
+Distributed::~Distributed() {
+  for (auto& [t, h] : impl_->hooks) t.remove_hook(h);
+}
+
+// Wait for `work`, turning a Gloo failure into an error that says who and what.
+static void wait_work(const c10::intrusive_ptr<c10d::Work>& work, const DistOptions& o, const std::string& what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+    auto nl = msg.find('\n');
+    if (nl != std::string::npos) msg = msg.substr(0, nl);
+    throw PeerLost(fmt::format(
+        "distributed: rank {} of {}: {} failed: a peer rank exited or did not answer within {:.0f} s ({})", o.rank,
+        o.world_size, what, o.timeout_s, msg));
+  }
+}
+
+std::string Distributed::share_from_main(const std::string& data, double limit_s) {
+  auto& store = *impl_->store;
+  const std::string key = "setup";
+  try {
+    if (is_main()) {
+      store.set(key, std::vector<uint8_t>(data.begin(), data.end()));
+      // wait until every rank has read it: rank 0 may exit right after sharing an error, and
+      // its store goes with it
+      std::vector<std::string> acks;
+      for (int r = 1; r < opt_.world_size; ++r) acks.push_back("setup-read/" + std::to_string(r));
+      store.wait(acks, to_ms(opt_.timeout_s));
+      return data;
+    }
+    auto deadline = std::chrono::steady_clock::now() + to_ms(limit_s);
+    while (!store.check({key})) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error(fmt::format("rank 0 did not finish its setup within {:.0f} s", limit_s));
+      check_interrupt();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto v = store.get(key);
+    store.set("setup-read/" + std::to_string(opt_.rank), std::vector<uint8_t>{1});
+    return std::string(v.begin(), v.end());
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+    throw PeerLost(fmt::format("distributed: rank {} of {}: handing out rank 0's setup failed ({})",
+                                         opt_.rank, opt_.world_size, msg.substr(0, msg.find('\n'))));
+  }
+}
+
+std::string Distributed::broadcast_bytes(const std::string& data, const std::string& what) {
+  auto n = torch::tensor({static_cast<int64_t>(is_main() ? data.size() : 0)}, torch::kLong);
+  std::vector<torch::Tensor> v{n};
+  wait_work(impl_->gloo->broadcast(v), opt_, "broadcast of " + what);
+  const int64_t size = n.item<int64_t>();
+  auto buf = torch::empty({std::max<int64_t>(size, 1)}, torch::kUInt8);
+  if (is_main() && size > 0) std::memcpy(buf.data_ptr<uint8_t>(), data.data(), data.size());
+  std::vector<torch::Tensor> b{buf};
+  wait_work(impl_->gloo->broadcast(b), opt_, "broadcast of " + what);
+  return std::string(reinterpret_cast<const char*>(buf.data_ptr<uint8_t>()), static_cast<size_t>(size));
+}
+
+// Broadcast a list of tensors from rank 0, packed per dtype/device into one flat tensor.
+static void broadcast_tensors(Distributed::Impl& im, const DistOptions& o, std::vector<torch::Tensor> ts,
+                              const std::string& what) {
+  torch::NoGradGuard ng;
+  while (!ts.empty()) {
+    std::vector<torch::Tensor> same, rest;
+    for (auto& t : ts)
+      (t.scalar_type() == ts[0].scalar_type() && t.device() == ts[0].device() ? same : rest).push_back(t);
+    std::vector<torch::Tensor> flat;
+    for (auto& t : same) flat.push_back(t.reshape({-1}));
+    std::vector<torch::Tensor> buf{torch::cat(flat)};
+    wait_work(im.group_for(buf[0]).broadcast(buf), o, "broadcast of " + what);
+    int64_t off = 0;
+    for (auto& t : same) {
+      t.copy_(buf[0].narrow(0, off, t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+    ts = std::move(rest);
+  }
+}
+
+void Distributed::broadcast_module(torch::nn::Module& m) {
+  std::vector<torch::Tensor> ts;
+  for (auto& p : m.parameters()) ts.push_back(p);
+  for (auto& b : m.buffers()) ts.push_back(b);
+  broadcast_tensors(*impl_, opt_, ts, "initial parameters");
+}
+
+void Distributed::broadcast_buffers(torch::nn::Module& m) {
+  auto bs = m.buffers();
+  if (!bs.empty()) broadcast_tensors(*impl_, opt_, bs, "buffers");
+}
+
+std::vector<double> Distributed::allreduce_sum(const std::vector<double>& v, const std::string& what) {
+  auto t = torch::tensor(v, torch::kDouble);
+  std::vector<torch::Tensor> ts{t};
+  wait_work(impl_->gloo->allreduce(ts), opt_, what);
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+void Distributed::barrier(const std::string& what) {
+  // a one-element all-reduce: Gloo's barrier has no per-call timeout in 1.13's C++ API
+  allreduce_sum({0.0}, what);
+}
+
+void Distributed::attach(torch::nn::Module& m) {
+  auto& im = *impl_;
+  TORCH_CHECK(im.params.empty(), "Distributed::attach called twice");
+  for (auto& p : m.parameters())
+    if (p.requires_grad()) im.params.push_back(p);
+  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(opt_.bucket_mb * 1024 * 1024));
+  im.where.resize(im.params.size());
+  int64_t bytes = 0;
+  for (size_t k = im.params.size(); k-- > 0;) {
+    const auto& p = im.params[k];
+    bool fresh = im.buckets.empty() || bytes + static_cast<int64_t>(p.numel() * p.element_size()) > cap ||
+                 im.buckets.back().flat.scalar_type() != p.scalar_type() ||
+                 im.buckets.back().flat.device() != p.device();
+    if (fresh) {
+      im.buckets.emplace_back();
+      im.buckets.back().flat = torch::empty({0}, p.options());
+      bytes = 0;
+    }
+    auto& b = im.buckets.back();
+    int64_t off = b.params.empty() ? 0 : b.offsets.back() + im.params[b.params.back()].numel();
+    im.where[k] = {im.buckets.size() - 1, b.params.size()};
+    b.params.push_back(k);
+    b.offsets.push_back(off);
+    bytes += p.numel() * p.element_size();
+  }
+  for (auto& b : im.buckets) {
+    int64_t n = b.offsets.back() + im.params[b.params.back()].numel();
+    b.flat = torch::zeros({n}, b.flat.options());
+  }
+  im.arrived.assign(im.params.size(), 0);
+  spdlog::debug("distributed: {} parameter tensors in {} gradient bucket(s)", im.params.size(), im.buckets.size());
+  if (!opt_.overlap) return;
+  // Overlap: a hook per parameter copies its gradient into its bucket as autograd produces it;
+  // a bucket is launched when full and all lower-index buckets are launched (same order on
+  // every rank, whatever order the hooks fire in).
+  for (size_t k = 0; k < im.params.size(); ++k) {
+    auto h = im.params[k].register_hook([this, k](const torch::Tensor& g) {
+      auto& im = *impl_;
+      if (!im.armed) return;
+      auto [bi, slot] = im.where[k];
+      auto& b = im.buckets[bi];
+      TORCH_CHECK(!im.arrived[k], "distributed: a parameter received two gradients in one step (more than one "
+                                  "backward per step is not supported)");
+      im.arrived[k] = 1;
+      torch::NoGradGuard ng;
+      b.flat.narrow(0, b.offsets[slot], g.numel()).view(g.sizes()).copy_(g);
+      if (--b.pending == 0) {
+        while (im.next_launch < im.buckets.size() && im.buckets[im.next_launch].pending == 0) {
+          auto& nb = im.buckets[im.next_launch++];
+          std::vector<torch::Tensor> v{nb.flat};
+          nb.work = im.group_for(nb.flat).allreduce(v);
+        }
+      }
+    });
+    im.hooks.emplace_back(im.params[k], h);
+  }
+}
+
+int64_t Distributed::buckets() const { return static_cast<int64_t>(impl_->buckets.size()); }
+
+void Distributed::before_backward() {
+  auto& im = *impl_;
+  for (auto& b : im.buckets) {
+    b.pending = static_cast<int64_t>(b.params.size());
+    b.work.reset();
+  }
+  std::fill(im.arrived.begin(), im.arrived.end(), 0);
+  im.next_launch = 0;
+  im.armed = opt_.overlap;
+}
+
+void Distributed::after_backward() {
+  auto& im = *impl_;
+  im.armed = false;
+  torch::NoGradGuard ng;
+  // Gradients not seen by a hook (after-backward mode, or parameters unused this step) are
+  // packed now; an unused parameter contributes zeros.
+  for (size_t k = 0; k < im.params.size(); ++k) {
+    if (im.arrived[k]) continue;
+    auto [bi, slot] = im.where[k];
+    auto& b = im.buckets[bi];
+    auto dst = b.flat.narrow(0, b.offsets[slot], im.params[k].numel());
+    const auto& g = im.params[k].grad();
+    if (g.defined())
+      dst.view(g.sizes()).copy_(g);
+    else
+      dst.zero_();
+  }
+  for (size_t i = im.next_launch; i < im.buckets.size(); ++i) {
+    std::vector<torch::Tensor> v{im.buckets[i].flat};
+    im.buckets[i].work = im.group_for(im.buckets[i].flat).allreduce(v);
+  }
+  im.next_launch = im.buckets.size();
+  const double inv = 1.0 / opt_.world_size;
+  for (auto& b : im.buckets) {
+    wait_work(b.work, opt_, "gradient all-reduce");
+    b.flat.mul_(inv);
+    for (size_t s = 0; s < b.params.size(); ++s) {
+      auto& p = im.params[b.params[s]];
+      auto src = b.flat.narrow(0, b.offsets[s], p.numel()).view(p.sizes());
+      if (p.grad().defined())
+        p.mutable_grad().copy_(src);
+      else
+        p.mutable_grad() = src.clone();
+    }
+  }
+}
+
+#else  // no Gloo at build time
+
+struct Distributed::Impl {};
+
+Distributed::Distributed(const DistOptions& opt) : opt_(opt) {
+  opt_.validate();
+  throw std::runtime_error("distributed training is not available: this braid was built without Gloo "
+                           "(install libgloo-dev and rebuild)");
+}
+Distributed::~Distributed() = default;
+std::string Distributed::share_from_main(const std::string& d, double) { return d; }
+std::string Distributed::broadcast_bytes(const std::string&, const std::string&) { return {}; }
+void Distributed::broadcast_module(torch::nn::Module&) {}
+void Distributed::broadcast_buffers(torch::nn::Module&) {}
+std::vector<double> Distributed::allreduce_sum(const std::vector<double>& v, const std::string&) { return v; }
+void Distributed::barrier(const std::string&) {}
+void Distributed::attach(torch::nn::Module&) {}
+void Distributed::before_backward() {}
+void Distributed::after_backward() {}
+int64_t Distributed::buckets() const { return 0; }
+
+#endif  // BRAID_HAVE_GLOO
+
+// ---------------------------------------------------------------------------------------------
+// Local launcher
+
+static int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("cannot open a socket to find a free port");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind a socket to find a free port");
+  }
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// The last line of `path` that looks like an error (else the last non-empty line).
+static std::string last_error_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line, last, err;
+  while (std::getline(f, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto cr = line.rfind('\r');  // progress redraws
+    if (cr != std::string::npos) line = line.substr(cr + 1);
+    if (line.empty()) continue;
+    last = line;
+    if (line.find("error") != std::string::npos || line.find("Error") != std::string::npos) err = line;
+  }
+  return err.empty() ? last : err;
+}
+
+int launch_local(const std::vector<std::string>& args, int nproc, int port, const std::string& log_dir) {
+  BRAID_INPUT_CHECK(nproc >= 1, "--nproc: expected a positive number of processes, got {}", nproc);
+  if (port == 0) port = free_port();
+  std::vector<int> pids(nproc, -1), codes(nproc, -1);
+  std::vector<std::string> logs(nproc);
+  std::vector<std::string> argv = args;
+  argv[0] = self_exe();
+  for (int r = 0; r < nproc; ++r) {
+    std::vector<std::string> env = {"RANK=" + std::to_string(r),        "WORLD_SIZE=" + std::to_string(nproc),
+                                    "LOCAL_RANK=" + std::to_string(r),  "LOCAL_WORLD_SIZE=" + std::to_string(nproc),
+                                    "MASTER_ADDR=127.0.0.1",            "MASTER_PORT=" + std::to_string(port)};
+    if (r > 0) logs[r] = log_dir + "/rank" + std::to_string(r) + ".log";
+    pids[r] = spawn_process(argv, env, logs[r]);
+  }
+  spdlog::info("launched {} ranks on 127.0.0.1:{} (ranks 1..{} log to {}/rank<k>.log)", nproc, port, nproc - 1,
+               log_dir);
+  // A failure is secondary when it is a consequence: PeerLost (exit 3), or the launcher's own
+  // SIGTERM (130/143) or SIGKILL (137) to a rank still running.
+  std::vector<char> termed(nproc, 0), killed(nproc, 0);
+  int alive = nproc;
+  bool stopping = false, forwarded = false;
+  std::chrono::steady_clock::time_point kill_at{};
+  while (alive > 0) {
+    for (int r = 0; r < nproc; ++r) {
+      if (codes[r] >= 0) continue;
+      int status = 0;
+      pid_t w = ::waitpid(pids[r], &status, WNOHANG);
+      if (w != pids[r]) continue;
+      codes[r] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      --alive;
+      if (codes[r] != 0 && !stopping) {
+        stopping = true;
+        for (int k = 0; k < nproc; ++k)
+          if (codes[k] < 0) {
+            ::kill(pids[k], SIGTERM);
+            termed[k] = 1;
+          }
+        kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      }
+    }
+    if (interrupted() && !forwarded) {
+      for (int k = 0; k < nproc; ++k)
+        if (codes[k] < 0) ::kill(pids[k], SIGINT);
+      forwarded = true;
+    }
+    if (stopping && alive > 0 && std::chrono::steady_clock::now() > kill_at) {
+      for (int k = 0; k < nproc; ++k)
+        if (codes[k] < 0) {
+          ::kill(pids[k], SIGKILL);
+          killed[k] = 1;
+        }
+      kill_at = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (forwarded) throw Interrupted();
+  int culprit = -1, fallback = -1;
+  for (int r = 0; r < nproc; ++r) {
+    if (codes[r] == 0) continue;
+    if (fallback < 0) fallback = r;
+    bool secondary = codes[r] == 3 || (termed[r] && (codes[r] == 130 || codes[r] == 128 + SIGTERM)) ||
+                     (killed[r] && codes[r] == 128 + SIGKILL);
+    if (!secondary && culprit < 0) culprit = r;
+  }
+  if (culprit < 0) culprit = fallback;
+  if (culprit < 0) return 0;
+  const int c = codes[culprit];
+  std::string why = culprit == 0 ? "its error is above" : last_error_line(logs[culprit]);
+  std::string sig = c > 128 ? fmt::format(" (signal {})", c - 128) : "";
+  std::fprintf(stderr, "braid: rank %d of %d failed with exit code %d%s: %s\n", culprit, nproc, c, sig.c_str(),
+               why.c_str());
+  if (culprit > 0) std::fprintf(stderr, "braid: its log: %s\n", logs[culprit].c_str());
+  return c;
+}
+
+}  // namespace braid::train
