@@ -328,11 +328,14 @@ json run_fusion_bench(const FusionBenchOptions& o) {
   }
 
   // 5. report
-  json result = {{"data", o.data}, {"recipe", o.recipe}, {"seeds", o.seeds}, {"threads", threads}, {"split", o.split},
+  json result = {{"data", o.data}, {"recipe", o.recipe}, {"seeds", o.seeds}, {"threads", threads}, {"jobs", jobs},
+                 {"run_threads", run_threads}, {"split", o.split},
                  {"levels", o.levels}, {"modalities", mods}, {"metric", key}, {"methods", table}, {"runs", runs}};
   atomic_write_text(o.out + "/results.json", result.dump(1) + "\n");
-  std::string md = fmt::format("# Fusion benchmark\n\ndata `{}`, recipe `{}`, {} seed(s), {} thread(s), split `{}`\n\n",
-                               o.data, o.recipe, o.seeds, threads, o.split);
+  std::string md = fmt::format(
+      "# Fusion benchmark\n\ndata `{}`, recipe `{}`, {} seed(s), {} training run(s) at a time with {} thread(s) each "
+      "(scoring on {}), split `{}`\n\n",
+      o.data, o.recipe, o.seeds, jobs, run_threads, threads, o.split);
   md += fmt::format("## Clean test {} (mean ± std over seeds)\n\n| method | {} | {} | seeds |\n|---|---:|---:|---:|\n", key, key, key2);
   for (const auto& row : table) {
     if (!row.contains(key)) {

@@ -130,8 +130,8 @@ nlohmann::json measure_gemm(int64_t n, int threads, int repeats) {
   torch::NoGradGuard ng;
   auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
   const double flop = 2.0 * n * n * n;
-  // enough products per timed run that one run lasts ~0.2 s at 100 GFLOP/s
-  const int64_t reps = std::max<int64_t>(1, static_cast<int64_t>(2e10 / flop));
+  // enough products per timed run that one run lasts ~0.05 s at 100 GFLOP/s (at most 200)
+  const int64_t reps = std::clamp<int64_t>(static_cast<int64_t>(5e9 / flop), 1, 200);
   torch::mm_out(c, a, b);
   std::vector<double> rates;
   for (int r = 0; r < repeats; ++r) {
