@@ -32,6 +32,10 @@ bench_setup() {  # the peer's interpreter (apt when missing) and braid (cmake + 
 gemm_peak() {  # writes $OUT/gemm.json (braid bench gemm: median sgemm GFLOP/s at n=1024, THREADS threads)
   say "== sgemm peak (braid bench gemm --threads $THREADS)"
   "$BRAID" bench gemm --threads "$THREADS" --repeats 5 --json >"$OUT/gemm.json"
+  rm -f "$OUT/gemm_unset.json"
+  if [ -n "${OPENBLAS_CORETYPE:-}" ]; then  # OpenBLAS's own kernel choice too, for the record
+    env -u OPENBLAS_CORETYPE "$BRAID" bench gemm --threads "$THREADS" --repeats 5 --json >"$OUT/gemm_unset.json"
+  fi
 }
 
 # speed_pair NAME RECIPE DATA PEER [--set ...]: ROUNDS rounds of braid + peer, alternating order.

@@ -42,6 +42,10 @@ for n, b, t in rows:
 print()
 print(f"sgemm peak (braid bench gemm, n={gemm['n']}, {gemm['threads']} threads, median of 5): {peak:.1f} GFLOP/s; "
       f"OPENBLAS_CORETYPE as braid saw it: {gemm['openblas_coretype']}")
+unset = os.path.join(out, "gemm_unset.json")
+if os.path.exists(unset):
+    print(f"sgemm with OPENBLAS_CORETYPE unset (OpenBLAS's own detection): {json.load(open(unset))['gflops']:.1f} GFLOP/s; "
+          "the benchmark runs (both sides) used the environment's setting above")
 print()
 print("| model | GFLOP / train step | braid train GFLOP/s | % of peak | PyTorch train GFLOP/s | % of peak | "
       "GFLOP / infer batch | braid infer GFLOP/s | % of peak | PyTorch infer GFLOP/s | % of peak |")
