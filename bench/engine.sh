@@ -12,8 +12,8 @@
 #
 #   bash bench/engine.sh
 #
-# Environment: THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS (CLIP: 3/1/5/2; AV-MNIST uses FUSION_STEPS 30,
-#   FUSION_WARMUP 5), DP_STEPS (40), DP_ROUNDS (3), BRAID, OUT.
+# Environment: THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS (CLIP: 3/1/5/2; AV-MNIST uses FUSION_STEPS 10,
+#   FUSION_WARMUP 2), DP_STEPS (40), DP_ROUNDS (3), BRAID, OUT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/clip_speed.sh
@@ -30,7 +30,7 @@ gemm_peak
 clip_bench
 # AV-MNIST late fusion: same peer as bench/fusion_speed.sh, its step counts
 if [ ! -f "$AV_DATA" ]; then "$BRAID" data build avmnist --out "$(dirname "$AV_DATA")" --threads "$THREADS" >&2; fi
-(STEPS=${FUSION_STEPS:-30} WARMUP=${FUSION_WARMUP:-5}
+(STEPS=${FUSION_STEPS:-10} WARMUP=${FUSION_WARMUP:-2}
  speed_pair avmnist-late-fusion "$ROOT/recipes/avmnist_late_fusion.yaml" "$AV_DATA" "$ROOT/bench/peer/fusion_peer.py")
 
 dp_run() {  # nproc threads batch round
