@@ -39,6 +39,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flops import count_flops  # noqa: E402
+
 
 # ---- blocks (src/braid/nn/blocks.cpp) ----------------------------------------------------------
 
@@ -322,6 +325,10 @@ def main():
     model.train()
     for _ in range(args.warmup):
         step()
+    train_flops, _ = count_flops(step)  # FLOPs of one training step and one batch-B forward (torch profiler)
+    model.eval()
+    with torch.no_grad():
+        infer_flops, _ = count_flops(lambda: model(batch))
     train, infer_b, infer_1, runs = [], [], [], []
     for _ in range(args.repeats):
         model.train()
@@ -346,6 +353,7 @@ def main():
     print(json.dumps({"train_steps_per_s": median(train), "infer_samples_per_s_b64": median(infer_b),
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,
+                      "train_flops_per_step": train_flops, "infer_flops_per_batch": infer_flops,
                       "torch": torch.__version__, **extra}))
 
 
