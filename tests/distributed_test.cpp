@@ -107,40 +107,6 @@ int free_port() {
   return port;
 }
 
-// Launch braid in the background with extra environment; returns its pid.
-pid_t spawn(const std::string& env, const std::string& args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string cmd = "exec env " + env + " " + std::string(BRAID_EXE) + " " + args + " >" + log + " 2>&1 </dev/null";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return pid;
-}
-
-int64_t last_step(const std::string& metrics) {
-  int64_t s = 0;
-  std::ifstream f(metrics);
-  for (std::string l; std::getline(f, l);) {
-    try {
-      s = std::max<int64_t>(s, nlohmann::json::parse(l).value("step", int64_t{0}));
-    } catch (...) {
-    }
-  }
-  return s;
-}
-
-bool wait_for_step(pid_t pid, const std::string& run, int64_t step) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (last_step(run + "/metrics.jsonl") >= step) return true;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 // Waits for `pid` at most `seconds`; returns its exit code (128 + signal), or -1 on timeout.
 int wait_exit(pid_t pid, double seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -280,9 +246,9 @@ TEST(Distributed, DeadOrHungPeerIsReportedWithinTheTimeout) {
   for (bool hang : {false, true}) {
     fs::remove_all(d.dir + "/run");
     int port = free_port();
-    pid_t r0 = spawn(env_of(0, 2, port), args, d.dir + "/r0.log");
-    pid_t r1 = spawn(env_of(1, 2, port), args, d.dir + "/r1.log");
-    ASSERT_TRUE(wait_for_step(r0, d.dir + "/run", 3)) << read_file(d.dir + "/r0.log") << read_file(d.dir + "/r1.log");
+    pid_t r0 = spawn_braid(args, d.dir + "/r0.log", env_of(0, 2, port));
+    pid_t r1 = spawn_braid(args, d.dir + "/r1.log", env_of(1, 2, port));
+    ASSERT_TRUE(wait_for_step(r0, d.dir + "/run", 3, 60, false)) << read_file(d.dir + "/r0.log") << read_file(d.dir + "/r1.log");
     auto t0 = std::chrono::steady_clock::now();
     kill(r1, hang ? SIGSTOP : SIGKILL);
     int code = wait_exit(r0, 30);
@@ -303,8 +269,8 @@ TEST(Distributed, DeadOrHungPeerIsReportedWithinTheTimeout) {
 TEST(Distributed, LauncherStopsAllRanksWhenOneDies) {
   auto d = dataset("ddp_launch");
   const std::string run = d.dir + "/run";
-  pid_t pid = spawn("", train_args(d, run) + " --set train.epochs=1000 --nproc 2", d.dir + "/launch.log");
-  ASSERT_TRUE(wait_for_step(pid, run, 3)) << read_file(d.dir + "/launch.log");
+  pid_t pid = spawn_braid(train_args(d, run) + " --set train.epochs=1000 --nproc 2", d.dir + "/launch.log");
+  ASSERT_TRUE(wait_for_step(pid, run, 3, 60, false)) << read_file(d.dir + "/launch.log");
   auto kids = children_of(pid);
   ASSERT_EQ(kids.size(), 2u);
   pid_t rank1 = rank_of(kids[0]) == 1 ? kids[0] : kids[1];
@@ -340,7 +306,7 @@ TEST(Distributed, BadFlagsAreOneLineErrors) {
     if (c.env.empty()) {
       r = run_braid(base + " " + c.flags);
     } else {  // run_braid has no environment parameter: go through env(1)
-      pid_t pid = spawn(c.env, base + " " + c.flags, d.dir + "/env.log");
+      pid_t pid = spawn_braid(base + " " + c.flags, d.dir + "/env.log", c.env);
       r.code = wait_exit(pid, 30);
       r.err = read_file(d.dir + "/env.log");
     }
@@ -356,12 +322,12 @@ TEST(Distributed, BadFlagsAreOneLineErrors) {
 TEST(Distributed, TwoRankRunResumesWithOneRank) {
   auto d = dataset("ddp_resume");
   const std::string run = d.dir + "/run";
-  pid_t pid = spawn("", train_args(d, run) + " --set train.epochs=60 --nproc 2", d.dir + "/launch.log");
-  ASSERT_TRUE(wait_for_step(pid, run, 12)) << read_file(d.dir + "/launch.log");
+  pid_t pid = spawn_braid(train_args(d, run) + " --set train.epochs=60 --nproc 2", d.dir + "/launch.log");
+  ASSERT_TRUE(wait_for_step(pid, run, 12, 60, false)) << read_file(d.dir + "/launch.log");
   kill(pid, SIGINT);
   int code = wait_exit(pid, 30);
   ASSERT_EQ(code, 130) << read_file(d.dir + "/launch.log");
-  int64_t stopped = last_step(run + "/metrics.jsonl");
+  int64_t stopped = last_logged_step(run + "/metrics.jsonl");
   ASSERT_LT(stopped, 300) << "the run finished before it was interrupted";  // 60 epochs x 5 steps
   auto r = run_braid(train_args(d, run) + " --resume");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -3,11 +3,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -147,6 +150,42 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   for (std::string l; std::getline(f, l);)
     if (!l.empty()) v.push_back(nlohmann::json::parse(l));
   return v;
+}
+
+pid_t spawn_braid(const std::string& args, const std::string& log, const std::string& env) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = "exec " + (env.empty() ? "" : "env " + env + " ") + std::string(BRAID_EXE) + " " + args + " >" +
+                      log + " 2>&1 </dev/null";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int64_t last_logged_step(const std::string& metrics) {
+  int64_t s = 0;
+  std::ifstream f(metrics);
+  for (std::string l; std::getline(f, l);) {
+    try {
+      s = std::max<int64_t>(s, nlohmann::json::parse(l).value("step", int64_t{0}));
+    } catch (...) {
+    }
+  }
+  return s;
+}
+
+bool wait_for_step(pid_t pid, const std::string& run, int64_t step, double seconds, bool checkpoint) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if ((!checkpoint || std::filesystem::exists(run + "/checkpoints/last.pt")) &&
+        last_logged_step(run + "/metrics.jsonl") >= step)
+      return true;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return false;  // finished (or died) too early
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 }  // namespace braid::test

@@ -1,6 +1,8 @@
 // Helpers shared by the tests: temp dirs, a small synthetic multimodal dataset, running the CLI.
 #pragma once
 
+#include <sys/types.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -54,5 +56,16 @@ void ExpectInputError(const std::function<void()>& f, const std::string& file, c
 
 // JSON lines of a file.
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
+
+// Starts braid in the background with `args` (stdin /dev/null, stdout and stderr to `log`), with
+// the environment assignments `env` ("RANK=1 WORLD_SIZE=2", may be empty); returns its pid.
+pid_t spawn_braid(const std::string& args, const std::string& log, const std::string& env = "");
+
+// The highest "step" of a metrics.jsonl (unparsable, e.g. torn, lines are skipped; 0 when none).
+int64_t last_logged_step(const std::string& metrics);
+
+// Polls until the run directory `run` has logged `step` steps (and, with `checkpoint`, written
+// checkpoints/last.pt). False when `pid` exits first or `seconds` pass.
+bool wait_for_step(pid_t pid, const std::string& run, int64_t step, double seconds, bool checkpoint);
 
 }  // namespace braid::test

@@ -55,41 +55,6 @@ std::string train_args(const Dataset& d, const std::string& run) {
   return "train " + q(d.recipe) + " --data " + q(d.manifest) + " --out " + q(run);
 }
 
-// Launch braid in the background; returns its pid.
-pid_t spawn(const std::string& args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string cmd = "exec " + std::string(BRAID_EXE) + " " + args + " >" + log + " 2>&1 </dev/null";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return pid;
-}
-
-int64_t last_step(const std::string& metrics) {
-  int64_t s = 0;
-  std::ifstream f(metrics);
-  for (std::string l; std::getline(f, l);) {
-    try {
-      s = std::max<int64_t>(s, nlohmann::json::parse(l).value("step", int64_t{0}));
-    } catch (...) {
-    }
-  }
-  return s;
-}
-
-// Wait until the run has logged at least `step` steps and written a checkpoint.
-bool wait_for_step(pid_t pid, const std::string& run, int64_t step) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (fs::exists(run + "/checkpoints/last.pt") && last_step(run + "/metrics.jsonl") >= step) return true;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) return false;  // finished (or died) too early
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
   std::vector<std::pair<int64_t, double>> v;
   for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
@@ -123,13 +88,13 @@ TEST(Train, KillNineThenResumeEqualsUninterruptedRun) {
   auto ref_losses = train_losses(ref);
   ASSERT_GT(ref_losses.size(), 30u);
 
-  pid_t pid = spawn(train_args(d, cut), d.dir + "/cut.log");
-  ASSERT_TRUE(wait_for_step(pid, cut, 17)) << "the run ended before it could be killed: " << read_file(d.dir + "/cut.log");
+  pid_t pid = spawn_braid(train_args(d, cut), d.dir + "/cut.log");
+  ASSERT_TRUE(wait_for_step(pid, cut, 17, 120, true)) << "the run ended before it could be killed: " << read_file(d.dir + "/cut.log");
   kill(pid, SIGKILL);
   int st;
   waitpid(pid, &st, 0);
   ASSERT_TRUE(WIFSIGNALED(st));
-  int64_t killed_at = last_step(cut + "/metrics.jsonl");
+  int64_t killed_at = last_logged_step(cut + "/metrics.jsonl");
   ASSERT_LT(killed_at, static_cast<int64_t>(ref_losses.size())) << "killed after the end";
 
   auto res = run_braid(train_args(d, cut) + " --resume");
@@ -149,8 +114,8 @@ TEST(Train, KillNineThenResumeEqualsUninterruptedRun) {
 TEST(Train, InterruptWritesCheckpointAndExits130) {
   auto d = dataset();
   const std::string run = d.dir + "/int";
-  pid_t pid = spawn(train_args(d, run), d.dir + "/int.log");
-  ASSERT_TRUE(wait_for_step(pid, run, 8)) << read_file(d.dir + "/int.log");
+  pid_t pid = spawn_braid(train_args(d, run), d.dir + "/int.log");
+  ASSERT_TRUE(wait_for_step(pid, run, 8, 120, true)) << read_file(d.dir + "/int.log");
   kill(pid, SIGINT);
   int st;
   waitpid(pid, &st, 0);
