@@ -21,6 +21,7 @@
 #include "braid/data/audio.h"
 #include "braid/data/npy.h"
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 namespace {
 
@@ -92,7 +93,7 @@ TEST(AudioDecode, WriteWavRoundTrip) {
   auto w = bd::decode_audio_file((dir / "a.wav").string());
   EXPECT_EQ(w.sample_rate, 8000);
   EXPECT_TRUE(AllClose(vec(w.samples), vec(x), 2.0 / 32768.0, "16-bit round trip"));  // *32767 on write, /32768 on read
-  std::filesystem::remove_all(dir);
+  braid::remove_tree(dir);
 }
 
 TEST(AudioResample, MatchesReferenceImplementation) {

@@ -17,7 +17,9 @@
 
 #include "braid/core/error.h"
 #include "braid/data/loader.h"
+#include "braid/train/distributed.h"
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 using namespace braid::test;
 namespace fs = std::filesystem;
@@ -198,6 +200,7 @@ TEST(Distributed, ShardsPartitionEachGlobalBatch) {
 // weights, for both all-reduce modes. Exact up to fp32 summation order: the gradient of the
 // mean loss over 8 rows equals the mean of the two ranks' gradients over their 4 rows each.
 TEST(Distributed, TwoRanksEqualOneRankWithDoubleBatch) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   auto d = dataset("ddp_eq");
   const std::string one = d.dir + "/one", two = d.dir + "/two", after = d.dir + "/after";
   auto r1 = run_braid(train_args(d, one) + " --set train.batch_size=8");
@@ -241,10 +244,11 @@ TEST(Distributed, TwoRanksEqualOneRankWithDoubleBatch) {
 // A rank killed with kill -9 makes its peer fail at once (closed socket), with a message that
 // names the rank and the all-reduce; a stopped (hung) peer is reported after --dist-timeout.
 TEST(Distributed, DeadOrHungPeerIsReportedWithinTheTimeout) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   auto d = dataset("ddp_kill");
   const std::string args = train_args(d, d.dir + "/run") + " --set train.epochs=1000 --dist-timeout 6";
   for (bool hang : {false, true}) {
-    fs::remove_all(d.dir + "/run");
+    braid::remove_tree(d.dir + "/run");
     int port = free_port();
     pid_t r0 = spawn_braid(args, d.dir + "/r0.log", env_of(0, 2, port));
     pid_t r1 = spawn_braid(args, d.dir + "/r1.log", env_of(1, 2, port));
@@ -267,6 +271,7 @@ TEST(Distributed, DeadOrHungPeerIsReportedWithinTheTimeout) {
 
 // Under the launcher: a rank killed with kill -9 stops the whole job, and the launcher names it.
 TEST(Distributed, LauncherStopsAllRanksWhenOneDies) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   auto d = dataset("ddp_launch");
   const std::string run = d.dir + "/run";
   pid_t pid = spawn_braid(train_args(d, run) + " --set train.epochs=1000 --nproc 2", d.dir + "/launch.log");
@@ -320,6 +325,7 @@ TEST(Distributed, BadFlagsAreOneLineErrors) {
 // A job of 2 ranks stopped with Ctrl-C resumes with 1 rank: the step is re-derived from the
 // position in the epoch, and the run finishes with the 1-rank step count.
 TEST(Distributed, TwoRankRunResumesWithOneRank) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   auto d = dataset("ddp_resume");
   const std::string run = d.dir + "/run";
   pid_t pid = spawn_braid(train_args(d, run) + " --set train.epochs=60 --nproc 2", d.dir + "/launch.log");

@@ -13,6 +13,7 @@
 #include "braid/data/image.h"
 #include "braid/data/npy.h"
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 namespace {
 
@@ -91,7 +92,7 @@ TEST(ImageDecode, WritePngRoundTrip) {
   bd::write_png(dir + "/grey.png", 6, 4, 1, grey.data_ptr<uint8_t>());
   auto g = rgb_tensor(bd::decode_image_file(dir + "/grey.png"));
   EXPECT_TRUE(AllClose(g, grey.unsqueeze(2).expand({4, 6, 3}), 0.0, "png grey round trip"));
-  std::filesystem::remove_all(dir);
+  braid::remove_tree(dir);
 }
 
 TEST(ImageResize, MatchesTorchAntialiasedBilinear) {

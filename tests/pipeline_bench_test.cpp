@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 using braid::test::q;
 using braid::test::run_braid;
@@ -29,5 +30,5 @@ TEST(BenchPipeline, ImageAndAudioReportRatesAndDump) {
   auto bad = run_braid("bench pipeline --data " + q(manifest) + " --modality video");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--modality must be image or audio"), std::string::npos) << bad.err;
-  std::filesystem::remove_all(dir);
+  braid::remove_tree(dir);
 }

@@ -17,6 +17,7 @@
 
 #include "braid/data/build/build.h"
 #include "braid/data/build/common.h"
+#include "braid/core/fs.h"
 
 namespace fs = std::filesystem;
 using braid::data::BuildOptions;
@@ -36,12 +37,12 @@ struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& tag) {
     path = fs::temp_directory_path() / ("braid_prosody_test_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
+    braid::remove_tree(path);
     fs::create_directories(path);
   }
   ~TempDir() {
     std::error_code ec;
-    fs::remove_all(path, ec);
+    try { braid::remove_tree(path); } catch (...) {}
   }
 };
 

@@ -15,6 +15,7 @@
 #include "braid/data/npy.h"
 #include "braid/data/series.h"
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 namespace {
 
@@ -32,7 +33,7 @@ class TempDir {
   TempDir() : path_(std::filesystem::temp_directory_path() / ("braid_series_test_" + std::to_string(::getpid()))) {
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() { braid::remove_tree(path_); }
   std::string file(const std::string& name, const std::string& text = "") const {
     auto p = (path_ / name).string();
     if (!text.empty()) std::ofstream(p, std::ios::binary) << text;

@@ -19,6 +19,7 @@
 #include "braid/core/error.h"
 #include "braid/data/audio.h"
 #include "braid/data/image.h"
+#include "braid/core/fs.h"
 
 namespace braid::test {
 
@@ -28,7 +29,7 @@ std::string temp_dir(const std::string& tag) {
   static int counter = 0;
   auto p = fs::temp_directory_path() / ("braid_test_" + tag + "_" + std::to_string(::getpid()) + "_" +
                                         std::to_string(counter++));
-  fs::remove_all(p);
+  braid::remove_tree(p);
   fs::create_directories(p);
   return p.string();
 }

@@ -133,6 +133,27 @@ TEST(Train, InterruptWritesCheckpointAndExits130) {
   EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
 }
 
+TEST(Train, Bf16PrecisionTrainsWithFp32MasterWeights) {
+  auto d = dataset();
+  const std::string run = d.dir + "/bf16";
+  auto r = run_braid(train_args(d, run) + " --set precision=bf16 --set train.epochs=1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("bf16"), std::string::npos) << r.err;
+  auto losses = train_losses(run);
+  ASSERT_FALSE(losses.empty());
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << "step " << step;
+  torch::serialize::InputArchive w;
+  w.load_from(run + "/model.pt");
+  for (const auto& k : w.keys()) {
+    torch::Tensor t;
+    w.read(k, t, true);
+    if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat) << k;
+  }
+  auto bad = run_braid(train_args(d, d.dir + "/fp16") + " --set precision=fp16");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("'precision'"), std::string::npos) << bad.err;
+}
+
 TEST(Train, EvalPrintsJsonAndUnimodalAndSeriesWork) {
   auto d = dataset();
   const std::string run = d.dir + "/uni";

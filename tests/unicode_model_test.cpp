@@ -10,6 +10,7 @@
 #include "braid/core/error.h"
 #include "braid/models/unicode.h"
 #include "test_util.h"
+#include "braid/core/fs.h"
 
 using namespace braid;
 using namespace braid::test;
@@ -145,5 +146,5 @@ model:
   EXPECT_NEAR(j["chance"].get<double>(), 1.0 / 3, 1e-9);
   EXPECT_TRUE(j.contains("codes") && j.contains("code_agreement") && j.contains("mean_r1"));
   EXPECT_NE(e.out.find("image->audio"), std::string::npos);
-  std::filesystem::remove_all(dir);
+  braid::remove_tree(dir);
 }

@@ -22,6 +22,7 @@ struct QuickArgs {
   std::string data = "data/emoji";
   std::string npm;
   int threads = 0;
+  std::string device;  // "" = the recipe's (cpu)
   bool fresh = false;
 };
 
@@ -48,7 +49,7 @@ int run_quickstart(const QuickArgs& a) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& j : jobs) {
     const std::string run = a.out + "/" + j.name;
-    if (a.fresh && fs::exists(run)) fs::remove_all(run);
+    if (a.fresh && fs::exists(run)) braid::remove_tree(run);
     nlohmann::json summary;
     if (file_exists(run + "/summary.json") && file_exists(run + "/model.pt")) {
       spdlog::info("{}: reusing the finished run in {} (--fresh retrains)", j.name, run);
@@ -59,13 +60,14 @@ int run_quickstart(const QuickArgs& a) {
       ro.data = manifest;
       ro.out = run;
       ro.threads = a.threads;
+      ro.device = a.device;
       ro.resume = file_exists(run + "/checkpoints/last.pt");
       if (!ro.resume) ro.sets = {std::string("model.modalities=") + j.modalities};
       spdlog::info("training the {} model ({})", j.name, j.modalities);
       train::train(ro);
     }
     summary = nlohmann::json::parse(read_text_file(run + "/summary.json"));
-    auto m = evaluate_run(run, manifest, "test", "model", "");
+    auto m = evaluate_run(run, manifest, "test", "model", a.device);
     rows.push_back({{"model", j.name},
                     {"modalities", j.modalities},
                     {"test_accuracy", m.value("accuracy", 0.0)},
@@ -115,6 +117,7 @@ void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runn
   q->add_option("--data", a->data, "emoji dataset folder (built there when missing)")->capture_default_str();
   q->add_option("--npm", a->npm, "folder holding node_modules/ (default: search)");
   q->add_option("--threads", a->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  q->add_option("--device", a->device, "cpu, cuda or cuda:N (default: cpu)");
   q->add_flag("--fresh", a->fresh, "retrain even when finished runs exist in --out");
   out.emplace_back(q, [a] { return run_quickstart(*a); });
 }

@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   braid::cli::add_train_command(app, cmds);
   braid::cli::add_eval_command(app, cmds);
   braid::cli::add_bench_commands(app, cmds);
+#if BRAID_WITH_SERVE
   braid::cli::add_serve_commands(app, cmds);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,11 +34,9 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from flops import count_flops  # noqa: E402
@@ -46,14 +44,14 @@ from flops import count_flops  # noqa: E402
 
 def masked_mean(x, lengths):
     T = x.size(1)
-    steps = torch.arange(T, dtype=lengths.dtype).unsqueeze(0)
+    steps = torch.arange(T, dtype=lengths.dtype, device=lengths.device).unsqueeze(0)
     valid = (steps < lengths.unsqueeze(1)).to(x.dtype).unsqueeze(-1)
     denom = lengths.to(x.dtype).clamp_min(1).unsqueeze(1)
     return (x * valid).sum(1) / denom
 
 
 def padding_mask(lengths, T):
-    return torch.arange(T, dtype=lengths.dtype).unsqueeze(0) >= lengths.unsqueeze(1)
+    return torch.arange(T, dtype=lengths.dtype, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
 
 
 class MLP(nn.Module):
@@ -72,8 +70,16 @@ class MLP(nn.Module):
         return self.seq(x)
 
 
+SDPA = int(torch.__version__.split(".")[0]) >= 2
+
+
 def attention(q, k, v, pad=None):
-    """blocks.cpp attention() on LibTorch 1.x: explicit softmax attention."""
+    """blocks.cpp attention(): scaled_dot_product_attention on 2.x, explicit softmax attention on 1.x."""
+    if SDPA:
+        if pad is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        mask = pad.view(pad.size(0), 1, 1, pad.size(1)).logical_not()
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).nan_to_num(0.0)
     scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
     if pad is not None:
         mask = pad.view(pad.size(0), 1, 1, pad.size(1))
@@ -110,7 +116,7 @@ class Encoder(nn.Module):
 
     def forward(self, mb):
         if mb.get("data") is None:
-            return torch.zeros(mb["present"].size(0), self.out_dim)
+            return torch.zeros(mb["present"].size(0), self.out_dim, device=mb["present"].device)
         h = self.encode(mb)
         return h * mb["present"].to(h.dtype).unsqueeze(1)
 
@@ -155,7 +161,7 @@ class TextTransformer(Encoder):
         if ids.size(1) > self.max_len:
             ids, length = ids[:, :self.max_len], length.clamp_max(self.max_len)
         T = ids.size(1)
-        x = self.tok(ids) + self.pos(torch.arange(T, dtype=ids.dtype)).unsqueeze(0)
+        x = self.tok(ids) + self.pos(torch.arange(T, dtype=ids.dtype, device=ids.device)).unsqueeze(0)
         pad = padding_mask(length, T)
         for b in self.blocks:
             x = b(x, pad)
@@ -176,7 +182,7 @@ def cross_entropy(logits, labels, smoothing):
 def clip_loss(u, v, logit_scale, smoothing):
     s = logit_scale.reshape(()).exp().clamp_max(100.0)
     logits = torch.mm(u, v.t()) * s
-    target = torch.arange(u.size(0))
+    target = torch.arange(u.size(0), device=u.device)
     return 0.5 * (cross_entropy(logits, target, smoothing) + cross_entropy(logits.t(), target, smoothing))
 
 
@@ -213,7 +219,9 @@ class DualTower(nn.Module):
     def project(self, m, mb):
         return getattr(self, "proj_" + m)(getattr(self, "enc_" + m)(mb))
 
-    def forward(self, batch):
+    def forward(self, batch, objective=False):
+        if objective:  # (for torch.compile of the whole training objective)
+            return self.objective(batch)
         for m in self.modalities:
             if batch.get(m, {}).get("data") is not None:
                 return F.normalize(self.project(m, batch[m]), dim=1)
@@ -240,14 +248,39 @@ class DualTower(nn.Module):
         return total / n
 
 
-def load_batch(d, modalities):
+NPY_DTYPES = {"<f4": torch.float32, "<f8": torch.float64, "<i8": torch.int64, "<i4": torch.int32, "|u1": torch.uint8,
+              "|b1": torch.bool}
+
+
+def load_npy(path):
+    """A .npy file as a tensor: numpy when installed (Debian), else this reader (the GPU machine's venv)."""
+    try:
+        import numpy as np
+        return torch.from_numpy(np.load(path))
+    except ImportError:
+        pass
+    import ast
+    with open(path, "rb") as f:
+        raw = f.read()
+    major = raw[6]
+    hlen = int.from_bytes(raw[8:10], "little") if major == 1 else int.from_bytes(raw[8:12], "little")
+    start = 10 if major == 1 else 12
+    header = ast.literal_eval(raw[start:start + hlen].decode("latin1"))
+    if header["fortran_order"] or header["descr"] not in NPY_DTYPES:
+        sys.exit(f"clip_peer: {path}: unsupported .npy layout {header}")
+    data = bytearray(raw[start + hlen:])
+    t = torch.frombuffer(data, dtype=NPY_DTYPES[header["descr"]]) if data else torch.empty(0, dtype=NPY_DTYPES[header["descr"]])
+    return t.reshape(header["shape"]).clone()
+
+
+def load_batch(d, modalities, device):
     batch = {}
     for m in modalities:
         path = os.path.join(d, m + ".npy")
         batch[m] = {
-            "data": torch.from_numpy(np.load(path)) if os.path.exists(path) else None,
-            "lengths": torch.from_numpy(np.load(os.path.join(d, m + "_lengths.npy"))),
-            "present": torch.from_numpy(np.load(os.path.join(d, m + "_present.npy"))).to(torch.bool),
+            "data": load_npy(path).to(device) if os.path.exists(path) else None,
+            "lengths": load_npy(os.path.join(d, m + "_lengths.npy")).to(device),
+            "present": load_npy(os.path.join(d, m + "_present.npy")).to(torch.bool).to(device),
         }
     return batch
 
@@ -269,44 +302,70 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", type=int, default=0, help="print a torch profiler table (top N ops) of 3 train steps to stderr")
+    ap.add_argument("--device", default="", help="cpu | cuda (default: the device braid ran on, from model.json)")
+    ap.add_argument("--precision", default="", help="fp32 | bf16 (default: braid's, from model.json)")
+    ap.add_argument("--adamw", default="default", choices=["default", "foreach", "fused", "loop"],
+                    help="torch.optim.AdamW implementation (default: PyTorch's own choice: foreach on CUDA)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (a reference, not the peer)")
+    ap.add_argument("--peak", action="store_true", help="also measure the bf16/fp32 matmul peak (8192^3) on the device")
     args = ap.parse_args()
 
     with open(os.path.join(args.dump, "model.json")) as f:
         info = json.load(f)
-    cfg = yaml.safe_load(info["model"])
+    if "model_config" in info:
+        cfg = info["model_config"]
+    else:  # dumps of older braid builds: the YAML text only
+        import yaml
+        cfg = yaml.safe_load(info["model"])
     if cfg.get("name") != "dual_tower":
         sys.exit(f"clip_peer: model '{cfg.get('name')}' is not dual_tower")
     threads = args.threads if args.threads > 0 else int(info["threads"])
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device or info.get("device", "cpu"))
+    precision = args.precision or info.get("precision", "fp32")
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
     modalities = info["modalities"]
-    batch = load_batch(args.dump, modalities)
+    batch = load_batch(args.dump, modalities, device)
     image_size = batch["image"]["data"].size(-1) if batch.get("image", {}).get("data") is not None else 32
     model = DualTower(cfg, modalities, {"vocab_size": info.get("vocab_size", 0), "image_size": image_size})
     params = sum(p.numel() for p in model.parameters())
     if params != int(info["parameters"]):
         sys.exit(f"clip_peer: {params} parameters, braid has {info['parameters']}: the architectures differ")
+    model.to(device)
     B = next(mb["present"].size(0) for mb in batch.values())
     one = slice_batch(batch, 1)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=float(info["lr"]), weight_decay=float(info["weight_decay"]))
+    kw = {} if args.adamw == "default" else {"foreach": args.adamw == "foreach", "fused": args.adamw == "fused"}
+    opt = torch.optim.AdamW(model.parameters(), lr=float(info["lr"]), weight_decay=float(info["weight_decay"]), **kw)
     clip = float(info["grad_clip"])
+    run = torch.compile(model) if args.compile else model
+    objective = run.objective if not args.compile else (lambda b: run(b, objective=True))
+    forward = run
 
     def step():
-        loss = model.objective(batch)
+        with autocast():
+            loss = objective(batch)
         opt.zero_grad()
         loss.backward()
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
 
+    def infer(b):
+        with autocast():
+            return forward(b)
+
     model.train()
     for _ in range(args.warmup):
         step()
+    sync()
     train_flops, train_ops = count_flops(step)
     model.eval()
     with torch.no_grad():
-        infer_flops, _ = count_flops(lambda: model(batch))
+        infer_flops, _ = count_flops(lambda: infer(batch))
     if args.profile > 0:
         model.train()
         with torch.autograd.profiler.profile() as prof:
@@ -317,21 +376,26 @@ def main():
     train, infer_b, infer_1, runs = [], [], [], []
     for _ in range(args.repeats):
         model.train()
+        sync()
         t0 = time.perf_counter()
         for _ in range(args.steps):
             step()
+        sync()
         train.append(args.steps / (time.perf_counter() - t0))
         model.eval()
         with torch.no_grad():
-            model(batch)
+            infer(batch)
+            sync()
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                model(batch)
+                infer(batch)
+            sync()
             infer_b.append(args.steps * B / (time.perf_counter() - t0))
             n1 = args.steps * 4
             t0 = time.perf_counter()
             for _ in range(n1):
-                model(one)
+                infer(one)
+            sync()
             infer_1.append(n1 / (time.perf_counter() - t0))
         runs.append({"train_steps_per_s": train[-1], "infer_samples_per_s_b64": infer_b[-1],
                      "infer_samples_per_s_b1": infer_1[-1]})
@@ -339,7 +403,32 @@ def main():
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,
                       "train_flops_per_step": train_flops, "infer_flops_per_batch": infer_flops,
-                      "train_flops_by_op": train_ops, "torch": torch.__version__}))
+                      "train_flops_by_op": train_ops, "torch": torch.__version__, "device": str(device),
+                      "precision": precision, "adamw": args.adamw, "compile": args.compile,
+                      **(measure_peak(device) if args.peak else {})}))
+
+
+def measure_peak(device, n=8192, reps=20):
+    """Median TFLOP/s of n x n matrix products in bf16 and fp32 (TF32 off) on `device` (n = 512 on a CPU)."""
+    cuda = device.type == "cuda"
+    if not cuda:
+        n, reps = 512, 2
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    out = {}
+    for name, dt in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a = torch.randn(n, n, device=device, dtype=dt)
+        b = torch.randn(n, n, device=device, dtype=dt)
+        rates = []
+        for _ in range(5):
+            torch.mm(a, b)
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b)
+            sync()
+            rates.append(2.0 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12)
+        out[f"peak_tflops_{name}"] = median(rates)
+    return out
 
 
 if __name__ == "__main__":

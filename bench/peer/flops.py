@@ -1,4 +1,8 @@
-"""FLOPs of one callable (a training step or a forward) counted by torch's profiler (with_flops=True).
+"""FLOPs of one callable (a training step or a forward).
+
+On torch >= 2.1 (the GPU machine) torch.utils.flop_counter.FlopCounterMode counts them: matrix
+products, convolutions and scaled_dot_product_attention, forward and backward (the usual MFU
+convention; elementwise work is not counted). On older torch, torch's profiler (with_flops=True):
 
 torch 1.13's profiler counts matrix products and convolutions (aten::mm, addmm, bmm, matmul's
 pieces, conv2d) and the elementwise add/mul, forward and backward alike (the backward's products
@@ -8,6 +12,15 @@ import torch
 
 
 def count_flops(fn):
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        FlopCounterMode = None
+    if FlopCounterMode is not None:
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        by_op = {str(k): v for k, v in fc.get_flop_counts().get("Global", {}).items()}
+        return fc.get_total_flops(), by_op
     with torch.autograd.profiler.profile(with_flops=True) as prof:
         fn()
     total, by_op = 0, {}

@@ -1,6 +1,8 @@
 #include "braid/core/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -75,6 +77,18 @@ void make_dirs(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);
   BRAID_INPUT_CHECK(!ec, "{}: cannot create directory ({})", path, ec.message());
+}
+
+
+namespace {
+int remove_entry(const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) == 0 || errno == ENOENT ? 0 : -1; }
+}  // namespace
+
+void remove_tree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // nothing there
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    throw std::runtime_error(path + ": cannot remove: " + std::strerror(errno));
 }
 
 }  // namespace braid

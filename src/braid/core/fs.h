@@ -20,4 +20,9 @@ std::string resolve_relative(const std::string& base_file, const std::string& re
 bool file_exists(const std::string& path);
 void make_dirs(const std::string& path);
 
+// Remove a file or a directory tree (what std::filesystem::remove_all does; missing is fine).
+// Through POSIX nftw(): with pip's LibTorch 2.x, std::filesystem::remove_all calls bound to the
+// copy that libtorch exports and crashed (measured on the GPU machine, docs/gpu.md).
+void remove_tree(const std::string& path);
+
 }  // namespace braid

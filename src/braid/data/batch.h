@@ -27,7 +27,8 @@ struct Batch {
   torch::Tensor labels;                      // [B] int64 class ids (-1 = none), or undefined
   torch::Tensor targets;                     // [B, D] float regression targets, or undefined
   int64_t size() const { return static_cast<int64_t>(index.size()); }
-  Batch to(const torch::Device& d) const;
+  Batch to(const torch::Device& d) const;  // asynchronous (non_blocking) from pinned memory
+  Batch pinned() const;                    // a copy in page-locked memory (needs a CUDA build)
 };
 
 // Preprocessed tensors of one sample (before padding); absent modalities are missing keys.

@@ -211,7 +211,7 @@ Batch Loader::make_batch(int64_t b) {
       batch.targets[i].copy_(torch::tensor(t));
     }
   }
-  return batch;
+  return opt_.pin_memory ? batch.pinned() : batch;
 }
 
 void Loader::worker_loop() {

@@ -49,6 +49,9 @@ struct LoaderOptions {
   // data.text.view: random — each training sample reads one of its text views, drawn anew every
   // epoch (deterministic in seed, epoch and sample); otherwise the sample's first view.
   bool random_text_view = false;
+  // Batches for a CUDA device: collate into page-locked (pinned) memory in the worker, so that
+  // Batch::to copies them asynchronously.
+  bool pin_memory = false;
 };
 
 enum class Targets { None, Labels, Regression };

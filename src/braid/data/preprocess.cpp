@@ -181,6 +181,16 @@ Batch Batch::to(const torch::Device& d) const {
   return b;
 }
 
+Batch Batch::pinned() const {
+  Batch b;
+  b.index = index;
+  auto pin = [](const torch::Tensor& t) { return t.defined() ? t.pin_memory() : t; };
+  for (const auto& [k, v] : mods) b.mods[k] = {pin(v.data), pin(v.lengths), pin(v.present)};
+  b.labels = pin(labels);
+  b.targets = pin(targets);
+  return b;
+}
+
 Batch collate(const std::vector<SampleTensors>& samples, const std::vector<std::string>& modalities,
               const std::vector<int64_t>& index) {
   Batch b;

@@ -40,6 +40,7 @@ data::LoaderOptions Pipeline::loader_options(bool train) const {
   o.shuffle = train;
   o.drop_last = false;
   o.random_text_view = train && d.at("text").get<std::string>("view", "") == "random";
+  o.pin_memory = device.is_cuda();
   BRAID_INPUT_CHECK(o.workers >= 1 && o.prefetch >= 1, "{}: data.workers and data.prefetch must be at least 1",
                     recipe.origin());
   return o;
@@ -88,6 +89,7 @@ static void build(Pipeline& p) {
   p.model = models::model_registry().make(mcfg, ctx);
   p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
   p.model->to(p.device);
+  p.precision = parse_precision(p.recipe.get<std::string>("precision", "fp32"), p.recipe.origin());
   // these are read by the trainer and the CLI; touch them so they count as known
   p.loader_options(true);
   p.recipe.get<int64_t>("threads", 0);
@@ -260,6 +262,7 @@ nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& la
     check_interrupt();
     if (!drop.empty()) drop_modalities(*b, drop);
     auto batch = b->to(p.device);
+    AutocastScope ac(p.device.type(), p.precision);
     outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
     truth.push_back(p.task == Task::Classify ? b->labels : b->targets);
     bar.update(++done, "", b->size());
@@ -283,6 +286,7 @@ Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label
     check_interrupt();
     auto batch = b->to(p.device);
     auto index = torch::tensor(b->index, torch::kLong);
+    AutocastScope ac(p.device.type(), p.precision);
     for (const auto& [m, mb] : batch.mods) {
       auto e = p.model->embed(m, mb);
       if (!e.defined()) continue;

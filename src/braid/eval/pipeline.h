@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "braid/core/config.h"
+#include "braid/core/precision.h"
 #include "braid/data/loader.h"
 #include "braid/data/manifest.h"
 #include "braid/data/preprocess.h"
@@ -39,6 +40,7 @@ struct Pipeline {
   std::shared_ptr<data::Preprocessor> pre;
   models::ModelPtr model;
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::FP32;      // recipe `precision`: forward passes under bf16 autocast
 
   data::Targets targets() const {
     if (task == Task::Regress) return data::Targets::Regression;

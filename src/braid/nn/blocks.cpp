@@ -40,9 +40,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   torch::Tensor mask;
   if (pad.defined()) mask = pad.view({pad.size(0), 1, 1, pad.size(1)});  // [B, 1, 1, Tk]
 #if TORCH_VERSION_MAJOR >= 2
-  torch::Tensor m;
-  if (mask.defined()) m = mask.logical_not();  // SDPA's bool mask: true = attend
-  return at::scaled_dot_product_attention(q, k, v, m);
+  if (!mask.defined()) return at::scaled_dot_product_attention(q, k, v);
+  // SDPA's bool mask: true = attend; rows with every key masked come out NaN there, 0 below
+  return at::scaled_dot_product_attention(q, k, v, mask.logical_not()).nan_to_num(0.0);
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
   if (mask.defined()) scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());

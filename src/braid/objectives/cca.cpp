@@ -25,7 +25,7 @@ void check_views(const torch::Tensor& X, const torch::Tensor& Y, int64_t k, cons
 // C^{−1/2} of a symmetric positive-definite matrix through its eigendecomposition.
 torch::Tensor inv_sqrt(const torch::Tensor& c) {
   torch::Tensor w, q;
-  std::tie(w, q) = torch::linalg::eigh(c, "L");
+  std::tie(w, q) = at::linalg_eigh(c, "L");
   return torch::mm(q * w.clamp_min(1e-12).rsqrt().unsqueeze(0), q.t());
 }
 
@@ -59,7 +59,7 @@ CCA linear_cca(const torch::Tensor& X, const torch::Tensor& Y, int64_t k, double
   torch::NoGradGuard no_grad;
   auto w = whiten(X, Y, rx, ry);
   torch::Tensor u, s, vh;
-  std::tie(u, s, vh) = torch::linalg::svd(w.t, /*full_matrices=*/false, c10::nullopt);
+  std::tie(u, s, vh) = at::linalg_svd(w.t, /*full_matrices=*/false);
   CCA out;
   const auto dt = X.scalar_type();
   out.mean_x = w.mx.to(dt);
@@ -74,7 +74,7 @@ torch::Tensor dcca_loss(const torch::Tensor& X, const torch::Tensor& Y, int64_t 
   check_views(X, Y, k, "dcca_loss");
   BRAID_INPUT_CHECK(r >= 0, "dcca_loss: ridge must be >= 0, got {}", r);
   auto w = whiten(X, Y, r, r);
-  auto s = torch::linalg::svdvals(w.t, c10::nullopt);  // descending
+  auto s = at::linalg_svdvals(w.t);  // descending
   if (k > 0) s = s.slice(0, 0, k);
   return (-s.sum()).to(X.scalar_type());
 }
@@ -83,7 +83,7 @@ torch::Tensor canonical_correlations(const torch::Tensor& X, const torch::Tensor
   check_views(X, Y, k, "canonical_correlations");
   torch::NoGradGuard no_grad;
   auto w = whiten(X, Y, r, r);
-  auto s = torch::linalg::svdvals(w.t, c10::nullopt);
+  auto s = at::linalg_svdvals(w.t);
   if (k > 0) s = s.slice(0, 0, k);
   return s.to(X.scalar_type());
 }

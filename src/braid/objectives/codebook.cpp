@@ -90,9 +90,10 @@ void SharedCodebookImpl::update(const std::vector<torch::Tensor>& s_in, const st
   auto dead = (age >= options.reset_after).nonzero().reshape(-1);
   auto recent = (age < options.recent).nonzero().reshape(-1);
   if (dead.numel() == 0 || recent.numel() == 0) return;
-  auto pick = recent.index_select(0, torch::randint(recent.numel(), {dead.numel()}, torch::kLong));
+  // random draws on the CPU generator (the same stream on every device), then moved
+  auto pick = recent.index_select(0, torch::randint(recent.numel(), {dead.numel()}, torch::kLong).to(recent.device()));
   const double r = 1.0 / 1024.0;
-  auto fresh = embedding_.index_select(0, pick) + torch::empty({dead.numel(), options.dim}).uniform_(-r, r);
+  auto fresh = embedding_.index_select(0, pick) + torch::empty({dead.numel(), options.dim}).uniform_(-r, r).to(embedding_.device());
   embedding_.index_copy_(0, dead, fresh);
   auto n = ema_count_.sum();
   auto smoothed = ((ema_count_ + eps) / (n + K * eps) * n).index_select(0, dead);

@@ -381,7 +381,11 @@ void Distributed::after_backward() {
   }
 }
 
+bool distributed_available() { return true; }
+
 #else  // no Gloo at build time
+
+bool distributed_available() { return false; }
 
 struct Distributed::Impl {};
 

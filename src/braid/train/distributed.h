@@ -96,6 +96,9 @@ class Distributed {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether this build has a distributed backend (Gloo; false on builds without libgloo-dev).
+bool distributed_available();
+
 // Launch `nproc` local copies of this executable (`args`: its argv without the launcher's own
 // flags), as ranks 0..nproc-1 of one job on 127.0.0.1:`port` (0 = pick a free port). Rank 0
 // writes to this terminal; rank k's output goes to `log_dir`/rank<k>.log. When a rank exits

@@ -169,7 +169,7 @@ json run_fusion_bench(const FusionBenchOptions& o) {
     if (file_exists(run + "/checkpoints/last.pt")) {
       argv.push_back("--resume");
     } else {
-      fs::remove_all(run);
+      braid::remove_tree(run);
       for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
       for (const auto& s : method_overrides(method, mods)) argv.insert(argv.end(), {"--set", s});
     }

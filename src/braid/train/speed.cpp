@@ -2,6 +2,7 @@
 #include "braid/train/trainer.h"
 
 #include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "braid/data/npy.h"
 #include "braid/eval/pipeline.h"
 #include "braid/objectives/supervised.h"
+#include "braid/train/optim.h"
 
 namespace braid::train {
 
@@ -23,6 +25,31 @@ namespace {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// A YAML tree as JSON (scalars typed as bool, integer, number or string), for peers without a YAML parser.
+nlohmann::json yaml_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& kv : n) j[kv.first.as<std::string>()] = yaml_json(kv.second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& v : n) j.push_back(yaml_json(v));
+    return j;
+  }
+  if (!n.IsScalar()) return nullptr;
+  const std::string s = n.Scalar();
+  if (s == "true" || s == "false") return s == "true";
+  if (n.Tag() != "!") {  // unquoted: a number when it parses as one
+    char* end = nullptr;
+    long long i = std::strtoll(s.c_str(), &end, 10);
+    if (!s.empty() && *end == '\0') return i;
+    double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && *end == '\0') return d;
+  }
+  return s;
 }
 
 data::Batch slice(const data::Batch& b, int64_t n) {
@@ -53,7 +80,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
                                    : ro.data;
   auto manifest = std::make_shared<data::Manifest>(data::Manifest::load(mp));
   const std::string tmp = ro.out.empty() ? (std::filesystem::temp_directory_path() / "braid_speed_run").string() : ro.out;
-  std::filesystem::remove_all(tmp);
+  braid::remove_tree(tmp);
   recipe.mark_subtree("train");  // only lr, weight_decay, grad_clip and batch_size matter here
   auto p = eval::create_pipeline(recipe, *manifest, tmp);
   auto to = recipe.at("train");
@@ -76,25 +103,38 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
       data::write_npy(so.dump_dir + "/" + k + "_present.npy", m.present.to(torch::kUInt8).contiguous());
     }
     if (first->labels.defined()) data::write_npy(so.dump_dir + "/labels.npy", first->labels.contiguous());
-    nlohmann::json mj = {{"model", YAML::Dump(recipe.at("model").node())}, {"parameters", params},
+    nlohmann::json mj = {{"model", YAML::Dump(recipe.at("model").node())},
+                         {"model_config", yaml_json(recipe.at("model").node())}, {"parameters", params},
                          {"outputs", p.outputs}, {"modalities", p.modalities}, {"lr", lr}, {"weight_decay", wd},
-                         {"grad_clip", clip}, {"threads", threads}};
+                         {"grad_clip", clip}, {"threads", threads}, {"device", p.device.str()},
+                         {"precision", precision_name(p.precision)}};
     if (p.tokenizer) mj["vocab_size"] = p.tokenizer->vocab_size();
     atomic_write_text(so.dump_dir + "/model.json", mj.dump(1) + "\n");
   }
 
-  torch::optim::AdamW opt(model.parameters(), torch::optim::AdamWOptions(lr).weight_decay(wd));
+  const auto params_list = model.parameters();
+  MultiTensorAdamW opt(params_list, torch::optim::AdamWOptions(lr).weight_decay(wd));
   auto step = [&] {
     auto loss = batch_loss(p, batch);
-    opt.zero_grad();
+    zero_grads(params_list);
     loss.backward();
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), clip);
+    if (clip > 0) clip_grad_norm(params_list, clip);
     opt.step();
   };
+  auto forward = [&](const data::Batch& b) {
+    AutocastScope ac(p.device.type(), p.precision);
+    return model.forward(b);
+  };
   using clock = std::chrono::steady_clock;
-  auto secs = [](clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); };
+  const bool cuda = p.device.is_cuda();
+  // CUDA runs asynchronously: wait for the device before reading the clock
+  auto secs = [cuda](clock::time_point a) {
+    if (cuda) torch::cuda::synchronize();
+    return std::chrono::duration<double>(clock::now() - a).count();
+  };
   model.train();
   for (int64_t i = 0; i < so.warmup; ++i) step();
+  if (cuda) torch::cuda::synchronize();
   std::vector<double> train_rates, infer_b, infer_1;
   nlohmann::json runs = nlohmann::json::array();
   auto one = slice(batch, 1);
@@ -106,21 +146,23 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     train_rates.push_back(so.steps / secs(t0));
     model.eval();
     torch::NoGradGuard ng;
-    model.forward(batch);  // warm
+    forward(batch);  // warm
+    if (cuda) torch::cuda::synchronize();
     t0 = clock::now();
-    for (int64_t i = 0; i < so.steps; ++i) model.forward(batch);
+    for (int64_t i = 0; i < so.steps; ++i) forward(batch);
     infer_b.push_back(so.steps * B / secs(t0));
     t0 = clock::now();
     const int64_t n1 = so.steps * 4;
-    for (int64_t i = 0; i < n1; ++i) model.forward(one);
+    for (int64_t i = 0; i < n1; ++i) forward(one);
     infer_1.push_back(n1 / secs(t0));
     runs.push_back({{"train_steps_per_s", train_rates.back()}, {"infer_samples_per_s_b64", infer_b.back()},
                     {"infer_samples_per_s_b1", infer_1.back()}});
   }
-  std::filesystem::remove_all(tmp);
+  braid::remove_tree(tmp);
   return {{"train_steps_per_s", median(train_rates)}, {"infer_samples_per_s_b64", median(infer_b)},
           {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
-          {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats}};
+          {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
+          {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}};
 }
 
 nlohmann::json measure_gemm(int64_t n, int threads, int repeats) {

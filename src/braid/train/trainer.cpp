@@ -16,6 +16,7 @@
 #include "braid/eval/pipeline.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/checkpoint.h"
+#include "braid/train/optim.h"
 
 namespace braid::train {
 
@@ -116,7 +117,7 @@ std::string unpack_run_files(const std::string& packed, int rank) {
   }
   auto dir = (std::filesystem::temp_directory_path() /
               fmt::format("braid-rank{}-{}", rank, static_cast<long>(::getpid()))).string();
-  std::filesystem::remove_all(dir);
+  braid::remove_tree(dir);
   make_dirs(dir);
   for (auto& [name, v] : j["files"].items()) {
     const auto& b = v.get_binary();
@@ -129,6 +130,7 @@ std::string unpack_run_files(const std::string& packed, int rank) {
 
 torch::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing, const std::string& loss) {
   auto& model = *p.model;
+  AutocastScope ac(p.device.type(), p.precision);  // bf16 recipes: the forward pass and loss; backward is outside
   torch::Tensor l;
   if (p.task == eval::Task::Align) {
     l = model.objective(batch);
@@ -224,10 +226,10 @@ TrainResult train(const RunOptions& ro) {
     try {
       setup();
     } catch (...) {
-      std::filesystem::remove_all(staged);
+      braid::remove_tree(staged);
       throw;
     }
-    std::filesystem::remove_all(staged);
+    braid::remove_tree(staged);
   }
   auto& model = *p.model;
 
@@ -246,13 +248,8 @@ TrainResult train(const RunOptions& ro) {
   const int64_t epochs = (total + per_epoch - 1) / per_epoch;
   const int64_t eval_every = to.eval_every > 0 ? to.eval_every : per_epoch;
 
-  std::unique_ptr<torch::optim::Optimizer> opt;
-  if (to.optimizer == "adamw")
-    opt = std::make_unique<torch::optim::AdamW>(model.parameters(),
-                                                torch::optim::AdamWOptions(to.lr).weight_decay(to.weight_decay));
-  else
-    opt = std::make_unique<torch::optim::SGD>(
-        model.parameters(), torch::optim::SGDOptions(to.lr).momentum(to.momentum).weight_decay(to.weight_decay));
+  const auto params_list = model.parameters();
+  auto opt = make_optimizer(to, params_list);
 
   TrainState st;
   if (ro.resume) {
@@ -308,10 +305,10 @@ TrainResult train(const RunOptions& ro) {
   const int64_t trainable = models::count_parameters(model, true);
   if (trainable < params)
     spdlog::info("trainable parameters: {} of {} ({:.2f}%)", trainable, params, 100.0 * trainable / params);
-  spdlog::info("run {}: {} on {} ({} train / {} val samples), {} parameters, {} steps, {} thread(s), device {}", run,
-               p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
+  spdlog::info("run {}: {} on {} ({} train / {} val samples), {} parameters, {} steps, {} thread(s), device {}, {}",
+               run, p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
                train_loader->samples(), val_loader ? val_loader->samples() : 0, params, total, threads,
-               p.device.str());
+               p.device.str(), precision_name(p.precision));
   if (dist)
     spdlog::info("data-parallel: rank {} of {}, {} samples per rank per epoch, global batch {} ({} x {}), {} gradient "
                  "bucket(s), all-reduce {}", dist->rank(), world, train_loader->shard_samples(),
@@ -371,7 +368,7 @@ TrainResult train(const RunOptions& ro) {
       if (!std::isfinite(lv))
         throw std::runtime_error(fmt::format("training diverged: loss is {} at step {}; the last checkpoint is kept "
                                              "(lower train.lr or check the data)", lv, st.step + 1));
-      opt->zero_grad();
+      zero_grads(params_list);
       if (dist) dist->before_backward();
       loss.backward();
       if (dist) {
@@ -381,7 +378,7 @@ TrainResult train(const RunOptions& ro) {
         stop_all = sums[1] > 0;
       }
       double gnorm = 0;
-      if (to.grad_clip > 0) gnorm = torch::nn::utils::clip_grad_norm_(model.parameters(), to.grad_clip);
+      if (to.grad_clip > 0) gnorm = clip_grad_norm(params_list, to.grad_clip);
       opt->step();
       ++st.step;
       ++st.batch;

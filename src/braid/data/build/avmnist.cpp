@@ -238,7 +238,7 @@ BuildReport build_avmnist(const BuildOptions& opt) {
       "avmnist samples");
 
   std::error_code ec;
-  fs::remove_all(pool_dir, ec);
+  try { braid::remove_tree(pool_dir); } catch (...) {}
   BuildReport report;
   report.manifest = (out / main_name).string();
   write_manifest(report.manifest, records);
