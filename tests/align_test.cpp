@@ -231,6 +231,24 @@ train: {epochs: 8, batch_size: 8, lr: 0.003, warmup_steps: 2, log_every: 1}
   auto bad = run_braid("eval " + q(run) + " --data " + q(manifest) + " --task zeroshoot");
   EXPECT_EQ(bad.code, 2);
 
+  // zero-shot on a label set the run never saw: the evaluated split's labels become the classes
+  std::string relabelled;
+  for (auto j : read_jsonl(manifest)) {
+    if (j.contains("label")) j["label"] = "new " + j["label"].get<std::string>();
+    relabelled += j.dump() + "\n";
+  }
+  const std::string other = dir + "/data/relabelled.jsonl";
+  write_file(other, relabelled);
+  auto zo = run_braid("eval " + q(run) + " --data " + q(other) + " --split test --task zeroshot --json");
+  ASSERT_EQ(zo.code, 0) << zo.err;
+  auto zoj = last_json(zo.out);
+  EXPECT_EQ(zoj["class_source"], "data");
+  EXPECT_NEAR(zoj["chance_top1"].get<double>(), 1.0 / 3, 1e-9);
+  EXPECT_EQ(last_json(zs.out)["class_source"], "run");
+  auto zr = run_braid("eval " + q(run) + " --data " + q(other) + " --split test --task zeroshot --classes run");
+  EXPECT_EQ(zr.code, 2);
+  EXPECT_NE(zr.err.find("labels the run was not trained on"), std::string::npos) << zr.err;
+
   // embed(): unit-norm, and the same vectors from embed_all (evaluation) as from a direct call
   auto p = eval::open_pipeline(run);
   train::load_weights(*p.model, run + "/model.pt");

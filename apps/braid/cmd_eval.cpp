@@ -1,6 +1,9 @@
 // braid eval RUN --data MANIFEST [--split test] [--task retrieval|zeroshot|probe|cmg] [--text-view V] [--json]
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -51,6 +54,7 @@ struct EvalArgs {
   std::string task;                    // retrieval | zeroshot | probe | cmg (align runs); "" = the run's own metrics
   std::string text_view;               // read this text view (e.g. zh) instead of the run's
   std::vector<std::string> templates;  // zero-shot prompt templates ("{}" = class name)
+  std::string classes = "auto";        // zeroshot / probe label set: run | data | auto
   int64_t rerank_k = 16;               // single tower: ITC top-k re-ranked by ITM
 };
 
@@ -76,6 +80,28 @@ static nlohmann::json evaluate_align_run(const EvalArgs& a) {
   if (!a.text_view.empty()) eval::set_text_view(p, a.text_view);
   auto m = std::make_shared<data::Manifest>(data::Manifest::load(a.data));
   BRAID_INPUT_CHECK(!m->split_indices(a.split).empty(), "{}: no samples in split '{}'", a.data, a.split);
+  // Zero-shot and probes on another label set (emoji subgroups, Fashion-MNIST, the user's own):
+  // the classes are the labels of the evaluated split instead of the run's classes.json.
+  std::string class_source = "run";
+  if (a.task == "zeroshot" || a.task == "probe") {
+    BRAID_INPUT_CHECK(a.classes == "auto" || a.classes == "run" || a.classes == "data",
+                      "--classes '{}': expected run, data or auto", a.classes);
+    bool known = p.classes != nullptr;
+    for (int64_t i : m->split_indices(a.split)) {
+      const auto& s = m->samples()[i];
+      if (!known) break;
+      if (s.label && !std::count(p.classes->names().begin(), p.classes->names().end(), *s.label)) known = false;
+    }
+    BRAID_INPUT_CHECK(known || a.classes != "run", "--classes run: {} split '{}' has labels the run was not trained on",
+                      a.data, a.split);
+    if (a.classes == "data" || !known) {
+      // a probe learns its classes on the train split; zero-shot names those of the evaluated split
+      const std::string from = a.task == "probe" ? p.recipe.at("data").get<std::string>("train_split", "train") : a.split;
+      p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(*m, from));
+      class_source = "data";
+      spdlog::info("classes: the {} labels of {} split '{}'", p.classes->size(), a.data, from);
+    }
+  }
   auto loader = p.loader(m, a.split, false);
   nlohmann::json res;
   if (a.task.empty() || a.task == "retrieval") {
@@ -85,10 +111,12 @@ static nlohmann::json evaluate_align_run(const EvalArgs& a) {
     }
   } else if (a.task == "zeroshot") {
     res = eval::evaluate_zeroshot(p, *loader, a.templates.empty() ? eval::default_templates() : a.templates);
+    res["class_source"] = class_source;
   } else if (a.task == "probe") {
     const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");
     auto tl = p.loader(m, train_split, false);
     res = eval::evaluate_probe(p, *tl, *loader);
+    res["class_source"] = class_source;
     res["train_split"] = train_split;
   } else {
     input_error("--task '{}': expected retrieval, zeroshot, probe or cmg", a.task);
@@ -139,6 +167,9 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
                  "align runs: retrieval (default), zeroshot, probe, or cmg (cross-modal generalization, docs/unicode.md)");
   e->add_option("--text-view", a->text_view, "read this text view of the samples (e.g. zh: cross-lingual retrieval)");
   e->add_option("--template", a->templates, "zero-shot prompt template, '{}' = class name (repeatable)");
+  e->add_option("--classes", a->classes,
+                 "zeroshot/probe label set: run (classes.json), data (the evaluated split's labels), or auto "
+                 "(data when the split has labels the run never saw)")->capture_default_str();
   e->add_option("--rerank-k", a->rerank_k, "single-tower runs: re-rank the ITC top k by the ITM head")
       ->capture_default_str();
   e->add_option("--cmg-epochs", a->cmg_epochs, "cmg: full-batch training steps of each A->B head")->capture_default_str();
