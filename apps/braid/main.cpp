@@ -26,6 +26,7 @@ const std::vector<std::string>& braid::cli::invocation() { return g_invocation; 
 
 int main(int argc, char** argv) {
   g_invocation.assign(argv, argv + argc);
+  braid::configure_allocator();
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};
   app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
   bool verbose = false;

@@ -10,10 +10,23 @@
 #include <csignal>
 #include <cstdio>
 #include <thread>
+#include <cstdlib>
+#include <cstring>
+#include <malloc.h>
 
 #include "braid/core/error.h"
 
 namespace braid {
+
+void configure_allocator() {
+  const char* mode = std::getenv("BRAID_MALLOC");
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if ((mode && std::string(mode) == "default") || (tunables && std::strstr(tunables, "malloc"))) return;
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
 
 int configure_threads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

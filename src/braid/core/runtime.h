@@ -11,6 +11,14 @@ namespace braid {
 // LibTorch starts at 1 thread on these machines, so every command calls this.
 int configure_threads(int threads);
 
+// Tune glibc's allocator for tensor workloads: large blocks (< 64 MB) come from the heap instead of
+// fresh mmap()s, and up to 256 MB of freed heap stays mapped instead of being trimmed back to the
+// kernel. With glibc's adaptive defaults, a training step's activations were unmapped and faulted in
+// again every step (measured: the small CLIP trained 10% faster with these settings; docs/results/
+// clip_speed.md). Called once at start-up by the CLI; BRAID_MALLOC=default (or GLIBC_TUNABLES
+// naming malloc) leaves glibc's defaults.
+void configure_allocator();
+
 // Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the process; long loops poll it
 // and stop at a safe point. `check_interrupt` throws Interrupted when the flag is set.
 void install_interrupt_handler();

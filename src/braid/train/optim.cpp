@@ -1,6 +1,7 @@
 #include "braid/train/optim.h"
 
 #include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/sgd.h>
 #include <torch/version.h>
 
@@ -58,9 +59,16 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     at::AutoGradMode on(true);
     loss = closure();
   }
+  // auto: one fused kernel on CUDA; on the CPU the per-tensor loop, which measured faster than the
+  // foreach kernels there (the small CLIP: 2.006 vs 1.913 steps/s, 1 thread: those allocate every
+  // intermediate for all tensors at once instead of reusing cache-sized ones)
+  bool cuda = false;
+  for (auto& group : param_groups())
+    for (auto& p : group.params()) cuda = cuda || p.is_cuda();
+  const bool loop = impl_ == "loop" || (impl_ == "auto" && !cuda);
   for (auto& group : param_groups()) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
-    if (impl_ == "loop" || o.amsgrad()) {
+    if (loop || o.amsgrad()) {
       used_ = "loop";
       torch::optim::AdamW::step(nullptr);
       return loss;
@@ -149,6 +157,7 @@ void zero_grads(const std::vector<torch::Tensor>& params) {
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   auto g = defined_grads(params);
   if (g.empty()) return 0.0;
+  if (!g[0].is_cuda()) return torch::nn::utils::clip_grad_norm_(params, max_norm);  // per tensor: faster on the CPU
   torch::NoGradGuard ng;
   auto total = at::stack(at::_foreach_norm(g, 2)).norm(2);
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);

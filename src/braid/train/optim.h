@@ -6,7 +6,8 @@
 // checkpoint format: it *is* a torch::optim::AdamW) done with ATen's multi-tensor `_foreach_*`
 // kernels, or with the single fused `_fused_adamw_` kernel on CUDA with LibTorch >= 2.1.
 // The implementation is chosen by `impl`: "loop" (torch::optim::AdamW itself), "foreach",
-// "fused", or "auto" (fused where available, else foreach). The environment variable
+// "fused", or "auto" (CUDA: fused where available, else foreach; CPU: loop, which measured
+// faster there than the foreach kernels). The environment variable
 // BRAID_ADAMW overrides it (for benchmarks).
 #pragma once
 
@@ -39,8 +40,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& to, 
 void zero_grads(const std::vector<torch::Tensor>& params);
 
 // Scale the gradients so that their global L2 norm is at most `max_norm` (the formula of
-// torch::nn::utils::clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))). Returns the
-// norm before clipping.
+// torch::nn::utils::clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))), with multi-tensor
+// kernels on CUDA (torch's per-tensor function on the CPU). Returns the norm before clipping.
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace braid::train
