@@ -7,6 +7,9 @@
 #   EXTRA="--set train.epochs=2" bash scripts/unicode_table.sh   # extra arguments for every `braid train`
 # Outputs: $OUT (default runs/unicode_table)/<variant>_s<seed>/ (runs, cmg.json, train.log, time.txt) and
 # $OUT/table.md. Runs whose cmg.json exists are not redone (delete it to rerun).
+# Two evaluations of every run: cmg.json scores model.pt (the trainer's pick: the weights with the best
+# validation mean R@1, checked once per epoch), cmg_final.json the weights after the last step (final.pt,
+# taken out of checkpoints/last.pt with python3-torch), so that every variant is scored after the same epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
@@ -17,6 +20,7 @@ SEEDS=${SEEDS:-"0 1 2"}
 VARIANTS=${VARIANTS:-"full no_mi plain_vq contrastive no_mm_ema no_club no_cpc no_cmcm no_reset"}
 EXTRA=${EXTRA:-}
 THREADS=${THREADS:-2}
+TORCH_PY=${TORCH_PY:-/usr/bin/python3}   # a python3 with torch (reads the LibTorch checkpoint archive)
 
 sets() {
   case "$1" in
@@ -33,22 +37,34 @@ sets() {
   esac
 }
 
-mkdir -p "$OUT"
+# The weights of the last step: the "model" entry of checkpoints/last.pt saved as a weights file.
+eval_final() {
+  "$TORCH_PY" -c 'import sys, torch; torch.jit.save(torch.jit.load(sys.argv[1]).model, sys.argv[2])' \
+    "$1/checkpoints/last.pt" "$1/final.pt"
+  "$BRAID" eval "$1" --data "$DATA" --task cmg --threads "$THREADS" --json --weights "$1/final.pt" \
+    > "$OUT/logs/${2}_s$3.eval_final.log" 2>&1
+  tail -n 1 "$OUT/logs/${2}_s$3.eval_final.log" > "$1/cmg_final.json"
+}
+
+mkdir -p "$OUT/logs"
 for v in $VARIANTS; do
   for s in $SEEDS; do
     run="$OUT/${v}_s$s"
-    [[ -f "$run/cmg.json" ]] && continue
+    if [[ -f "$run/cmg.json" ]]; then
+      [[ -f "$run/cmg_final.json" ]] || eval_final "$run" "$v" "$s"
+      continue
+    fi
     rm -rf "$run"
-    mkdir -p "$OUT/logs"
     echo "== $v seed $s"
     t0=$(date +%s)
-    # shellcheck disable=SC2046
+    # shellcheck disable=SC2046,SC2086
     "$BRAID" train "$RECIPE" --data "$DATA" --out "$run" --seed "$s" --threads "$THREADS" $(sets "$v") $EXTRA \
       > "$OUT/logs/${v}_s$s.train.log" 2>&1
     t1=$(date +%s)
     "$BRAID" eval "$run" --data "$DATA" --task cmg --threads "$THREADS" --json > "$OUT/logs/${v}_s$s.eval.log" 2>&1
     tail -n 1 "$OUT/logs/${v}_s$s.eval.log" > "$run/cmg.json"
     echo "$((t1 - t0))" > "$run/time.txt"
+    eval_final "$run" "$v" "$s"
     echo "   train $((t1 - t0)) s, eval $(( $(date +%s) - t1 )) s"
   done
 done
@@ -64,46 +80,62 @@ def ms(xs):
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
     return f"{m:.3f} ± {sd:.3f}" if len(xs) > 1 else f"{m:.3f}"
 
-rows, pairs = {}, None
-for v in variants:
-    rs = []
-    for s in seeds:
-        p = os.path.join(out, f"{v}_s{s}", "cmg.json")
-        if os.path.exists(p):
-            j = json.load(open(p))
-            j["_time"] = float(open(os.path.join(out, f"{v}_s{s}", "time.txt")).read())
-            rs.append(j)
-    if not rs:
-        continue
-    rows[v] = rs
-    if pairs is None:
-        pairs = [k for k in rs[0]["pairs"] if k.split("->")[0] != k.split("->")[1]]
-        diag = [k for k in rs[0]["pairs"] if k.split("->")[0] == k.split("->")[1]]
-if not rows:
-    sys.exit("no results")
-first = next(iter(rows.values()))[0]
-print(f"CMG accuracy (head on A's train codes, tested on B's test codes), {first['classes']} classes, "
-      f"chance 1/K = {first['chance']:.3f}; majority share of the test split: "
-      + ", ".join(f"{k.split('->')[1]} {v['majority']:.3f}" for k, v in first["pairs"].items() if k.split('->')[0] == 'image'))
-print()
-print("| variant | seeds | " + " | ".join(pairs) + " | mean A≠B | " + " | ".join(diag) + " | retrieval mean R@1 | train s |")
-print("|" + "---|" * (len(pairs) + len(diag) + 5))
-for v, rs in rows.items():
-    cells = [ms([r["pairs"][k]["acc"] for r in rs]) for k in pairs]
-    dcells = [ms([r["pairs"][k]["acc"] for r in rs]) for k in diag]
-    print(f"| {v} | {len(rs)} | " + " | ".join(cells) + f" | {ms([r['mean_cross'] for r in rs])} | " + " | ".join(dcells)
-          + f" | {ms([r.get('mean_r1', float('nan')) for r in rs])} | {ms([r['_time'] for r in rs])} |")
-print()
-mods = list(first.get("codes", {}).keys())
-agree = list(first.get("code_agreement", {}).keys())
-print("Codebook health on the test split (perplexity / codes used per modality, cross-modal code agreement, live codes at the end of training):")
-print()
-print("| variant | " + " | ".join(f"ppl {m}" for m in mods) + " | " + " | ".join(f"used {m}" for m in mods) + " | "
-      + " | ".join(f"agree {a}" for a in agree) + " | live codes |")
-print("|" + "---|" * (2 * len(mods) + len(agree) + 2))
-for v, rs in rows.items():
-    print(f"| {v} | " + " | ".join(ms([r["codes"][m]["perplexity"] for r in rs]) for m in mods) + " | "
-          + " | ".join(ms([r["codes"][m]["used"] for r in rs]) for m in mods) + " | "
-          + " | ".join(ms([r["code_agreement"][a] for r in rs]) for a in agree) + f" | {ms([r['live_codes'] for r in rs])} |")
+def load(fname):
+    rows = {}
+    for v in variants:
+        rs = []
+        for s in seeds:
+            d = os.path.join(out, f"{v}_s{s}")
+            if os.path.exists(os.path.join(d, fname)):
+                j = json.load(open(os.path.join(d, fname)))
+                j["_time"] = float(open(os.path.join(d, "time.txt")).read())
+                j["_best_step"] = json.load(open(os.path.join(d, "summary.json")))["best_step"]
+                rs.append(j)
+        if rs:
+            rows[v] = rs
+    return rows
+
+def table(fname, title):
+    rows = load(fname)
+    if not rows:
+        return
+    first = next(iter(rows.values()))[0]
+    keys = list(first["pairs"])
+    pairs = [k for k in keys if k.split("->")[0] != k.split("->")[1]]
+    diag = [k for k in keys if k.split("->")[0] == k.split("->")[1]]
+    print(f"## {title}")
+    print()
+    print(f"CMG accuracy (head on A's train-split embeddings, tested on B's test split), {first['classes']} classes, "
+          f"chance 1/K = {first['chance']:.3f}; majority share of the test split: "
+          + ", ".join(f"{k.split('->')[1]} {v['majority']:.3f}" for k, v in first["pairs"].items() if k.split('->')[0] == 'image'))
+    print()
+    print("| variant | seeds | " + " | ".join(pairs) + " | mean A≠B | " + " | ".join(diag)
+          + " | retrieval mean R@1 | train s | best step |")
+    print("|" + "---|" * (len(pairs) + len(diag) + 6))
+    for v, rs in rows.items():
+        cells = [ms([r["pairs"][k]["acc"] for r in rs]) for k in pairs]
+        dcells = [ms([r["pairs"][k]["acc"] for r in rs]) for k in diag]
+        print(f"| {v} | {len(rs)} | " + " | ".join(cells) + f" | {ms([r['mean_cross'] for r in rs])} | " + " | ".join(dcells)
+              + f" | {ms([r.get('mean_r1', float('nan')) for r in rs])} | {ms([r['_time'] for r in rs])} | "
+              + ", ".join(str(r["_best_step"]) for r in rs) + " |")
+    print()
+    mods = list(first.get("codes", {}).keys())
+    agree = list(first.get("code_agreement", {}).keys())
+    if not mods:  # not a unicode model (e.g. a dual_tower baseline): no codebook
+        return
+    print("Codebook health on the test split (perplexity / codes used per modality, cross-modal code agreement, "
+          "live codes):")
+    print()
+    print("| variant | " + " | ".join(f"ppl {m}" for m in mods) + " | " + " | ".join(f"used {m}" for m in mods) + " | "
+          + " | ".join(f"agree {a}" for a in agree) + " | live codes |")
+    print("|" + "---|" * (2 * len(mods) + len(agree) + 2))
+    for v, rs in rows.items():
+        print(f"| {v} | " + " | ".join(ms([r["codes"][m]["perplexity"] for r in rs]) for m in mods) + " | "
+              + " | ".join(ms([r["codes"][m]["used"] for r in rs]) for m in mods) + " | "
+              + " | ".join(ms([r["code_agreement"][a] for r in rs]) for a in agree) + f" | {ms([r['live_codes'] for r in rs])} |")
+    print()
+
+table("cmg_final.json", "Final weights (after the last step; same training length for every variant)")
+table("cmg.json", "model.pt (the trainer's pick: best validation mean R@1; 'best step' says when)")
 PY
 cat "$OUT/table.md"
