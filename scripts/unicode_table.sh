@@ -8,8 +8,8 @@
 # Outputs: $OUT (default runs/unicode_table)/<variant>_s<seed>/ (runs, cmg.json, train.log, time.txt) and
 # $OUT/table.md. Runs whose cmg.json exists are not redone (delete it to rerun).
 # Two evaluations of every run: cmg.json scores model.pt (the trainer's pick: the weights with the best
-# validation mean R@1, checked once per epoch), cmg_final.json the weights after the last step (final.pt,
-# taken out of checkpoints/last.pt with python3-torch), so that every variant is scored after the same epochs.
+# validation mean R@1, checked once per epoch), cmg_final.json the weights after the last step
+# (`braid eval --weights last`: the model inside checkpoints/last.pt), so that every variant is scored after the same epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
@@ -20,7 +20,6 @@ SEEDS=${SEEDS:-"0 1 2"}
 VARIANTS=${VARIANTS:-"full no_mi plain_vq contrastive no_mm_ema no_club no_cpc no_cmcm no_reset"}
 EXTRA=${EXTRA:-}
 THREADS=${THREADS:-2}
-TORCH_PY=${TORCH_PY:-/usr/bin/python3}   # a python3 with torch (reads the LibTorch checkpoint archive)
 
 sets() {
   case "$1" in
@@ -37,11 +36,9 @@ sets() {
   esac
 }
 
-# The weights of the last step: the "model" entry of checkpoints/last.pt saved as a weights file.
+# The weights of the last step (the model inside checkpoints/last.pt).
 eval_final() {
-  "$TORCH_PY" -c 'import sys, torch; torch.jit.save(torch.jit.load(sys.argv[1]).model, sys.argv[2])' \
-    "$1/checkpoints/last.pt" "$1/final.pt"
-  "$BRAID" eval "$1" --data "$DATA" --task cmg --threads "$THREADS" --json --weights "$1/final.pt" \
+  "$BRAID" eval "$1" --data "$DATA" --task cmg --threads "$THREADS" --json --weights last \
     > "$OUT/logs/${2}_s$3.eval_final.log" 2>&1
   tail -n 1 "$OUT/logs/${2}_s$3.eval_final.log" > "$1/cmg_final.json"
 }

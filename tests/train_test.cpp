@@ -167,6 +167,9 @@ TEST(Train, EvalPrintsJsonAndUnimodalAndSeriesWork) {
   EXPECT_GE(j["accuracy"].get<double>(), 0.0);
   EXPECT_LE(j["accuracy"].get<double>(), 1.0);
   EXPECT_TRUE(j.contains("macro_f1"));
+  auto last = run_braid("eval " + q(run) + " --data " + q(d.manifest) + " --split test --weights last --json");
+  ASSERT_EQ(last.code, 0) << last.err;  // the weights inside checkpoints/last.pt
+  EXPECT_NE(last.out.find("\"accuracy\""), std::string::npos);
 
   // time series + regression on an unseen manifest shape
   auto dir = temp_dir("series");

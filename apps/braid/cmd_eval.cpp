@@ -65,6 +65,12 @@ static eval::Pipeline open_run(const std::string& run, const std::string& weight
     p.device = eval::parse_device(device);
     p.model->to(p.device);
   }
+  if (weights == "last") {  // the weights after the last step, from the resume checkpoint
+    const std::string ck = run + "/checkpoints/last.pt";
+    BRAID_INPUT_CHECK(file_exists(ck), "{}: no checkpoint at {}", run, ck);
+    train::load_checkpoint_weights(*p.model, ck);
+    return p;
+  }
   std::string wpath = weights == "model" ? run + "/model.pt" : weights == "best" ? run + "/checkpoints/best.pt" : weights;
   BRAID_INPUT_CHECK(file_exists(wpath), "{}: no weights at {} (did training finish? try --weights last)", run, wpath);
   train::load_weights(*p.model, wpath);
@@ -160,7 +166,8 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("run", a->run, "run directory written by `braid train`")->required();
   e->add_option("--data", a->data, "manifest JSONL")->required();
   e->add_option("--split", a->split, "split to evaluate (train, val, test)")->capture_default_str();
-  e->add_option("--weights", a->weights, "model (final), best, or a weights file path")->capture_default_str();
+  e->add_option("--weights", a->weights, "model (the run's final model), best, last (the weights after the last step, from "
+                 "checkpoints/last.pt), or a weights file path")->capture_default_str();
   e->add_option("--threads", a->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   e->add_option("--device", a->device, "cpu, cuda or cuda:N (default: the run's device)");
   e->add_option("--task", a->task,

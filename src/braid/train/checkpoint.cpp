@@ -72,6 +72,13 @@ void load_weights(torch::nn::Module& m, const std::string& path) {
   read_module(m, ar, path);
 }
 
+void load_checkpoint_weights(torch::nn::Module& m, const std::string& path) {
+  auto root = open_archive(path);
+  torch::serialize::InputArchive model;
+  BRAID_INPUT_CHECK(root.try_read("model", model), "{}: not a braid checkpoint (no model entry)", path);
+  read_module(m, model, path);
+}
+
 int64_t load_matching_weights(torch::nn::Module& m, const std::string& path) {
   auto ar = open_archive(path);
   int64_t n = 0;

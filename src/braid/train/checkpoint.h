@@ -15,6 +15,8 @@ namespace braid::train {
 
 void save_weights(const torch::nn::Module& m, const std::string& path);
 void load_weights(torch::nn::Module& m, const std::string& path);
+// The model weights inside a training checkpoint (checkpoints/last.pt: the weights after the last step).
+void load_checkpoint_weights(torch::nn::Module& m, const std::string& path);
 // Copy every tensor of a weights file whose name and shape match one of the module's (others are
 // left as they are); returns how many were loaded. For `model.init_from`.
 int64_t load_matching_weights(torch::nn::Module& m, const std::string& path);
