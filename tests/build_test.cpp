@@ -15,6 +15,7 @@
 #include "braid/core/error.h"
 #include "braid/data/build/build.h"
 #include "braid/core/fs.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using braid::data::BuildOptions;
@@ -33,19 +34,7 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-// A fresh folder below the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("braid_build_test_" + tag + "_" + std::to_string(::getpid()));
-    braid::remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    try { braid::remove_tree(path); } catch (...) {}
-  }
-};
+using braid::test::TempDir;
 
 // Skip (with the reason) when the npm data packages are not installed.
 bool have_npm(std::string* why) {

@@ -18,6 +18,7 @@
 #include "braid/data/build/build.h"
 #include "braid/data/build/common.h"
 #include "braid/core/fs.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using braid::data::BuildOptions;
@@ -33,18 +34,7 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("braid_prosody_test_" + tag + "_" + std::to_string(::getpid()));
-    braid::remove_tree(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    try { braid::remove_tree(path); } catch (...) {}
-  }
-};
+using braid::test::TempDir;
 
 bool have_espeak() {
   const char* path = std::getenv("PATH");

@@ -28,21 +28,7 @@ using json = nlohmann::json;
 
 
 
-class TempDir {
- public:
-  TempDir() : path_(std::filesystem::temp_directory_path() / ("braid_series_test_" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { braid::remove_tree(path_); }
-  std::string file(const std::string& name, const std::string& text = "") const {
-    auto p = (path_ / name).string();
-    if (!text.empty()) std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using braid::test::TempDir;
 
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

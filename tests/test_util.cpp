@@ -34,6 +34,21 @@ std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+TempDir::TempDir(const std::string& tag) : path(temp_dir(tag)) {}
+
+TempDir::~TempDir() {
+  try {
+    braid::remove_tree(path.string());
+  } catch (...) {
+  }
+}
+
+std::string TempDir::file(const std::string& name, const std::string& text) const {
+  auto p = (path / name).string();
+  if (!text.empty()) write_file(p, text);
+  return p;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;

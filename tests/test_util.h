@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include <filesystem>
 #include <functional>
 
 #include <string>
@@ -16,6 +17,17 @@ namespace braid::test {
 
 // A fresh empty directory under the system temp dir (removed by the caller if wanted).
 std::string temp_dir(const std::string& tag);
+
+// temp_dir(tag) as an object: removed (with everything in it) when it goes out of scope.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag = "tmp");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // path/name; writes `text` there first when it is not empty
+  std::string file(const std::string& name, const std::string& text = "") const;
+};
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
