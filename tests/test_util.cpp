@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -25,12 +26,33 @@ namespace braid::test {
 
 namespace fs = std::filesystem;
 
+// Every temp_dir of this process, removed when it exits (temp_dir returns a bare path that nothing
+// owns: before this, a few test runs left ~1000 folders in /tmp).
+static std::vector<std::string>& made_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
 std::string temp_dir(const std::string& tag) {
   static int counter = 0;
+  static bool registered = false;
+  if (!registered) {
+    registered = true;
+    made_dirs();  // constructed before the handler is registered, so destroyed after it has run
+    std::atexit([] {
+      for (const auto& d : made_dirs()) {
+        try {
+          braid::remove_tree(d);
+        } catch (...) {
+        }
+      }
+    });
+  }
   auto p = fs::temp_directory_path() / ("braid_test_" + tag + "_" + std::to_string(::getpid()) + "_" +
                                         std::to_string(counter++));
   braid::remove_tree(p);
   fs::create_directories(p);
+  made_dirs().push_back(p.string());
   return p.string();
 }
 
