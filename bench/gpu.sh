@@ -19,7 +19,8 @@
 # Environment: OUT (/tmp/braid_gpu), BUILD (/tmp/braid_build), DEPROOT (/tmp/deproot), DATA
 # (.gpu-data/emoji/manifest.jsonl, else data/emoji/manifest.jsonl), THREADS (8), STEPS (10), WARMUP (3),
 # REPEATS (5), ROUNDS (2), PY (python3), BATCH (256), DEVICE (cuda), PRECISION (bf16), TEST_LIMIT and
-# QUICKSTART_LIMIT (seconds for those stages: 900, 1800).
+# QUICKSTART_LIMIT (seconds for those stages: 900, 1800), SCRATCH (/tmp/braid_gpu_scratch: the dumped batch).
+# Through the device tool: OUT=$OUT ROUNDS=1 bash bench/gpu.sh deps build bench 2>&1 | tee $OUT/log
 # Dependencies the GPU machine lacks (libsndfile, stb, pkg-config) come as Debian .debs in
 # .gpu-debs/ (apt-get download on the dev machine; see docs/gpu.md), unpacked into DEPROOT.
 set -uo pipefail
@@ -100,6 +101,11 @@ CLIP_SETS=(
 
 stage_bench() {
   local recipe=$ROOT/recipes/emoji_clip.yaml impl
+  # the dumped batch (154 MB of images at batch 256) stays out of $OUT, which the device tool ships back
+  if [ ! -e "$OUT/gpuclip" ]; then
+    mkdir -p "${SCRATCH:-/tmp/braid_gpu_scratch}/gpuclip"
+    ln -s "${SCRATCH:-/tmp/braid_gpu_scratch}/gpuclip" "$OUT/gpuclip"
+  fi
   speed_pair gpuclip "$recipe" "$DATA" "$ROOT/bench/peer/clip_peer.py" "${CLIP_SETS[@]}"
   "$PY" "$ROOT/bench/peer/clip_peer.py" "$OUT/gpuclip" --threads "$THREADS" --steps 1 --warmup 1 --repeats 1 \
     --peak >"$OUT/gpuclip.peak.json"
