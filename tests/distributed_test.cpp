@@ -45,10 +45,6 @@ model:
 train: {epochs: 3, batch_size: 4, lr: 0.02, warmup_steps: 2, checkpoint_every: 5}
 )";
 
-struct Dataset {
-  std::string dir, manifest, recipe;
-};
-
 // 64 samples: 40 train (a multiple of 2 x 4, so no shard needs padding), 16 val, 8 test.
 Dataset dataset(const std::string& tag, const std::string& recipe = kRecipe) {
   Dataset d;
@@ -61,17 +57,6 @@ Dataset dataset(const std::string& tag, const std::string& recipe = kRecipe) {
   d.recipe = d.dir + "/recipe.yaml";
   write_file(d.recipe, recipe);
   return d;
-}
-
-std::string train_args(const Dataset& d, const std::string& run) {
-  return "train " + q(d.recipe) + " --data " + q(d.manifest) + " --out " + q(run);
-}
-
-std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
-  std::vector<std::pair<int64_t, double>> v;
-  for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
-    if (j.contains("loss") && !j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-  return v;
 }
 
 std::map<std::string, torch::Tensor> weights(const std::string& path) {

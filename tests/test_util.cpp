@@ -190,6 +190,17 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return v;
 }
 
+std::string train_args(const Dataset& d, const std::string& run) {
+  return "train " + q(d.recipe) + " --data " + q(d.manifest) + " --out " + q(run);
+}
+
+std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
+  std::vector<std::pair<int64_t, double>> v;
+  for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
+    if (j.contains("loss") && !j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  return v;
+}
+
 pid_t spawn_braid(const std::string& args, const std::string& log, const std::string& env) {
   pid_t pid = fork();
   if (pid == 0) {

@@ -43,6 +43,11 @@ struct ToyOptions {
 };
 std::string make_toy_dataset(const std::string& dir, const ToyOptions& opt = {});
 
+// A toy dataset with a recipe beside it, for tests that train through the CLI.
+struct Dataset {
+  std::string dir, manifest, recipe;
+};
+
 // Result of running the braid executable.
 struct RunResult {
   int code = -1;        // exit code (128 + signal when killed)
@@ -68,6 +73,11 @@ void ExpectInputError(const std::function<void()>& f, const std::string& file, c
 
 // JSON lines of a file.
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
+
+// "train RECIPE --data MANIFEST --out RUN" for `d` (arguments quoted).
+std::string train_args(const Dataset& d, const std::string& run);
+// (step, loss) of every train line of RUN/metrics.jsonl (validation lines skipped).
+std::vector<std::pair<int64_t, double>> train_losses(const std::string& run);
 
 // Starts braid in the background with `args` (stdin /dev/null, stdout and stderr to `log`), with
 // the environment assignments `env` ("RANK=1 WORLD_SIZE=2", may be empty); returns its pid.

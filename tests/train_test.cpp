@@ -36,10 +36,6 @@ model:
 train: {epochs: 4, batch_size: 4, lr: 0.01, warmup_steps: 3, checkpoint_every: 5, eval_every: 7}
 )";
 
-struct Dataset {
-  std::string dir, manifest, recipe;
-};
-
 Dataset dataset() {
   Dataset d;
   d.dir = temp_dir("train");
@@ -49,17 +45,6 @@ Dataset dataset() {
   d.recipe = d.dir + "/recipe.yaml";
   write_file(d.recipe, kRecipe);
   return d;
-}
-
-std::string train_args(const Dataset& d, const std::string& run) {
-  return "train " + q(d.recipe) + " --data " + q(d.manifest) + " --out " + q(run);
-}
-
-std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
-  std::vector<std::pair<int64_t, double>> v;
-  for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
-    if (j.contains("loss") && !j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-  return v;
 }
 
 void expect_same_weights(const std::string& a, const std::string& b) {
