@@ -39,38 +39,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import MLP, Encoder, load_batch, masked_mean, median, slice_batch  # noqa: E402
 from flops import count_flops  # noqa: E402
 
 
-def masked_mean(x, lengths):
-    T = x.size(1)
-    steps = torch.arange(T, dtype=lengths.dtype, device=lengths.device).unsqueeze(0)
-    valid = (steps < lengths.unsqueeze(1)).to(x.dtype).unsqueeze(-1)
-    denom = lengths.to(x.dtype).clamp_min(1).unsqueeze(1)
-    return (x * valid).sum(1) / denom
+SDPA = int(torch.__version__.split(".")[0]) >= 2
 
 
 def padding_mask(lengths, T):
     return torch.arange(T, dtype=lengths.dtype, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
-
-
-class MLP(nn.Module):
-    def __init__(self, d_in, hidden, d_out, dropout=0.0):
-        super().__init__()
-        layers, w = [], d_in
-        for h in hidden:
-            layers += [nn.Linear(w, h), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            w = h
-        layers.append(nn.Linear(w, d_out))
-        self.seq = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.seq(x)
-
-
-SDPA = int(torch.__version__.split(".")[0]) >= 2
 
 
 def attention(q, k, v, pad=None):
@@ -109,16 +86,6 @@ class TransformerBlock(nn.Module):
         a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape(B, T, self.dim)
         h = x + self.drop(self.proj(a))
         return h + self.drop(self.ff2(F.gelu(self.ff1(self.ln2(h)))))
-
-
-class Encoder(nn.Module):
-    out_dim = 0
-
-    def forward(self, mb):
-        if mb.get("data") is None:
-            return torch.zeros(mb["present"].size(0), self.out_dim, device=mb["present"].device)
-        h = self.encode(mb)
-        return h * mb["present"].to(h.dtype).unsqueeze(1)
 
 
 class ImageViT(Encoder):
@@ -246,51 +213,6 @@ class DualTower(nn.Module):
             total = v if total is None else total + v
             n += 1
         return total / n
-
-
-NPY_DTYPES = {"<f4": torch.float32, "<f8": torch.float64, "<i8": torch.int64, "<i4": torch.int32, "|u1": torch.uint8,
-              "|b1": torch.bool}
-
-
-def load_npy(path):
-    """A .npy file as a tensor: numpy when installed (Debian), else this reader (the GPU machine's venv)."""
-    try:
-        import numpy as np
-        return torch.from_numpy(np.load(path))
-    except ImportError:
-        pass
-    import ast
-    with open(path, "rb") as f:
-        raw = f.read()
-    major = raw[6]
-    hlen = int.from_bytes(raw[8:10], "little") if major == 1 else int.from_bytes(raw[8:12], "little")
-    start = 10 if major == 1 else 12
-    header = ast.literal_eval(raw[start:start + hlen].decode("latin1"))
-    if header["fortran_order"] or header["descr"] not in NPY_DTYPES:
-        sys.exit(f"clip_peer: {path}: unsupported .npy layout {header}")
-    data = bytearray(raw[start + hlen:])
-    t = torch.frombuffer(data, dtype=NPY_DTYPES[header["descr"]]) if data else torch.empty(0, dtype=NPY_DTYPES[header["descr"]])
-    return t.reshape(header["shape"]).clone()
-
-
-def load_batch(d, modalities, device):
-    batch = {}
-    for m in modalities:
-        path = os.path.join(d, m + ".npy")
-        batch[m] = {
-            "data": load_npy(path).to(device) if os.path.exists(path) else None,
-            "lengths": load_npy(os.path.join(d, m + "_lengths.npy")).to(device),
-            "present": load_npy(os.path.join(d, m + "_present.npy")).to(torch.bool).to(device),
-        }
-    return batch
-
-
-def slice_batch(batch, n):
-    return {m: {k: (v[:n] if v is not None else None) for k, v in mb.items()} for m, mb in batch.items()}
-
-
-def median(v):
-    return sorted(v)[len(v) // 2]
 
 
 def main():

@@ -33,58 +33,17 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import MLP, Encoder, load_batch as load_mods, load_npy, masked_mean, median, slice_batch  # noqa: E402
 from flops import count_flops  # noqa: E402
 
 
-# ---- blocks (src/braid/nn/blocks.cpp) ----------------------------------------------------------
-
-def masked_mean(x, lengths):
-    """x [B, T, C], lengths [B] -> mean over the first lengths[b] steps, [B, C]."""
-    T = x.size(1)
-    steps = torch.arange(T, dtype=lengths.dtype).unsqueeze(0)
-    valid = (steps < lengths.unsqueeze(1)).to(x.dtype).unsqueeze(-1)
-    denom = lengths.to(x.dtype).clamp_min(1).unsqueeze(1)
-    return (x * valid).sum(1) / denom
-
-
-class MLP(nn.Module):
-    """Linear -> ReLU (-> Dropout) per hidden width, then Linear(out)."""
-
-    def __init__(self, d_in, hidden, d_out, dropout=0.0):
-        super().__init__()
-        layers, w = [], d_in
-        for h in hidden:
-            layers += [nn.Linear(w, h), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            w = h
-        layers.append(nn.Linear(w, d_out))
-        self.seq = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.seq(x)
-
-
 # ---- encoders (src/braid/nn/encoders/*.cpp) -----------------------------------------------------
-
-class Encoder(nn.Module):
-    """src/braid/nn/encoder.cpp: features of present rows; absent rows are zero."""
-
-    out_dim = 0
-
-    def forward(self, mb):
-        if mb.get("data") is None:
-            return torch.zeros(mb["present"].size(0), self.out_dim)
-        h = self.encode(mb)
-        return h * mb["present"].to(h.dtype).unsqueeze(1)
-
 
 class ImageCNN(Encoder):
     """[B, 3, H, W] -> (conv3x3 no bias, BN, ReLU, maxpool 2) per channel entry -> mean(H, W) -> Linear."""
@@ -251,25 +210,7 @@ class FusionClassifier(nn.Module):
 # ---- data and timing (src/braid/train/speed.cpp) -----------------------------------------------
 
 def load_batch(d, modalities):
-    batch = {}
-    for m in modalities:
-        path = os.path.join(d, m + ".npy")
-        data = torch.from_numpy(np.load(path)) if os.path.exists(path) else None
-        batch[m] = {
-            "data": data,
-            "lengths": torch.from_numpy(np.load(os.path.join(d, m + "_lengths.npy"))),
-            "present": torch.from_numpy(np.load(os.path.join(d, m + "_present.npy"))).to(torch.bool),
-        }
-    labels = torch.from_numpy(np.load(os.path.join(d, "labels.npy")))
-    return batch, labels
-
-
-def slice_batch(batch, n):
-    return {m: {k: (v[:n] if v is not None else None) for k, v in mb.items()} for m, mb in batch.items()}
-
-
-def median(v):
-    return sorted(v)[len(v) // 2]  # as speed.cpp: the upper median for an even count
+    return load_mods(d, modalities), load_npy(os.path.join(d, "labels.npy"))
 
 
 def main():
