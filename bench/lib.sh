@@ -13,20 +13,29 @@ THREADS=${THREADS:-$(nproc)}
 
 say() { printf '%s\n' "$*" >&2; }
 
-bench_setup() {  # the peer's interpreter (apt when missing) and braid (cmake + ninja when missing)
-  if ! "$PY" -c 'import torch, numpy, yaml' 2>/dev/null; then
-    say "installing python3-torch python3-numpy python3-yaml with apt (for $PY)"
+need_py() {  # need_py "import a, b" DEB_PACKAGE...: apt-get install the packages when $PY cannot import them
+  local probe=$1; shift
+  if ! "$PY" -c "$probe" 2>/dev/null; then
+    say "installing $* with apt (for $PY)"
     local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch python3-numpy python3-yaml
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
   fi
-  if ! "$BRAID" bench speed --help >/dev/null 2>&1; then
+}
+
+need_braid() {  # need_braid SUBCOMMAND...: build braid (cmake + ninja) unless `braid SUBCOMMAND --help` works
+  if ! "$BRAID" "$@" --help >/dev/null 2>&1; then
     say "building braid in $ROOT/build"
     if [ -f "$ROOT/build/CMakeCache.txt" ]; then cmake "$ROOT/build" >&2
     else cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2; fi
     cmake --build "$ROOT/build" --target braid >&2
     BRAID=$ROOT/build/apps/braid/braid
   fi
+}
+
+bench_setup() {  # the peer's interpreter (apt when missing) and braid (cmake + ninja when missing)
+  need_py 'import torch, numpy, yaml' python3-torch python3-numpy python3-yaml
+  need_braid bench speed
 }
 
 gemm_peak() {  # writes $OUT/gemm.json (braid bench gemm: median sgemm GFLOP/s at n=1024, THREADS threads)

@@ -23,8 +23,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=/usr/bin/python3
-BRAID=${BRAID:-$ROOT/build/apps/braid/braid}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DATA=${DATA:-$ROOT/data/emoji/manifest.jsonl}
 LIMIT=${LIMIT:-400}
 REPEATS=${REPEATS:-5}
@@ -34,24 +34,9 @@ WORKERS=${WORKERS:-1 2}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/braid_pipeline_speed.XXXXXX")}
 mkdir -p "$OUT"
 
-say() { printf '%s\n' "$*" >&2; }
-
-# ---- the peer's interpreter: Debian's python3 with numpy and PIL (no torch) ----
-if ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  say "installing python3-numpy python3-pil with apt (for $PY)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-numpy python3-pil
-fi
-
-# ---- braid ----
-if ! "$BRAID" bench pipeline --help >/dev/null 2>&1; then
-  say "building braid in $ROOT/build"
-  if [ -f "$ROOT/build/CMakeCache.txt" ]; then cmake "$ROOT/build" >&2
-  else cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2; fi
-  cmake --build "$ROOT/build" --target braid >&2
-  BRAID=$ROOT/build/apps/braid/braid
-fi
+# the peer's interpreter: Debian's python3 with numpy and PIL (no torch); braid
+need_py 'import numpy, PIL' python3-numpy python3-pil
+need_braid bench pipeline
 [ -f "$DATA" ] || { say "no manifest at $DATA (build it with: braid data build emoji --out $(dirname "$DATA"))"; exit 2; }
 
 say "limit $LIMIT, repeats $REPEATS, rounds $ROUNDS; results in $OUT"
