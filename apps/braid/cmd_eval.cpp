@@ -92,12 +92,12 @@ static nlohmann::json evaluate_align_run(const EvalArgs& a) {
   if (a.task == "zeroshot" || a.task == "probe") {
     BRAID_INPUT_CHECK(a.classes == "auto" || a.classes == "run" || a.classes == "data",
                       "--classes '{}': expected run, data or auto", a.classes);
-    bool known = p.classes != nullptr;
-    for (int64_t i : m->split_indices(a.split)) {
-      const auto& s = m->samples()[i];
-      if (!known) break;
-      if (s.label && !std::count(p.classes->names().begin(), p.classes->names().end(), *s.label)) known = false;
-    }
+    const auto split = m->split_indices(a.split);
+    const bool known = p.classes && std::all_of(split.begin(), split.end(), [&](int64_t i) {
+      const auto& label = m->samples()[i].label;
+      const auto& names = p.classes->names();
+      return !label || std::find(names.begin(), names.end(), *label) != names.end();
+    });
     BRAID_INPUT_CHECK(known || a.classes != "run", "--classes run: {} split '{}' has labels the run was not trained on",
                       a.data, a.split);
     if (a.classes == "data" || !known) {

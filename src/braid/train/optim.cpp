@@ -82,7 +82,6 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     // parameter went without a gradient for a while) and by device.
     struct Bucket {
       std::vector<torch::Tensor> params, grads, avg, avg_sq;
-      std::vector<torch::optim::AdamWParamState*> states;
     };
     std::map<std::pair<int64_t, std::string>, Bucket> buckets;
     for (auto& p : group.params()) {
@@ -103,7 +102,6 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
       b.grads.push_back(p.grad());
       b.avg.push_back(s.exp_avg());
       b.avg_sq.push_back(s.exp_avg_sq());
-      b.states.push_back(&s);
     }
     for (auto& [k, b] : buckets) {
       const int64_t step = k.first;

@@ -237,8 +237,10 @@ BuildReport build_avmnist(const BuildOptions& opt) {
       },
       "avmnist samples");
 
-  std::error_code ec;
-  try { braid::remove_tree(pool_dir); } catch (...) {}
+  try {
+    braid::remove_tree(pool_dir);
+  } catch (...) {  // a leftover scratch folder does not spoil the dataset
+  }
   BuildReport report;
   report.manifest = (out / main_name).string();
   write_manifest(report.manifest, records);
