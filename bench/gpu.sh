@@ -4,8 +4,9 @@
 # on CUDA. Every stage logs to $OUT; a failing stage does not stop the later ones (but a failed
 # build stops everything).
 #
-#   bash bench/gpu.sh                      # deps build bench test quickstart
+#   bash bench/gpu.sh                      # deps build bench quickstart test compile
 #   bash bench/gpu.sh build bench          # some stages only
+#   bash bench/gpu.sh build profile        # kernel times of braid and PyTorch side by side (profile.md)
 #
 # The benchmark: `braid bench speed recipes/emoji_clip.yaml` with the overrides in CLIP_SETS (image +
 # text towers at ViT-B/16 size: 224-px images, patch 16, width 768, 12 layers, 12 heads; text
@@ -47,7 +48,7 @@ fi
 BRAID=$BUILD/apps/braid/braid
 mkdir -p "$OUT"
 STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(deps build bench test quickstart)
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(deps build bench quickstart test compile)
 
 LIBDIR=$DEPROOT/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -114,7 +115,35 @@ stage_bench() {
     BRAID_ADAMW=$impl "$BRAID" bench speed "$recipe" --data "$DATA" "${CLIP_SETS[@]}" --threads "$THREADS" \
       --steps "$STEPS" --warmup "$WARMUP" --repeats "$REPEATS" --json >"$OUT/gpuclip.braid_$impl.json"
   done
-  "$PY" "$ROOT/bench/peer/gpu_table.py" "$OUT" "$ROUNDS" | tee "$OUT/gpu_table.md"
+  say "== gpuclip: PyTorch eager with fused AdamW"
+  _peer_ref fused --adamw fused
+  gpu_table
+}
+
+_peer_ref() {  # _peer_ref NAME PEER-ARGS...: one more PyTorch run on the dumped batch -> gpuclip.torch_NAME.json
+  local name=$1; shift
+  timeout "${PEER_LIMIT:-600}" "$PY" "$ROOT/bench/peer/clip_peer.py" "$OUT/gpuclip" --threads "$THREADS" \
+    --steps "$STEPS" --warmup "$WARMUP" --repeats "$REPEATS" "$@" >"$OUT/gpuclip.torch_$name.json.tmp" && mv "$OUT/gpuclip.torch_$name.json.tmp" "$OUT/gpuclip.torch_$name.json"
+}
+
+gpu_table() { "$PY" "$ROOT/bench/peer/gpu_table.py" "$OUT" "$ROUNDS" | tee "$OUT/gpu_table.md"; }
+
+# where the time goes: a profiler trace of 2 training steps + 2 inference batches from braid and from the
+# PyTorch peer on the same batch (traces in SCRATCH), their kernels side by side in $OUT/profile.md
+stage_profile() {
+  local recipe=$ROOT/recipes/emoji_clip.yaml dir=${SCRATCH:-/tmp/braid_gpu_scratch}
+  mkdir -p "$dir/gpuclip"
+  "$BRAID" bench speed "$recipe" --data "$DATA" "${CLIP_SETS[@]}" --threads "$THREADS" --steps 3 --warmup 3 \
+    --repeats 1 --dump "$dir/gpuclip" --profile "$dir/braid_trace.json" --json >"$OUT/profile.braid.json" || return 1
+  "$PY" "$ROOT/bench/peer/clip_peer.py" "$dir/gpuclip" --threads "$THREADS" --steps 3 --warmup 3 --repeats 1 \
+    --trace "$dir/torch_trace.json" >"$OUT/profile.torch.json" || return 1
+  "$PY" "$ROOT/bench/peer/trace_table.py" "$dir/braid_trace.json" "$dir/torch_trace.json" 40 | tee "$OUT/profile.md"
+}
+
+# the torch.compile reference (compiling costs a minute or two; run after the bench stage)
+stage_compile() {
+  say "== gpuclip: PyTorch torch.compile (fused AdamW)"
+  PEER_LIMIT=${COMPILE_LIMIT:-300} _peer_ref compile --compile --adamw fused && gpu_table
 }
 
 stage_test() {

@@ -119,6 +119,8 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   sp->add_option("--warmup", a->speed.warmup, "untimed warm-up steps")->capture_default_str();
   sp->add_option("--repeats", a->speed.repeats, "repeats; the median is reported")->capture_default_str();
   sp->add_option("--dump", a->speed.dump_dir, "write the batch (.npy) and model.json here for a peer");
+  sp->add_option("--profile", a->speed.profile,
+                 "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {
     auto r = train::measure_speed(a->run, a->speed);

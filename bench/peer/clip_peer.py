@@ -229,6 +229,8 @@ def main():
     ap.add_argument("--adamw", default="default", choices=["default", "foreach", "fused", "loop"],
                     help="torch.optim.AdamW implementation (default: PyTorch's own choice: foreach on CUDA)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (a reference, not the peer)")
+    ap.add_argument("--trace", default="", help="after timing, write a profiler trace (Chrome JSON, CPU + CUDA) of "
+                    "2 train steps + 2 inference batches here (as braid bench speed --profile)")
     ap.add_argument("--peak", action="store_true", help="also measure the bf16/fp32 matmul peak (8192^3) on the device")
     args = ap.parse_args()
 
@@ -284,10 +286,12 @@ def main():
     for _ in range(args.warmup):
         step()
     sync()
-    train_flops, train_ops = count_flops(step)
-    model.eval()
-    with torch.no_grad():
-        infer_flops, _ = count_flops(lambda: infer(batch))
+    train_flops, train_ops, infer_flops = None, {}, None
+    if not args.compile:  # (the counting mode would make torch.compile recompile; the eager run counts)
+        train_flops, train_ops = count_flops(step)
+        model.eval()
+        with torch.no_grad():
+            infer_flops, _ = count_flops(lambda: infer(batch))
     if args.profile > 0:
         model.train()
         with torch.autograd.profiler.profile() as prof:
@@ -321,6 +325,18 @@ def main():
             infer_1.append(n1 / (time.perf_counter() - t0))
         runs.append({"train_steps_per_s": train[-1], "infer_samples_per_s_b64": infer_b[-1],
                      "infer_samples_per_s_b1": infer_1[-1]})
+    if args.trace:
+        from torch.profiler import ProfilerActivity, profile
+        model.train()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            for _ in range(2):
+                step()
+            model.eval()
+            with torch.no_grad():
+                for _ in range(2):
+                    infer(batch)
+            sync()
+        prof.export_chrome_trace(args.trace)
     print(json.dumps({"train_steps_per_s": median(train), "infer_samples_per_s_b64": median(infer_b),
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The table of bench/gpu.sh: gpu_table.py OUT ROUNDS (reads gpuclip.{braid,torch}.R.json,
-gpuclip.braid_{foreach,loop}.json and gpuclip.peak.json)."""
+gpuclip.braid_{foreach,loop}.json, gpuclip.peak.json and, where present, the references
+gpuclip.torch_{fused,compile}.json)."""
 import json
 import os
 import statistics
@@ -50,6 +51,10 @@ for impl in ("foreach", "loop"):
     if os.path.exists(p):
         print(row(f"braid, BRAID_ADAMW={impl}", [load(os.path.basename(p))]))
 print(row(f"PyTorch eager (AdamW {torch_[0].get('adamw', 'default')})", torch_))
+for name, label in (("fused", "PyTorch eager, fused AdamW"), ("compile", "PyTorch torch.compile, fused AdamW")):
+    p = os.path.join(out, f"gpuclip.torch_{name}.json")
+    if os.path.exists(p):
+        print(row(label, [load(os.path.basename(p))]))
 ratios = [statistics.median(r["train_steps_per_s"] for r in b["runs"]) /
           statistics.median(r["train_steps_per_s"] for r in t["runs"]) for b, t in zip(braid, torch_)]
 iratios = [statistics.median(r["infer_samples_per_s_b64"] for r in b["runs"]) /

@@ -201,7 +201,7 @@ torch::Tensor SingleTowerImpl::objective(const data::Batch& batch) {
       auto masked = objectives::mask_tokens(ids.cpu(), mask_id_, vocab_, mask_prob_);
       auto out = encode({tokens("text", tx, masked.input.to(ids.device())), tokens("image", im)});
       auto text_out = out.slice(1, 1, 1 + ids.size(1));
-      terms["mlm"] = objectives::mlm_loss(mlm_->forward(text_out), masked.targets.to(ids.device()));
+      terms["mlm"] = objectives::mlm_loss(nn::linear(mlm_, text_out), masked.targets.to(ids.device()));
     }
   }
   terms_["temperature"] = 1.0 / std::exp(logit_scale_.item<double>());

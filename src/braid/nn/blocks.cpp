@@ -20,6 +20,8 @@ torch::Tensor padding_mask(const torch::Tensor& lengths, int64_t T) {
   return steps >= lengths.unsqueeze(1);
 }
 
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) { return at::linear(x, l->weight, l->bias); }
+
 MLPImpl::MLPImpl(MLPOptions o) : options(std::move(o)) {
   TORCH_CHECK(options.in > 0 && options.out > 0, "MLP: in and out must be positive");
   seq_ = register_module("seq", torch::nn::Sequential());
@@ -33,7 +35,13 @@ MLPImpl::MLPImpl(MLPOptions o) : options(std::move(o)) {
   seq_->push_back(torch::nn::Linear(w, options.out));
 }
 
-torch::Tensor MLPImpl::forward(torch::Tensor x) { return seq_->forward(x); }
+torch::Tensor MLPImpl::forward(torch::Tensor x) {
+  for (auto& m : *seq_) {
+    auto* l = m.ptr()->as<torch::nn::LinearImpl>();
+    x = l ? at::linear(x, l->weight, l->bias) : m.forward(x);
+  }
+  return x;
+}
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& pad) {
@@ -65,10 +73,10 @@ TransformerBlockImpl::TransformerBlockImpl(TransformerBlockOptions o) : options(
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& pad) {
   const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
-  auto qkv = qkv_->forward(ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
+  auto qkv = linear(qkv_, ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
   auto a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape({B, T, options.dim});
-  auto h = x + drop_->forward(proj_->forward(a));
-  return h + drop_->forward(ff2_->forward(torch::gelu(ff1_->forward(ln2_->forward(h)))));
+  auto h = x + drop_->forward(linear(proj_, a));
+  return h + drop_->forward(linear(ff2_, torch::gelu(linear(ff1_, ln2_->forward(h)))));
 }
 
 }  // namespace braid::nn

@@ -17,6 +17,14 @@ torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& lengths);
 // Key padding mask [B, T] bool: true where the step is padding.
 torch::Tensor padding_mask(const torch::Tensor& lengths, int64_t T);
 
+// y = x Wᵀ + b through at::linear, which folds a contiguous [..., in] input into one GEMM with the bias
+// in its epilogue (what Python's F.linear does). The C++ frontend's Linear::forward instead runs
+// matmul and then an in-place broadcast `+= bias` for inputs of more than two dimensions; under bf16
+// autocast that adds the fp32 bias into the bf16 product with a slow casting kernel: on the H100
+// ViT-B/16 CLIP benchmark it was 77 ms of 376 ms of kernel time (docs/gpu.md). Use it for every
+// Linear that sees sequences.
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x);
+
 struct MLPOptions {
   int64_t in = 0;                    // input width
   std::vector<int64_t> hidden{};     // hidden widths (empty: a single linear layer)

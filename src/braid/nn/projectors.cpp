@@ -26,10 +26,10 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads) : heads_(head
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& c, const torch::Tensor& pad) {
   const int64_t B = x.size(0), Q = x.size(1), T = c.size(1), D = x.size(2), d = D / heads_;
-  auto q = q_->forward(x).view({B, Q, heads_, d}).transpose(1, 2);
-  auto kv = kv_->forward(c).view({B, T, 2, heads_, d}).permute({2, 0, 3, 1, 4});
+  auto q = linear(q_, x).view({B, Q, heads_, d}).transpose(1, 2);
+  auto kv = linear(kv_, c).view({B, T, 2, heads_, d}).permute({2, 0, 3, 1, 4});
   auto y = attention(q, kv[0], kv[1], pad);  // [B, H, Q, d]
-  return o_->forward(y.transpose(1, 2).reshape({B, Q, D}));
+  return linear(o_, y.transpose(1, 2).reshape({B, Q, D}));
 }
 
 ProjectorImpl::ProjectorImpl(ProjectorOptions o, int64_t dim) : options(o), dim_(dim) {

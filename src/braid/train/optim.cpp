@@ -152,10 +152,11 @@ void zero_grads(const std::vector<torch::Tensor>& params) {
   if (!g.empty()) at::_foreach_zero_(g);
 }
 
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   auto g = defined_grads(params);
-  if (g.empty()) return 0.0;
-  if (!g[0].is_cuda()) return torch::nn::utils::clip_grad_norm_(params, max_norm);  // per tensor: faster on the CPU
+  if (g.empty()) return torch::zeros({});
+  if (!g[0].is_cuda())  // per tensor: faster on the CPU
+    return torch::scalar_tensor(torch::nn::utils::clip_grad_norm_(params, max_norm), torch::kDouble);
   torch::NoGradGuard ng;
   auto total = at::stack(at::_foreach_norm(g, 2)).norm(2);
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
@@ -164,7 +165,7 @@ double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm)
 #else
   at::_foreach_mul_(g, std::vector<torch::Tensor>(g.size(), coef));
 #endif
-  return total.item<double>();
+  return total;
 }
 
 }  // namespace braid::train

@@ -41,7 +41,8 @@ void zero_grads(const std::vector<torch::Tensor>& params);
 
 // Scale the gradients so that their global L2 norm is at most `max_norm` (the formula of
 // torch::nn::utils::clip_grad_norm_: coef = min(1, max_norm / (norm + 1e-6))), with multi-tensor
-// kernels on CUDA (torch's per-tensor function on the CPU). Returns the norm before clipping.
-double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+// kernels on CUDA (torch's per-tensor function on the CPU). Returns the norm before clipping as a
+// 0-dim tensor on the gradients' device: on CUDA nothing waits for the device until the caller reads it.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace braid::train

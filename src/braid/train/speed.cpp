@@ -2,6 +2,7 @@
 #include "braid/train/trainer.h"
 
 #include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <set>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -60,6 +63,34 @@ data::Batch slice(const data::Batch& b, int64_t n) {
   if (b.labels.defined()) s.labels = b.labels.slice(0, 0, n);
   if (b.targets.defined()) s.targets = b.targets.slice(0, 0, n);
   return s;
+}
+
+// Runs `work` under LibTorch's Kineto profiler (CPU ops; CUDA kernels too on a CUDA device) and
+// saves the Chrome trace to `path` (bench/peer/trace_table.py sums its kernels).
+void write_profile(const std::string& path, bool cuda, const std::function<void()>& work) {
+  namespace prof = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+  std::set<ActivityType> activities{ActivityType::CPU};
+  if (cuda) activities.insert(ActivityType::CUDA);
+  auto fail = [](const c10::Error& e) {
+    input_error("bench speed --profile: this LibTorch cannot write a trace ({})", e.what_without_backtrace());
+  };
+  try {
+    prof::prepareProfiler(config, activities);
+    prof::enableProfiler(config, activities);
+  } catch (const c10::Error& e) {
+    fail(e);
+  }
+  work();
+  if (cuda) torch::cuda::synchronize();
+  auto result = prof::disableProfiler();
+  try {
+    result->save(path);  // Debian's LibTorch 1.13 is built without Kineto: it fails here
+  } catch (const c10::Error& e) {
+    fail(e);
+  }
+  spdlog::info("profiler trace written to {}", path);
 }
 
 }  // namespace
@@ -157,6 +188,15 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     infer_1.push_back(n1 / secs(t0));
     runs.push_back({{"train_steps_per_s", train_rates.back()}, {"infer_samples_per_s_b64", infer_b.back()},
                     {"infer_samples_per_s_b1", infer_1.back()}});
+  }
+  if (!so.profile.empty()) {
+    model.train();
+    write_profile(so.profile, cuda, [&] {
+      for (int i = 0; i < 2; ++i) step();
+      model.eval();
+      torch::NoGradGuard ng;
+      for (int i = 0; i < 2; ++i) forward(batch);
+    });
   }
   braid::remove_tree(tmp);
   return {{"train_steps_per_s", median(train_rates)}, {"infer_samples_per_s_b64", median(infer_b)},

@@ -16,6 +16,8 @@ struct SpeedOptions {
   int64_t warmup = 5;     // untimed steps before the first repeat
   int64_t repeats = 5;    // the median of the repeats is reported
   std::string dump_dir;   // write the batch as .npy files + model.json here ("" = no)
+  std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
+                          // activities) of 2 training steps and 2 inference batches here ("" = no)
 };
 
 // Builds the recipe's model on `ro.data`'s first train batch and times it. Returns

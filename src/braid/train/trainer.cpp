@@ -377,7 +377,7 @@ TrainResult train(const RunOptions& ro) {
         lv = sums[0] / world;  // the global batch's mean loss (equal per-rank batches)
         stop_all = sums[1] > 0;
       }
-      double gnorm = 0;
+      torch::Tensor gnorm;  // read (a device sync on CUDA) only when the step is logged
       if (to.grad_clip > 0) gnorm = clip_grad_norm(params_list, to.grad_clip);
       opt->step();
       ++st.step;
@@ -385,7 +385,7 @@ TrainResult train(const RunOptions& ro) {
       ema_loss = std::isnan(ema_loss) ? lv : 0.9 * ema_loss + 0.1 * lv;
       if (st.step % to.log_every == 0) {
         nlohmann::json line = {{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", lv},
-                               {"lr", lr_at(to, st.step - 1, total)}, {"grad_norm", gnorm}};
+                               {"lr", lr_at(to, st.step - 1, total)}, {"grad_norm", gnorm.defined() ? gnorm.item<double>() : 0.0}};
         for (const auto& [k, v] : model.loss_terms()) line[k] = v;
         log_line(line);
       }

@@ -45,15 +45,15 @@ torch::Tensor CrossModalLayerImpl::forward(const torch::Tensor& target, const to
               "CrossModalLayer: target ", target.sizes(), " and source ", source.sizes(), " need width ", options.dim,
               " and the same batch");
   auto s = ln_kv_->forward(source);
-  auto q = q_->forward(ln_q_->forward(target)).view({B, Tq, H, d}).transpose(1, 2);  // [B, H, Tq, d]
-  auto k = k_->forward(s).view({B, Tk, H, d}).transpose(1, 2);                        // [B, H, Tk, d]
-  auto v = v_->forward(s).view({B, Tk, H, d}).transpose(1, 2);
+  auto q = linear(q_, ln_q_->forward(target)).view({B, Tq, H, d}).transpose(1, 2);  // [B, H, Tq, d]
+  auto k = linear(k_, s).view({B, Tk, H, d}).transpose(1, 2);                        // [B, H, Tk, d]
+  auto v = linear(v_, s).view({B, Tk, H, d}).transpose(1, 2);
   auto a = masked_attention(q, k, v, source_pad).transpose(1, 2).reshape({B, Tq, options.dim});
-  auto att = proj_->forward(a);
+  auto att = linear(proj_, a);
   if (source_pad.defined())  // rows without any valid source step: no contribution (not even proj's bias)
     att = att * source_pad.logical_not().any(1).to(att.dtype()).view({-1, 1, 1});
   auto h = target + drop_->forward(att);
-  auto f = ff2_->forward(drop_->forward(torch::relu(ff1_->forward(ln_ff_->forward(h)))));
+  auto f = linear(ff2_, drop_->forward(torch::relu(linear(ff1_, ln_ff_->forward(h)))));
   return h + drop_->forward(f);
 }
 
