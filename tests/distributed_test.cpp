@@ -226,6 +226,64 @@ TEST(Distributed, TwoRanksEqualOneRankWithDoubleBatch) {
   }
 }
 
+// CLIP and SigLIP contrast each row with the whole batch: with the embeddings gathered from every
+// rank (train.gather_negatives, the default) 2 ranks x B equal 1 rank x 2B too; each rank's own B
+// rows alone (gather_negatives: false) give a different loss.
+TEST(Distributed, ContrastiveLossesSeeEveryRanksRows) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
+  const char* recipe = R"(
+task: align
+seed: 5
+threads: 1
+data:
+  workers: 1
+  image: {size: 16}
+  text: {vocab: 40}
+  val_split: none
+model:
+  name: dual_tower
+  encoders:
+    image: {name: image_vit, patch: 4, dim: 16, depth: 1, heads: 2}
+    text: {name: text_transformer, dim: 16, layers: 1, heads: 2, max_len: 8, dropout: 0}
+  embed_dim: 8
+train: {epochs: 3, batch_size: 4, optimizer: sgd, lr: 0.05, warmup_steps: 2, checkpoint_every: 5}
+)";
+  // SGD: the key bias of attention gets a zero gradient in exact arithmetic (softmax ignores a
+  // per-row constant), and AdamW would turn its rounding noise into full-size, run-dependent steps
+  Dataset d;
+  d.dir = temp_dir("ddp_clip");
+  ToyOptions o;
+  o.n = 64;
+  o.audio = false;
+  d.manifest = make_toy_dataset(d.dir + "/data", o);
+  d.recipe = d.dir + "/recipe.yaml";
+  write_file(d.recipe, recipe);
+  for (const std::string loss : {"clip", "siglip"}) {
+    const std::string one = d.dir + "/one_" + loss, two = d.dir + "/two_" + loss, local = d.dir + "/local_" + loss;
+    const std::string set = " --set model.loss=" + loss;
+    auto r1 = run_braid(train_args(d, one) + set + " --set train.batch_size=8");
+    ASSERT_EQ(r1.code, 0) << r1.err;
+    auto r2 = run_braid(train_args(d, two) + set + " --nproc 2");
+    ASSERT_EQ(r2.code, 0) << r2.err << read_file(two + "/rank1.log");
+    auto r3 = run_braid(train_args(d, local) + set + " --nproc 2 --set train.gather_negatives=false");
+    ASSERT_EQ(r3.code, 0) << r3.err << read_file(local + "/rank1.log");
+    auto l1 = train_losses(one), l2 = train_losses(two), l3 = train_losses(local);
+    ASSERT_EQ(l1.size(), 15u);  // 3 epochs x 40 / 8
+    ASSERT_EQ(l2.size(), l1.size());
+    ASSERT_EQ(l3.size(), l1.size());
+    double worst = 0, local_diff = 0;
+    for (size_t i = 0; i < l1.size(); ++i) {
+      EXPECT_NEAR(l2[i].second, l1[i].second, 1e-5 * std::max(1.0, std::abs(l1[i].second))) << loss << " step " << i;
+      worst = std::max(worst, std::abs(l2[i].second - l1[i].second));
+      local_diff = std::max(local_diff, std::abs(l3[i].second - l1[i].second));
+    }
+    std::printf("%s: worst loss difference %.3g gathered, %.3g rank-local\n", loss.c_str(), worst, local_diff);
+    expect_close_weights(one + "/model.pt", two + "/model.pt", 1e-5);
+    EXPECT_GT(local_diff, 1e-3) << loss << ": rank-local batches should change the loss";
+    EXPECT_LT(l1.back().second, l1.front().second) << loss;
+  }
+}
+
 // A rank killed with kill -9 makes its peer fail at once (closed socket), with a message that
 // names the rank and the all-reduce; a stopped (hung) peer is reported after --dist-timeout.
 TEST(Distributed, DeadOrHungPeerIsReportedWithinTheTimeout) {

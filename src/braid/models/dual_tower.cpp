@@ -7,6 +7,7 @@
 
 #include "braid/core/error.h"
 #include "braid/objectives/contrastive.h"
+#include "braid/objectives/gather.h"
 #include "braid/objectives/cca.h"
 #include "braid/objectives/cycle.h"
 #include "braid/objectives/multitask.h"
@@ -176,9 +177,25 @@ torch::Tensor DualTowerImpl::objective(const data::Batch& batch) {
     ++n_pairs[loss];
     terms_[loss + "/" + pair] = v.item<double>();
   };
+  const bool global = objectives::gathering();  // data-parallel training: objectives/gather.h
   for (const auto& l : losses_) {
     if (l == "devise") continue;
     for (const auto& [a, b] : pairs_) {
+      if (global && (l == "clip" || l == "siglip")) {
+        // every rank gathers for every pair, also with no rows of its own, so the collectives match
+        torch::Tensor ua = torch::zeros({0, embed_dim_}, logit_scale_.options()), ub = ua;
+        if (emb.count(a) && emb.count(b)) {
+          auto both = present[a].logical_and(present[b]);
+          ua = emb[a].index({both});
+          ub = emb[b].index({both});
+        }
+        auto ga = objectives::gather_rows(ua), gb = objectives::gather_rows(ub);
+        if (ga.size(0) < 2) continue;
+        add(l, a + "-" + b,
+            l == "clip" ? objectives::clip_loss(ga, gb, logit_scale_, smoothing_, chunk_)
+                        : objectives::siglip_loss(ga, gb, logit_scale_, bias_));
+        continue;
+      }
       if (!emb.count(a) || !emb.count(b)) continue;
       auto both = present[a].logical_and(present[b]);
       if (both.sum().item<int64_t>() < 2) continue;

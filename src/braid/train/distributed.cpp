@@ -18,6 +18,7 @@
 #endif
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -268,6 +269,35 @@ std::vector<double> Distributed::allreduce_sum(const std::vector<double>& v, con
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 }
 
+objectives::GatheredRows Distributed::gather_rows(const torch::Tensor& x, const std::string& what) {
+  TORCH_CHECK(x.dim() == 2, "gather_rows: expected [rows, D]");
+  const int world = opt_.world_size;
+  auto& group = impl_->group_for(x);
+  auto gather = [&](const torch::Tensor& t) {  // world copies of t's shape, filled in rank order
+    std::vector<torch::Tensor> in{t};
+    std::vector<std::vector<torch::Tensor>> out(1);
+    for (int r = 0; r < world; ++r) out[0].push_back(torch::empty_like(t));
+    wait_work(group.allgather(out, in), opt_, what);
+    return out[0];
+  };
+  // row counts first (the last batch of an epoch, or rows missing a modality, differ per rank),
+  // then the rows padded to the largest count
+  auto counts = gather(torch::full({1}, x.size(0), x.options().dtype(torch::kLong)));
+  std::vector<int64_t> n;
+  for (const auto& c : counts) n.push_back(c.item<int64_t>());
+  const int64_t most = *std::max_element(n.begin(), n.end());
+  auto padded = torch::zeros({most, x.size(1)}, x.options().dtype(torch::kFloat));
+  padded.slice(0, 0, x.size(0)).copy_(x);
+  auto rows = gather(padded);
+  std::vector<torch::Tensor> parts;
+  int64_t offset = 0;
+  for (int r = 0; r < world; ++r) {
+    parts.push_back(rows[r].slice(0, 0, n[r]));
+    if (r < opt_.rank) offset += n[r];
+  }
+  return {torch::cat(parts, 0), offset};
+}
+
 void Distributed::barrier(const std::string& what) {
   // a one-element all-reduce: Gloo's barrier has no per-call timeout in 1.13's C++ API
   allreduce_sum({0.0}, what);
@@ -401,6 +431,7 @@ void Distributed::broadcast_module(torch::nn::Module&) {}
 void Distributed::broadcast_buffers(torch::nn::Module&) {}
 std::vector<double> Distributed::allreduce_sum(const std::vector<double>& v, const std::string&) { return v; }
 void Distributed::barrier(const std::string&) {}
+objectives::GatheredRows Distributed::gather_rows(const torch::Tensor& x, const std::string&) { return {x, 0}; }
 void Distributed::attach(torch::nn::Module&) {}
 void Distributed::before_backward() {}
 void Distributed::after_backward() {}

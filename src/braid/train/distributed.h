@@ -19,6 +19,8 @@
 
 #include <torch/nn/module.h>
 
+#include "braid/objectives/gather.h"
+
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -80,6 +82,9 @@ class Distributed {
   // Element-wise sum over ranks (small vectors of scalars: losses, flags).
   std::vector<double> allreduce_sum(const std::vector<double>& v, const std::string& what);
   void barrier(const std::string& what);
+  // Every rank's rows of x [b, D] (b may differ per rank, also 0; D must agree) in rank order, and
+  // where this rank's rows start; no gradient (objectives/gather.h adds it back for this rank).
+  objectives::GatheredRows gather_rows(const torch::Tensor& x, const std::string& what);
 
   // Gradient averaging for `m`'s trainable parameters. Call `attach` once, then per step:
   // zero the gradients, `before_backward()`, `loss.backward()`, `after_backward()`. After it

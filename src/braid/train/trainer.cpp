@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/eval/pipeline.h"
+#include "braid/objectives/gather.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/checkpoint.h"
 #include "braid/train/optim.h"
@@ -40,6 +42,7 @@ TrainOptions read_train_options(const Config& c) {
   o.eval_every = c.get<int64_t>("eval_every", o.eval_every);
   o.checkpoint_every = c.get<int64_t>("checkpoint_every", o.checkpoint_every);
   o.log_every = c.get<int64_t>("log_every", o.log_every);
+  o.gather_negatives = c.get<bool>("gather_negatives", o.gather_negatives);
   auto bad = [&](const char* key, const char* want) { input_error("{}: recipe key '{}': expected {}", c.origin(), c.full(key), want); };
   if (o.optimizer != "adamw" && o.optimizer != "sgd") bad("optimizer", "adamw or sgd");
   if (o.schedule != "cosine" && o.schedule != "constant") bad("schedule", "cosine or constant");
@@ -363,7 +366,14 @@ TrainResult train(const RunOptions& ro) {
       if (!b) break;
       auto batch = b->to(p.device);
       set_lr(*opt, lr_at(to, st.step, total));
-      auto loss = batch_loss(p, batch, to.label_smoothing, to.loss);
+      torch::Tensor loss;
+      {
+        // batch-coupled losses (CLIP, SigLIP) over the global batch: objectives/gather.h
+        std::optional<objectives::GatherScope> global;
+        if (dist && to.gather_negatives)
+          global.emplace([&](const torch::Tensor& x) { return dist->gather_rows(x, "embedding all-gather"); }, world);
+        loss = batch_loss(p, batch, to.label_smoothing, to.loss);
+      }
       double lv = loss.item<double>();
       if (!std::isfinite(lv))
         throw std::runtime_error(fmt::format("training diverged: loss is {} at step {}; the last checkpoint is kept "
