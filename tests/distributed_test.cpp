@@ -226,9 +226,9 @@ TEST(Distributed, TwoRanksEqualOneRankWithDoubleBatch) {
   }
 }
 
-// CLIP and SigLIP contrast each row with the whole batch: with the embeddings gathered from every
-// rank (train.gather_negatives, the default) 2 ranks x B equal 1 rank x 2B too; each rank's own B
-// rows alone (gather_negatives: false) give a different loss.
+// CLIP, SigLIP and single_tower's ITC contrast each row with the whole batch: with the embeddings
+// gathered from every rank (train.gather_negatives, the default) 2 ranks x B equal 1 rank x 2B too;
+// each rank's own B rows alone (gather_negatives: false) give a different loss.
 TEST(Distributed, ContrastiveLossesSeeEveryRanksRows) {
   if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   const char* recipe = R"(
@@ -258,9 +258,15 @@ train: {epochs: 3, batch_size: 4, optimizer: sgd, lr: 0.05, warmup_steps: 2, che
   d.manifest = make_toy_dataset(d.dir + "/data", o);
   d.recipe = d.dir + "/recipe.yaml";
   write_file(d.recipe, recipe);
-  for (const std::string loss : {"clip", "siglip"}) {
+  // single_tower's ITC is gathered too; its ITM and MLM terms (per-rank hard negatives and masks)
+  // are weighted 0 here so that the runs can be compared
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"clip", " --set model.loss=clip"},
+      {"siglip", " --set model.loss=siglip"},
+      {"single_tower", " --set 'model={name: single_tower, dim: 16, depth: 1, heads: 2, patch: 4, embed_dim: 8, "
+                       "dropout: 0, weights: {itc: 1, itm: 0, mlm: 0}}'"}};
+  for (const auto& [loss, set] : cases) {
     const std::string one = d.dir + "/one_" + loss, two = d.dir + "/two_" + loss, local = d.dir + "/local_" + loss;
-    const std::string set = " --set model.loss=" + loss;
     auto r1 = run_braid(train_args(d, one) + set + " --set train.batch_size=8");
     ASSERT_EQ(r1.code, 0) << r1.err;
     auto r2 = run_braid(train_args(d, two) + set + " --nproc 2");

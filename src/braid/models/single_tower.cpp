@@ -7,6 +7,7 @@
 
 #include "braid/core/error.h"
 #include "braid/objectives/contrastive.h"
+#include "braid/objectives/gather.h"
 #include "braid/objectives/itm.h"
 #include "braid/objectives/masking.h"
 #include "braid/objectives/multitask.h"
@@ -156,11 +157,25 @@ torch::Tensor SingleTowerImpl::objective(const data::Batch& batch) {
   std::map<std::string, torch::Tensor> terms;
   torch::Tensor itc;
   int n_pairs = 0;
+  const bool global = objectives::gathering();  // data-parallel training: objectives/gather.h
   for (const auto& m : modalities_) {
-    if (m == "image" || !emb.count(m) || !emb.count("image")) continue;
-    auto both = mods["image"].present.to(torch::kBool).logical_and(mods[m].present.to(torch::kBool));
-    if (both.sum().item<int64_t>() < 2) continue;
-    auto l = objectives::clip_loss(emb["image"].index({both}), emb[m].index({both}), logit_scale_);
+    if (m == "image") continue;
+    torch::Tensor ui, um;
+    if (emb.count(m) && emb.count("image")) {
+      auto both = mods["image"].present.to(torch::kBool).logical_and(mods[m].present.to(torch::kBool));
+      ui = emb["image"].index({both});
+      um = emb[m].index({both});
+    } else if (!global) {
+      continue;
+    } else {  // every rank gathers for every modality, also with no rows of its own
+      ui = um = torch::zeros({0, embed_dim_}, logit_scale_.options());
+    }
+    if (global) {
+      ui = objectives::gather_rows(ui);
+      um = objectives::gather_rows(um);
+    }
+    if (ui.size(0) < 2) continue;
+    auto l = objectives::clip_loss(ui, um, logit_scale_);
     terms_["itc/image-" + m] = l.item<double>();
     itc = itc.defined() ? itc + l : l;
     ++n_pairs;

@@ -1,12 +1,13 @@
 // braid/objectives/gather.h — every data-parallel rank's rows for batch-coupled losses.
 //
-// CLIP and SigLIP contrast each row with every other row of the batch, so with N ranks of B rows
-// each, a loss over each rank's own B rows is not the loss of one process with N·B rows (it has
-// fewer negatives). While a data-parallel training step runs, train/ installs a GatherScope; a
-// model then calls gather_rows() on its embeddings and computes the loss over the global batch.
-// Only this rank's rows carry gradient, scaled by the world size, so that the ranks' averaged
-// gradients equal the gradient of the global-batch loss (the 2 × B = 1 × 2B equivalence holds for
-// these losses too; tests/distributed_test.cpp). Without a scope gather_rows is the identity.
+// CLIP, SigLIP and single_tower's ITC contrast each row with every other row of the batch, so with
+// N ranks of B rows each, a loss over each rank's own B rows is not the loss of one process with
+// N·B rows (it has fewer negatives). While a data-parallel training step runs, train/ installs a
+// GatherScope; a model then calls gather_rows() on its embeddings and computes the loss over the
+// global batch. Only this rank's rows carry gradient, scaled by the world size, so that the ranks'
+// averaged gradients equal the gradient of the global-batch loss (the 2 × B = 1 × 2B equivalence
+// holds for these losses too; tests/distributed_test.cpp). Without a scope gather_rows is the
+// identity.
 #pragma once
 
 #include <torch/types.h>

@@ -54,7 +54,7 @@ struct TrainOptions {
   int64_t eval_every = 0;            // validation every N steps (0 = at the end of each epoch)
   int64_t checkpoint_every = 50;     // checkpoints/last.pt every N steps (and at every validation)
   int64_t log_every = 1;             // metrics.jsonl train lines every N steps
-  bool gather_negatives = true;      // data-parallel: CLIP/SigLIP contrast against every rank's rows
+  bool gather_negatives = true;      // data-parallel: CLIP/SigLIP/ITC contrast against every rank's rows
 };
 
 struct TrainResult {
