@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "braid/core/error.h"
 #include "braid/objectives/contrastive.h"
@@ -181,25 +182,21 @@ torch::Tensor DualTowerImpl::objective(const data::Batch& batch) {
   for (const auto& l : losses_) {
     if (l == "devise") continue;
     for (const auto& [a, b] : pairs_) {
-      if (global && (l == "clip" || l == "siglip")) {
-        // every rank gathers for every pair, also with no rows of its own, so the collectives match
-        torch::Tensor ua = torch::zeros({0, embed_dim_}, logit_scale_.options()), ub = ua;
-        if (emb.count(a) && emb.count(b)) {
-          auto both = present[a].logical_and(present[b]);
-          ua = emb[a].index({both});
-          ub = emb[b].index({both});
-        }
-        auto ga = objectives::gather_rows(ua), gb = objectives::gather_rows(ub);
-        if (ga.size(0) < 2) continue;
-        add(l, a + "-" + b,
-            l == "clip" ? objectives::clip_loss(ga, gb, logit_scale_, smoothing_, chunk_)
-                        : objectives::siglip_loss(ga, gb, logit_scale_, bias_));
+      // CLIP and SigLIP in data-parallel training: over every rank's rows. Each rank gathers for
+      // every pair, also with no rows of its own, so that the collectives match.
+      const bool gather = global && (l == "clip" || l == "siglip");
+      torch::Tensor both, ua, ub;
+      if (emb.count(a) && emb.count(b)) {
+        both = present[a].logical_and(present[b]);
+        ua = emb[a].index({both});
+        ub = emb[b].index({both});
+      } else if (!gather) {
         continue;
+      } else {
+        ua = ub = torch::zeros({0, embed_dim_}, logit_scale_.options());
       }
-      if (!emb.count(a) || !emb.count(b)) continue;
-      auto both = present[a].logical_and(present[b]);
-      if (both.sum().item<int64_t>() < 2) continue;
-      auto ua = emb[a].index({both}), ub = emb[b].index({both});
+      if (gather) std::tie(ua, ub) = objectives::gather_pairs(ua, ub);
+      if (ua.size(0) < 2) continue;
       const std::string pair = a + "-" + b;
       if (l == "clip") {
         add(l, pair, objectives::clip_loss(ua, ub, logit_scale_, smoothing_, chunk_));

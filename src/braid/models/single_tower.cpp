@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "braid/core/error.h"
 #include "braid/objectives/contrastive.h"
@@ -170,10 +171,7 @@ torch::Tensor SingleTowerImpl::objective(const data::Batch& batch) {
     } else {  // every rank gathers for every modality, also with no rows of its own
       ui = um = torch::zeros({0, embed_dim_}, logit_scale_.options());
     }
-    if (global) {
-      ui = objectives::gather_rows(ui);
-      um = objectives::gather_rows(um);
-    }
+    if (global) std::tie(ui, um) = objectives::gather_pairs(ui, um);
     if (ui.size(0) < 2) continue;
     auto l = objectives::clip_loss(ui, um, logit_scale_);
     terms_["itc/image-" + m] = l.item<double>();

@@ -51,4 +51,10 @@ torch::Tensor gather_rows(const torch::Tensor& x) {
   return torch::cat({all.slice(0, 0, g.offset), mine, all.slice(0, g.offset + b)}, 0);
 }
 
+std::pair<torch::Tensor, torch::Tensor> gather_pairs(const torch::Tensor& u, const torch::Tensor& v) {
+  if (!active) return {u, v};
+  auto g = gather_rows(torch::cat({u, v}, 1));
+  return {g.slice(1, 0, u.size(1)), g.slice(1, u.size(1))};
+}
+
 }  // namespace braid::objectives

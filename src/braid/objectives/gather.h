@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 namespace braid::objectives {
 
@@ -41,5 +42,9 @@ bool gathering();
 // place with their gradient multiplied by the world size. The identity outside a scope. Every
 // rank must call it the same number of times in the same order.
 torch::Tensor gather_rows(const torch::Tensor& x);
+
+// gather_rows of two row-aligned tensors u [b, Du], v [b, Dv] (the two sides of contrastive pairs)
+// in one collective: the rows stay paired. The identity outside a scope.
+std::pair<torch::Tensor, torch::Tensor> gather_pairs(const torch::Tensor& u, const torch::Tensor& v);
 
 }  // namespace braid::objectives

@@ -368,7 +368,7 @@ TrainResult train(const RunOptions& ro) {
       set_lr(*opt, lr_at(to, st.step, total));
       torch::Tensor loss;
       {
-        // batch-coupled losses (CLIP, SigLIP) over the global batch: objectives/gather.h
+        // batch-coupled losses (CLIP, SigLIP, ITC) over the global batch: objectives/gather.h
         std::optional<objectives::GatherScope> global;
         if (dist && to.gather_negatives)
           global.emplace([&](const torch::Tensor& x) { return dist->gather_rows(x, "embedding all-gather"); }, world);
