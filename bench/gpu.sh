@@ -115,15 +115,8 @@ stage_bench() {
     BRAID_ADAMW=$impl "$BRAID" bench speed "$recipe" --data "$DATA" "${CLIP_SETS[@]}" --threads "$THREADS" \
       --steps "$STEPS" --warmup "$WARMUP" --repeats "$REPEATS" --json >"$OUT/gpuclip.braid_$impl.json"
   done
-  say "== gpuclip: PyTorch eager with fused AdamW"
-  _peer_ref fused --adamw fused
+  _run_peer gpuclip fused "$ROOT/bench/peer/clip_peer.py" --adamw fused
   gpu_table
-}
-
-_peer_ref() {  # _peer_ref NAME PEER-ARGS...: one more PyTorch run on the dumped batch -> gpuclip.torch_NAME.json
-  local name=$1; shift
-  timeout "${PEER_LIMIT:-600}" "$PY" "$ROOT/bench/peer/clip_peer.py" "$OUT/gpuclip" --threads "$THREADS" \
-    --steps "$STEPS" --warmup "$WARMUP" --repeats "$REPEATS" "$@" >"$OUT/gpuclip.torch_$name.json.tmp" && mv "$OUT/gpuclip.torch_$name.json.tmp" "$OUT/gpuclip.torch_$name.json"
 }
 
 gpu_table() { "$PY" "$ROOT/bench/peer/gpu_table.py" "$OUT" "$ROUNDS" | tee "$OUT/gpu_table.md"; }
@@ -142,8 +135,8 @@ stage_profile() {
 
 # the torch.compile reference (compiling costs a minute or two; run after the bench stage)
 stage_compile() {
-  say "== gpuclip: PyTorch torch.compile (fused AdamW)"
-  PEER_LIMIT=${COMPILE_LIMIT:-300} _peer_ref compile --compile --adamw fused && gpu_table
+  PEER_LIMIT=${COMPILE_LIMIT:-300} _run_peer gpuclip compile "$ROOT/bench/peer/clip_peer.py" --compile --adamw fused &&
+    gpu_table
 }
 
 stage_test() {

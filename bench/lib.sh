@@ -65,10 +65,13 @@ _run_braid() {
   "$BRAID" bench speed "$recipe" --data "$data" "$@" --threads "$THREADS" --steps "$STEPS" \
     --warmup "$WARMUP" --repeats "$REPEATS" --dump "$OUT/$name" --json >"$OUT/$name.braid.$round.json"
 }
-_run_peer() {
-  say "== $1 round $2: PyTorch"
-  "$PY" "$3" "$OUT/$1" --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" --repeats "$REPEATS" \
-    >"$OUT/$1.torch.$2.json"
+_run_peer() {  # _run_peer NAME ROUND PEER [PEER-ARGS...] -> $OUT/NAME.torch.ROUND.json (PEER_LIMIT: a time limit)
+  local name=$1 round=$2 peer=$3; shift 3
+  say "== $name round $round: PyTorch $*"
+  ${PEER_LIMIT:+timeout "$PEER_LIMIT"} "$PY" "$peer" "$OUT/$name" --threads "$THREADS" --steps "$STEPS" \
+    --warmup "$WARMUP" --repeats "$REPEATS" "$@" >"$OUT/$name.torch.$round.json.tmp" ||
+    { rm -f "$OUT/$name.torch.$round.json.tmp"; return 1; }
+  mv "$OUT/$name.torch.$round.json.tmp" "$OUT/$name.torch.$round.json"
 }
 
 speed_table() {  # speed_table NAME...: markdown tables (rates, ratios, GFLOP/s vs the sgemm peak)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The table of bench/gpu.sh: gpu_table.py OUT ROUNDS (reads gpuclip.{braid,torch}.R.json,
 gpuclip.braid_{foreach,loop}.json, gpuclip.peak.json and, where present, the references
-gpuclip.torch_{fused,compile}.json)."""
+gpuclip.torch.{fused,compile}.json)."""
 import json
 import os
 import statistics
@@ -52,7 +52,7 @@ for impl in ("foreach", "loop"):
         print(row(f"braid, BRAID_ADAMW={impl}", [load(os.path.basename(p))]))
 print(row(f"PyTorch eager (AdamW {torch_[0].get('adamw', 'default')})", torch_))
 for name, label in (("fused", "PyTorch eager, fused AdamW"), ("compile", "PyTorch torch.compile, fused AdamW")):
-    p = os.path.join(out, f"gpuclip.torch_{name}.json")
+    p = os.path.join(out, f"gpuclip.torch.{name}.json")
     if os.path.exists(p):
         print(row(label, [load(os.path.basename(p))]))
 ratios = [statistics.median(r["train_steps_per_s"] for r in b["runs"]) /
