@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Golden reference fixtures for the data decoders (tests/image_test.cpp, audio_test.cpp, series_test.cpp).
+"""Golden reference fixtures for the data decoders (tests/image_test.cpp, audio_test.cpp, series_test.cpp) and the
+concordance (CCC) of objectives/supervised.h and eval/metrics.h (tests/metrics_test.cpp).
 
 Run with Debian's python (python3-torch 1.13 + python3-numpy; the pyenv python3 on PATH has no torch):
 
@@ -15,6 +16,9 @@ References, each computed independently of the C++ code under test:
   audio  int16 samples / 32768; torch.stft(center=True, reflect, periodic Hann) in float64;
          torchaudio.functional.melscale_fbanks(norm=None, mel_scale="htk") in float64; log(mel + 1e-6).
   resample  a float64 numpy copy of the Kaiser-windowed sinc resampler described in src/braid/data/audio.cpp.
+  ccc    Lin's concordance correlation per column from numpy's population moments (np.cov(bias=True), np.var),
+         its loss 1 - mean and the loss's gradient by the closed form below (checked against torch autograd),
+         and MSE / MAE, all in float64 on float32 inputs.
 Every fixture is < 50 KB.
 """
 import math
@@ -327,6 +331,55 @@ def make_series():
                 npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 2), }", inf.tobytes()))
 
 
+# ---------------------------------------------------------------- concordance (CCC)
+
+def make_ccc():
+    """Predictions and targets [N, D] (float32, so the C++ may feed them as model outputs) whose columns
+    cover the cases CCC must tell apart; expected concordance, 1 - mean CCC, its gradient, MSE and MAE."""
+    rng = np.random.default_rng(31)
+    n = 40
+    t = rng.standard_normal((n, 6)) * np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0]) + np.array([0.0, 1.0, -2.0, 0.5, 0.0, 4.0])
+    p = np.empty_like(t)
+    p[:, 0] = t[:, 0] + 0.3 * rng.standard_normal(n)   # close: CCC near 1
+    p[:, 1] = 2.0 * t[:, 1] + 1.0                       # perfectly correlated, wrong scale and offset: CCC < 1
+    p[:, 2] = t[:, 2]                                   # identical: CCC = 1
+    p[:, 3] = 0.25                                      # constant: CCC = 0
+    p[:, 4] = -t[:, 4] + 0.5 * rng.standard_normal(n)  # anti-correlated: CCC near -1
+    p[:, 5] = t[:, 5] - 3.0                             # right shape, shifted: pearson 1, CCC small
+    t = t.astype(np.float32)
+    p = p.astype(np.float32)
+    p[:, 2] = t[:, 2]
+    x, y = p.astype(np.float64), t.astype(np.float64)
+    d = x.shape[1]
+    ccc = np.empty(d)
+    for j in range(d):
+        cov = np.cov(x[:, j], y[:, j], bias=True)[0, 1]
+        ccc[j] = 2.0 * cov / (np.var(x[:, j]) + np.var(y[:, j]) + (x[:, j].mean() - y[:, j].mean()) ** 2)
+    # d(1 - mean_j ccc_j) / dx_ij = -(1/D) dccc_j/dx_ij, with num = 2 cov, den = vx + vy + (mx - my)^2:
+    #   dnum/dx_i = 2 (y_i - my) / N,  dden/dx_i = 2 (x_i - mx) / N + 2 (mx - my) / N
+    mx, my = x.mean(0), y.mean(0)
+    num = 2.0 * ((x - mx) * (y - my)).mean(0)
+    den = x.var(0) + y.var(0) + (mx - my) ** 2
+    dnum = 2.0 * (y - my) / n
+    dden = 2.0 * (x - mx) / n + 2.0 * (mx - my) / n
+    grad = -(dnum * den - num * dden) / den ** 2 / d
+    # the same gradient by autograd, as a check of the algebra
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.tensor(y)
+    mxt, myt = xt.mean(0), yt.mean(0)
+    cct = 2 * ((xt - mxt) * (yt - myt)).mean(0) / (((xt - mxt) ** 2).mean(0) + ((yt - myt) ** 2).mean(0) + (mxt - myt) ** 2)
+    (1 - cct.mean()).backward()
+    assert np.allclose(xt.grad.numpy(), grad, rtol=0, atol=1e-14), np.abs(xt.grad.numpy() - grad).max()
+    assert np.allclose(cct.detach().numpy(), ccc, rtol=0, atol=1e-14)
+    assert abs(ccc[2] - 1.0) < 1e-15 and abs(ccc[3]) < 1e-15 and ccc[1] < 0.9 and ccc[4] < -0.8 and ccc[5] < 0.2
+    save_npy(os.path.join(GOLDEN, "ccc_pred.npy"), p)
+    save_npy(os.path.join(GOLDEN, "ccc_target.npy"), t)
+    save_npy(os.path.join(GOLDEN, "ccc_concordance.npy"), ccc)
+    save_npy(os.path.join(GOLDEN, "ccc_loss.npy"), np.array([1.0 - ccc.mean()]))
+    save_npy(os.path.join(GOLDEN, "ccc_loss_grad.npy"), grad)
+    save_npy(os.path.join(GOLDEN, "ccc_mse_mae.npy"), np.array([((x - y) ** 2).mean(), np.abs(x - y).mean()]))
+
+
 def main():
     os.makedirs(GOLDEN, exist_ok=True)
     os.makedirs(BROKEN, exist_ok=True)
@@ -334,6 +387,7 @@ def main():
     make_images()
     make_audio()
     make_series()
+    make_ccc()
     for d in (GOLDEN, BROKEN):
         for name in sorted(os.listdir(d)):
             size = os.path.getsize(os.path.join(d, name))

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include "test_util.h"
@@ -158,4 +161,62 @@ TEST(Cli, BenchGemmReportsARateAndRejectsBadSizes) {
   EXPECT_EQ(j["threads"].get<int>(), 1);
   EXPECT_TRUE(j.contains("openblas_coretype"));
   expect_input_error(run_braid("bench gemm --n 3"), {"--n", "16"});
+}
+
+// `braid bench speed`: one JSON line whose figures come from loops that really ran. The steps and
+// repeats are the ones asked for, every repeat has a positive finite rate of each kind, the reported
+// rate is the median of the repeats, the timed seconds fit in the command's wall time, and the model
+// is the one `braid train` builds from the same recipe (same parameter count).
+TEST(Cli, BenchSpeedReportsMeasuredRatesOfTheRecipesModel) {
+  auto e = env();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_braid("bench speed " + q(e.recipe) + " --data " + q(e.manifest) +
+                     " --steps 3 --repeats 3 --warmup 1 --threads 1 --json");
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  ASSERT_EQ(out.find('\n'), std::string::npos) << "expected one JSON line: " << r.out;
+  auto j = nlohmann::json::parse(out);
+  for (const char* k : {"train_steps_per_s", "infer_samples_per_s_b64", "infer_samples_per_s_b1", "runs", "threads",
+                        "parameters", "batch_size", "steps", "repeats", "device", "precision", "adamw"})
+    EXPECT_TRUE(j.contains(k)) << k << " missing: " << out;
+  EXPECT_EQ(j["steps"].get<int64_t>(), 3);
+  EXPECT_EQ(j["repeats"].get<int64_t>(), 3);
+  EXPECT_EQ(j["threads"].get<int>(), 1);
+  EXPECT_EQ(j["batch_size"].get<int64_t>(), 8);  // train.batch_size; the toy train split has 15 samples
+  EXPECT_EQ(j["device"].get<std::string>(), "cpu");
+  EXPECT_EQ(j["precision"].get<std::string>(), "fp32");
+  EXPECT_FALSE(j["adamw"].get<std::string>().empty());
+  ASSERT_EQ(j["runs"].size(), 3u) << out;
+  const char* rates[] = {"train_steps_per_s", "infer_samples_per_s_b64", "infer_samples_per_s_b1"};
+  double timed = 0;
+  // Upper bounds no real loop reaches (a training step of this model in under 10 µs, a forward pass
+  // in under 1 µs): a loop that did not run times ~0 s and reports a rate far above them.
+  const double ceiling[] = {1e5, 1e7, 1e6};
+  for (const auto& run : j["runs"])
+    for (int i = 0; i < 3; ++i) {
+      const double v = run.at(rates[i]).get<double>();
+      EXPECT_TRUE(std::isfinite(v) && v > 0) << rates[i] << " = " << v;
+      EXPECT_LT(v, ceiling[i]) << rates[i];
+    }
+  for (const auto& run : j["runs"]) {
+    timed += 3 / run["train_steps_per_s"].get<double>() + 3 * 8 / run["infer_samples_per_s_b64"].get<double>() +
+             12 / run["infer_samples_per_s_b1"].get<double>();
+  }
+  EXPECT_LT(timed, wall) << "the timed loops took longer than the whole command";
+  for (const char* k : rates) {
+    std::vector<double> v;
+    for (const auto& run : j["runs"]) v.push_back(run[k].get<double>());
+    std::sort(v.begin(), v.end());
+    EXPECT_EQ(j[k].get<double>(), v[1]) << k << " is not the median of the repeats";
+  }
+  // the same recipe trained: the model has as many parameters as bench speed timed
+  auto tr = run_braid(train(e, e.manifest));
+  ASSERT_EQ(tr.code, 0) << tr.err;
+  auto summary = nlohmann::json::parse(read_file(e.dir + "/run/summary.json"));
+  EXPECT_EQ(j["parameters"].get<int64_t>(), summary["parameters"].get<int64_t>());
+  EXPECT_GT(j["parameters"].get<int64_t>(), 0);
+  // the arguments are checked
+  expect_input_error(run_braid("bench speed " + q(e.recipe) + " --data " + q(e.manifest) + " --steps 0"), {"steps"});
 }

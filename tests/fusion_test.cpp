@@ -17,6 +17,7 @@
 #include "braid/nn/fusion/common.h"
 #include "braid/nn/fusion/graph.h"
 #include "braid/nn/fusion/lmf.h"
+#include "braid/models/fusion_classifier.h"
 #include "test_util.h"
 
 using braid::Config;
@@ -498,23 +499,96 @@ TEST(EarlyFusion, RawEncoderPoolsOnlyValidStepsAndCountsTokens) {
   EXPECT_TRUE(audio->parameters().empty());
   // one row of 6 frames, 4 valid: bins average frames {0,1} and {2,3}; the padding is ignored
   auto x = torch::tensor({1.f, 2.f, 3.f, 4.f, 100.f, 100.f, 10.f, 20.f, 30.f, 40.f, 100.f, 100.f}).view({1, 2, 6});
-  braid::data::ModalityBatch mb{x, torch::tensor({4}, torch::kLong), torch::tensor({true})};
+  braid::ModalityBatch mb{x, torch::tensor({4}, torch::kLong), torch::tensor({true})};
   auto a = audio->forward(mb);
   EXPECT_TRUE(torch::allclose(a, torch::tensor({{1.5f, 3.5f, 15.f, 35.f}})));
 
   ctx.modality = "text";
   ctx.vocab_size = 5;
   auto text = encoder_registry().make(Config::from_string("{name: raw}", "r"), ctx);
-  braid::data::ModalityBatch tb{torch::tensor({{2, 2, 4, 0}, {0, 0, 0, 0}}, torch::kLong),
+  braid::ModalityBatch tb{torch::tensor({{2, 2, 4, 0}, {0, 0, 0, 0}}, torch::kLong),
                                 torch::tensor({3, 0}, torch::kLong), torch::tensor({true, false})};
   auto t = text->forward(tb);
   EXPECT_TRUE(torch::allclose(t, torch::tensor({{0.f, 0.f, 2.f / 3, 0.f, 1.f / 3}, {0.f, 0.f, 0.f, 0.f, 0.f}})));
 
   ctx.modality = "image";
   auto image = encoder_registry().make(Config::from_string("{name: raw, grid: 2}", "r"), ctx);
-  braid::data::ModalityBatch ib{torch::arange(48, torch::kFloat).view({1, 3, 4, 4}), torch::ones({1}, torch::kLong),
+  braid::ModalityBatch ib{torch::arange(48, torch::kFloat).view({1, 3, 4, 4}), torch::ones({1}, torch::kLong),
                                 torch::tensor({true})};
   auto im = image->forward(ib);
   ASSERT_EQ(im.sizes(), (std::vector<int64_t>{1, 12}));
   EXPECT_FLOAT_EQ(im[0][0].item<float>(), (0 + 1 + 4 + 5) / 4.f);
+}
+
+// ---------------------------------------------------------------- decision-level fusion
+// `late_weighted`: each modality's head gives class log-probabilities; the fused output is the log of
+// their mean weighted by softmax(late_weights) over the present modalities. Raw (parameter-free)
+// encoders with one time bin and identity heads make each expert's logits the input itself, so the
+// expected output is computed by hand below.
+TEST(LateFusion, WeightedCombineMatchesHandComputedMixture) {
+  braid::models::ModelContext ctx;
+  ctx.modalities = {"audio", "series"};
+  ctx.outputs = 3;
+  ctx.task = braid::models::Task::Classify;
+  braid::nn::EncoderContext a, s;
+  a.modality = "audio";
+  a.n_mels = 3;
+  s.modality = "series";
+  s.series_channels = 3;
+  ctx.encoders["audio"] = a;
+  ctx.encoders["series"] = s;
+  auto cfg = Config::from_string(
+      "{encoders: {audio: {name: raw, frames: 1}, series: {name: raw, frames: 1}}, fusion: {name: late_weighted}, "
+      "head: {hidden: [], dropout: 0}}",
+      "late");
+  braid::models::FusionClassifierImpl model(cfg, ctx);
+  model.eval();
+  auto params = model.named_parameters();
+  ASSERT_TRUE(params.contains("late_weights"));
+  ASSERT_EQ(params["late_weights"].sizes(), (std::vector<int64_t>{2}));
+  {
+    torch::NoGradGuard ng;
+    int heads = 0;
+    for (auto& p : params) {
+      if (p.key().rfind("modality_heads.", 0) != 0) continue;
+      ++heads;
+      if (p.key().find("weight") != std::string::npos) p.value().copy_(torch::eye(3));
+      else p.value().zero_();
+    }
+    ASSERT_EQ(heads, 4);  // one linear layer (weight, bias) per modality
+    params["late_weights"].copy_(torch::tensor({0.f, std::log(3.f)}));  // softmax -> {1/4, 3/4}
+  }
+  // expert distributions: audio {.5, .25, .25}, series {.1, .2, .7}; as logits, their logs
+  const std::vector<float> pa = {0.5f, 0.25f, 0.25f}, ps = {0.1f, 0.2f, 0.7f};
+  auto la = torch::log(torch::tensor(pa)), ls = torch::log(torch::tensor(ps));
+  // three rows: both modalities; audio only; series only. Two time steps, both valid (the mean is the value).
+  braid::Batch b;
+  b.index = {0, 1, 2};
+  auto pres_a = torch::tensor({true, true, false}), pres_s = torch::tensor({true, false, true});
+  auto au = la.view({1, 3, 1}).expand({3, 3, 2}).clone() * pres_a.to(torch::kFloat).view({3, 1, 1});
+  auto se = ls.view({1, 1, 3}).expand({3, 2, 3}).clone() * pres_s.to(torch::kFloat).view({3, 1, 1});
+  b.mods["audio"] = {au, torch::tensor({2, 2, 0}, torch::kLong), pres_a};
+  b.mods["series"] = {se, torch::tensor({2, 0, 2}, torch::kLong), pres_s};
+  auto out = model.forward(b);
+  // by hand: 1/4 * {.5, .25, .25} + 3/4 * {.1, .2, .7} = {.2, .2125, .5875}; a lone expert has weight 1
+  auto want = torch::log(torch::tensor({{0.2f, 0.2125f, 0.5875f}, {0.5f, 0.25f, 0.25f}, {0.1f, 0.2f, 0.7f}}));
+  EXPECT_TRUE(braid::test::AllClose(out, want, 1e-6, "late_weighted output"));
+  EXPECT_TRUE(braid::test::AllClose(out.exp().sum(1), torch::ones({3}), 1e-6, "probabilities sum to 1"));
+
+  // the gradient reaches the weights only where both experts are present: for row 0's class 2,
+  // d(-log p2)/dw0 = -σ0σ1(pa2 - ps2) / p2 = -(3/16)(.25 - .7) / .5875, and the opposite for w1
+  auto loss = -(out[0][2] + out[1][0] + out[2][1]);
+  loss.backward();
+  const double g0 = -(3.0 / 16) * (0.25 - 0.7) / 0.5875;
+  EXPECT_TRUE(braid::test::AllClose(params["late_weights"].grad(), torch::tensor({g0, -g0}), 1e-6,
+                                    "d loss / d late_weights"));
+
+  // equal weights give the plain mean {.3, .225, .475} (late_mean's answer): the weights matter
+  {
+    torch::NoGradGuard ng;
+    params["late_weights"].zero_();
+    auto eq = model.forward(b);
+    EXPECT_TRUE(braid::test::AllClose(eq[0], torch::log(torch::tensor({0.3f, 0.225f, 0.475f})), 1e-6, "equal weights"));
+    EXPECT_TRUE(braid::test::AllClose(eq.slice(0, 1), want.slice(0, 1), 1e-6, "lone experts"));
+  }
 }

@@ -2,6 +2,7 @@
 // `braid embed` / the server / training-time embeddings, the HTTP API and its errors, a soak test and
 // a headless Chromium screenshot of the search page.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -22,10 +23,11 @@
 #include "braid/core/safetensors.h"
 #include "braid/data/image.h"
 #include "braid/data/preprocess.h"
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 #include "braid/serve/embedder.h"
 #include "braid/serve/index.h"
-#include "braid/train/checkpoint.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 #include "test_util.h"
 
 using namespace braid;
@@ -363,8 +365,8 @@ TEST(ServeParity, EmbedCommandServerAndTrainingPathAgree) {
     ASSERT_EQ(r.code, 0) << r.err;
   }
   // training-time path
-  auto p = eval::open_pipeline(t.run);
-  train::load_weights(*p.model, t.run + "/model.pt");
+  auto p = run::open_pipeline(t.run);
+  braid::run::load_weights(*p.model, braid::run::RunDir(t.run).model());
   auto man = std::make_shared<data::Manifest>(data::Manifest::load(t.manifest));
   auto loader = p.loader(man, "test", false);
   auto ref = eval::embed_all(p, *loader);
@@ -552,7 +554,8 @@ void soak(int threads, int per_thread) {
 TEST(ServeSoak, MixedRequestsShort) { soak(4, 150); }
 TEST(ServeSoak, SlowMixedRequestsLong) { soak(8, 500); }
 
-// (d) Headless Chromium renders the result page of `/?q=...` (the page searches on load).
+// (d) Headless Chromium renders the result page of `/?q=...` (the page searches on load): a screenshot,
+// and the DOM after the page's script ran, whose result list must show the hits of /api/search.
 TEST(ServeBrowser, BrowserScreenshotOfAResultPage) {
   std::string chromium;
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
@@ -589,6 +592,50 @@ TEST(ServeBrowser, BrowserScreenshotOfAResultPage) {
   ASSERT_TRUE(h);
   EXPECT_GE(json::parse(h->body)["requests"].get<int64_t>(), 1);
   fs::copy_file(shot, t.dir + "/../braid_serve_screenshot.png", fs::copy_options::overwrite_existing);
+
+  // The DOM after the page's script ran: the result list holds the hits /api/search gives for the same
+  // query (the page asks for k = 12), in order, each captioned "<b>score</b><br>id · label".
+  auto api = httplib::Client("127.0.0.1", srv.port())
+                 .Post("/api/search", R"({"text": "red apple fruit", "k": 12})", "application/json");
+  ASSERT_TRUE(api && api->status == 200);
+  const auto hits = json::parse(api->body)["results"];
+  ASSERT_EQ(hits.size(), 12u) << api->body;
+  const std::string dom_file = t.dir + "/dom.html";
+  const std::string dom_cmd = "timeout 120 " + chromium + " --headless --disable-gpu --no-sandbox " +
+                              "--user-data-dir=" + q(t.dir + "/chromium-profile") +
+                              " --virtual-time-budget=10000 --dump-dom " + q(url) + " >" + q(dom_file) + " 2>" +
+                              q(t.dir + "/chromium_dom.log");
+  st = std::system(dom_cmd.c_str());
+  const std::string dom = read_file(dom_file);
+  ASSERT_NE(dom.find("</html>"), std::string::npos) << "no DOM; exit " << st << "\n" << read_file(t.dir + "/chromium_dom.log");
+  const auto begin = dom.find("<main id=\"results\"");
+  ASSERT_NE(begin, std::string::npos) << dom;
+  const auto end = dom.find("</main>", begin);
+  ASSERT_NE(end, std::string::npos) << dom;
+  const std::string list = dom.substr(begin, end - begin);
+  size_t cards = 0;
+  for (auto at = list.find("<figure class=\"card\">"); at != std::string::npos; at = list.find("<figure class=\"card\">", at + 1))
+    ++cards;
+  EXPECT_EQ(cards, hits.size()) << list;
+  size_t pos = 0;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const auto& r = hits[i];
+    const std::string label = r["label"].get<std::string>();
+    const std::string caption = r["id"].get<std::string>() + (label.empty() ? "" : " \u00b7 " + label) + "</figcaption>";
+    const auto at = list.find(caption, pos);
+    ASSERT_NE(at, std::string::npos) << "hit " << i << " (" << caption << ") is not in the result list"
+                                     << (i ? " after hit " + std::to_string(i - 1) : std::string()) << ":\n" << list;
+    pos = at + caption.size();
+  }
+  // the expected top hit: its score, its id (as the image's alt text and caption) and its label
+  const auto& top = hits[0];
+  const std::string top_caption = fmt::format("<figcaption><b>{:.3f}</b><br>{}", top["score"].get<double>(),
+                                              top["id"].get<std::string>());
+  EXPECT_NE(list.find(top_caption), std::string::npos) << top_caption << " not in:\n" << list;
+  const auto second_card = list.find("<figure class=\"card\">", list.find("<figure class=\"card\">") + 1);
+  EXPECT_LT(list.find("alt=\"" + top["id"].get<std::string>() + "\""), second_card) << list;
+  EXPECT_NE(dom.find("12 results for text query \u201cred apple fruit\u201d"), std::string::npos)
+      << dom.substr(0, std::min<size_t>(dom.size(), 3000));
   EXPECT_EQ(srv.stop(), 0) << srv.log();
 }
 

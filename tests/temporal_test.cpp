@@ -49,22 +49,22 @@ models::ModelContext context(std::vector<std::string> mods = {"image", "audio", 
 //   row 2: audio (6), text (4)      — no image
 //   row 3: image, audio (3)         — no text
 // Padding is zero (as the loader pads); `extra` appends that many more padding steps to audio and text.
-data::Batch toy_batch(int64_t extra = 0, uint64_t seed = 7) {
+Batch toy_batch(int64_t extra = 0, uint64_t seed = 7) {
   torch::manual_seed(seed);
-  data::Batch b;
+  Batch b;
   b.index = {0, 1, 2, 3};
   b.labels = torch::tensor({0, 1, 2, 1}, torch::kLong);
   auto bools = [](std::vector<int> v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).to(torch::kBool);
   };
   auto longs = [](std::vector<int64_t> v) { return torch::tensor(v, torch::kLong); };
-  data::ModalityBatch im;
+  ModalityBatch im;
   im.present = bools({1, 1, 0, 1});
   im.lengths = longs({1, 1, 0, 1});
   im.data = torch::randn({4, 3, 16, 16}) * im.present.to(torch::kFloat).view({4, 1, 1, 1});
   b.mods["image"] = im;
 
-  data::ModalityBatch au;
+  ModalityBatch au;
   au.present = bools({1, 0, 1, 1});
   au.lengths = longs({10, 0, 6, 3});
   au.data = torch::zeros({4, 8, 10 + extra});
@@ -74,7 +74,7 @@ data::Batch toy_batch(int64_t extra = 0, uint64_t seed = 7) {
   }
   b.mods["audio"] = au;
 
-  data::ModalityBatch tx;
+  ModalityBatch tx;
   tx.present = bools({1, 1, 1, 0});
   tx.lengths = longs({6, 2, 4, 0});
   tx.data = torch::zeros({4, 6 + extra}, torch::kLong);
@@ -216,7 +216,7 @@ TEST(Temporal, SequenceFrontEndsShapesLengthsAndAbsentRows) {
     EXPECT_GT(f.x.abs().sum().item<float>(), 0.f);
   }
   // a batch where nobody has the modality: data undefined -> zeros, length 0
-  data::ModalityBatch none;
+  ModalityBatch none;
   none.present = torch::zeros({4}, torch::kBool);
   none.lengths = torch::zeros({4}, torch::kLong);
   auto f = mk("{}", "audio")->forward(none);
@@ -226,7 +226,7 @@ TEST(Temporal, SequenceFrontEndsShapesLengthsAndAbsentRows) {
   nn::EncoderContext sctx;
   sctx.modality = "series";
   sctx.series_channels = 2;
-  data::ModalityBatch se;
+  ModalityBatch se;
   se.present = torch::ones({2}, torch::kBool);
   se.lengths = torch::tensor({5, 2}, torch::kLong);
   se.data = torch::randn({2, 5, 2});
@@ -425,7 +425,7 @@ TEST(MCTN, TestTimeNeedsOnlyTheSource) {
   auto b = toy_batch();
   auto full = m->forward(b);
   EXPECT_FALSE(m->auxiliary_loss().defined());
-  data::Batch src_only;
+  Batch src_only;
   src_only.index = b.index;
   src_only.mods["image"] = b.mods.at("image");
   auto out = m->forward(src_only);
@@ -488,11 +488,14 @@ train: {epochs: 2, batch_size: 8, lr: 0.003, warmup_steps: 2}
   ASSERT_EQ(r.code, 0) << r.err;
   auto e = run_braid("eval " + q(run) + " --data " + q(manifest) + " --split test --json");
   ASSERT_EQ(e.code, 0) << e.err;
-  std::string last, line;
-  std::istringstream ss(e.out);
-  while (std::getline(ss, line))
-    if (!line.empty()) last = line;
-  auto j = nlohmann::json::parse(last);
-  ASSERT_TRUE(j.contains("accuracy")) << last;
-  EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+  auto j = last_json_line(e.out);
+  ASSERT_TRUE(j.contains("accuracy")) << e.out;
+  // the printed accuracy is the share of test samples whose argmax output of model.pt is their label,
+  // counted here from the model itself
+  auto rc = recount_accuracy(run, manifest, "test");
+  EXPECT_EQ(j["n"].get<int64_t>(), 6);
+  EXPECT_EQ(rc.n, 6);
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), rc.accuracy()) << rc.correct << " of " << rc.n << " recounted";
+  // and on the validation split eval reproduces what training scored for the weights it kept
+  ExpectEvalMatchesTrainingValidation(run, manifest);
 }

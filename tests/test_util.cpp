@@ -21,6 +21,7 @@
 #include "braid/data/audio.h"
 #include "braid/data/image.h"
 #include "braid/core/fs.h"
+#include "braid/run/run_dir.h"
 
 namespace braid::test {
 
@@ -199,6 +200,55 @@ std::vector<std::pair<int64_t, double>> train_losses(const std::string& run) {
   for (const auto& j : read_jsonl(run + "/metrics.jsonl"))
     if (j.contains("loss") && !j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
   return v;
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  std::string last, line;
+  std::istringstream ss(out);
+  while (std::getline(ss, line))
+    if (!line.empty()) last = line;
+  return nlohmann::json::parse(last);
+}
+
+double Recount::majority_share() const {
+  int64_t best = 0;
+  for (const auto& [c, k] : label_counts) best = std::max(best, k);
+  return n ? static_cast<double>(best) / n : 0.0;
+}
+
+Recount recount_accuracy(const std::string& run, const std::string& manifest, const std::string& split,
+                         const std::string& weights) {
+  auto p = braid::run::open_run(run, weights);
+  auto m = std::make_shared<braid::data::Manifest>(braid::data::Manifest::load(manifest));
+  auto loader = p.loader(m, split, false);
+  torch::NoGradGuard ng;
+  p.model->eval();
+  Recount r;
+  loader->start_epoch(0);
+  while (auto b = loader->next()) {
+    auto pred = p.model->forward(b->to(p.device)).argmax(1).cpu();
+    auto pa = pred.accessor<int64_t, 1>();
+    auto la = b->labels.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < b->size(); ++i) {
+      ++r.n;
+      ++r.label_counts[la[i]];
+      r.correct += pa[i] == la[i];
+    }
+  }
+  return r;
+}
+
+void ExpectEvalMatchesTrainingValidation(const std::string& run, const std::string& manifest) {
+  auto e = run_braid("eval " + q(run) + " --data " + q(manifest) + " --split val --threads 1 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto j = last_json_line(e.out);
+  auto val = nlohmann::json::parse(read_file(braid::run::RunDir(run).summary()))["val"];
+  ASSERT_TRUE(val.contains("accuracy")) << val.dump();
+  for (const char* k : {"n", "accuracy", "macro_f1", "per_class"}) EXPECT_EQ(j[k], val[k]) << k << ": " << e.out;
+  double best = -1;
+  for (const auto& line : read_jsonl(braid::run::RunDir(run).metrics()))
+    if (line.value("split", "") == "val") best = std::max(best, line["accuracy"].get<double>());
+  EXPECT_EQ(j["accuracy"].get<double>(), best) << "eval's val accuracy is not the best one training logged";
 }
 
 pid_t spawn_braid(const std::string& args, const std::string& log, const std::string& env) {

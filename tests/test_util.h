@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 
 #include <string>
 #include <vector>
@@ -78,6 +79,26 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path);
 std::string train_args(const Dataset& d, const std::string& run);
 // (step, loss) of every train line of RUN/metrics.jsonl (validation lines skipped).
 std::vector<std::pair<int64_t, double>> train_losses(const std::string& run);
+
+// The last non-empty line of a command's stdout, parsed as JSON (what `--json` prints last).
+nlohmann::json last_json_line(const std::string& out);
+
+// Classification predictions of a finished run recounted here, not through eval's metrics code: the
+// run's weights (`weights` as `braid eval --weights`) over `split` of `manifest`, argmax of the
+// model's outputs against the labels. correct / n is the accuracy `braid eval` must print.
+struct Recount {
+  int64_t correct = 0, n = 0;
+  std::map<int64_t, int64_t> label_counts;  // class id -> samples of the split
+  double accuracy() const { return n ? static_cast<double>(correct) / n : 0.0; }
+  double majority_share() const;            // the largest class's share of the split
+};
+Recount recount_accuracy(const std::string& run, const std::string& manifest, const std::string& split,
+                         const std::string& weights = "model");
+
+// `braid eval RUN --split val --threads 1 --json` scores the run's final model exactly as training's
+// last validation of the best weights did (summary.json "val"), and that accuracy is the best one
+// logged in metrics.jsonl.
+void ExpectEvalMatchesTrainingValidation(const std::string& run, const std::string& manifest);
 
 // Starts braid in the background with `args` (stdin /dev/null, stdout and stderr to `log`), with
 // the environment assignments `env` ("RANK=1 WORLD_SIZE=2", may be empty); returns its pid.
