@@ -9,11 +9,12 @@
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/safetensors.h"
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 #include "braid/eval/zeroshot.h"
 #include "braid/models/dual_tower.h"
 #include "braid/models/model.h"
-#include "braid/train/checkpoint.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 #include "test_util.h"
 
 using namespace braid;
@@ -24,7 +25,7 @@ namespace {
 models::ModelContext toy_context(int64_t K = 3) {
   models::ModelContext ctx;
   ctx.modalities = {"image", "text", "audio"};
-  ctx.align = true;
+  ctx.task = models::Task::Align;
   for (const auto& m : ctx.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -47,8 +48,8 @@ encoders:
 embed_dim: 8
 )";
 
-data::Batch toy_batch(int64_t B, int64_t K = 3) {
-  data::Batch b;
+Batch toy_batch(int64_t B, int64_t K = 3) {
+  Batch b;
   for (int64_t i = 0; i < B; ++i) b.index.push_back(i);
   auto ones = torch::ones({B}, torch::kBool);
   b.mods["image"] = {torch::randn({B, 3, 16, 16}), torch::ones({B}, torch::kLong), ones};
@@ -78,14 +79,14 @@ TEST(ImageViT, ShapesAndClassToken) {
   e.modality = "image";
   e.image_size = 16;
   auto enc = nn::encoder_registry().make(cfg, e);
-  data::ModalityBatch mb{torch::randn({3, 3, 16, 16}), torch::ones({3}, torch::kLong),
+  ModalityBatch mb{torch::randn({3, 3, 16, 16}), torch::ones({3}, torch::kLong),
                          torch::tensor({true, false, true})};
   auto h = enc->forward(mb);
   ASSERT_EQ(h.sizes(), (std::vector<int64_t>{3, 16}));
   EXPECT_EQ(h[1].abs().sum().item<float>(), 0.f);  // absent row
   EXPECT_GT(h[0].abs().sum().item<float>(), 0.f);
   // a wrong image size is a one-line input error
-  data::ModalityBatch bad{torch::randn({1, 3, 20, 20}), torch::ones({1}, torch::kLong), torch::ones({1}, torch::kBool)};
+  ModalityBatch bad{torch::randn({1, 3, 20, 20}), torch::ones({1}, torch::kLong), torch::ones({1}, torch::kBool)};
   EXPECT_THROW(enc->forward(bad), InputError);
 }
 
@@ -250,8 +251,8 @@ train: {epochs: 8, batch_size: 8, lr: 0.003, warmup_steps: 2, log_every: 1}
   EXPECT_NE(zr.err.find("labels the run was not trained on"), std::string::npos) << zr.err;
 
   // embed(): unit-norm, and the same vectors from embed_all (evaluation) as from a direct call
-  auto p = eval::open_pipeline(run);
-  train::load_weights(*p.model, run + "/model.pt");
+  auto p = braid::run::open_pipeline(run);
+  braid::run::load_weights(*p.model, braid::run::RunDir(run).model());
   auto m = std::make_shared<data::Manifest>(data::Manifest::load(manifest));
   auto loader = p.loader(m, "test", false);
   auto e = eval::embed_all(p, *loader);

@@ -1,28 +1,30 @@
 // braid bench speed | bench fusion | bench gemm | bench pipeline
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
-#include "braid/data/pipeline_bench.h"
-#include "braid/train/fusion_bench.h"
-#include "braid/train/speed.h"
+#include "tools/fusion_bench.h"
+#include "tools/pipeline_bench.h"
+#include "tools/speed.h"
 #include "commands.h"
 
 namespace braid::cli {
 
 struct SpeedArgs {
   train::RunOptions run;
-  train::SpeedOptions speed;
+  tools::SpeedOptions speed;
   bool json = false;
 };
 
 struct PipelineArgs {
-  data::PipelineBenchOptions o;
+  tools::PipelineBenchOptions o;
   bool json = false;
 };
 
 struct FusionArgs {
-  train::FusionBenchOptions o;
+  tools::FusionBenchOptions o;
   std::string methods = "all";
 };
 
@@ -57,7 +59,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
         cur += c;
       }
     }
-    auto r = train::run_fusion_bench(f->o);
+    auto r = tools::run_fusion_bench(f->o);
     fmt::print("{}", read_text_file(f->o.out + "/results.md"));
     return 0;
   });
@@ -74,7 +76,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   gm->add_option("--repeats", g->repeats, "timed runs; the median is reported")->capture_default_str();
   gm->add_flag("--json", g->json, "print one JSON line");
   out.emplace_back(gm, [g] {
-    auto r = train::measure_gemm(g->n, g->threads, g->repeats);
+    auto r = tools::measure_gemm(g->n, g->threads, g->repeats);
     if (g->json)
       fmt::print("{}\n", r.dump());
     else
@@ -96,7 +98,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   pp->add_option("--dump", pl->o.dump, "write the first sample's tensor to this .npy file");
   pp->add_flag("--json", pl->json, "print one JSON line");
   out.emplace_back(pp, [pl] {
-    auto r = data::measure_pipeline(pl->o);
+    auto r = tools::measure_pipeline(pl->o);
     if (pl->json) {
       fmt::print("{}\n", r.dump());
     } else {
@@ -123,7 +125,9 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
                  "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {
-    auto r = train::measure_speed(a->run, a->speed);
+    // BRAID_ADAMW=loop|foreach|fused|auto: an override of train.adamw for benchmark scripts (bench/gpu.sh)
+    if (const char* e = std::getenv("BRAID_ADAMW"); e && *e) a->run.sets.push_back(std::string("train.adamw=") + e);
+    auto r = tools::measure_speed(a->run, a->speed);
     if (a->json) {
       fmt::print("{}\n", r.dump());
     } else {

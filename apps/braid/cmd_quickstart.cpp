@@ -3,12 +3,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/build/build.h"
+#include "braid/data/manifest.h"
+#include "braid/run/run_dir.h"
 #include "braid/train/trainer.h"
 #include "commands.h"
 #include "embedded_recipes.h"
@@ -49,9 +53,10 @@ int run_quickstart(const QuickArgs& a) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& j : jobs) {
     const std::string run = a.out + "/" + j.name;
+    const run::RunDir rd(run);
     if (a.fresh && fs::exists(run)) braid::remove_tree(run);
     nlohmann::json summary;
-    if (file_exists(run + "/summary.json") && file_exists(run + "/model.pt")) {
+    if (file_exists(rd.summary()) && rd.finished()) {
       spdlog::info("{}: reusing the finished run in {} (--fresh retrains)", j.name, run);
     } else {
       train::RunOptions ro;
@@ -61,12 +66,12 @@ int run_quickstart(const QuickArgs& a) {
       ro.out = run;
       ro.threads = a.threads;
       ro.device = a.device;
-      ro.resume = file_exists(run + "/checkpoints/last.pt");
+      ro.resume = rd.has_checkpoint();
       if (!ro.resume) ro.sets = {std::string("model.modalities=") + j.modalities};
       spdlog::info("training the {} model ({})", j.name, j.modalities);
       train::train(ro);
     }
-    summary = nlohmann::json::parse(read_text_file(run + "/summary.json"));
+    summary = nlohmann::json::parse(read_text_file(rd.summary()));
     auto m = evaluate_run(run, manifest, "test", "model", a.device);
     rows.push_back({{"model", j.name},
                     {"modalities", j.modalities},
@@ -85,6 +90,16 @@ int run_quickstart(const QuickArgs& a) {
       best_name = rows[i]["model"];
     }
   double fused = rows.back()["test_accuracy"];
+  // the baseline a model must beat: always answering the test split's most frequent class
+  const auto test_set = data::Manifest::load(manifest);
+  std::map<std::string, int64_t> counts;
+  int64_t n_test = 0;
+  for (auto i : test_set.split_indices("test"))
+    if (const auto& l = test_set.samples()[i].label) ++counts[*l], ++n_test;
+  auto top = std::max_element(counts.begin(), counts.end(),
+                              [](const auto& x, const auto& y) { return x.second < y.second; });
+  const double majority = n_test && top != counts.end() ? static_cast<double>(top->second) / n_test : 0.0;
+  const std::string majority_label = top != counts.end() ? top->first : "";
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::string md = fmt::format("Emoji group classification, held-out test emoji ({} samples)\n\n", rows[0]["test_n"].get<int64_t>());
@@ -95,12 +110,14 @@ int run_quickstart(const QuickArgs& a) {
                       r["modalities"].get<std::string>(), r["test_accuracy"].get<double>(),
                       r["test_macro_f1"].get<double>(), r["parameters"].get<int64_t>(),
                       r["train_seconds"].get<double>());
+  md += fmt::format("| majority class ({}) | none | {:.3f} | | 0 | 0.0 |\n", majority_label, majority);
   md += fmt::format("\nfused {:.3f} vs best unimodal ({}) {:.3f}: {}\n", fused, best_name, best_uni,
                     fused > best_uni ? "fusion wins" : "fusion does NOT beat the best single modality");
   md += fmt::format("quickstart wall time {:.1f} s\n", total);
   atomic_write_text(a.out + "/results.md", md);
   atomic_write_text(a.out + "/results.json",
                     nlohmann::json{{"rows", rows}, {"fused_beats_best_unimodal", fused > best_uni},
+                                   {"majority_baseline", majority}, {"majority_class", majority_label},
                                    {"seconds", total}}.dump(1) + "\n");
   fmt::print("\n{}", md);
   fmt::print("(tables in {}/results.md and results.json)\n", a.out);

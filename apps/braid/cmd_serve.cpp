@@ -18,66 +18,6 @@ namespace braid::cli {
 
 namespace {
 
-std::string absolute_path(const std::string& p) {
-  if (p.empty()) return p;
-  std::error_code ec;
-  auto a = std::filesystem::absolute(p, ec);
-  return ec ? p : a.lexically_normal().string();
-}
-
-// Embeddings of one modality of a manifest split with a run's model (the loader's preprocessing).
-serve::EmbeddingSet embed_manifest(serve::Embedder& emb, const std::string& manifest_path, const std::string& split,
-                                   const std::string& modality, const std::string& text_view) {
-  auto& p = emb.pipeline();
-  BRAID_INPUT_CHECK(emb.embeds(modality), "{}: the model does not embed '{}'; it embeds {}", emb.run(), modality,
-                    fmt::format("{}", fmt::join(emb.modalities(), ", ")));
-  auto m = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
-  // Text: the recipe's view; "random" (one view per epoch in training) embeds the first view, as
-  // evaluation does. `text_view` overrides it (e.g. zh).
-  auto opts = p.pre->options();
-  if (!text_view.empty()) opts.text.view = text_view;
-  if (opts.text.view == "random") opts.text.view = "";
-  const std::string view = opts.text.view;
-  std::vector<int64_t> rows;
-  for (int64_t i : m->split_indices(split)) {
-    const auto& s = m->samples()[static_cast<size_t>(i)];
-    if (modality == "text" ? s.text_view(view) != nullptr : s.has(modality)) rows.push_back(i);
-  }
-  BRAID_INPUT_CHECK(!rows.empty(), "{}: no samples with {} in split '{}'", manifest_path, modality,
-                    split.empty() ? "(all)" : split);
-  // Only the requested modality is decoded; otherwise the same preprocessor as training.
-  auto pre = std::make_shared<data::Preprocessor>(opts, std::vector<std::string>{modality}, p.tokenizer);
-  data::Loader loader(m, rows, pre, p.loader_options(false), data::Targets::None);
-  loader.start_epoch(0);
-  Progress bar("embed " + modality, loader.batches_per_epoch(), "batches");
-  std::vector<torch::Tensor> vecs;
-  std::vector<int64_t> order;
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    auto v = emb.embed(modality, b->mods.at(modality));
-    auto keep = b->mods.at(modality).present.to(torch::kBool);
-    vecs.push_back(v.index({keep}));
-    auto ka = keep.accessor<bool, 1>();
-    for (int64_t i = 0; i < b->size(); ++i)
-      if (ka[i]) order.push_back(b->index[static_cast<size_t>(i)]);
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
-  serve::EmbeddingSet e;
-  e.vectors = torch::cat(vecs);
-  e.run = absolute_path(emb.run());
-  e.modality = modality;
-  e.manifest = absolute_path(manifest_path);
-  e.split = split;
-  for (int64_t r : order) {
-    const auto& s = m->samples()[static_cast<size_t>(r)];
-    std::string path = modality == "image" ? s.image : modality == "audio" ? s.audio : "";
-    e.entries.push_back({r, s.id, absolute_path(path), s.label.value_or("")});
-  }
-  return e;
-}
-
 struct EmbedArgs {
   std::string run, data, split, modality, out, weights = "model", text_view;
   int threads = 0;
@@ -117,7 +57,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   out.emplace_back(e, [ea] {
     configure_threads(ea->threads);
     serve::Embedder emb(ea->run, ea->weights);
-    auto set = embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
+    auto set = serve::embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
     serve::save_embeddings(ea->out, set);
     fmt::print("wrote {} {} vectors of dim {} to {} (+ {})\n", set.vectors.size(0), ea->modality, set.vectors.size(1),
                ea->out, serve::sidecar_path(ea->out));

@@ -1,6 +1,7 @@
 // braid train | braid tokenizer train
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "braid/core/error.h"
@@ -8,6 +9,7 @@
 #include "braid/core/runtime.h"
 #include "braid/data/tokenizer.h"
 #include "braid/train/trainer.h"
+#include "tools/launch.h"
 #include "commands.h"
 
 namespace braid::cli {
@@ -37,13 +39,34 @@ std::vector<std::string> without_nproc(const std::vector<std::string>& argv) {
   return out;
 }
 
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  BRAID_INPUT_CHECK(end && *end == '\0' && x >= -1000000 && x <= 1000000,
+                    "environment variable {}: expected an integer, got '{}'", name, v);
+  return static_cast<int>(x);
+}
+
+
+// torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_WORLD_SIZE) and Gloo's
+// GLOO_SOCKET_IFNAME, where set: the defaults that --rank/--world-size/... override.
+void read_dist_env(train::DistOptions& d) {
+  d.rank = env_int("RANK", d.rank);
+  d.world_size = env_int("WORLD_SIZE", d.world_size);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) d.master_addr = a;
+  d.master_port = env_int("MASTER_PORT", d.master_port);
+  d.local_world_size = env_int("LOCAL_WORLD_SIZE", d.local_world_size);
+  if (const char* i = std::getenv("GLOO_SOCKET_IFNAME"); i && *i) d.interface = i;
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
   auto o = std::make_shared<train::RunOptions>();
   auto d = std::make_shared<DistArgs>();
-  auto* t = app.add_subcommand("train", "train a recipe; writes RUN_DIR/{recipe.resolved.yaml, metrics.jsonl, "
-                                        "checkpoints/, model.pt}");
+  auto* t = app.add_subcommand("train", "train a recipe into a run directory (its files: docs/cli.md)");
   t->add_option("recipe", o->recipe, "recipe YAML (see recipes/ and docs/recipes.md)")->required();
   t->add_option("--data", o->data, "manifest JSONL (default: the recipe's data.manifest)");
   t->add_option("--out", o->out, "run directory")->required();
@@ -80,10 +103,10 @@ void add_train_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>&
       BRAID_INPUT_CHECK(!port_opt->count() || (d->master_port >= 1 && d->master_port <= 65535),
                         "--master-port: expected a TCP port 1..65535, got {}", d->master_port);
       make_dirs(o->out);
-      return train::launch_local(without_nproc(invocation()), d->nproc, port_opt->count() ? d->master_port : 0, o->out);
+      return tools::launch_local(without_nproc(invocation()), d->nproc, port_opt->count() ? d->master_port : 0, o->out);
     }
     auto& dist = o->dist;
-    dist.read_env();
+    read_dist_env(dist);
     if (rank_opt->count()) dist.rank = d->rank;
     if (world_opt->count()) dist.world_size = d->world_size;
     if (!d->master_addr.empty()) dist.master_addr = d->master_addr;

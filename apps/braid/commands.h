@@ -18,6 +18,7 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
 void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
+void add_list_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);      // braid list
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
 
 // The command line this process was started with (argv[0] first), for commands that re-run
@@ -29,8 +30,12 @@ void print_metrics(const std::string& title, const nlohmann::json& m);
 
 }  // namespace braid::cli
 
+#include "braid/eval/tasks.h"
+
 namespace braid::cli {
-// Evaluate a run's weights ("model", "best" or a path) on one split of a manifest.
+// Evaluate a run's weights ("model", "best", "last" or a path) on one split of a manifest with an
+// eval task ("" = the run's default; see `braid list tasks`).
 nlohmann::json evaluate_run(const std::string& run, const std::string& manifest, const std::string& split,
-                            const std::string& weights, const std::string& device);
+                            const std::string& weights, const std::string& device, const std::string& task = "",
+                            const std::string& text_view = "", eval::TaskRequest req = {});
 }  // namespace braid::cli

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "braid/core/error.h"
@@ -26,7 +28,11 @@ const std::vector<std::string>& braid::cli::invocation() { return g_invocation; 
 
 int main(int argc, char** argv) {
   g_invocation.assign(argv, argv + argc);
-  braid::configure_allocator();
+  // Environment overrides are read here, in apps/, and passed down (the library reads none).
+  const char* malloc_mode = std::getenv("BRAID_MALLOC");
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
+                             !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};
   app.set_version_flag("--version", std::string("braid ") + BRAID_VERSION);
   bool verbose = false;
@@ -39,6 +45,7 @@ int main(int argc, char** argv) {
   braid::cli::add_train_command(app, cmds);
   braid::cli::add_eval_command(app, cmds);
   braid::cli::add_bench_commands(app, cmds);
+  braid::cli::add_list_command(app, cmds);
 #if BRAID_WITH_SERVE
   braid::cli::add_serve_commands(app, cmds);
 #endif

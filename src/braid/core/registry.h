@@ -45,6 +45,14 @@ class Registry {
     return it->second.factory(cfg, std::forward<Args>(args)...);
   }
 
+  // Build by a name given outside a recipe (a CLI argument): `where` names it in the error.
+  Product make_by_name(const std::string& name, const std::string& where, Args... args) const {
+    auto it = entries_.find(name);
+    if (it == entries_.end())
+      input_error("{}: unknown {} '{}' (known: {})", where, kind_, name, fmt::join(names(), ", "));
+    return it->second.factory(Config(), std::forward<Args>(args)...);
+  }
+
   std::vector<std::string> names() const {
     std::vector<std::string> out;
     for (auto& kv : entries_) out.push_back(kv.first);

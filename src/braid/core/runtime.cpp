@@ -18,10 +18,8 @@
 
 namespace braid {
 
-void configure_allocator() {
-  const char* mode = std::getenv("BRAID_MALLOC");
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  if ((mode && std::string(mode) == "default") || (tunables && std::strstr(tunables, "malloc"))) return;
+void configure_allocator(bool tuned) {
+  if (!tuned) return;
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);

@@ -15,9 +15,9 @@ int configure_threads(int threads);
 // fresh mmap()s, and up to 256 MB of freed heap stays mapped instead of being trimmed back to the
 // kernel. With glibc's adaptive defaults, a training step's activations were unmapped and faulted in
 // again every step (measured: the small CLIP trained 10% faster with these settings; docs/results/
-// clip_speed.md). Called once at start-up by the CLI; BRAID_MALLOC=default (or GLIBC_TUNABLES
-// naming malloc) leaves glibc's defaults.
-void configure_allocator();
+// clip_speed.md). Called once at start-up by the CLI; `tuned = false` leaves glibc's defaults (the
+// CLI passes false for BRAID_MALLOC=default or a GLIBC_TUNABLES that names malloc).
+void configure_allocator(bool tuned = true);
 
 // Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the process; long loops poll it
 // and stop at a safe point. `check_interrupt` throws Interrupted when the flag is set.

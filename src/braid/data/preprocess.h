@@ -10,12 +10,18 @@
 
 #include "braid/core/config.h"
 #include "braid/data/audio.h"
-#include "braid/data/batch.h"
+#include "braid/core/batch.h"
 #include "braid/data/image.h"
 #include "braid/data/manifest.h"
 #include "braid/data/tokenizer.h"
 
 namespace braid::data {
+
+// Preprocessed tensors of one sample (before padding); absent modalities are missing keys.
+struct SampleTensors {
+  std::map<std::string, torch::Tensor> mods;
+};
+
 
 struct TextOptions {
   std::string view;          // which named view to read ("" = the sample's first view)

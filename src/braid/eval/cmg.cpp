@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include "braid/core/error.h"
-#include "braid/models/unicode.h"
 #include "braid/objectives/codebook.h"
 
 namespace braid::eval {
@@ -43,7 +42,7 @@ torch::nn::Sequential make_head(int64_t in, int64_t classes, int64_t hidden) {
 
 nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manifest>& manifest, const CmgOptions& o) {
   BRAID_INPUT_CHECK(p.classes && p.classes->size() > 1,
-                    "cmg: the run has no class map (classes.json); CMG needs labelled data (e.g. data/emoji)");
+                    "cmg: the run has no class map; CMG needs labelled data (e.g. data/emoji)");
   BRAID_INPUT_CHECK(!manifest->split_indices(o.train_split).empty() && !manifest->split_indices(o.test_split).empty(),
                     "{}: cmg needs samples in splits '{}' and '{}'", manifest->path(), o.train_split, o.test_split);
   auto train_loader = p.loader(manifest, o.train_split, false);
@@ -94,7 +93,9 @@ nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manif
     r["mean_r1"] = al.value("mean_r1", 0.0);
   }
   // code health on the test split (unicode models)
-  if (auto* u = dynamic_cast<models::UnicodeImpl*>(p.model.get())) {
+  const auto caps = p.model->capabilities();
+  if (caps.codes > 0) {
+    auto* u = p.model.get();
     torch::NoGradGuard ng;
     bool was = u->is_training();
     u->eval();
@@ -103,20 +104,20 @@ nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manif
     while (auto b = test_loader->next()) {
       auto batch = b->to(p.device);
       std::map<std::string, torch::Tensor> idx, pres;
-      for (const auto& m : u->modalities()) {
+      for (const auto& m : caps.embeds) {
         auto it = batch.mods.find(m);
         if (it == batch.mods.end()) continue;
         pres[m] = it->second.present.to(torch::kBool).cpu();
         idx[m] = u->codes(m, it->second).cpu();
         codes[m].push_back(idx[m].index({pres[m]}));
       }
-      if (idx.size() != u->modalities().size()) continue;
+      if (idx.size() != caps.embeds.size()) continue;
       torch::Tensor all;
       for (auto& [m, pm] : pres) all = all.defined() ? all.logical_and(pm) : pm;
       for (auto& [m, im] : idx) paired[m].push_back(im.index({all}));
     }
     u->train(was);
-    const int64_t C = u->options.codebook.codes;
+    const int64_t C = caps.codes;
     nlohmann::json cj = nlohmann::json::object();
     for (auto& [m, v] : codes) {
       auto st = objectives::code_stats(torch::cat(v), C);
@@ -128,7 +129,7 @@ nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manif
       for (auto b = std::next(a); b != paired.end(); ++b)
         agree[a->first + "_" + b->first] = objectives::code_agreement(torch::cat(a->second), torch::cat(b->second), C);
     r["code_agreement"] = agree;
-    r["live_codes"] = u->codebook()->live_codes();
+    r["live_codes"] = u->live_codes();
   }
   return r;
 }

@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 
 namespace braid::eval {
 

@@ -7,7 +7,6 @@
 
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
-#include "braid/models/single_tower.h"
 
 namespace braid::eval {
 
@@ -67,8 +66,8 @@ static Gallery gather(data::Loader& loader) {
 }
 
 nlohmann::json evaluate_itm_rerank(Pipeline& p, data::Loader& loader, int64_t k) {
-  auto* st = dynamic_cast<models::SingleTowerImpl*>(p.model.get());
-  BRAID_INPUT_CHECK(st, "ITM re-ranking needs a single_tower run");
+  BRAID_INPUT_CHECK(p.model->capabilities().matches,
+                    "ITM re-ranking needs a model with an image-text matching head (e.g. single_tower)");
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
   p.model->eval();
@@ -81,9 +80,9 @@ nlohmann::json evaluate_itm_rerank(Pipeline& p, data::Loader& loader, int64_t k)
   auto tlen = g.text_len.index_select(0, idx).to(p.device);
   auto groups = g.groups.index_select(0, idx);
   auto ones = torch::ones({n}, torch::kBool).to(p.device);
-  data::ModalityBatch imb{images, torch::ones({n}, torch::kLong).to(p.device), ones}, tmb{text, tlen, ones};
+  ModalityBatch imb{images, torch::ones({n}, torch::kLong).to(p.device), ones}, tmb{text, tlen, ones};
   const int64_t bs = 256;
-  auto embed_rows = [&](const std::string& m, const data::ModalityBatch& mb) {
+  auto embed_rows = [&](const std::string& m, const ModalityBatch& mb) {
     std::vector<torch::Tensor> out;
     for (int64_t s = 0; s < n; s += bs) {
       auto r = torch::arange(s, std::min(n, s + bs), torch::kLong).to(p.device);
@@ -106,7 +105,7 @@ nlohmann::json evaluate_itm_rerank(Pipeline& p, data::Loader& loader, int64_t k)
     for (int64_t s = 0; s < n * k; s += bs) {
       auto sl = torch::arange(s, std::min(n * k, s + bs), torch::kLong);
       auto ir = img_rows.index_select(0, sl).to(p.device), tr = txt_rows.index_select(0, sl).to(p.device);
-      scores.push_back(st->match_logits({images.index_select(0, ir), torch::ones({ir.numel()}, torch::kLong).to(p.device),
+      scores.push_back(p.model->match_logits({images.index_select(0, ir), torch::ones({ir.numel()}, torch::kLong).to(p.device),
                                          torch::ones({ir.numel()}, torch::kBool).to(p.device)},
                                         {text.index_select(0, tr), tlen.index_select(0, tr),
                                          torch::ones({tr.numel()}, torch::kBool).to(p.device)})

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 
 namespace braid::eval {
 

@@ -8,7 +8,7 @@
 
 namespace braid::eval {
 
-void drop_modalities(data::Batch& b, const std::vector<std::string>& drop) {
+void drop_modalities(Batch& b, const std::vector<std::string>& drop) {
   for (const auto& m : drop) {
     auto it = b.mods.find(m);
     if (it == b.mods.end()) continue;
@@ -19,14 +19,14 @@ void drop_modalities(data::Batch& b, const std::vector<std::string>& drop) {
   }
 }
 
-nlohmann::json evaluate_batches(Pipeline& p, const std::vector<data::Batch>& batches,
+nlohmann::json evaluate_batches(Pipeline& p, const std::vector<Batch>& batches,
                                 const std::vector<std::string>& drop) {
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
   p.model->eval();
   std::vector<torch::Tensor> outs, truth;
   for (const auto& b0 : batches) {
-    data::Batch b = b0;
+    Batch b = b0;
     if (!drop.empty()) drop_modalities(b, drop);
     outs.push_back(p.model->forward(b.to(p.device)).to(torch::kCPU).to(torch::kFloat));
     truth.push_back(p.task == Task::Classify ? b.labels : b.targets);

@@ -6,16 +6,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "braid/data/batch.h"
-#include "braid/eval/pipeline.h"
+#include "braid/core/batch.h"
+#include "braid/eval/evaluate.h"
 
 namespace braid::eval {
 
 // Mark `drop` modalities absent in every row (presence false, zero data, zero lengths).
-void drop_modalities(data::Batch& b, const std::vector<std::string>& drop);
+void drop_modalities(Batch& b, const std::vector<std::string>& drop);
 
 // Score the run's model on prepared batches (eval mode, no grad), masking `drop` modalities.
-nlohmann::json evaluate_batches(Pipeline& p, const std::vector<data::Batch>& batches,
+nlohmann::json evaluate_batches(Pipeline& p, const std::vector<Batch>& batches,
                                 const std::vector<std::string>& drop = {});
 
 // Every non-empty subset of `modalities`, smallest first, in a stable order.

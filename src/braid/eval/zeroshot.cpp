@@ -37,7 +37,7 @@ torch::Tensor class_embeddings(Pipeline& p, const std::vector<std::string>& name
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
   p.model->eval();
-  auto mb = text_batch(*p.pre, prompts).to(p.device);
+  auto mb = run::text_batch(*p.pre, prompts).to(p.device);
   auto e = p.model->embed("text", mb);
   p.model->train(was_training);
   BRAID_INPUT_CHECK(e.defined(), "zero-shot classification: the model does not embed text");
@@ -68,7 +68,7 @@ static torch::Tensor labels_of(const data::Loader& loader, const data::ClassMap&
 }
 
 nlohmann::json evaluate_zeroshot(Pipeline& p, data::Loader& loader, const std::vector<std::string>& templates) {
-  BRAID_INPUT_CHECK(p.classes, "zero-shot classification needs the run's classes (classes.json: train on labelled data)");
+  BRAID_INPUT_CHECK(p.classes, "zero-shot classification needs the run's class map (train on labelled data)");
   auto cls = class_embeddings(p, p.classes->names(), templates);
   auto e = embed_all(p, loader, "zero-shot");
   const int64_t K = p.classes->size();
@@ -94,7 +94,7 @@ nlohmann::json evaluate_zeroshot(Pipeline& p, data::Loader& loader, const std::v
 }
 
 nlohmann::json evaluate_probe(Pipeline& p, data::Loader& train, data::Loader& test, double l2) {
-  BRAID_INPUT_CHECK(p.classes, "a linear probe needs the run's classes (classes.json: train on labelled data)");
+  BRAID_INPUT_CHECK(p.classes, "a linear probe needs the run's class map (train on labelled data)");
   auto etr = embed_all(p, train, "probe train"), ete = embed_all(p, test, "probe test");
   const int64_t K = p.classes->size();
   nlohmann::json m = {{"classes", K}, {"chance_top1", 1.0 / K}, {"l2", l2}, {"probe", nlohmann::json::object()}};

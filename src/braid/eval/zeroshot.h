@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 
 namespace braid::eval {
 
@@ -29,7 +29,7 @@ torch::Tensor zeroshot_logits(const torch::Tensor& x, const torch::Tensor& class
 torch::Tensor class_embeddings(Pipeline& p, const std::vector<std::string>& names,
                                const std::vector<std::string>& templates);
 
-// Zero-shot classification of the loader's samples with the run's classes (classes.json).
+// Zero-shot classification of the loader's samples with the run's class map.
 nlohmann::json evaluate_zeroshot(Pipeline& p, data::Loader& loader,
                                  const std::vector<std::string>& templates = default_templates());
 

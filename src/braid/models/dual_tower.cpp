@@ -17,7 +17,75 @@
 
 namespace braid::models {
 
-static const std::set<std::string> kLosses = {"clip", "siglip", "dcca", "devise", "cycle"};
+const std::map<std::string, AlignLoss>& DualTowerImpl::losses() {
+  static const std::map<std::string, AlignLoss> table = [] {
+    std::map<std::string, AlignLoss> t;
+    AlignLoss clip;
+    clip.doc = "CLIP: symmetric InfoNCE over the batch with a learned temperature (Radford 2021)";
+    clip.gathered = true;
+    clip.compute = [](DualTowerImpl& m, const AlignLoss::Rows& r) {
+      return objectives::clip_loss(r.ua, r.ub, m.logit_scale_, m.smoothing_, m.chunk_);
+    };
+    t["clip"] = clip;
+    AlignLoss siglip;
+    siglip.doc = "SigLIP: pairwise sigmoid loss with a learned scale and bias (Zhai 2023)";
+    siglip.gathered = true;
+    siglip.setup = [](DualTowerImpl& m, const Config&, const ModelContext&) {
+      torch::NoGradGuard ng;
+      m.logit_scale_.fill_(std::log(10.0));
+      m.bias_ = m.register_parameter("bias", torch::tensor(-10.0));
+    };
+    siglip.compute = [](DualTowerImpl& m, const AlignLoss::Rows& r) {
+      return objectives::siglip_loss(r.ua, r.ub, m.logit_scale_, m.bias_);
+    };
+    t["siglip"] = siglip;
+    AlignLoss dcca;
+    dcca.doc = "Deep CCA: maximize the top-k canonical correlations of the raw projections (Andrew 2013)";
+    dcca.raw = true;
+    dcca.compute = [](DualTowerImpl& m, const AlignLoss::Rows& r) -> torch::Tensor {
+      if (r.xa.size(0) <= m.embed_dim_) return {};  // the covariance needs more rows than dimensions
+      return objectives::dcca_loss(r.xa, r.xb, m.dcca_k_, m.dcca_r_);
+    };
+    t["dcca"] = dcca;
+    AlignLoss cycle;
+    cycle.doc = "cycle consistency: MLP translators a->b->a and b->a->b in the shared space";
+    cycle.setup = [](DualTowerImpl& m, const Config&, const ModelContext&) {
+      for (const auto& [a, b] : m.pairs_)
+        for (const auto& k : {a + "_to_" + b, b + "_to_" + a})
+          m.translators_.emplace(k, m.register_module("cyc_" + k, nn::MLP(nn::MLPOptions{m.embed_dim_, {m.embed_dim_},
+                                                                                          m.embed_dim_, 0.0})));
+    };
+    cycle.compute = [](DualTowerImpl& m, const AlignLoss::Rows& r) {
+      auto& ab = m.translators_.at(r.a + "_to_" + r.b);
+      auto& ba = m.translators_.at(r.b + "_to_" + r.a);
+      auto a2b = ab->forward(r.ua), b2a = ba->forward(r.ub);
+      return objectives::cycle_loss(r.ua, r.ub, a2b, b2a, ba->forward(a2b), ab->forward(b2a));
+    };
+    t["cycle"] = cycle;
+    AlignLoss devise;
+    devise.doc = "DeViSE: hinge ranking of each non-text embedding against the text embeddings of the class names "
+                 "(Frome 2013; needs labels and text)";
+    devise.pairwise = false;
+    devise.setup = [](DualTowerImpl& m, const Config& cfg, const ModelContext& ctx) {
+      BRAID_INPUT_CHECK(m.encoders_.count("text"),
+                        "{}: recipe key '{}': devise needs the text modality (class-name embeddings)", cfg.origin(),
+                        cfg.full("loss"));
+      if (ctx.class_text.defined()) {
+        m.class_text_ = m.register_buffer("class_text", ctx.class_text.clone());
+        m.class_len_ = m.register_buffer("class_len", ctx.class_text_lengths.clone());
+      }
+      BRAID_INPUT_CHECK(ctx.task != Task::Align || m.class_text_.defined(),
+                        "{}: recipe key '{}': devise needs labelled training data (class names)", cfg.origin(),
+                        cfg.full("loss"));
+    };
+    devise.compute = [](DualTowerImpl& m, const AlignLoss::Rows& r) {
+      return objectives::devise_loss(r.ua.matmul(m.class_embeddings().t()), r.labels, m.margin_);
+    };
+    t["devise"] = devise;
+    return t;
+  }();
+  return table;
+}
 
 DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modalities_(ctx.modalities) {
   auto enc_cfg = cfg.at("encoders");
@@ -61,9 +129,11 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
   else
     losses_ = {cfg.get<std::string>("loss", "clip")};
   BRAID_INPUT_CHECK(!losses_.empty(), "{}: recipe key '{}' is empty", cfg.origin(), cfg.full("loss"));
+  std::vector<std::string> known;
+  for (const auto& [name, l] : losses()) known.push_back(name);
   for (const auto& l : losses_)
-    BRAID_INPUT_CHECK(kLosses.count(l), "{}: recipe key '{}': unknown loss '{}' (expected clip, siglip, dcca, devise, cycle)",
-                      cfg.origin(), cfg.full("loss"), l);
+    BRAID_INPUT_CHECK(losses().count(l), "{}: recipe key '{}': unknown loss '{}' (known: {}; `braid list losses`)",
+                      cfg.origin(), cfg.full("loss"), l, fmt::join(known, ", "));
   auto wcfg = cfg.at("loss_weights");
   for (const auto& k : wcfg.keys()) {
     BRAID_INPUT_CHECK(std::find(losses_.begin(), losses_.end(), k) != losses_.end(),
@@ -83,7 +153,7 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
     for (size_t i = 0; i < modalities_.size(); ++i)
       for (size_t j = i + 1; j < modalities_.size(); ++j) pairs_.emplace_back(modalities_[i], modalities_[j]);
   }
-  bool pair_loss = has("clip") || has("siglip") || has("dcca") || has("cycle");
+  bool pair_loss = std::any_of(losses_.begin(), losses_.end(), [](const std::string& l) { return losses().at(l).pairwise; });
   BRAID_INPUT_CHECK(!pair_loss || !pairs_.empty(), "{}: recipe key '{}': the pair losses need two modalities, the model has {}",
                     cfg.origin(), cfg.full("loss"), modalities_.size());
 
@@ -95,24 +165,9 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
   BRAID_INPUT_CHECK(smoothing_ >= 0 && smoothing_ < 1, "{}: recipe key '{}' must be in [0, 1)", cfg.origin(),
                     cfg.full("label_smoothing"));
 
-  const bool siglip = has("siglip");
-  logit_scale_ = register_parameter("logit_scale", torch::tensor(siglip ? std::log(10.0) : std::log(1 / 0.07)));
-  if (siglip) bias_ = register_parameter("bias", torch::tensor(-10.0));
-  if (has("cycle"))
-    for (const auto& [a, b] : pairs_)
-      for (const auto& k : {a + "_to_" + b, b + "_to_" + a})
-        translators_.emplace(k, register_module("cyc_" + k, nn::MLP(nn::MLPOptions{embed_dim_, {embed_dim_}, embed_dim_, 0.0})));
-  if (has("devise")) {
-    BRAID_INPUT_CHECK(encoders_.count("text"), "{}: recipe key '{}': devise needs the text modality (class-name embeddings)",
-                      cfg.origin(), cfg.full("loss"));
-    if (ctx.class_text.defined()) {
-      class_text_ = register_buffer("class_text", ctx.class_text.clone());
-      class_len_ = register_buffer("class_len", ctx.class_text_lengths.clone());
-    }
-    BRAID_INPUT_CHECK(!ctx.align || class_text_.defined(),
-                      "{}: recipe key '{}': devise needs labelled training data (class names)", cfg.origin(),
-                      cfg.full("loss"));
-  }
+  logit_scale_ = register_parameter("logit_scale", torch::tensor(std::log(1 / 0.07)));
+  for (const auto& [name, l] : losses())  // registry order: the parameter order does not depend on the recipe's
+    if (has(name.c_str()) && l.setup) l.setup(*this, cfg, ctx);
 }
 
 double DualTowerImpl::temperature() const { return 1.0 / std::exp(logit_scale_.item<double>()); }
@@ -122,7 +177,7 @@ void DualTowerImpl::train(bool on) {
   for (const auto& m : frozen_) encoders_.at(m)->eval();
 }
 
-torch::Tensor DualTowerImpl::project(const std::string& modality, const data::ModalityBatch& mb) {
+torch::Tensor DualTowerImpl::project(const std::string& modality, const ModalityBatch& mb) {
   auto it = encoders_.find(modality);
   if (it == encoders_.end() || !mb.data.defined()) return {};
   auto pj = projectors_.find(modality);
@@ -141,12 +196,12 @@ torch::Tensor DualTowerImpl::project(const std::string& modality, const data::Mo
   return projections_.at(modality)->forward(it->second->forward(mb));
 }
 
-torch::Tensor DualTowerImpl::embed(const std::string& modality, const data::ModalityBatch& mb) {
+torch::Tensor DualTowerImpl::embed(const std::string& modality, const ModalityBatch& mb) {
   auto p = project(modality, mb);
   return p.defined() ? torch::nn::functional::normalize(p, torch::nn::functional::NormalizeFuncOptions().dim(1)) : p;
 }
 
-torch::Tensor DualTowerImpl::forward(const data::Batch& batch) {
+torch::Tensor DualTowerImpl::forward(const Batch& batch) {
   for (const auto& m : modalities_) {
     auto it = batch.mods.find(m);
     if (it != batch.mods.end() && it->second.data.defined()) return embed(m, it->second);
@@ -156,11 +211,11 @@ torch::Tensor DualTowerImpl::forward(const data::Batch& batch) {
 }
 
 torch::Tensor DualTowerImpl::class_embeddings() {
-  data::ModalityBatch mb{class_text_, class_len_, torch::ones({class_text_.size(0)}, torch::kBool).to(class_text_.device())};
+  ModalityBatch mb{class_text_, class_len_, torch::ones({class_text_.size(0)}, torch::kBool).to(class_text_.device())};
   return embed("text", mb);
 }
 
-torch::Tensor DualTowerImpl::objective(const data::Batch& batch) {
+torch::Tensor DualTowerImpl::objective(const Batch& batch) {
   namespace F = torch::nn::functional;
   std::map<std::string, torch::Tensor> raw, emb, present;
   for (const auto& m : modalities_) {
@@ -179,50 +234,41 @@ torch::Tensor DualTowerImpl::objective(const data::Batch& batch) {
     terms_[loss + "/" + pair] = v.item<double>();
   };
   const bool global = objectives::gathering();  // data-parallel training: objectives/gather.h
-  for (const auto& l : losses_) {
-    if (l == "devise") continue;
+  for (const auto& name : losses_) {
+    const auto& loss = losses().at(name);
+    if (!loss.pairwise) {
+      if (!batch.labels.defined()) continue;
+      auto labelled = batch.labels.ge(0);
+      for (const auto& m : modalities_) {
+        if (m == "text" || !emb.count(m)) continue;
+        auto keep = labelled.logical_and(present[m]);
+        if (!keep.any().item<bool>()) continue;
+        AlignLoss::Rows r{m, "label", emb[m].index({keep}), {}, {}, {}, batch.labels.index({keep})};
+        if (auto v = loss.compute(*this, r); v.defined()) add(name, m + "-label", v);
+      }
+      continue;
+    }
     for (const auto& [a, b] : pairs_) {
-      // CLIP and SigLIP in data-parallel training: over every rank's rows. Each rank gathers for
-      // every pair, also with no rows of its own, so that the collectives match.
-      const bool gather = global && (l == "clip" || l == "siglip");
-      torch::Tensor both, ua, ub;
+      // Batch-coupled losses in data-parallel training: over every rank's rows. Each rank gathers
+      // for every pair, also with no rows of its own, so that the collectives match.
+      const bool gather = global && loss.gathered;
+      AlignLoss::Rows r{a, b, {}, {}, {}, {}, {}};
       if (emb.count(a) && emb.count(b)) {
-        both = present[a].logical_and(present[b]);
-        ua = emb[a].index({both});
-        ub = emb[b].index({both});
+        auto both = present[a].logical_and(present[b]);
+        r.ua = emb[a].index({both});
+        r.ub = emb[b].index({both});
+        if (loss.raw) {
+          r.xa = raw[a].index({both});
+          r.xb = raw[b].index({both});
+        }
       } else if (!gather) {
         continue;
       } else {
-        ua = ub = torch::zeros({0, embed_dim_}, logit_scale_.options());
+        r.ua = r.ub = torch::zeros({0, embed_dim_}, logit_scale_.options());
       }
-      if (gather) std::tie(ua, ub) = objectives::gather_pairs(ua, ub);
-      if (ua.size(0) < 2) continue;
-      const std::string pair = a + "-" + b;
-      if (l == "clip") {
-        add(l, pair, objectives::clip_loss(ua, ub, logit_scale_, smoothing_, chunk_));
-      } else if (l == "siglip") {
-        add(l, pair, objectives::siglip_loss(ua, ub, logit_scale_, bias_));
-      } else if (l == "dcca") {
-        auto xa = raw[a].index({both}), xb = raw[b].index({both});
-        if (xa.size(0) <= embed_dim_) continue;  // the covariance needs more rows than dimensions
-        add(l, pair, objectives::dcca_loss(xa, xb, dcca_k_, dcca_r_));
-      } else if (l == "cycle") {
-        auto& ab = translators_.at(a + "_to_" + b);
-        auto& ba = translators_.at(b + "_to_" + a);
-        auto a2b = ab->forward(ua), b2a = ba->forward(ub);
-        add(l, pair, objectives::cycle_loss(ua, ub, a2b, b2a, ba->forward(a2b), ab->forward(b2a)));
-      }
-    }
-  }
-  if (std::find(losses_.begin(), losses_.end(), "devise") != losses_.end() && batch.labels.defined()) {
-    auto cls = class_embeddings();  // [K, D]
-    auto labelled = batch.labels.ge(0);
-    for (const auto& m : modalities_) {
-      if (m == "text" || !emb.count(m)) continue;
-      auto keep = labelled.logical_and(present[m]);
-      if (!keep.any().item<bool>()) continue;
-      auto scores = emb[m].index({keep}).matmul(cls.t());
-      add("devise", m + "-label", objectives::devise_loss(scores, batch.labels.index({keep}), margin_));
+      if (gather) std::tie(r.ua, r.ub) = objectives::gather_pairs(r.ua, r.ub);
+      if (r.ua.size(0) < 2) continue;
+      if (auto v = loss.compute(*this, r); v.defined()) add(name, a + "-" + b, v);
     }
   }
   std::map<std::string, torch::Tensor> terms;

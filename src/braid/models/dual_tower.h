@@ -15,7 +15,7 @@
 // Cross-attention projectors: `projectors: {image: {name: qformer | perceiver, queries: 32, layers: 2}}`
 // replaces that modality's pooled encoder output by learned queries reading the encoder's tokens
 // (image_vit: class + patch tokens) before the projection. `freeze: [image]` keeps an encoder's
-// weights fixed (no gradient, eval mode), and `init_from: RUN` loads every tensor of RUN/model.pt
+// weights fixed (no gradient, eval mode), and `init_from: RUN` loads every tensor of RUN's final model
 // whose name and shape match (the trainer does it before step 1) — together: a frozen pretrained
 // encoder with only the projector training. The trainer logs the trainable fraction.
 // A learnable logit scale t (and SigLIP bias b) is shared by all pairs: init t = ln(1/0.07) for CLIP,
@@ -24,6 +24,7 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -37,17 +38,43 @@
 
 namespace braid::models {
 
+class DualTowerImpl;
+
+// One objective a dual_tower recipe may name in `model.loss` (`braid list losses`).
+struct AlignLoss {
+  // The rows one call scores: a modality pair's rows that have both (pairwise losses), or one
+  // non-text modality's labelled rows (label losses).
+  struct Rows {
+    std::string a, b;             // the pair (label losses: the modality and "label")
+    torch::Tensor ua, ub;         // L2-normalized embeddings [N, D] (label losses: ua only)
+    torch::Tensor xa, xb;         // unnormalized projections [N, D] (losses with `raw` only)
+    torch::Tensor labels;         // label losses: class ids [N]
+  };
+  std::string doc;
+  bool pairwise = true;   // per modality pair; else per labelled non-text modality against the class names
+  bool gathered = false;  // batch-coupled: in data-parallel training over every rank's rows (objectives/gather.h)
+  bool raw = false;       // reads the unnormalized projections (never gathered)
+  // Parameters or buffers the loss adds to the model (called once at construction); may be empty.
+  std::function<void(DualTowerImpl&, const Config&, const ModelContext&)> setup;
+  // The loss of one set of rows; undefined = this batch cannot score it (e.g. too few rows).
+  std::function<torch::Tensor(DualTowerImpl&, const Rows&)> compute;
+};
+
 class DualTowerImpl : public ModelImpl {
  public:
+  // Every objective `model.loss` may name, by name.
+  static const std::map<std::string, AlignLoss>& losses();
+
   DualTowerImpl(const Config& cfg, const ModelContext& ctx);
   // The embedding of the first modality (align models have no task head).
-  torch::Tensor forward(const data::Batch& batch) override;
-  torch::Tensor objective(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
+  torch::Tensor objective(const Batch& batch) override;
   std::map<std::string, double> loss_terms() const override { return terms_; }
-  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) override;
+  Capabilities capabilities() const override { return {modalities_, false, 0}; }
+  torch::Tensor embed(const std::string& modality, const ModalityBatch& mb) override;
 
   // Unnormalized projection [B, embed_dim] of one modality (undefined when not a tower).
-  torch::Tensor project(const std::string& modality, const data::ModalityBatch& mb);
+  torch::Tensor project(const std::string& modality, const ModalityBatch& mb);
   const std::vector<std::string>& modalities() const { return modalities_; }
   const std::vector<std::pair<std::string, std::string>>& pairs() const { return pairs_; }
   // Temperature 1 / exp(t) of the current logit scale.

@@ -7,7 +7,7 @@
 namespace braid::models {
 
 FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext& ctx) : modalities_(ctx.modalities) {
-  classify_ = ctx.classify;
+  classify_ = ctx.task == Task::Classify;
   auto enc_cfg = cfg.at("encoders");
   nn::FusionContext fctx;
   for (const auto& m : modalities_) {
@@ -57,7 +57,7 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
   }
 }
 
-std::vector<torch::Tensor> FusionClassifierImpl::encode(const data::Batch& batch, torch::Tensor* present) {
+std::vector<torch::Tensor> FusionClassifierImpl::encode(const Batch& batch, torch::Tensor* present) {
   std::vector<torch::Tensor> feats, pres;
   for (size_t i = 0; i < modalities_.size(); ++i) {
     auto it = batch.mods.find(modalities_[i]);
@@ -92,7 +92,7 @@ torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor
   return torch::logsumexp(logp + torch::log(w.clamp_min(1e-30)).unsqueeze(-1), 1);
 }
 
-torch::Tensor FusionClassifierImpl::forward(const data::Batch& batch) {
+torch::Tensor FusionClassifierImpl::forward(const Batch& batch) {
   torch::Tensor present;
   auto feats = encode(batch, &present);
   if (is_training() && modality_dropout_ > 0 && modalities_.size() > 1) {

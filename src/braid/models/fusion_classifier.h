@@ -30,10 +30,10 @@ namespace braid::models {
 class FusionClassifierImpl : public ModelImpl {
  public:
   FusionClassifierImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
   torch::Tensor auxiliary_loss() override { return aux_loss_; }
   // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
-  std::vector<torch::Tensor> encode(const data::Batch& batch, torch::Tensor* present = nullptr);
+  std::vector<torch::Tensor> encode(const Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
 
  private:

@@ -71,7 +71,7 @@ torch::Tensor masked_mse(const torch::Tensor& a, const torch::Tensor& b, const t
 
 }  // namespace
 
-torch::Tensor MCTNImpl::forward(const data::Batch& batch) {
+torch::Tensor MCTNImpl::forward(const Batch& batch) {
   const int64_t T = options.steps;
   auto sit = batch.mods.find(options.source);
   TORCH_CHECK(sit != batch.mods.end(), "batch has no '", options.source, "' entry");

@@ -50,7 +50,7 @@ struct MCTNOptions {
 class MCTNImpl : public ModelImpl {
  public:
   MCTNImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
   // λ_t·translation + λ_c·cycle of the last forward in training mode; undefined otherwise.
   torch::Tensor auxiliary_loss() override { return aux_; }
   // The unweighted MSEs of the last forward in training mode (undefined otherwise).

@@ -46,7 +46,7 @@ MFNImpl::MFNImpl(const Config& cfg, const ModelContext& ctx)
   head_ = register_module("head", nn::MLP(ho));
 }
 
-torch::Tensor MFNImpl::encode(const data::Batch& batch) {
+torch::Tensor MFNImpl::encode(const Batch& batch) {
   const size_t M = modalities_.size();
   const int64_t T = options.steps;
   std::vector<torch::Tensor> xs(M), pres(M), h(M), c(M);
@@ -74,6 +74,6 @@ torch::Tensor MFNImpl::encode(const data::Batch& batch) {
   return torch::cat(h, 1);
 }
 
-torch::Tensor MFNImpl::forward(const data::Batch& batch) { return head_->forward(encode(batch)); }
+torch::Tensor MFNImpl::forward(const Batch& batch) { return head_->forward(encode(batch)); }
 
 }  // namespace braid::models

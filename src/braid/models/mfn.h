@@ -42,9 +42,9 @@ struct MFNOptions {
 class MFNImpl : public ModelImpl {
  public:
   MFNImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
   // [h_T^1; …; h_T^M; u_T] before the head: [B, M·hidden + memory].
-  torch::Tensor encode(const data::Batch& batch);
+  torch::Tensor encode(const Batch& batch);
   const std::vector<std::string>& modalities() const { return modalities_; }
   MFNOptions options;
 

@@ -37,9 +37,17 @@ const ModelRegistry& model_registry() {
   return r;
 }
 
-torch::Tensor ModelImpl::objective(const data::Batch&) {
+torch::Tensor ModelImpl::objective(const Batch&) {
   input_error("recipe key 'task': this model has no self-supervised objective; use task classify or regress "
               "(task align needs an embedding model such as dual_tower)");
+}
+
+torch::Tensor ModelImpl::match_logits(const ModalityBatch&, const ModalityBatch&) {
+  input_error("this model has no image-text matching head (ITM re-ranking needs one, e.g. single_tower)");
+}
+
+torch::Tensor ModelImpl::codes(const std::string&, const ModalityBatch&) {
+  input_error("this model has no discrete codebook (code statistics need one, e.g. unicode)");
 }
 
 int64_t count_parameters(const torch::nn::Module& m, bool trainable_only) {

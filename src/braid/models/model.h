@@ -12,17 +12,22 @@
 #include <vector>
 
 #include "braid/core/registry.h"
-#include "braid/data/batch.h"
+#include "braid/core/batch.h"
 #include "braid/nn/encoder.h"
 
 namespace braid::models {
+
+// What a run trains a model for (recipe key `task`; run/pipeline parses it).
+//   Classify: forward() returns class logits [B, K] (cross-entropy against labels)
+//   Regress:  forward() returns values [B, D] (MSE or CCC against targets)
+//   Align:    objective() is the self-supervised loss; labels, when present, feed zero-shot and probes
+enum class Task { Classify, Regress, Align };
 
 struct ModelContext {
   std::vector<std::string> modalities;                 // inputs the model reads
   std::map<std::string, nn::EncoderContext> encoders;  // per-modality data facts
   int64_t outputs = 0;                                 // classes, or regression dimensions (0 for align)
-  bool classify = true;                                // task: classification (else regression)
-  bool align = false;                                  // task: align (self-supervised; objective())
+  Task task = Task::Classify;
   // align runs with labels and text: the class names as token ids [K, L] (0 = pad) and their
   // lengths [K], in class-id order (DeViSE ranks against their text embeddings); else undefined.
   torch::Tensor class_text, class_text_lengths;
@@ -30,19 +35,33 @@ struct ModelContext {
 
 class ModelImpl : public torch::nn::Module {
  public:
-  virtual torch::Tensor forward(const data::Batch& batch) = 0;
+  virtual torch::Tensor forward(const Batch& batch) = 0;
   // Extra training loss of the last forward (translation, auxiliary heads, ...), added by the
   // trainer to the task loss; undefined when the model has none.
   virtual torch::Tensor auxiliary_loss() { return {}; }
 
   // Self-supervised models (recipe `task: align`): the training objective of one batch, which the
   // trainer minimizes instead of a supervised loss. The default rejects the task.
-  virtual torch::Tensor objective(const data::Batch& batch);
+  virtual torch::Tensor objective(const Batch& batch);
   // Named terms of the last objective (logged with each training step), e.g. {"clip": 2.1}.
   virtual std::map<std::string, double> loss_terms() const { return {}; }
   // Models with a shared embedding space: L2-normalized [B, D] vectors of one modality, used by
   // retrieval, zero-shot and `braid embed`. Undefined when the model does not embed `modality`.
-  virtual torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) { return {}; }
+  virtual torch::Tensor embed(const std::string& modality, const ModalityBatch& mb) { return {}; }
+
+  // What evaluation and serving may ask of this model. Callers ask here, never by the model's
+  // recipe name or its C++ type.
+  struct Capabilities {
+    std::vector<std::string> embeds;  // modalities embed() maps into the shared space
+    bool matches = false;             // match_logits(): an image-text matching head (ITM re-ranking)
+    int64_t codes = 0;                // codes(): entries of a discrete codebook shared by modalities (0 = none)
+  };
+  virtual Capabilities capabilities() const { return {}; }
+  // Matching head: logit[match] - logit[no match] of row-aligned (image, text) pairs, [B].
+  virtual torch::Tensor match_logits(const ModalityBatch& image, const ModalityBatch& text);
+  // Code ids [B, T] of one modality's sequence in the shared codebook; live codes of that codebook.
+  virtual torch::Tensor codes(const std::string& modality, const ModalityBatch& mb);
+  virtual int64_t live_codes() const { return 0; }
 };
 
 using ModelPtr = std::shared_ptr<ModelImpl>;

@@ -71,7 +71,7 @@ MulTImpl::MulTImpl(const Config& cfg, const ModelContext& ctx)
   head_ = register_module("head", nn::MLP(ho));
 }
 
-std::vector<torch::Tensor> MulTImpl::encode(const data::Batch& batch) {
+std::vector<torch::Tensor> MulTImpl::encode(const Batch& batch) {
   const size_t M = modalities_.size();
   std::vector<torch::Tensor> xs(M), pads(M), lens(M), pres(M);
   for (size_t i = 0; i < M; ++i) {
@@ -106,6 +106,6 @@ std::vector<torch::Tensor> MulTImpl::encode(const data::Batch& batch) {
   return outs;
 }
 
-torch::Tensor MulTImpl::forward(const data::Batch& batch) { return head_->forward(torch::cat(encode(batch), 1)); }
+torch::Tensor MulTImpl::forward(const Batch& batch) { return head_->forward(torch::cat(encode(batch), 1)); }
 
 }  // namespace braid::models

@@ -45,10 +45,10 @@ struct MulTOptions {
 class MulTImpl : public ModelImpl {
  public:
   MulTImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
   // Per-target vectors before the head ([B, width] each, zero rows where the target is absent),
   // in `modalities()` order.
-  std::vector<torch::Tensor> encode(const data::Batch& batch);
+  std::vector<torch::Tensor> encode(const Batch& batch);
   const std::vector<std::string>& modalities() const { return modalities_; }
   MulTOptions options;
 

@@ -72,7 +72,7 @@ SingleTowerImpl::SingleTowerImpl(const Config& cfg, const ModelContext& ctx) : m
   logit_scale_ = register_parameter("logit_scale", torch::tensor(std::log(1 / 0.07)));
 }
 
-SingleTowerImpl::Tokens SingleTowerImpl::tokens(const std::string& modality, const data::ModalityBatch& mb,
+SingleTowerImpl::Tokens SingleTowerImpl::tokens(const std::string& modality, const ModalityBatch& mb,
                                                 const torch::Tensor& ids_override) {
   Tokens t;
   auto type = type_->weight[kType.at(modality)];
@@ -120,18 +120,26 @@ torch::Tensor SingleTowerImpl::encode(const std::vector<Tokens>& parts) {
 
 torch::Tensor SingleTowerImpl::itm_head(const torch::Tensor& cls) { return itm_->forward(cls); }
 
-torch::Tensor SingleTowerImpl::embed(const std::string& modality, const data::ModalityBatch& mb) {
+torch::Tensor SingleTowerImpl::embed(const std::string& modality, const ModalityBatch& mb) {
   if (!proj_.count(modality) || !mb.data.defined()) return {};
   auto cls = encode({tokens(modality, mb)}).select(1, 0);
   return F::normalize(proj_.at(modality)->forward(cls), F::NormalizeFuncOptions().dim(1));
 }
 
-torch::Tensor SingleTowerImpl::match_logits(const data::ModalityBatch& image, const data::ModalityBatch& text) {
+ModelImpl::Capabilities SingleTowerImpl::capabilities() const {
+  Capabilities c;
+  for (const auto& m : modalities_)
+    if (proj_.count(m)) c.embeds.push_back(m);
+  c.matches = proj_.count("image") && proj_.count("text");
+  return c;
+}
+
+torch::Tensor SingleTowerImpl::match_logits(const ModalityBatch& image, const ModalityBatch& text) {
   auto l = itm_head(encode({tokens("text", text), tokens("image", image)}).select(1, 0));
   return l.select(1, 1) - l.select(1, 0);
 }
 
-torch::Tensor SingleTowerImpl::forward(const data::Batch& batch) {
+torch::Tensor SingleTowerImpl::forward(const Batch& batch) {
   for (const auto& m : modalities_) {
     auto it = batch.mods.find(m);
     if (it != batch.mods.end() && it->second.data.defined()) return embed(m, it->second);
@@ -141,14 +149,14 @@ torch::Tensor SingleTowerImpl::forward(const data::Batch& batch) {
 }
 
 // Rows of a modality batch.
-static data::ModalityBatch rows(const data::ModalityBatch& mb, const torch::Tensor& idx) {
+static ModalityBatch rows(const ModalityBatch& mb, const torch::Tensor& idx) {
   return {mb.data.index_select(0, idx), mb.lengths.index_select(0, idx), mb.present.index_select(0, idx)};
 }
 
-torch::Tensor SingleTowerImpl::objective(const data::Batch& batch) {
+torch::Tensor SingleTowerImpl::objective(const Batch& batch) {
   terms_.clear();
   // rows that have both image and text drive ITM / MLM; ITC pairs use their own intersections
-  std::map<std::string, data::ModalityBatch> mods;
+  std::map<std::string, ModalityBatch> mods;
   for (const auto& m : modalities_) {
     auto it = batch.mods.find(m);
     if (it != batch.mods.end() && it->second.data.defined()) mods[m] = it->second;

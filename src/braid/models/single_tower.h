@@ -40,18 +40,19 @@ namespace braid::models {
 class SingleTowerImpl : public ModelImpl {
  public:
   SingleTowerImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
-  torch::Tensor objective(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
+  torch::Tensor objective(const Batch& batch) override;
   std::map<std::string, double> loss_terms() const override { return terms_; }
-  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) override;
+  torch::Tensor embed(const std::string& modality, const ModalityBatch& mb) override;
+  Capabilities capabilities() const override;
   // ITM match logit (logit[match] − logit[no match]) of row-aligned pairs: [B].
-  torch::Tensor match_logits(const data::ModalityBatch& image, const data::ModalityBatch& text);
+  torch::Tensor match_logits(const ModalityBatch& image, const ModalityBatch& text) override;
 
  private:
   struct Tokens {
     torch::Tensor x, pad;  // [B, T, dim], [B, T] bool (true = padding)
   };
-  Tokens tokens(const std::string& modality, const data::ModalityBatch& mb, const torch::Tensor& ids = {});
+  Tokens tokens(const std::string& modality, const ModalityBatch& mb, const torch::Tensor& ids = {});
   // Runs the Transformer on [CLS] + parts; returns all outputs [B, 1 + ΣT, dim] after the final norm.
   torch::Tensor encode(const std::vector<Tokens>& parts);
   torch::Tensor itm_head(const torch::Tensor& cls);

@@ -105,7 +105,7 @@ UnicodeImpl::UnicodeImpl(const Config& cfg, const ModelContext& ctx) : options(U
   cpc_ = register_module("cpc", objectives::CrossCPC(cpo));
 }
 
-UnicodeImpl::Encoded UnicodeImpl::encode(const std::string& m, const data::ModalityBatch& mb) {
+UnicodeImpl::Encoded UnicodeImpl::encode(const std::string& m, const ModalityBatch& mb) {
   auto f = seq_.at(m)->forward(mb);
   auto x = f.x;
   auto it = text_blocks_.find(m);
@@ -121,17 +121,19 @@ UnicodeImpl::Encoded UnicodeImpl::encode(const std::string& m, const data::Modal
   return e;
 }
 
-torch::Tensor UnicodeImpl::codes(const std::string& m, const data::ModalityBatch& mb) {
+torch::Tensor UnicodeImpl::codes(const std::string& m, const ModalityBatch& mb) {
   return codebook_->assign(encode(m, mb).s);
 }
 
-torch::Tensor UnicodeImpl::embed(const std::string& m, const data::ModalityBatch& mb) {
+int64_t UnicodeImpl::live_codes() const { return codebook_->live_codes(); }
+
+torch::Tensor UnicodeImpl::embed(const std::string& m, const ModalityBatch& mb) {
   if (!seq_.count(m)) return {};
   auto q = codebook_->quantize(encode(m, mb).s);
   return torch::nn::functional::normalize(q.st.mean(1), torch::nn::functional::NormalizeFuncOptions().dim(1));
 }
 
-torch::Tensor UnicodeImpl::forward(const data::Batch& batch) {
+torch::Tensor UnicodeImpl::forward(const Batch& batch) {
   for (const auto& m : mods_) {
     auto it = batch.mods.find(m);
     if (it != batch.mods.end()) return embed(m, it->second);
@@ -144,7 +146,7 @@ namespace {
 torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& rows) { return x.index_select(0, rows); }
 }  // namespace
 
-torch::Tensor UnicodeImpl::objective(const data::Batch& batch) {
+torch::Tensor UnicodeImpl::objective(const Batch& batch) {
   const auto& o = options;
   const auto& w = o.weights;
   const int64_t M = static_cast<int64_t>(mods_.size());

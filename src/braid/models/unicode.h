@@ -65,17 +65,19 @@ struct UnicodeOptions {
 class UnicodeImpl : public ModelImpl {
  public:
   UnicodeImpl(const Config& cfg, const ModelContext& ctx);
-  torch::Tensor forward(const data::Batch& batch) override;
-  torch::Tensor objective(const data::Batch& batch) override;
+  torch::Tensor forward(const Batch& batch) override;
+  torch::Tensor objective(const Batch& batch) override;
   std::map<std::string, double> loss_terms() const override { return terms_; }
-  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb) override;
+  torch::Tensor embed(const std::string& modality, const ModalityBatch& mb) override;
 
   struct Encoded {
     torch::Tensor s, p, present;  // [B, T, D], [B, T, D], [B] bool
   };
-  Encoded encode(const std::string& modality, const data::ModalityBatch& mb);
+  Encoded encode(const std::string& modality, const ModalityBatch& mb);
+  Capabilities capabilities() const override { return {mods_, false, options.codebook.codes}; }
   // Code indices [B, T] of a modality's semantic sequence (for CMG on codes and health views).
-  torch::Tensor codes(const std::string& modality, const data::ModalityBatch& mb);
+  torch::Tensor codes(const std::string& modality, const ModalityBatch& mb) override;
+  int64_t live_codes() const override;
   objectives::SharedCodebook codebook() const { return codebook_; }
   const std::vector<std::string>& modalities() const { return mods_; }
   UnicodeOptions options;

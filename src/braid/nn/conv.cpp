@@ -2,12 +2,11 @@
 
 #include <torch/torch.h>
 
-#include <cstdlib>
-#include <cstring>
 
 namespace braid::nn {
 
-ConvStack::ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int64_t>& channels) {
+ConvStack::ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int64_t>& channels, bool channels_last)
+    : channels_last_(channels_last) {
   convs_ = owner.register_module("convs", torch::nn::ModuleList());
   norms_ = owner.register_module("norms", torch::nn::ModuleList());
   for (int64_t ch : channels) {
@@ -18,16 +17,8 @@ ConvStack::ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int
   out_ = in;
 }
 
-static bool channels_last() {
-  static const bool on = [] {
-    const char* e = std::getenv("BRAID_CHANNELS_LAST");
-    return e && std::strcmp(e, "1") == 0;
-  }();
-  return on;
-}
-
 torch::Tensor ConvStack::forward(torch::Tensor x, bool ceil, torch::Tensor* len) {
-  if (channels_last() && x.device().is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (channels_last_ && x.device().is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   for (size_t i = 0; i < convs_->size(); ++i) {
     x = convs_[i]->as<torch::nn::Conv2d>()->forward(x);
     x = torch::relu(norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x));

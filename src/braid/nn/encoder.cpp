@@ -12,7 +12,7 @@
 
 namespace braid::nn {
 
-torch::Tensor EncoderImpl::forward(const data::ModalityBatch& mb) {
+torch::Tensor EncoderImpl::forward(const ModalityBatch& mb) {
   const int64_t B = mb.present.size(0);
   auto dev = mb.present.device();
   if (!mb.data.defined()) return torch::zeros({B, out_dim_}, torch::TensorOptions().device(dev));

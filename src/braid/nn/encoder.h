@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "braid/core/registry.h"
-#include "braid/data/batch.h"
+#include "braid/core/batch.h"
 
 namespace braid::nn {
 
@@ -21,17 +21,18 @@ struct EncoderContext {
   int64_t image_size = 0;        // image side in pixels
   int64_t n_mels = 0;            // audio
   int64_t series_channels = 0;   // series
+  bool channels_last = false;    // conv stacks on CPU in the channels-last layout (recipe `channels_last`)
 };
 
 class EncoderImpl : public torch::nn::Module {
  public:
   // [B, out_dim()] features; absent rows are zero.
-  torch::Tensor forward(const data::ModalityBatch& mb);
+  torch::Tensor forward(const ModalityBatch& mb);
   int64_t out_dim() const { return out_dim_; }
 
  protected:
   // Features for every row of a batch whose data tensor is defined.
-  virtual torch::Tensor encode(const data::ModalityBatch& mb) = 0;
+  virtual torch::Tensor encode(const ModalityBatch& mb) = 0;
   int64_t out_dim_ = 0;
 };
 

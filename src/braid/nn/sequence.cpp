@@ -22,7 +22,7 @@ void check_odd_kernel(const Config& c, int64_t k) {
 
 }  // namespace
 
-SequenceFeatures SequenceEncoderImpl::forward(const data::ModalityBatch& mb) {
+SequenceFeatures SequenceEncoderImpl::forward(const ModalityBatch& mb) {
   const int64_t B = mb.present.size(0);
   auto dev = mb.present.device();
   SequenceFeatures f;
@@ -58,7 +58,7 @@ ImageRowsImpl::ImageRowsImpl(ImageRowsOptions o, const EncoderContext& ctx) : op
   out_dim_ = o.dim;
 }
 
-std::pair<torch::Tensor, torch::Tensor> ImageRowsImpl::encode(const data::ModalityBatch& mb) {
+std::pair<torch::Tensor, torch::Tensor> ImageRowsImpl::encode(const ModalityBatch& mb) {
   auto img = mb.data;  // [B, 3, H, W]
   if (options.pool > 1) img = torch::avg_pool2d(img, options.pool);
   const int64_t B = img.size(0), H = img.size(2), W = img.size(3);
@@ -78,12 +78,12 @@ ImageGridOptions ImageGridOptions::from_config(const Config& c) {
 }
 
 ImageGridImpl::ImageGridImpl(ImageGridOptions o, const EncoderContext& ctx) : options(std::move(o)) {
-  convs_ = ConvStack(*this, 3, options.channels);
+  convs_ = ConvStack(*this, 3, options.channels, ctx.channels_last);
   out_ = register_module("out", torch::nn::Linear(convs_.out_channels(), options.dim));
   out_dim_ = options.dim;
 }
 
-std::pair<torch::Tensor, torch::Tensor> ImageGridImpl::encode(const data::ModalityBatch& mb) {
+std::pair<torch::Tensor, torch::Tensor> ImageGridImpl::encode(const ModalityBatch& mb) {
   auto x = convs_.forward(mb.data);  // [B, 3, H, W] -> [B, C, h, w]
   const int64_t B = x.size(0), S = x.size(2) * x.size(3);
   auto steps = x.flatten(2).transpose(1, 2);  // [B, h·w, C], raster order
@@ -116,7 +116,7 @@ FramesImpl::FramesImpl(FramesOptions o, const EncoderContext& ctx) : options(o) 
   out_dim_ = o.dim;
 }
 
-std::pair<torch::Tensor, torch::Tensor> FramesImpl::encode(const data::ModalityBatch& mb) {
+std::pair<torch::Tensor, torch::Tensor> FramesImpl::encode(const ModalityBatch& mb) {
   auto x = channels_last_ ? mb.data.transpose(1, 2) : mb.data;  // [B, C, T]
   auto y = conv_->forward(x).transpose(1, 2);                     // [B, ceil(T/s), dim]
   // odd kernel with padding k/2: out = floor((L - 1) / s) + 1 = ceil(L / s); 0 stays 0
@@ -141,7 +141,7 @@ TextTokensImpl::TextTokensImpl(TextTokensOptions o, const EncoderContext& ctx) :
   out_dim_ = o.dim;
 }
 
-std::pair<torch::Tensor, torch::Tensor> TextTokensImpl::encode(const data::ModalityBatch& mb) {
+std::pair<torch::Tensor, torch::Tensor> TextTokensImpl::encode(const ModalityBatch& mb) {
   auto ids = mb.data;
   auto len = mb.lengths;
   if (options.max_len > 0 && ids.size(1) > options.max_len) {
@@ -230,7 +230,7 @@ int64_t frame_dim(const EncoderContext& ctx) {
   input_error("modality '{}' has no real-valued frames to regress (image, audio or series)", ctx.modality);
 }
 
-SequenceFeatures raw_frames(const data::ModalityBatch& mb, const EncoderContext& ctx) {
+SequenceFeatures raw_frames(const ModalityBatch& mb, const EncoderContext& ctx) {
   const int64_t F = frame_dim(ctx), B = mb.present.size(0);
   SequenceFeatures f;
   f.present = mb.present;

@@ -31,7 +31,7 @@
 
 #include "braid/core/config.h"
 #include "braid/core/registry.h"
-#include "braid/data/batch.h"
+#include "braid/core/batch.h"
 #include "braid/nn/encoder.h"
 
 namespace braid::nn {
@@ -47,13 +47,13 @@ class SequenceEncoderImpl : public torch::nn::Module {
  public:
   // Features of every row; absent rows (and a batch where nobody has the modality, whose
   // data is undefined: then T = 1) come out as zeros with length 0.
-  SequenceFeatures forward(const data::ModalityBatch& mb);
+  SequenceFeatures forward(const ModalityBatch& mb);
   int64_t out_dim() const { return out_dim_; }
 
  protected:
   // x [B, T, out_dim()] and lengths [B] for a batch whose data is defined (absent rows are
   // zeroed by `forward`).
-  virtual std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) = 0;
+  virtual std::pair<torch::Tensor, torch::Tensor> encode(const ModalityBatch& mb) = 0;
   int64_t out_dim_ = 0;
 };
 
@@ -84,7 +84,7 @@ class ImageRowsImpl : public SequenceEncoderImpl {
   ImageRowsOptions options;
 
  protected:
-  std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) override;
+  std::pair<torch::Tensor, torch::Tensor> encode(const ModalityBatch& mb) override;
 
  private:
   torch::nn::Conv1d conv_{nullptr};
@@ -102,7 +102,7 @@ class ImageGridImpl : public SequenceEncoderImpl {
   ImageGridOptions options;
 
  protected:
-  std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) override;
+  std::pair<torch::Tensor, torch::Tensor> encode(const ModalityBatch& mb) override;
 
  private:
   ConvStack convs_;
@@ -123,7 +123,7 @@ class FramesImpl : public SequenceEncoderImpl {
   FramesOptions options;
 
  protected:
-  std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) override;
+  std::pair<torch::Tensor, torch::Tensor> encode(const ModalityBatch& mb) override;
 
  private:
   bool channels_last_ = false;  // series data is [B, T, C]; audio is [B, C, T]
@@ -142,7 +142,7 @@ class TextTokensImpl : public SequenceEncoderImpl {
   TextTokensOptions options;
 
  protected:
-  std::pair<torch::Tensor, torch::Tensor> encode(const data::ModalityBatch& mb) override;
+  std::pair<torch::Tensor, torch::Tensor> encode(const ModalityBatch& mb) override;
 
  private:
   torch::nn::Embedding emb_{nullptr};
@@ -166,7 +166,7 @@ torch::Tensor resample_nearest(const torch::Tensor& x, const torch::Tensor& leng
 //   image [B, 3, H, W] -> rows [B, H, 3·W] (length H); audio [B, n_mels, T] -> [B, T, n_mels];
 //   series [B, T, C] as is. Text has no real-valued frames: InputError.
 // A batch without data gives zeros [B, 1, frame_dim(ctx)] with length 0.
-SequenceFeatures raw_frames(const data::ModalityBatch& mb, const EncoderContext& ctx);
+SequenceFeatures raw_frames(const ModalityBatch& mb, const EncoderContext& ctx);
 // Width of `raw_frames` for a modality: 3·image_size, n_mels or series_channels.
 int64_t frame_dim(const EncoderContext& ctx);
 

@@ -1,6 +1,9 @@
 #include "braid/objectives/supervised.h"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
+
+#include "braid/core/error.h"
 
 namespace braid::objectives {
 
@@ -21,6 +24,30 @@ torch::Tensor concordance(const torch::Tensor& x, const torch::Tensor& y) {
 
 torch::Tensor ccc_loss(const torch::Tensor& pred, const torch::Tensor& target) {
   return 1 - concordance(pred, target).mean();
+}
+
+const std::map<std::string, SupervisedLoss>& supervised_losses() {
+  static const std::map<std::string, SupervisedLoss> table = {
+      {"ce", {"cross-entropy of class logits, with train.label_smoothing (task classify; the default)", true,
+              [](const torch::Tensor& o, const torch::Tensor& y, double s) { return cross_entropy(o, y, s); }}},
+      {"mse", {"mean squared error of the outputs against the targets (task regress; the default)", false,
+               [](const torch::Tensor& o, const torch::Tensor& y, double) { return torch::mse_loss(o, y); }}},
+      {"ccc", {"1 - mean concordance correlation of outputs and targets per dimension (task regress)", false,
+               [](const torch::Tensor& o, const torch::Tensor& y, double) { return ccc_loss(o, y); }}},
+  };
+  return table;
+}
+
+const SupervisedLoss& supervised_loss(const std::string& name, bool classify, const std::string& where) {
+  const std::string n = name.empty() ? (classify ? "ce" : "mse") : name;
+  auto it = supervised_losses().find(n);
+  std::vector<std::string> fit;
+  for (const auto& [k, l] : supervised_losses())
+    if (l.classify == classify) fit.push_back(k);
+  BRAID_INPUT_CHECK(it != supervised_losses().end() && it->second.classify == classify,
+                    "{}: '{}' is not a loss for task {} (expected one of: {})", where, n,
+                    classify ? "classify" : "regress", fmt::join(fit, ", "));
+  return it->second;
 }
 
 }  // namespace braid::objectives

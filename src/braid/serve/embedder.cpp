@@ -8,7 +8,8 @@
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
-#include "braid/train/checkpoint.h"
+#include "braid/eval/evaluate.h"
+#include "braid/run/run_dir.h"
 
 namespace braid::serve {
 
@@ -44,7 +45,7 @@ torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q) {
   input_error("{}: unknown modality '{}'; expected text, image or audio", q.name, q.modality);
 }
 
-data::Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs) {
+Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs) {
   std::vector<data::SampleTensors> samples(inputs.size());
   std::vector<int64_t> index(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -54,27 +55,13 @@ data::Batch query_batch(const std::string& modality, const std::vector<torch::Te
   return data::collate(samples, {modality}, index);
 }
 
-Embedder::Embedder(const std::string& run, const std::string& weights) : run_(run), p_(eval::open_pipeline(run)) {
-  BRAID_INPUT_CHECK(p_.task == eval::Task::Align, "{}: run was trained with a task other than 'align'; "
+Embedder::Embedder(const std::string& run, const std::string& weights) : run_(run), p_(run::open_run(run, weights)) {
+  BRAID_INPUT_CHECK(p_.task == run::Task::Align, "{}: run was trained with a task other than 'align'; "
                     "embedding needs a model with a shared space (task: align)", run);
-  const std::string w = weights == "model" ? run + "/model.pt"
-                        : weights == "best" ? run + "/checkpoints/best.pt" : weights;
-  BRAID_INPUT_CHECK(file_exists(w), "{}: no weights at {} (did training finish?)", run, w);
-  train::load_weights(*p_.model, w);
   p_.model->eval();
-  // Which modalities does the model embed? Probe each with a tiny all-absent-free batch.
-  torch::NoGradGuard ng;
-  for (const auto& m : p_.modalities) {
-    torch::Tensor x;
-    const auto& o = p_.pre->options();
-    if (m == "image") x = torch::zeros({3, o.image.size, o.image.size});
-    else if (m == "audio") x = torch::zeros({o.audio.n_mels, 8});
-    else if (m == "text") x = torch::ones({2}, torch::kLong);
-    else continue;
-    auto b = query_batch(m, {x});
-    auto e = p_.model->embed(m, b.mods.at(m).to(p_.device));
-    if (e.defined()) embeds_.push_back(m);
-  }
+  // The modalities the model embeds that a query can carry (text, image or audio).
+  for (const auto& m : p_.model->capabilities().embeds)
+    if (m == "text" || m == "image" || m == "audio") embeds_.push_back(m);
   BRAID_INPUT_CHECK(!embeds_.empty(), "{}: the model embeds none of its modalities", run);
 }
 
@@ -82,7 +69,7 @@ bool Embedder::embeds(const std::string& modality) const {
   return std::find(embeds_.begin(), embeds_.end(), modality) != embeds_.end();
 }
 
-torch::Tensor Embedder::embed(const std::string& modality, const data::ModalityBatch& mb) {
+torch::Tensor Embedder::embed(const std::string& modality, const ModalityBatch& mb) {
   BRAID_INPUT_CHECK(embeds(modality), "{}: the model does not embed '{}'; it embeds {}", run_, modality,
                     fmt::format("{}", fmt::join(embeds_, ", ")));
   torch::NoGradGuard ng;
@@ -96,6 +83,54 @@ torch::Tensor Embedder::embed_query(const Query& q) {
                     fmt::format("{}", fmt::join(embeds_, ", ")));
   auto b = query_batch(q.modality, {preprocess_query(*p_.pre, q)});
   return embed(q.modality, b.mods.at(q.modality))[0];
+}
+
+namespace {
+
+std::string absolute_path(const std::string& p) {
+  if (p.empty()) return p;
+  std::error_code ec;
+  auto a = std::filesystem::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
+}
+
+}  // namespace
+
+EmbeddingSet embed_manifest(Embedder& emb, const std::string& manifest_path, const std::string& split,
+                            const std::string& modality, const std::string& text_view) {
+  auto& p = emb.pipeline();
+  BRAID_INPUT_CHECK(emb.embeds(modality), "{}: the model does not embed '{}'; it embeds {}", emb.run(), modality,
+                    fmt::format("{}", fmt::join(emb.modalities(), ", ")));
+  auto m = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
+  auto opts = p.pre->options();
+  if (!text_view.empty()) opts.text.view = text_view;
+  if (opts.text.view == "random") opts.text.view = "";
+  const std::string view = opts.text.view;
+  std::vector<int64_t> rows;
+  for (int64_t i : m->split_indices(split)) {
+    const auto& s = m->samples()[static_cast<size_t>(i)];
+    if (modality == "text" ? s.text_view(view) != nullptr : s.has(modality)) rows.push_back(i);
+  }
+  BRAID_INPUT_CHECK(!rows.empty(), "{}: no samples with {} in split '{}'", manifest_path, modality,
+                    split.empty() ? "(all)" : split);
+  // Only the requested modality is decoded; otherwise the same preprocessor as training.
+  auto pre = std::make_shared<data::Preprocessor>(opts, std::vector<std::string>{modality}, p.tokenizer);
+  data::Loader loader(m, rows, pre, p.loader_options(false), data::Targets::None);
+  auto all = eval::embed_all(p, loader, "embed " + modality);
+  EmbeddingSet e;
+  e.vectors = all.vectors.at(modality).contiguous();
+  e.run = absolute_path(emb.run());
+  e.modality = modality;
+  e.manifest = absolute_path(manifest_path);
+  e.split = split;
+  auto idx = all.index.at(modality);
+  auto ia = idx.accessor<int64_t, 1>();
+  for (int64_t k = 0; k < idx.numel(); ++k) {
+    const auto& s = m->samples()[static_cast<size_t>(ia[k])];
+    const std::string path = modality == "image" ? s.image : modality == "audio" ? s.audio : "";
+    e.entries.push_back({ia[k], s.id, absolute_path(path), s.label.value_or("")});
+  }
+  return e;
 }
 
 }  // namespace braid::serve

@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "braid/data/batch.h"
-#include "braid/eval/pipeline.h"
+#include "braid/core/batch.h"
+#include "braid/run/pipeline.h"
+#include "braid/serve/index.h"
 
 namespace braid::serve {
 
@@ -34,7 +35,7 @@ Query query_from_file(const std::string& modality, const std::string& path, size
 torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q);
 
 // Stack preprocessed inputs of one modality into a batch (padding as the loader does).
-data::Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs);
+Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs);
 
 // A finished run opened for embedding: pipeline + weights, model in eval mode.
 class Embedder {
@@ -42,7 +43,7 @@ class Embedder {
   // `weights`: "model" (final), "best", or a weights file.
   explicit Embedder(const std::string& run, const std::string& weights = "model");
 
-  eval::Pipeline& pipeline() { return p_; }
+  run::Pipeline& pipeline() { return p_; }
   const data::Preprocessor& preprocessor() const { return *p_.pre; }
   const std::string& run() const { return run_; }
   // Modalities this run's model embeds (probed once at load).
@@ -51,15 +52,21 @@ class Embedder {
 
   // L2-normalized [B, D] float CPU vectors of one modality's batch, under NoGradGuard. Thread-safe
   // (one forward at a time). InputError when the model does not embed `modality`.
-  torch::Tensor embed(const std::string& modality, const data::ModalityBatch& mb);
+  torch::Tensor embed(const std::string& modality, const ModalityBatch& mb);
   // Convenience: preprocess and embed one query -> [D].
   torch::Tensor embed_query(const Query& q);
 
  private:
   std::string run_;
-  eval::Pipeline p_;
+  run::Pipeline p_;
   std::vector<std::string> embeds_;
   std::mutex mu_;
 };
+
+// Embeddings of one modality of a manifest split ("" = every sample) with a run's model: the loader's
+// preprocessing and eval::embed_all, decoding only that modality. `text_view` overrides the recipe's
+// text view ("random" embeds each sample's first view, as evaluation does). Entries carry absolute paths.
+EmbeddingSet embed_manifest(Embedder& emb, const std::string& manifest_path, const std::string& split,
+                            const std::string& modality, const std::string& text_view = "");
 
 }  // namespace braid::serve

@@ -1,8 +1,7 @@
-// braid/train/checkpoint.h — weights and full training checkpoints.
+// braid/train/checkpoint.h — resumable training checkpoints (model, optimizer, trainer state, RNG).
 //
-// Weight files are LibTorch archives keyed by parameter/buffer name. Loading is strict: an
-// unknown, missing or mis-shaped tensor is an InputError naming the file and the tensor; a
-// tensor is never silently reshaped. Every write is atomic (temp file + rename).
+// The model part uses run/weights.h (strict loading, atomic writes); plain weight files are
+// run's concern, not train's.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -12,14 +11,6 @@
 #include <string>
 
 namespace braid::train {
-
-void save_weights(const torch::nn::Module& m, const std::string& path);
-void load_weights(torch::nn::Module& m, const std::string& path);
-// The model weights inside a training checkpoint (checkpoints/last.pt: the weights after the last step).
-void load_checkpoint_weights(torch::nn::Module& m, const std::string& path);
-// Copy every tensor of a weights file whose name and shape match one of the module's (others are
-// left as they are); returns how many were loaded. For `model.init_from`.
-int64_t load_matching_weights(torch::nn::Module& m, const std::string& path);
 
 // Everything needed to continue a run exactly: model (all parameters and buffers), optimizer
 // state, trainer state (step, epoch, position in the epoch, best score, ...) and the RNG state.

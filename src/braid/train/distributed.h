@@ -41,6 +41,7 @@ struct DistOptions {
   int rank = 0;                          // this process, 0..world_size-1 (RANK)
   int world_size = 1;                    // processes in the job; 1 = not distributed (WORLD_SIZE)
   std::string master_addr = "127.0.0.1"; // host of rank 0's TCPStore (MASTER_ADDR)
+  std::string interface;                 // network interface for Gloo ("" = by master_addr; GLOO_SOCKET_IFNAME)
   int master_port = 29500;               // its port (MASTER_PORT)
   int local_world_size = 0;              // processes on this machine (LOCAL_WORLD_SIZE; 0 = unknown)
   double timeout_s = 60;                 // rendezvous and every collective wait at most this long
@@ -50,9 +51,6 @@ struct DistOptions {
   bool enabled() const { return world_size > 1; }
   // Intra-op threads for this rank when the recipe leaves `threads` at 0: cores / local ranks.
   int default_threads() const;
-  // Fill rank/world/master/local_world from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
-  // LOCAL_WORLD_SIZE where they are set (InputError naming the variable when one is malformed).
-  void read_env();
   // InputError naming the flag when the values are inconsistent (world < 1, rank out of range, ...).
   void validate() const;
 };
@@ -103,14 +101,5 @@ class Distributed {
 
 // Whether this build has a distributed backend (Gloo; false on builds without libgloo-dev).
 bool distributed_available();
-
-// Launch `nproc` local copies of this executable (`args`: its argv without the launcher's own
-// flags), as ranks 0..nproc-1 of one job on 127.0.0.1:`port` (0 = pick a free port). Rank 0
-// writes to this terminal; rank k's output goes to `log_dir`/rank<k>.log. When a rank exits
-// non-zero the others are stopped (SIGTERM, SIGKILL after a grace period), and the failing
-// rank is reported on stderr with its last error line (the lowest rank whose failure is not a
-// consequence: not PeerLost's exit code 3, nor the launcher's own signals). Ctrl-C is
-// forwarded. Returns that rank's exit code (0 when all succeed).
-int launch_local(const std::vector<std::string>& args, int nproc, int port, const std::string& log_dir);
 
 }  // namespace braid::train

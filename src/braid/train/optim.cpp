@@ -47,9 +47,8 @@ std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& param
 
 MultiTensorAdamW::MultiTensorAdamW(std::vector<torch::Tensor> params, torch::optim::AdamWOptions o, std::string impl)
     : torch::optim::AdamW(std::move(params), o), impl_(std::move(impl)) {
-  if (const char* e = std::getenv("BRAID_ADAMW"); e && *e) impl_ = e;
   BRAID_INPUT_CHECK(impl_ == "auto" || impl_ == "loop" || impl_ == "foreach" || impl_ == "fused",
-                    "BRAID_ADAMW: expected auto, loop, foreach or fused, got '{}'", impl_);
+                    "recipe key 'train.adamw': expected auto, loop, foreach or fused, got '{}'", impl_);
 }
 
 torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
@@ -120,7 +119,7 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
 #endif
       if (!fused) {
         BRAID_INPUT_CHECK(impl_ != "fused" || b.params[0].is_cuda(),
-                          "BRAID_ADAMW=fused needs CUDA parameters and LibTorch >= 2.1");
+                          "train.adamw: fused needs CUDA parameters and LibTorch >= 2.1");
         const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
         const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
         if (wd != 0) at::_foreach_mul_(b.params, 1 - lr * wd);
@@ -144,7 +143,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& to, 
     return std::make_unique<torch::optim::SGD>(
         std::move(params), torch::optim::SGDOptions(to.lr).momentum(to.momentum).weight_decay(to.weight_decay));
   return std::make_unique<MultiTensorAdamW>(std::move(params),
-                                            torch::optim::AdamWOptions(to.lr).weight_decay(to.weight_decay));
+                                            torch::optim::AdamWOptions(to.lr).weight_decay(to.weight_decay), to.adamw);
 }
 
 void zero_grads(const std::vector<torch::Tensor>& params) {

@@ -7,8 +7,8 @@
 // kernels, or with the single fused `_fused_adamw_` kernel on CUDA with LibTorch >= 2.1.
 // The implementation is chosen by `impl`: "loop" (torch::optim::AdamW itself), "foreach",
 // "fused", or "auto" (CUDA: fused where available, else foreach; CPU: loop, which measured
-// faster there than the foreach kernels). The environment variable
-// BRAID_ADAMW overrides it (for benchmarks).
+// faster there than the foreach kernels); recipe key `train.adamw` (`braid train`/`bench speed`
+// also take the BRAID_ADAMW environment variable as an override, read in apps/).
 #pragma once
 
 #include <torch/optim/adamw.h>

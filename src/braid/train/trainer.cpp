@@ -14,7 +14,9 @@
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 #include "braid/objectives/gather.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/checkpoint.h"
@@ -43,6 +45,7 @@ TrainOptions read_train_options(const Config& c) {
   o.checkpoint_every = c.get<int64_t>("checkpoint_every", o.checkpoint_every);
   o.log_every = c.get<int64_t>("log_every", o.log_every);
   o.gather_negatives = c.get<bool>("gather_negatives", o.gather_negatives);
+  o.adamw = c.get<std::string>("adamw", o.adamw);
   auto bad = [&](const char* key, const char* want) { input_error("{}: recipe key '{}': expected {}", c.origin(), c.full(key), want); };
   if (o.optimizer != "adamw" && o.optimizer != "sgd") bad("optimizer", "adamw or sgd");
   if (o.schedule != "cosine" && o.schedule != "constant") bad("schedule", "cosine or constant");
@@ -87,16 +90,13 @@ void truncate_metrics(const std::string& path, int64_t step) {
 }
 
 // Distributed setup: rank 0 sends the other ranks the small files of its run directory
-// (resolved recipe, run.json, tokenizer, class map), or the error that stopped its setup.
-std::string pack_run_files(const std::string& run) {
+// (RunDir::setup_files: recipe, facts, tokenizer, class map), or the error that stopped its setup.
+std::string pack_run_files(const run::RunDir& rd) {
   nlohmann::json files = nlohmann::json::object();
-  for (const auto& e : std::filesystem::directory_iterator(run)) {
-    auto name = e.path().filename().string();
-    if (!e.is_regular_file() || e.file_size() > (16u << 20) || name == "metrics.jsonl" || name == "model.pt" ||
-        name.rfind("rank", 0) == 0 || name.find(".tmp.") != std::string::npos)
-      continue;
-    auto text = read_text_file(e.path().string());
-    files[name] = nlohmann::json::binary(std::vector<uint8_t>(text.begin(), text.end()));
+  for (const auto& path : rd.setup_files()) {
+    auto text = read_text_file(path);
+    files[std::filesystem::path(path).filename().string()] =
+        nlohmann::json::binary(std::vector<uint8_t>(text.begin(), text.end()));
   }
   auto bytes = nlohmann::json::to_cbor(nlohmann::json{{"files", files}});
   return std::string(bytes.begin(), bytes.end());
@@ -131,18 +131,16 @@ std::string unpack_run_files(const std::string& packed, int rank) {
 
 }  // namespace
 
-torch::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing, const std::string& loss) {
+torch::Tensor batch_loss(run::Pipeline& p, const Batch& batch, double label_smoothing, const std::string& loss) {
   auto& model = *p.model;
   AutocastScope ac(p.device.type(), p.precision);  // bf16 recipes: the forward pass and loss; backward is outside
   torch::Tensor l;
-  if (p.task == eval::Task::Align) {
+  if (p.task == run::Task::Align) {
     l = model.objective(batch);
   } else {
-    auto out = model.forward(batch);
-    if (p.task == eval::Task::Classify)
-      l = objectives::cross_entropy(out, batch.labels, label_smoothing);
-    else
-      l = loss == "ccc" ? objectives::ccc_loss(out, batch.targets) : torch::mse_loss(out, batch.targets);
+    const bool classify = p.task == run::Task::Classify;
+    const auto& fn = objectives::supervised_loss(loss, classify, "recipe key 'train.loss'");
+    l = fn.fn(model.forward(batch), classify ? batch.labels : batch.targets, label_smoothing);
   }
   if (auto aux = model.auxiliary_loss(); aux.defined()) l = l + aux;
   return l;
@@ -150,9 +148,8 @@ torch::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double lab
 
 TrainResult train(const RunOptions& ro) {
   BRAID_INPUT_CHECK(!ro.out.empty(), "--out: a run directory is required");
-  const std::string run = ro.out;
-  const std::string ckpt_dir = run + "/checkpoints", last = ckpt_dir + "/last.pt", best = ckpt_dir + "/best.pt";
-  const std::string metrics_path = run + "/metrics.jsonl";
+  const run::RunDir rd(ro.out);
+  const std::string last = rd.last(), best = rd.best(), metrics_path = rd.metrics();
 
   // Data-parallel: join the job first, so that an error in rank 0's setup reaches every rank.
   std::unique_ptr<Distributed> dist;
@@ -166,16 +163,16 @@ TrainResult train(const RunOptions& ro) {
   int64_t seed = 0;
   std::shared_ptr<data::Manifest> manifest;
   TrainOptions to;
-  eval::Pipeline p;
+  run::Pipeline p;
   auto setup = [&] {
     if (!main_rank) {
-      recipe = Config::from_file(staged + "/recipe.resolved.yaml");
+      recipe = Config::from_file(run::RunDir(staged).recipe());
       manifest_path = recipe.at("data").get<std::string>("manifest", "");
     } else {
       if (ro.resume) {
-        BRAID_INPUT_CHECK(file_exists(last), "--resume: {} has no checkpoint to resume from ({} is missing)", run, last);
+        BRAID_INPUT_CHECK(file_exists(last), "--resume: {} has no checkpoint to resume from ({} is missing)", rd.root, last);
         BRAID_INPUT_CHECK(ro.sets.empty(), "--resume continues the run's own recipe; --set is not allowed with it");
-        recipe = Config::from_file(run + "/recipe.resolved.yaml");
+        recipe = Config::from_file(rd.recipe());
       } else {
         recipe = ro.recipe_text.empty() ? Config::from_file(ro.recipe) : Config::from_string(ro.recipe_text, ro.recipe);
         for (const auto& s : ro.sets) {
@@ -183,7 +180,7 @@ TrainResult train(const RunOptions& ro) {
           BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected key.path=value", s);
           recipe.set_path(s.substr(0, eq), s.substr(eq + 1));
         }
-        BRAID_INPUT_CHECK(!file_exists(last), "{} already holds a run; use --resume to continue it or pick another --out", run);
+        BRAID_INPUT_CHECK(!file_exists(last), "{} already holds a run; use --resume to continue it or pick another --out", rd.root);
       }
       manifest_path = ro.data;
       if (manifest_path.empty()) {
@@ -206,9 +203,9 @@ TrainResult train(const RunOptions& ro) {
 
     manifest = std::make_shared<data::Manifest>(data::Manifest::load(manifest_path));
     to = read_train_options(recipe.at("train"));
-    if (!main_rank) p = eval::open_pipeline(staged);
-    else p = ro.resume ? eval::open_pipeline(run) : eval::create_pipeline(recipe, *manifest, run);
-    if (!ro.resume && main_rank) atomic_write_text(run + "/recipe.resolved.yaml", p.recipe.dump());
+    if (!main_rank) p = run::open_pipeline(staged);
+    else p = ro.resume ? run::open_pipeline(rd.root) : run::create_pipeline(recipe, *manifest, rd.root);
+    if (!ro.resume && main_rank) atomic_write_text(rd.recipe(), p.recipe.dump());
   };
   if (!dist) {
     setup();
@@ -223,7 +220,7 @@ TrainResult train(const RunOptions& ro) {
       }
       throw;
     }
-    dist->share_from_main(pack_run_files(run), ro.dist.timeout_s * 10);
+    dist->share_from_main(pack_run_files(rd), ro.dist.timeout_s * 10);
   } else {
     staged = unpack_run_files(dist->share_from_main("", ro.dist.timeout_s * 10), dist->rank());
     try {
@@ -235,6 +232,8 @@ TrainResult train(const RunOptions& ro) {
     braid::remove_tree(staged);
   }
   auto& model = *p.model;
+  if (p.task != run::Task::Align)  // an unknown or mismatched train.loss fails here, not at step 1
+    objectives::supervised_loss(to.loss, p.task == run::Task::Classify, p.recipe.origin() + ": recipe key 'train.loss'");
 
   const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");
   const std::string val_split = p.recipe.at("data").get<std::string>("val_split", "val");
@@ -280,7 +279,7 @@ TrainResult train(const RunOptions& ro) {
       spdlog::info("checkpoint was written by {} rank(s), this run has {}: sample {} of epoch {} is batch {}, step {}",
                    was, world, pos, st.epoch + 1, st.batch, st.step);
     }
-    spdlog::info("resuming {} at step {} (epoch {}, batch {})", run, st.step, st.epoch + 1, st.batch);
+    spdlog::info("resuming {} at step {} (epoch {}, batch {})", rd.root, st.step, st.epoch + 1, st.batch);
   } else if (main_rank) {
     atomic_write_text(metrics_path, "");
   }
@@ -297,9 +296,9 @@ TrainResult train(const RunOptions& ro) {
   if (!ro.resume) {
     const std::string init = p.recipe.at("model").get<std::string>("init_from", "");
     if (!init.empty()) {
-      const std::string src = init + "/model.pt";
-      BRAID_INPUT_CHECK(file_exists(src), "recipe key 'model.init_from': {} has no model.pt", init);
-      int64_t n = train::load_matching_weights(model, src);
+      const std::string src = run::RunDir(init).model();
+      BRAID_INPUT_CHECK(file_exists(src), "recipe key 'model.init_from': {} has no final model ({} is missing)", init, src);
+      int64_t n = run::load_matching_weights(model, src);
       BRAID_INPUT_CHECK(n > 0, "recipe key 'model.init_from': no tensor of {} matches this model", src);
       spdlog::info("initialized {} tensors from {}", n, src);
     }
@@ -309,7 +308,7 @@ TrainResult train(const RunOptions& ro) {
   if (trainable < params)
     spdlog::info("trainable parameters: {} of {} ({:.2f}%)", trainable, params, 100.0 * trainable / params);
   spdlog::info("run {}: {} on {} ({} train / {} val samples), {} parameters, {} steps, {} thread(s), device {}, {}",
-               run, p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
+               rd.root, p.recipe.at("model").get<std::string>("name", ""), fmt::join(p.modalities, "+"),
                train_loader->samples(), val_loader ? val_loader->samples() : 0, params, total, threads,
                p.device.str(), precision_name(p.precision));
   if (dist)
@@ -345,7 +344,7 @@ TrainResult train(const RunOptions& ro) {
     if (s > st.best) {
       st.best = s;
       st.best_step = st.step;
-      if (main_rank) save_weights(model, best);
+      if (main_rank) run::save_weights(model, best);
     }
     spdlog::info("step {}: {} {:.4f} (best {:.4f} at step {})", st.step,
                  std::string("val ") + eval::headline_name(p.task), s, st.best, st.best_step);
@@ -413,7 +412,7 @@ TrainResult train(const RunOptions& ro) {
   checkpoint();
   if (!main_rank) {  // rank 0 alone scores the best weights and writes the final files
     TrainResult r;
-    r.run_dir = run;
+    r.run_dir = rd.root;
     r.steps = st.step;
     r.parameters = params;
     r.seconds = elapsed();
@@ -422,20 +421,20 @@ TrainResult train(const RunOptions& ro) {
 
   // The final model: the best validated weights (or the last ones without validation).
   TrainResult r;
-  r.run_dir = run;
+  r.run_dir = rd.root;
   r.steps = st.step;
   r.parameters = params;
   if (val_loader && file_exists(best)) {
-    load_weights(model, best);
+    run::load_weights(model, best);
     r.val = eval::evaluate(p, *val_loader, "validate best");
   }
-  save_weights(model, run + "/model.pt");
+  run::save_weights(model, rd.model());
   r.seconds = elapsed();
   nlohmann::json summary = {{"steps", r.steps}, {"seconds", r.seconds}, {"parameters", r.parameters},
                             {"trainable_parameters", trainable}, {"best_step", st.best_step}, {"val", r.val},
                             {"threads", threads}, {"world_size", world}, {"global_batch", to.batch_size * world}};
-  atomic_write_text(run + "/summary.json", summary.dump(1) + "\n");
-  spdlog::info("done: {} steps in {:.1f} s; model in {}/model.pt", r.steps, r.seconds, run);
+  atomic_write_text(rd.summary(), summary.dump(1) + "\n");
+  spdlog::info("done: {} steps in {:.1f} s; model in {}", r.steps, r.seconds, rd.model());
   return r;
 }
 

@@ -1,6 +1,6 @@
 // braid/train/trainer.h — supervised training of a recipe on a manifest, with exact resume.
 //
-// `train(opts)` builds the pipeline (eval/pipeline.h), then runs epochs of AdamW or SGD with
+// `train(opts)` builds the pipeline (run/pipeline.h), then runs epochs of AdamW or SGD with
 // warmup + cosine learning rate, gradient clipping, validation every `eval_every` steps and
 // atomic checkpoints every `checkpoint_every` steps. A run killed at any point (even kill -9)
 // continues with `resume = true` and produces the same per-step losses and weights as an
@@ -30,7 +30,7 @@ struct RunOptions {
   std::string data;                   // manifest path (overrides data.manifest)
   std::string out;                    // run directory
   std::vector<std::string> sets;      // "key.path=value" overrides
-  bool resume = false;                // continue from out/checkpoints/last.pt
+  bool resume = false;                // continue from the run's resume checkpoint (run::RunDir::last)
   int threads = -1;                   // -1 = recipe's `threads`
   std::string device;                 // "" = recipe's `device`
   int64_t seed = -1;                  // -1 = recipe's `seed`
@@ -52,9 +52,10 @@ struct TrainOptions {
   double label_smoothing = 0.0;      // classification only
   std::string loss = "";             // classify: ce; regress: mse | ccc ("" = ce / mse)
   int64_t eval_every = 0;            // validation every N steps (0 = at the end of each epoch)
-  int64_t checkpoint_every = 50;     // checkpoints/last.pt every N steps (and at every validation)
-  int64_t log_every = 1;             // metrics.jsonl train lines every N steps
+  int64_t checkpoint_every = 50;     // resume checkpoint every N steps (and at every validation)
+  int64_t log_every = 1;             // metrics log train lines every N steps
   bool gather_negatives = true;      // data-parallel: CLIP/SigLIP/ITC contrast against every rank's rows
+  std::string adamw = "auto";        // AdamW implementation: auto | loop | foreach | fused (train/optim.h)
 };
 
 struct TrainResult {
@@ -69,8 +70,8 @@ TrainResult train(const RunOptions& opts);
 
 }  // namespace braid::train
 
-namespace braid::eval { struct Pipeline; }
-namespace braid::data { struct Batch; }
+namespace braid::run { struct Pipeline; }
+namespace braid { struct Batch; }
 namespace at { class Tensor; }
 
 namespace braid::train {
@@ -78,7 +79,7 @@ namespace braid::train {
 // The training loss of one batch: the model's objective (task align) or the supervised loss
 // (cross-entropy with `label_smoothing`, or `loss` = mse | ccc for regression), plus the model's
 // auxiliary loss. The one definition the trainer and `braid bench speed` share.
-at::Tensor batch_loss(eval::Pipeline& p, const data::Batch& batch, double label_smoothing = 0.0,
+at::Tensor batch_loss(run::Pipeline& p, const Batch& batch, double label_smoothing = 0.0,
                       const std::string& loss = "");
 
 }  // namespace braid::train

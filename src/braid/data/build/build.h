@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "braid/core/registry.h"
+
 namespace braid::data {
 
 struct BuildOptions {
@@ -28,7 +30,12 @@ struct BuildReport {
   double seconds = 0;
 };
 
-std::vector<std::string> dataset_names();  // emoji, avmnist, fashion-mnist
+// The builders by name, with a doc line each (`braid list datasets`). A builder is called by
+// build_dataset, which checks the options, creates the folder and times it.
+using DatasetRegistry = Registry<BuildReport, const BuildOptions&>;
+const DatasetRegistry& dataset_registry();
+
+std::vector<std::string> dataset_names();  // the registry's names
 BuildReport build_dataset(const std::string& name, const BuildOptions& opt);
 
 }  // namespace braid::data

@@ -15,12 +15,12 @@ AudioCNNOptions AudioCNNOptions::from_config(const Config& c) {
 }
 
 AudioCNNImpl::AudioCNNImpl(AudioCNNOptions o, const EncoderContext& ctx) : options(std::move(o)) {
-  convs_ = ConvStack(*this, 1, options.channels);
+  convs_ = ConvStack(*this, 1, options.channels, ctx.channels_last);
   out_ = register_module("out", torch::nn::Linear(convs_.out_channels(), options.dim));
   out_dim_ = options.dim;
 }
 
-torch::Tensor AudioCNNImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor AudioCNNImpl::encode(const ModalityBatch& mb) {
   auto len = mb.lengths;
   auto x = convs_.forward(mb.data.unsqueeze(1), /*ceil=*/true, &len);  // [B, 1, n_mels, T] -> [B, C, F, T']
   // [B, C, F, T] -> mean over mel bands -> [B, T, C] -> masked mean over valid time

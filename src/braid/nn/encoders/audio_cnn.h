@@ -26,7 +26,7 @@ class AudioCNNImpl : public EncoderImpl {
   AudioCNNOptions options;
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   ConvStack convs_;

@@ -13,12 +13,12 @@ ImageCNNOptions ImageCNNOptions::from_config(const Config& c) {
 }
 
 ImageCNNImpl::ImageCNNImpl(ImageCNNOptions o, const EncoderContext& ctx) : options(std::move(o)) {
-  convs_ = ConvStack(*this, 3, options.channels);
+  convs_ = ConvStack(*this, 3, options.channels, ctx.channels_last);
   out_ = register_module("out", torch::nn::Linear(convs_.out_channels(), options.dim));
   out_dim_ = options.dim;
 }
 
-torch::Tensor ImageCNNImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor ImageCNNImpl::encode(const ModalityBatch& mb) {
   auto x = convs_.forward(mb.data);  // [B, 3, H, W] -> [B, C, h, w]
   return out_->forward(x.mean({2, 3}));
 }

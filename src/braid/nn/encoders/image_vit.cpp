@@ -44,6 +44,6 @@ torch::Tensor ImageViTImpl::tokens(const torch::Tensor& images) {
   return ln_->forward(x);
 }
 
-torch::Tensor ImageViTImpl::encode(const data::ModalityBatch& mb) { return tokens(mb.data).select(1, 0); }
+torch::Tensor ImageViTImpl::encode(const ModalityBatch& mb) { return tokens(mb.data).select(1, 0); }
 
 }  // namespace braid::nn

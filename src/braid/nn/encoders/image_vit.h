@@ -31,7 +31,7 @@ class ImageViTImpl : public EncoderImpl {
   int64_t num_patches() const { return n_patches_; }
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   int64_t n_patches_ = 0;

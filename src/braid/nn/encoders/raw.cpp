@@ -39,7 +39,7 @@ static torch::Tensor pool_valid(const torch::Tensor& x, const torch::Tensor& len
   return (sums / counts).reshape({B, C * bins});
 }
 
-torch::Tensor RawImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor RawImpl::encode(const ModalityBatch& mb) {
   const auto& x = mb.data;
   if (modality_ == "image")
     return torch::adaptive_avg_pool2d(x, {options.grid, options.grid}).flatten(1);

@@ -24,7 +24,7 @@ class RawImpl : public EncoderImpl {
   RawOptions options;
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   std::string modality_;

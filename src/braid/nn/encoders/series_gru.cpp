@@ -22,7 +22,7 @@ SeriesGRUImpl::SeriesGRUImpl(SeriesGRUOptions o, const EncoderContext& ctx) : op
   out_dim_ = o.dim;
 }
 
-torch::Tensor SeriesGRUImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor SeriesGRUImpl::encode(const ModalityBatch& mb) {
   auto out = std::get<0>(gru_->forward(mb.data));                   // [B, T, hidden]
   auto last = (mb.lengths - 1).clamp_min(0);                        // [B]
   auto idx = last.view({-1, 1, 1}).expand({out.size(0), 1, out.size(2)});

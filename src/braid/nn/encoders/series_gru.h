@@ -23,7 +23,7 @@ class SeriesGRUImpl : public EncoderImpl {
   SeriesGRUOptions options;
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   torch::nn::GRU gru_{nullptr};

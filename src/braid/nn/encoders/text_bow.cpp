@@ -20,7 +20,7 @@ TextBowImpl::TextBowImpl(TextBowOptions o, const EncoderContext& ctx) : options(
   out_dim_ = o.dim;
 }
 
-torch::Tensor TextBowImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor TextBowImpl::encode(const ModalityBatch& mb) {
   return mlp_->forward(masked_mean(emb_->forward(mb.data), mb.lengths));
 }
 

@@ -23,7 +23,7 @@ class TextBowImpl : public EncoderImpl {
   TextBowOptions options;
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   torch::nn::Embedding emb_{nullptr};

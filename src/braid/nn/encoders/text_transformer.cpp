@@ -27,7 +27,7 @@ TextTransformerImpl::TextTransformerImpl(TextTransformerOptions o, const Encoder
   out_dim_ = o.dim;
 }
 
-torch::Tensor TextTransformerImpl::encode(const data::ModalityBatch& mb) {
+torch::Tensor TextTransformerImpl::encode(const ModalityBatch& mb) {
   auto ids = mb.data;
   auto len = mb.lengths;
   if (ids.size(1) > options.max_len) {

@@ -26,7 +26,7 @@ class TextTransformerImpl : public EncoderImpl {
   TextTransformerOptions options;
 
  protected:
-  torch::Tensor encode(const data::ModalityBatch& mb) override;
+  torch::Tensor encode(const ModalityBatch& mb) override;
 
  private:
   torch::nn::Embedding tok_{nullptr}, pos_{nullptr};

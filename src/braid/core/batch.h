@@ -1,4 +1,5 @@
-// braid/data/batch.h — what the loader hands to models: per-modality tensors with masks.
+// braid/core/batch.h — the models' input contract: per-modality tensors with masks. data produces
+// it (the loader and collate), nn and models consume it; it lives in core so neither depends on the other.
 #pragma once
 
 #include <torch/types.h>
@@ -7,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace braid::data {
+namespace braid {
 
 // One modality of a batch of B samples.
 //   image:  data [B, 3, H, W] float
@@ -31,9 +32,5 @@ struct Batch {
   Batch pinned() const;                    // a copy in page-locked memory (needs a CUDA build)
 };
 
-// Preprocessed tensors of one sample (before padding); absent modalities are missing keys.
-struct SampleTensors {
-  std::map<std::string, torch::Tensor> mods;
-};
 
-}  // namespace braid::data
+}  // namespace braid

@@ -1,5 +1,5 @@
-// braid/data/pipeline_bench.cpp — timed passes of the preprocessing pipeline over a manifest's files.
-#include "braid/data/pipeline_bench.h"
+// apps/braid/tools/pipeline_bench.cpp — timed passes of the preprocessing pipeline over a manifest's files.
+#include "tools/pipeline_bench.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -18,7 +18,9 @@
 #include "braid/data/npy.h"
 #include "braid/data/preprocess.h"
 
-namespace braid::data {
+namespace braid::tools {
+
+using namespace braid::data;  // Manifest, Preprocessor, write_npy
 
 nlohmann::json measure_pipeline(const PipelineBenchOptions& o) {
   BRAID_INPUT_CHECK(o.modality == "image" || o.modality == "audio",
@@ -85,4 +87,4 @@ nlohmann::json measure_pipeline(const PipelineBenchOptions& o) {
           {"checksum", checksum}};
 }
 
-}  // namespace braid::data
+}  // namespace braid::tools

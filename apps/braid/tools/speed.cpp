@@ -1,4 +1,4 @@
-#include "braid/train/speed.h"
+#include "tools/speed.h"
 #include "braid/train/trainer.h"
 
 #include <spdlog/spdlog.h>
@@ -13,15 +13,19 @@
 #include <functional>
 #include <set>
 
+#include <unistd.h>
+
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/npy.h"
-#include "braid/eval/pipeline.h"
+#include "braid/eval/evaluate.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/optim.h"
 
-namespace braid::train {
+namespace braid::tools {
+
+using namespace braid::train;  // RunOptions, batch_loss, the optimizer and clipping
 
 namespace {
 
@@ -55,8 +59,8 @@ nlohmann::json yaml_json(const YAML::Node& n) {
   return s;
 }
 
-data::Batch slice(const data::Batch& b, int64_t n) {
-  data::Batch s;
+Batch slice(const Batch& b, int64_t n) {
+  Batch s;
   s.index.assign(b.index.begin(), b.index.begin() + n);
   for (const auto& [k, m] : b.mods)
     s.mods[k] = {m.data.defined() ? m.data.slice(0, 0, n) : m.data, m.lengths.slice(0, 0, n), m.present.slice(0, 0, n)};
@@ -110,10 +114,10 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   std::string mp = ro.data.empty() ? resolve_relative(ro.recipe, recipe.at("data").get<std::string>("manifest", ""))
                                    : ro.data;
   auto manifest = std::make_shared<data::Manifest>(data::Manifest::load(mp));
-  const std::string tmp = ro.out.empty() ? (std::filesystem::temp_directory_path() / "braid_speed_run").string() : ro.out;
+  const std::string tmp = ro.out.empty() ? (std::filesystem::temp_directory_path() / fmt::format("braid_speed_run.{}", ::getpid())).string() : ro.out;
   braid::remove_tree(tmp);
   recipe.mark_subtree("train");  // only lr, weight_decay, grad_clip and batch_size matter here
-  auto p = eval::create_pipeline(recipe, *manifest, tmp);
+  auto p = run::create_pipeline(recipe, *manifest, tmp);
   auto to = recipe.at("train");
   const double lr = to.get<double>("lr", 1e-3), wd = to.get<double>("weight_decay", 0.01), clip = to.get<double>("grad_clip", 1.0);
   auto loader = p.loader(manifest, recipe.at("data").get<std::string>("train_split", "train"), true);
@@ -144,7 +148,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   }
 
   const auto params_list = model.parameters();
-  MultiTensorAdamW opt(params_list, torch::optim::AdamWOptions(lr).weight_decay(wd));
+  MultiTensorAdamW opt(params_list, torch::optim::AdamWOptions(lr).weight_decay(wd), to.get<std::string>("adamw", "auto"));
   auto step = [&] {
     auto loss = batch_loss(p, batch);
     zero_grads(params_list);
@@ -152,7 +156,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     if (clip > 0) clip_grad_norm(params_list, clip);
     opt.step();
   };
-  auto forward = [&](const data::Batch& b) {
+  auto forward = [&](const Batch& b) {
     AutocastScope ac(p.device.type(), p.precision);
     return model.forward(b);
   };
@@ -229,4 +233,4 @@ nlohmann::json measure_gemm(int64_t n, int threads, int repeats) {
           {"openblas_coretype", core ? core : "unset"}};
 }
 
-}  // namespace braid::train
+}  // namespace braid::tools

@@ -1,4 +1,4 @@
-// braid/data/pipeline_bench.h — throughput of the preprocessing pipeline (image: PNG decode + resize +
+// apps/braid/tools/pipeline_bench.h — throughput of the preprocessing pipeline (image: PNG decode + resize +
 // normalize; audio: WAV decode + resample + log-mel + normalize) on the files of a manifest, for
 // comparison with a Python peer (bench/pipeline_speed.sh, bench/peer/pipeline_peer.py).
 #pragma once
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-namespace braid::data {
+namespace braid::tools {
 
 struct PipelineBenchOptions {
   std::string manifest;
@@ -26,4 +26,4 @@ struct PipelineBenchOptions {
 // A manifest without the modality, or an unknown modality, is an InputError.
 nlohmann::json measure_pipeline(const PipelineBenchOptions& o);
 
-}  // namespace braid::data
+}  // namespace braid::tools

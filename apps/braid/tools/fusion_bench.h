@@ -1,4 +1,4 @@
-// braid/train/fusion_bench.h — `braid bench fusion`: every fusion method (and each unimodal
+// apps/braid/tools/fusion_bench.h — `braid bench fusion`: every fusion method (and each unimodal
 // baseline) trained with the same encoders and budget over several seeds, then scored for
 // accuracy, robustness to noise and to missing modalities, and cost.
 //
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace braid::train {
+namespace braid::tools {
 
 struct FusionBenchOptions {
   std::string recipe;                  // base recipe (its model is a fusion_classifier)
@@ -38,4 +38,4 @@ std::vector<std::string> method_overrides(const std::string& method, const std::
 // Runs the benchmark; writes out/results.json, out/results.md and out/*.svg; returns results.json.
 nlohmann::json run_fusion_bench(const FusionBenchOptions& o);
 
-}  // namespace braid::train
+}  // namespace braid::tools

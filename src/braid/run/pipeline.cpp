@@ -1,4 +1,4 @@
-#include "braid/eval/pipeline.h"
+#include "braid/run/pipeline.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -9,10 +9,9 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/series.h"
-#include "braid/eval/metrics.h"
-#include "braid/eval/robustness.h"
+#include "braid/run/run_dir.h"
 
-namespace braid::eval {
+namespace braid::run {
 
 namespace fs = std::filesystem;
 
@@ -68,8 +67,7 @@ static void build(Pipeline& p) {
   models::ModelContext ctx;
   ctx.modalities = p.modalities;
   ctx.outputs = p.outputs;
-  ctx.classify = p.task == Task::Classify;
-  ctx.align = p.task == Task::Align;
+  ctx.task = p.task;
   if (p.task == Task::Align && p.classes && p.tokenizer) {
     auto cb = text_batch(*p.pre, p.classes->names());
     ctx.class_text = cb.data;
@@ -82,6 +80,7 @@ static void build(Pipeline& p) {
     e.image_size = popt.image.size;
     e.n_mels = popt.audio.n_mels;
     e.series_channels = p.facts.value("series_channels", 0);
+    e.channels_last = p.recipe.get<bool>("channels_last", false);
     ctx.encoders[m] = e;
   }
   auto mcfg = p.recipe.at("model");
@@ -98,7 +97,7 @@ static void build(Pipeline& p) {
   p.recipe.at("data").get<std::string>("val_split", "val");
 }
 
-data::ModalityBatch text_batch(const data::Preprocessor& pre, const std::vector<std::string>& texts) {
+ModalityBatch text_batch(const data::Preprocessor& pre, const std::vector<std::string>& texts) {
   std::vector<data::SampleTensors> ss;
   std::vector<int64_t> idx;
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -148,6 +147,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   }
 
   make_dirs(run_dir);
+  const RunDir rd(run_dir);
   auto popt = data::PreprocessOptions::from_config(d);
   auto views = manifest.text_views();
   if (!popt.text.view.empty() && popt.text.view != "random" && !views.empty() &&
@@ -159,7 +159,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     popt.text.view.clear();
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end()) {
-    const std::string tok_path = run_dir + "/tokenizer.model";
+    const std::string tok_path = rd.tokenizer();
     if (!popt.text.tokenizer.empty()) {
       std::string src = resolve_relative(recipe.origin(), popt.text.tokenizer);
       auto t = data::Tokenizer::load(src);
@@ -184,7 +184,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   }
   if (p.task == Task::Classify) {
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
-    p.classes->save(run_dir + "/classes.json");
+    p.classes->save(rd.classes());
     p.outputs = p.classes->size();
   } else if (p.task == Task::Align) {
     // labels are optional here: with them, zero-shot and linear-probe evaluations have classes
@@ -192,7 +192,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     for (auto i : train_idx) labelled = labelled || manifest.samples()[i].label.has_value();
     if (labelled) {
       p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
-      p.classes->save(run_dir + "/classes.json");
+      p.classes->save(rd.classes());
     }
     p.outputs = 0;
   } else {
@@ -215,149 +215,35 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   }
   build(p);
   recipe.check_all_used();
-  atomic_write_text(run_dir + "/run.json", p.facts.dump(1) + "\n");
+  atomic_write_text(rd.facts(), p.facts.dump(1) + "\n");
   return p;
 }
 
 Pipeline open_pipeline(const std::string& run_dir) {
-  const std::string rp = run_dir + "/recipe.resolved.yaml";
-  BRAID_INPUT_CHECK(file_exists(rp), "{}: not a braid run directory (no recipe.resolved.yaml)", run_dir);
+  const RunDir rd(run_dir);
+  const std::string rp = rd.recipe();
+  BRAID_INPUT_CHECK(file_exists(rp), "{}: not a braid run directory (no {})", run_dir, rp);
   Pipeline p;
   p.recipe = Config::from_file(rp);
   p.task = parse_task(p.recipe);
   try {
-    p.facts = nlohmann::json::parse(read_text_file(run_dir + "/run.json"));
+    p.facts = nlohmann::json::parse(read_text_file(rd.facts()));
     p.modalities = p.facts.at("modalities").get<std::vector<std::string>>();
     p.outputs = p.facts.at("outputs").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
-    input_error("{}/run.json: unreadable run facts ({})", run_dir, e.what());
+    input_error("{}: unreadable run facts ({})", rd.facts(), e.what());
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end())
-    p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(run_dir + "/tokenizer.model"));
-  if (p.task == Task::Align && file_exists(run_dir + "/classes.json"))
-    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(run_dir + "/classes.json"));
+    p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(rd.tokenizer()));
+  if (p.task == Task::Align && file_exists(rd.classes()))
+    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(rd.classes()));
   if (p.task == Task::Classify) {
-    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(run_dir + "/classes.json"));
-    BRAID_INPUT_CHECK(p.classes->size() == p.outputs, "{}: classes.json has {} classes, run.json says {}", run_dir,
-                      p.classes->size(), p.outputs);
+    p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(rd.classes()));
+    BRAID_INPUT_CHECK(p.classes->size() == p.outputs, "{}: {} classes, but {} says {}", rd.classes(),
+                      p.classes->size(), rd.facts(), p.outputs);
   }
   build(p);
   return p;
 }
 
-nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
-                        const std::vector<std::string>& drop) {
-  if (p.task == Task::Align) {
-    BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not align");
-    return evaluate_alignment(p, loader, label);
-  }
-  torch::NoGradGuard ng;
-  bool was_training = p.model->is_training();
-  p.model->eval();
-  std::vector<torch::Tensor> outs, truth;
-  loader.start_epoch(0);
-  Progress bar(label, loader.batches_per_epoch(), "batches");
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    if (!drop.empty()) drop_modalities(*b, drop);
-    auto batch = b->to(p.device);
-    AutocastScope ac(p.device.type(), p.precision);
-    outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
-    truth.push_back(p.task == Task::Classify ? b->labels : b->targets);
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
-  p.model->train(was_training);
-  if (outs.empty()) return {{"n", 0}};
-  auto o = torch::cat(outs), t = torch::cat(truth);
-  return p.task == Task::Classify ? classification_metrics(o, t, p.classes->names()) : regression_metrics(o, t);
-}
-
-Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label) {
-  torch::NoGradGuard ng;
-  bool was_training = p.model->is_training();
-  p.model->eval();
-  std::map<std::string, std::vector<torch::Tensor>> vec, idx;
-  loader.start_epoch(0);
-  Progress bar(label, loader.batches_per_epoch(), "batches");
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    auto batch = b->to(p.device);
-    auto index = torch::tensor(b->index, torch::kLong);
-    AutocastScope ac(p.device.type(), p.precision);
-    for (const auto& [m, mb] : batch.mods) {
-      auto e = p.model->embed(m, mb);
-      if (!e.defined()) continue;
-      auto keep = b->mods.at(m).present.to(torch::kBool);
-      vec[m].push_back(e.to(torch::kCPU).to(torch::kFloat).index({keep}));
-      idx[m].push_back(index.index({keep}));
-    }
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
-  p.model->train(was_training);
-  Embeddings out;
-  const auto& samples = loader.manifest().samples();
-  std::map<std::string, int64_t> group_ids;
-  for (auto& [m, v] : vec) {
-    out.vectors[m] = torch::cat(v);
-    out.index[m] = torch::cat(idx[m]);
-    auto ix = out.index[m];
-    auto g = torch::empty_like(ix);
-    auto ia = ix.accessor<int64_t, 1>();
-    auto ga = g.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < ix.numel(); ++i) {
-      const auto& s = samples[ia[i]];
-      const std::string key = s.group.empty() ? "\x01" + s.id : s.group;
-      ga[i] = group_ids.emplace(key, static_cast<int64_t>(group_ids.size())).first->second;
-    }
-    out.groups[m] = g;
-  }
-  return out;
-}
-
-nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label) {
-  auto e = embed_all(p, loader, label);
-  BRAID_INPUT_CHECK(e.vectors.size() >= 2, "alignment evaluation needs two embedded modalities; the model embeds {}",
-                    e.vectors.size());
-  nlohmann::json m = {{"retrieval", nlohmann::json::object()}};
-  double sum_r1 = 0;
-  int dirs = 0;
-  for (auto a = e.vectors.begin(); a != e.vectors.end(); ++a)
-    for (auto b = e.vectors.begin(); b != e.vectors.end(); ++b) {
-      if (a == b) continue;
-      // queries and gallery: the samples that have both modalities
-      auto ia = e.index[a->first], ib = e.index[b->first];
-      auto in_b = torch::isin(ia, ib), in_a = torch::isin(ib, ia);
-      if (!in_b.any().item<bool>()) continue;
-      auto r = retrieval_metrics(a->second.index({in_b}), b->second.index({in_a}), e.groups[a->first].index({in_b}),
-                                 e.groups[b->first].index({in_a}));
-      m["retrieval"][a->first + "->" + b->first] = r;
-      sum_r1 += r.value("r1", 0.0);
-      ++dirs;
-    }
-  m["mean_r1"] = dirs ? sum_r1 / dirs : 0.0;
-  return m;
-}
-
-double headline_score(const nlohmann::json& m, Task task) {
-  switch (task) {
-    case Task::Classify: return m.value("accuracy", 0.0);
-    case Task::Regress: return m.value("ccc", -1.0);
-    case Task::Align: return m.value("mean_r1", 0.0);
-  }
-  return 0.0;
-}
-
-const char* headline_name(Task task) {
-  switch (task) {
-    case Task::Classify: return "accuracy";
-    case Task::Regress: return "ccc";
-    case Task::Align: return "mean R@1";
-  }
-  return "";
-}
-
-}  // namespace braid::eval
+}  // namespace braid::run

@@ -1,4 +1,4 @@
-#include "braid/train/fusion_bench.h"
+#include "tools/fusion_bench.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -17,9 +17,10 @@
 #include "braid/eval/plot.h"
 #include "braid/eval/robustness.h"
 #include "braid/nn/fusion.h"
-#include "braid/train/checkpoint.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 
-namespace braid::train {
+namespace braid::tools {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -45,6 +46,9 @@ std::vector<std::string> method_overrides(const std::string& method, const std::
 }
 
 namespace {
+
+// The benchmark's own record of a training child process (wall seconds, peak RSS), beside its run.
+std::string cost_file(const std::string& dir) { return dir + "/bench_cost.json"; }
 
 struct Stat {
   double mean = 0, std = 0;
@@ -75,7 +79,7 @@ std::string dir_name(const std::string& method) {
 }
 
 // The test split as batches, for every modality the data has, with the reference preprocessing.
-std::vector<data::Batch> make_batches(std::shared_ptr<const data::Manifest> m, const eval::Pipeline& ref,
+std::vector<Batch> make_batches(std::shared_ptr<const data::Manifest> m, const run::Pipeline& ref,
                                       const std::vector<std::string>& modalities, const data::Noise& noise,
                                       const std::string& split) {
   auto opt = ref.pre->options();
@@ -85,12 +89,12 @@ std::vector<data::Batch> make_batches(std::shared_ptr<const data::Manifest> m, c
   lo.cache = false;
   data::Loader loader(m, m->split_indices(split), pre, lo, ref.targets(), ref.classes);
   loader.start_epoch(0);
-  std::vector<data::Batch> out;
+  std::vector<Batch> out;
   while (auto b = loader.next()) out.push_back(std::move(*b));
   return out;
 }
 
-double latency_ms(eval::Pipeline& p, const data::Batch& b, int reps) {
+double latency_ms(run::Pipeline& p, const Batch& b, int reps) {
   torch::NoGradGuard ng;
   p.model->eval();
   auto batch = b.to(p.device);
@@ -105,8 +109,8 @@ double latency_ms(eval::Pipeline& p, const data::Batch& b, int reps) {
   return t[t.size() / 2] / b.size();
 }
 
-data::Batch first_rows(const data::Batch& b, int64_t n) {
-  data::Batch s;
+Batch first_rows(const Batch& b, int64_t n) {
+  Batch s;
   n = std::min(n, b.size());
   s.index.assign(b.index.begin(), b.index.begin() + n);
   for (const auto& [k, mb] : b.mods)
@@ -161,31 +165,32 @@ json run_fusion_bench(const FusionBenchOptions& o) {
   int64_t next = 0, started = 0;
   std::exception_ptr failure;
   auto train_one = [&](json& r) {
-    const std::string method = r["method"], run = r["run"];
+    const std::string method = r["method"], dir = r["run"];
     const int seed = r["seed"];
-    if (file_exists(run + "/summary.json") && file_exists(run + "/cost.json")) return;
-    std::vector<std::string> argv = {exe, "train", o.recipe, "--data", o.data, "--out", run,
+    const run::RunDir rd(dir);
+    if (file_exists(rd.summary()) && file_exists(cost_file(dir))) return;
+    std::vector<std::string> argv = {exe, "train", o.recipe, "--data", o.data, "--out", dir,
                                      "--seed", std::to_string(seed), "--threads", std::to_string(run_threads)};
-    if (file_exists(run + "/checkpoints/last.pt")) {
+    if (rd.has_checkpoint()) {
       argv.push_back("--resume");
     } else {
-      braid::remove_tree(run);
+      braid::remove_tree(dir);
       for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
       for (const auto& s : method_overrides(method, mods)) argv.insert(argv.end(), {"--set", s});
     }
-    make_dirs(fs::path(run).parent_path().string());
+    make_dirs(fs::path(dir).parent_path().string());
     {
       std::lock_guard<std::mutex> lk(mu);
       spdlog::info("[{}/{}] training {} seed {}", ++started, total, method, seed);
     }
-    auto pr = run_process(argv, run + ".log");
+    auto pr = run_process(argv, dir + ".log");
     if (pr.exit_code != 0) {
       std::lock_guard<std::mutex> lk(mu);
-      r["error"] = last_line_of(run + ".log");
+      r["error"] = last_line_of(dir + ".log");
       spdlog::warn("{} seed {} failed (exit {}): {}", method, seed, pr.exit_code, r["error"].get<std::string>());
       return;
     }
-    atomic_write_text(run + "/cost.json", json{{"seconds", pr.seconds}, {"max_rss_kb", pr.max_rss_kb}}.dump() + "\n");
+    atomic_write_text(cost_file(dir), json{{"seconds", pr.seconds}, {"max_rss_kb", pr.max_rss_kb}}.dump() + "\n");
   };
   auto worker = [&] {
     while (true) {
@@ -218,11 +223,12 @@ json run_fusion_bench(const FusionBenchOptions& o) {
       if (!r.contains("error")) return r["run"].get<std::string>();
     input_error("bench fusion: every training run failed; see the .log files in {}/runs", o.out);
   }();
-  auto ref = eval::open_pipeline(ref_run);
-  std::string ref_tok = file_exists(ref_run + "/tokenizer.model") ? read_text_file(ref_run + "/tokenizer.model") : "";
+  auto ref = run::open_pipeline(ref_run);
+  const run::RunDir ref_rd(ref_run);
+  std::string ref_tok = file_exists(ref_rd.tokenizer()) ? read_text_file(ref_rd.tokenizer()) : "";
   spdlog::info("building the {} sets: clean and {} noise levels per modality", o.split, o.levels.size());
   auto clean = make_batches(manifest, ref, mods, {}, o.split);
-  std::map<std::pair<std::string, double>, std::vector<data::Batch>> noisy;
+  std::map<std::pair<std::string, double>, std::vector<Batch>> noisy;
   for (const auto& m : mods)
     for (double lv : o.levels) {
       if (lv <= 0) continue;
@@ -234,17 +240,17 @@ json run_fusion_bench(const FusionBenchOptions& o) {
     }
 
   // 3. score every run
-  const bool classify = ref.task == eval::Task::Classify;
+  const bool classify = ref.task == run::Task::Classify;
   const char* key = classify ? "accuracy" : "ccc";
   const char* key2 = classify ? "macro_f1" : "mse";
   for (auto& r : runs) {
     if (r.contains("error")) continue;
     check_interrupt();
-    const std::string run = r["run"];
-    auto p = eval::open_pipeline(run);
-    load_weights(*p.model, run + "/model.pt");
-    if (p.tokenizer && read_text_file(run + "/tokenizer.model") != ref_tok)
-      throw std::runtime_error(run + ": its tokenizer differs from the reference run's; the shared test sets do not apply");
+    const std::string dir = r["run"];
+    const run::RunDir rd(dir);
+    auto p = run::open_run(dir);
+    if (p.tokenizer && read_text_file(rd.tokenizer()) != ref_tok)
+      throw std::runtime_error(dir + ": its tokenizer differs from the reference run's; the shared test sets do not apply");
     auto m = eval::evaluate_batches(p, clean);
     r["clean"] = {{key, m.value(key, 0.0)}, {key2, m.value(key2, 0.0)}};
     json noise = json::object();
@@ -263,9 +269,9 @@ json run_fusion_bench(const FusionBenchOptions& o) {
       missing[fmt::format("{}", fmt::join(subset, "+"))] = eval::evaluate_batches(p, clean, drop).value(key, 0.0);
     }
     r["missing"] = missing;
-    auto summary = json::parse(read_text_file(run + "/summary.json"));
-    auto cost = json::parse(read_text_file(run + "/cost.json"));
-    auto recipe = Config::from_file(run + "/recipe.resolved.yaml");
+    auto summary = json::parse(read_text_file(rd.summary()));
+    auto cost = json::parse(read_text_file(cost_file(dir)));
+    auto recipe = Config::from_file(rd.recipe());
     int64_t epochs = std::max<int64_t>(1, recipe.at("train").get<int64_t>("epochs", 1));
     r["cost"] = {{"parameters", summary.value("parameters", 0)},
                  {"train_seconds_per_epoch", summary.value("seconds", 0.0) / epochs},
@@ -403,4 +409,4 @@ json run_fusion_bench(const FusionBenchOptions& o) {
   return result;
 }
 
-}  // namespace braid::train
+}  // namespace braid::tools

@@ -1,5 +1,5 @@
-// braid/train/speed.h — timing of training steps and inference on one fixed batch, for
-// side-by-side comparisons with a PyTorch peer on the same tensors (bench/fusion_speed.sh).
+// apps/braid/tools/speed.h — timing of training steps and inference on one fixed batch, for
+// side-by-side comparisons with a PyTorch peer on the same tensors (bench/fusion_speed.sh). A tool of the CLI, above the library layers.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,7 +9,7 @@
 
 #include "braid/train/trainer.h"
 
-namespace braid::train {
+namespace braid::tools {
 
 struct SpeedOptions {
   int64_t steps = 30;     // timed training steps per repeat
@@ -23,7 +23,7 @@ struct SpeedOptions {
 // Builds the recipe's model on `ro.data`'s first train batch and times it. Returns
 // {"train_steps_per_s", "infer_samples_per_s_b64", "infer_samples_per_s_b1", "runs", "threads",
 //  "parameters", "batch_size"}.
-nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so);
+nlohmann::json measure_speed(const train::RunOptions& ro, const SpeedOptions& so);
 
 // The machine's fp32 matrix-multiply peak as this build reaches it: C = A·B with n×n matrices
 // through ATen (OpenBLAS here), `threads` threads (0 = all cores), median GFLOP/s of `repeats`
@@ -31,4 +31,4 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so);
 // (the OPENBLAS_CORETYPE variable, "unset" when not set: it picks OpenBLAS's kernels).
 nlohmann::json measure_gemm(int64_t n, int threads, int repeats);
 
-}  // namespace braid::train
+}  // namespace braid::tools

@@ -1,0 +1,37 @@
+# cmake -DBRAID_SRC=src/braid -DBRAID_LAYERS_FILE=build/braid_layers.cmake -P cmake/check_layers.cmake
+#
+# Fails (non-zero exit, one line per offence) when a file of layer L includes "braid/M/..." for a
+# layer M that L may not use (a layer above or beside it). The allowed sets come from the layer
+# DAG of src/braid/CMakeLists.txt (written by braid_layer_check() in cmake/braid.cmake). A folder of
+# src/braid that is not a layer is an offence too, so a new folder cannot escape the check.
+cmake_minimum_required(VERSION 3.18)
+include(${BRAID_LAYERS_FILE})
+get_filename_component(BRAID_SRC "${BRAID_SRC}" ABSOLUTE)
+set(offences "")
+file(GLOB dirs RELATIVE ${BRAID_SRC} ${BRAID_SRC}/*)
+foreach(d ${dirs})
+  if(IS_DIRECTORY ${BRAID_SRC}/${d} AND NOT d IN_LIST BRAID_LAYERS)
+    list(APPEND offences "src/braid/${d}/: not a layer (add it to src/braid/CMakeLists.txt)")
+  endif()
+endforeach()
+foreach(layer ${BRAID_LAYERS})
+  file(GLOB_RECURSE files ${BRAID_SRC}/${layer}/*.h ${BRAID_SRC}/${layer}/*.cpp ${BRAID_SRC}/${layer}/*.cc)
+  foreach(f ${files})
+    file(STRINGS ${f} incs REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<]braid/[A-Za-z_]+/")
+    foreach(inc ${incs})
+      string(REGEX MATCH "braid/([A-Za-z_]+)/[^\">]*" what "${inc}")
+      set(used ${CMAKE_MATCH_1})
+      if(NOT used IN_LIST BRAID_ALLOWED_${layer})
+        file(RELATIVE_PATH rel ${BRAID_SRC} ${f})
+        string(REPLACE ";" ", " may "${BRAID_ALLOWED_${layer}}")
+        list(APPEND offences "src/braid/${rel}: includes ${what}, but layer '${layer}' may use only: ${may}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(offences)
+  list(LENGTH offences n)
+  string(REPLACE ";" "\n  " lines "${offences}")
+  message(FATAL_ERROR "layering: ${n} forbidden include(s):\n  ${lines}")
+endif()
+message(STATUS "layering: ok (${BRAID_LAYERS})")

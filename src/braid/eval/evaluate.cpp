@@ -1,0 +1,127 @@
+#include "braid/eval/evaluate.h"
+
+#include <torch/torch.h>
+
+#include "braid/core/error.h"
+#include "braid/core/runtime.h"
+#include "braid/eval/metrics.h"
+#include "braid/eval/robustness.h"
+
+namespace braid::eval {
+
+nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
+                        const std::vector<std::string>& drop) {
+  if (p.task == Task::Align) {
+    BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not align");
+    return evaluate_alignment(p, loader, label);
+  }
+  torch::NoGradGuard ng;
+  bool was_training = p.model->is_training();
+  p.model->eval();
+  std::vector<torch::Tensor> outs, truth;
+  loader.start_epoch(0);
+  Progress bar(label, loader.batches_per_epoch(), "batches");
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    if (!drop.empty()) drop_modalities(*b, drop);
+    auto batch = b->to(p.device);
+    AutocastScope ac(p.device.type(), p.precision);
+    outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
+    truth.push_back(p.task == Task::Classify ? b->labels : b->targets);
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+  p.model->train(was_training);
+  if (outs.empty()) return {{"n", 0}};
+  auto o = torch::cat(outs), t = torch::cat(truth);
+  return p.task == Task::Classify ? classification_metrics(o, t, p.classes->names()) : regression_metrics(o, t);
+}
+
+Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label) {
+  torch::NoGradGuard ng;
+  bool was_training = p.model->is_training();
+  p.model->eval();
+  std::map<std::string, std::vector<torch::Tensor>> vec, idx;
+  loader.start_epoch(0);
+  Progress bar(label, loader.batches_per_epoch(), "batches");
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    auto batch = b->to(p.device);
+    auto index = torch::tensor(b->index, torch::kLong);
+    AutocastScope ac(p.device.type(), p.precision);
+    for (const auto& [m, mb] : batch.mods) {
+      auto e = p.model->embed(m, mb);
+      if (!e.defined()) continue;
+      auto keep = b->mods.at(m).present.to(torch::kBool);
+      vec[m].push_back(e.to(torch::kCPU).to(torch::kFloat).index({keep}));
+      idx[m].push_back(index.index({keep}));
+    }
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+  p.model->train(was_training);
+  Embeddings out;
+  const auto& samples = loader.manifest().samples();
+  std::map<std::string, int64_t> group_ids;
+  for (auto& [m, v] : vec) {
+    out.vectors[m] = torch::cat(v);
+    out.index[m] = torch::cat(idx[m]);
+    auto ix = out.index[m];
+    auto g = torch::empty_like(ix);
+    auto ia = ix.accessor<int64_t, 1>();
+    auto ga = g.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < ix.numel(); ++i) {
+      const auto& s = samples[ia[i]];
+      const std::string key = s.group.empty() ? "\x01" + s.id : s.group;
+      ga[i] = group_ids.emplace(key, static_cast<int64_t>(group_ids.size())).first->second;
+    }
+    out.groups[m] = g;
+  }
+  return out;
+}
+
+nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label) {
+  auto e = embed_all(p, loader, label);
+  BRAID_INPUT_CHECK(e.vectors.size() >= 2, "alignment evaluation needs two embedded modalities; the model embeds {}",
+                    e.vectors.size());
+  nlohmann::json m = {{"retrieval", nlohmann::json::object()}};
+  double sum_r1 = 0;
+  int dirs = 0;
+  for (auto a = e.vectors.begin(); a != e.vectors.end(); ++a)
+    for (auto b = e.vectors.begin(); b != e.vectors.end(); ++b) {
+      if (a == b) continue;
+      // queries and gallery: the samples that have both modalities
+      auto ia = e.index[a->first], ib = e.index[b->first];
+      auto in_b = torch::isin(ia, ib), in_a = torch::isin(ib, ia);
+      if (!in_b.any().item<bool>()) continue;
+      auto r = retrieval_metrics(a->second.index({in_b}), b->second.index({in_a}), e.groups[a->first].index({in_b}),
+                                 e.groups[b->first].index({in_a}));
+      m["retrieval"][a->first + "->" + b->first] = r;
+      sum_r1 += r.value("r1", 0.0);
+      ++dirs;
+    }
+  m["mean_r1"] = dirs ? sum_r1 / dirs : 0.0;
+  return m;
+}
+
+double headline_score(const nlohmann::json& m, Task task) {
+  switch (task) {
+    case Task::Classify: return m.value("accuracy", 0.0);
+    case Task::Regress: return m.value("ccc", -1.0);
+    case Task::Align: return m.value("mean_r1", 0.0);
+  }
+  return 0.0;
+}
+
+const char* headline_name(Task task) {
+  switch (task) {
+    case Task::Classify: return "accuracy";
+    case Task::Regress: return "ccc";
+    case Task::Align: return "mean R@1";
+  }
+  return "";
+}
+
+}  // namespace braid::eval

@@ -1,0 +1,40 @@
+// braid/eval/evaluate.h — a run's model over a loader: task metrics, embeddings, retrieval.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "braid/run/pipeline.h"
+
+namespace braid::eval {
+
+using run::Pipeline;
+using run::Task;
+
+// Run the model over a loader and score it (classification or regression metrics; for align,
+// retrieval between every pair of modalities, see evaluate_alignment).
+// `drop`: modalities masked out of every batch (the missing-modality condition).
+nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label = "eval",
+                        const std::vector<std::string>& drop = {});
+
+// Embeddings of every modality the model embeds over a loader's samples: per modality, the
+// vectors [n, D] of the samples that have it, their manifest indices and group ids (samples
+// without a group get a unique id).
+struct Embeddings {
+  std::map<std::string, torch::Tensor> vectors, index, groups;
+};
+Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label = "embed");
+
+// Retrieval both ways for every pair of embedded modalities (query and gallery: the samples that
+// have both), relevant = same group; "mean_r1" averages R@1 over the directions.
+nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label = "eval");
+
+// Task name of a metrics set's headline score and its value (higher is better).
+double headline_score(const nlohmann::json& m, Task task);
+const char* headline_name(Task task);
+
+}  // namespace braid::eval

@@ -1,0 +1,106 @@
+#include "braid/eval/tasks.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "braid/core/error.h"
+#include "braid/eval/cmg.h"
+#include "braid/eval/rerank.h"
+#include "braid/eval/zeroshot.h"
+
+namespace braid::eval {
+
+namespace {
+
+std::unique_ptr<data::Loader> split_loader(Pipeline& p, const TaskRequest& r, const std::string& split) {
+  BRAID_INPUT_CHECK(!r.manifest->split_indices(split).empty(), "{}: no samples in split '{}'", r.manifest->path(),
+                    split);
+  return p.loader(r.manifest, split, false);
+}
+
+void need_align(const Pipeline& p, const char* task) {
+  BRAID_INPUT_CHECK(p.task == Task::Align,
+                    "task {}: only runs trained with task: align have retrieval, zero-shot and probe evaluations", task);
+}
+
+// Zero-shot and probes on another label set (emoji subgroups, Fashion-MNIST, the user's own): the
+// classes become the labels of `from` instead of the run's class map. Returns "run" or "data".
+std::string choose_classes(Pipeline& p, const TaskRequest& r, const std::string& from) {
+  BRAID_INPUT_CHECK(r.classes == "auto" || r.classes == "run" || r.classes == "data",
+                    "classes '{}': expected run, data or auto", r.classes);
+  const auto split = r.manifest->split_indices(r.split);
+  const bool known = p.classes && std::all_of(split.begin(), split.end(), [&](int64_t i) {
+    const auto& label = r.manifest->samples()[i].label;
+    const auto& names = p.classes->names();
+    return !label || std::find(names.begin(), names.end(), *label) != names.end();
+  });
+  BRAID_INPUT_CHECK(known || r.classes != "run", "classes run: {} split '{}' has labels the run was not trained on",
+                    r.manifest->path(), r.split);
+  if (r.classes == "run" || (r.classes == "auto" && known)) return "run";
+  p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(*r.manifest, from));
+  spdlog::info("classes: the {} labels of {} split '{}'", p.classes->size(), r.manifest->path(), from);
+  return "data";
+}
+
+nlohmann::json retrieval(Pipeline& p, const TaskRequest& r) {
+  auto loader = split_loader(p, r, r.split);
+  auto res = evaluate(p, *loader, "eval " + r.split);
+  if (p.task == Task::Align && p.model->capabilities().matches)
+    res["rerank_itm"] = evaluate_itm_rerank(p, *loader, r.rerank_k);
+  return res;
+}
+
+}  // namespace
+
+std::string default_task(const Pipeline& p) { return p.task == Task::Align ? "retrieval" : "metrics"; }
+
+const TaskRegistry& task_registry() {
+  static const TaskRegistry reg = [] {
+    TaskRegistry t("eval task");
+    t.add("metrics", "the run's own metrics: accuracy, macro-F1 and per-class recall (classify), CCC and MSE "
+                     "(regress), retrieval (align)",
+          [](const Config&, Pipeline& p, const TaskRequest& r) { return retrieval(p, r); });
+    t.add("retrieval", "align runs: R@1/5/10 and median rank both ways for every modality pair (relevant = same "
+                       "group); models with a matching head also re-rank the top k by ITM",
+          [](const Config&, Pipeline& p, const TaskRequest& r) {
+            need_align(p, "retrieval");
+            return retrieval(p, r);
+          });
+    t.add("zeroshot", "align runs: classify each embedded modality by the text embeddings of prompted class names "
+                      "(top-1/top-5 vs chance)",
+          [](const Config&, Pipeline& p, const TaskRequest& r) {
+            need_align(p, "zeroshot");
+            auto source = choose_classes(p, r, r.split);
+            auto loader = split_loader(p, r, r.split);
+            auto res = evaluate_zeroshot(p, *loader, r.templates.empty() ? default_templates() : r.templates);
+            res["class_source"] = source;
+            return res;
+          });
+    t.add("probe", "align runs: a logistic-regression probe on frozen embeddings of the train split, scored on "
+                   "the evaluated split",
+          [](const Config&, Pipeline& p, const TaskRequest& r) {
+            need_align(p, "probe");
+            const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");
+            auto source = choose_classes(p, r, train_split);
+            auto train = split_loader(p, r, train_split);
+            auto test = split_loader(p, r, r.split);
+            auto res = evaluate_probe(p, *train, *test);
+            res["class_source"] = source;
+            res["train_split"] = train_split;
+            return res;
+          });
+    t.add("cmg", "cross-modal generalization: a head trained on modality A's embeddings, tested on B's; code "
+                 "health for models with a shared codebook (docs/unicode.md)",
+          [](const Config&, Pipeline& p, const TaskRequest& r) {
+            CmgOptions o;
+            o.test_split = r.split;
+            o.epochs = r.cmg_epochs;
+            return evaluate_cmg(p, r.manifest, o);
+          });
+    return t;
+  }();
+  return reg;
+}
+
+}  // namespace braid::eval

@@ -1,0 +1,56 @@
+// braid/run/run_dir.h — the one owner of a run directory's layout, and opening a finished run.
+//
+// `braid train --out DIR` writes, and everything else reads:
+//   recipe.resolved.yaml  every effective setting (the recipe after overrides and defaults)
+//   run.json              facts of the run: task, modalities, outputs, data facts, braid version
+//   tokenizer.model       sentencepiece model (runs that read text)
+//   classes.json          class map (classification; align runs trained on labelled data)
+//   metrics.jsonl         one JSON line per logged train step and per validation
+//   checkpoints/last.pt   resumable checkpoint: the state after the last checkpointed step
+//   checkpoints/best.pt   weights of the best validation score so far
+//   model.pt              the final model (best validated weights, or the last without validation)
+//   summary.json          steps, seconds, parameters, final validation metrics
+//   rank<k>.log           data-parallel runs: the log of local rank k > 0
+// No other file of the tree spells these names.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "braid/run/pipeline.h"
+
+namespace braid::run {
+
+struct RunDir {
+  std::string root;
+
+  explicit RunDir(std::string dir) : root(std::move(dir)) {}
+  std::string recipe() const { return root + "/recipe.resolved.yaml"; }
+  std::string facts() const { return root + "/run.json"; }
+  std::string tokenizer() const { return root + "/tokenizer.model"; }
+  std::string classes() const { return root + "/classes.json"; }
+  std::string metrics() const { return root + "/metrics.jsonl"; }
+  std::string checkpoints() const { return root + "/checkpoints"; }
+  std::string last() const { return checkpoints() + "/last.pt"; }
+  std::string best() const { return checkpoints() + "/best.pt"; }
+  std::string model() const { return root + "/model.pt"; }
+  std::string summary() const { return root + "/summary.json"; }
+  std::string rank_log(int rank) const;
+
+  bool is_run() const;          // holds a resolved recipe
+  bool has_checkpoint() const;  // holds checkpoints/last.pt (a run that can be resumed)
+  bool finished() const;        // holds model.pt
+  // The small files that define the run before training (recipe, facts, tokenizer, class map):
+  // paths of those present. Data-parallel rank 0 ships them to the other ranks.
+  std::vector<std::string> setup_files() const;
+};
+
+// Which weights `open_run` loads: "model" (the final model), "best" (best validated), "last" (the
+// model inside checkpoints/last.pt: the weights after the last checkpointed step), or a file path.
+std::string weights_help();
+
+// A finished (or checkpointed) run's pipeline with the chosen weights loaded, on `device` ("" = the
+// run's own). A missing weights file is an InputError that names it and suggests what to try.
+Pipeline open_run(const std::string& dir, const std::string& weights = "model", const std::string& device = "");
+
+}  // namespace braid::run
