@@ -463,6 +463,30 @@ TEST(ServeHttp, ApiAnswersAndRejectsBadRequests) {
     EXPECT_EQ(r->status, 400) << body;
     EXPECT_TRUE(json::parse(r->body).contains("error")) << body;
   }
+  // k must be a plain positive integer: no exponent, no trailing text, no sign
+  for (std::string k : {"1e9", "5abc", "-3", "", "99999999999"}) {
+    auto r = cli.Post("/api/search?k=" + k, R"({"text": "red apple"})", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << "k=" << k << ": " << r->body;
+  }
+  auto k3 = cli.Post("/api/search?k=3", R"({"text": "red apple"})", "application/json");
+  ASSERT_TRUE(k3);
+  ASSERT_EQ(k3->status, 200) << k3->body;
+  EXPECT_EQ(json::parse(k3->body)["results"].size(), 3u);
+  // invalid UTF-8 in an upload's file name is echoed replaced, never a 500
+  auto u8 = cli.Post("/api/search", httplib::MultipartFormDataItems{{"image", png.substr(0, 40), "bad\xff\xfe.png", "image/png"}});
+  ASSERT_TRUE(u8);
+  EXPECT_EQ(u8->status, 400) << u8->body;
+  EXPECT_NE(json::parse(u8->body)["error"].get<std::string>().find("bad\xef\xbf\xbd"), std::string::npos) << u8->body;
+  // a text query far longer than the model reads: only its prefix is tokenized and echoed
+  std::string longq;
+  while (longq.size() < 600000) longq += "red apple 苹果 ";
+  auto lq = cli.Post("/api/search", json{{"text", longq}}.dump(), "application/json");
+  ASSERT_TRUE(lq);
+  ASSERT_EQ(lq->status, 200) << lq->body.substr(0, 200);
+  const auto echoed = json::parse(lq->body)["query"]["text"].get<std::string>();
+  EXPECT_LE(echoed.size(), 4096u);
+  EXPECT_EQ(longq.compare(0, echoed.size(), echoed), 0) << "the echo is a prefix cut on a character boundary";
   // body over the limit: 413
   auto big = cli.Post("/api/search", httplib::MultipartFormDataItems{{"image", std::string(1500000, 'x'), "big.png", "image/png"}});
   ASSERT_TRUE(big) << httplib::to_string(big.error());

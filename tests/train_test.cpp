@@ -96,6 +96,28 @@ TEST(Train, KillNineThenResumeEqualsUninterruptedRun) {
   expect_same_weights(ref + "/checkpoints/best.pt", cut + "/checkpoints/best.pt");
 }
 
+TEST(Train, SecondTrainerOfALiveRunIsRefusedAndTheLockDiesWithItsHolder) {
+  auto d = dataset();
+  const std::string run = d.dir + "/locked";
+  pid_t pid = spawn_braid(train_args(d, run), d.dir + "/locked.log");
+  ASSERT_TRUE(wait_for_step(pid, run, 8, 120, true)) << read_file(d.dir + "/locked.log");
+  kill(pid, SIGSTOP);  // the holder stays alive (and holds the lock) while the others try
+  const std::string holder = "pid " + std::to_string(pid);
+  for (const char* extra : {"", " --resume"}) {
+    auto again = run_braid(train_args(d, run) + extra);
+    EXPECT_EQ(again.code, 2) << extra << again.err;
+    EXPECT_NE(again.err.find("another braid process is training this run"), std::string::npos) << again.err;
+    EXPECT_NE(again.err.find(holder), std::string::npos) << again.err;
+  }
+  kill(pid, SIGKILL);
+  int st;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFSIGNALED(st));
+  auto res = run_braid(train_args(d, run) + " --resume");  // the kernel released the lock with its holder
+  EXPECT_EQ(res.code, 0) << res.err;
+  EXPECT_TRUE(fs::exists(run + "/model.pt"));
+}
+
 TEST(Train, InterruptWritesCheckpointAndExits130) {
   auto d = dataset();
   const std::string run = d.dir + "/int";

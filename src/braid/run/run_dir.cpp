@@ -1,5 +1,13 @@
 #include "braid/run/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/run/weights.h"
@@ -16,6 +24,38 @@ std::vector<std::string> RunDir::setup_files() const {
   for (const auto& f : {recipe(), facts(), tokenizer(), classes()})
     if (file_exists(f)) out.push_back(f);
   return out;
+}
+
+RunLock::RunLock(const RunDir& rd) {
+  make_dirs(rd.root);
+  const std::string path = rd.lock();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  BRAID_INPUT_CHECK(fd_ >= 0, "{}: cannot open the run's lock file ({})", path, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    std::string holder(256, '\0');
+    const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
+    holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    BRAID_INPUT_CHECK(err != EWOULDBLOCK, "{}: another braid process is training this run ({}); wait for it to end or "
+                      "pick another run directory", rd.root, holder.empty() ? "holder unknown" : holder);
+    input_error("{}: cannot lock the run ({})", path, std::strerror(err));
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + ", since unix time " + std::to_string(now);
+  if (::ftruncate(fd_, 0) == 0) {
+    const ssize_t w = ::pwrite(fd_, me.data(), me.size(), 0);
+    (void)w;  // the holder text is informative only; the lock is what matters
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 std::string weights_help() {

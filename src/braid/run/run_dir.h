@@ -11,6 +11,7 @@
 //   model.pt              the final model (best validated weights, or the last without validation)
 //   summary.json          steps, seconds, parameters, final validation metrics
 //   rank<k>.log           data-parallel runs: the log of local rank k > 0
+//   .lock                 held (flock) by the process training the run; names it (pid, host, time)
 // No other file of the tree spells these names.
 #pragma once
 
@@ -36,6 +37,7 @@ struct RunDir {
   std::string model() const { return root + "/model.pt"; }
   std::string summary() const { return root + "/summary.json"; }
   std::string rank_log(int rank) const;
+  std::string lock() const { return root + "/.lock"; }
 
   bool is_run() const;          // holds a resolved recipe
   bool has_checkpoint() const;  // holds checkpoints/last.pt (a run that can be resumed)
@@ -43,6 +45,20 @@ struct RunDir {
   // The small files that define the run before training (recipe, facts, tokenizer, class map):
   // paths of those present. Data-parallel rank 0 ships them to the other ranks.
   std::vector<std::string> setup_files() const;
+};
+
+// An exclusive lock on a run directory for the life of a trainer (flock on RunDir::lock(); the
+// kernel releases it when the process ends, kill -9 included). A second trainer of the same run,
+// or a resume beside a live one, gets an InputError naming the holder. Creates the directory.
+class RunLock {
+ public:
+  explicit RunLock(const RunDir& rd);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 // Which weights `open_run` loads: "model" (the final model), "best" (best validated), "last" (the

@@ -28,11 +28,19 @@ Query query_from_file(const std::string& modality, const std::string& path, size
   return q;
 }
 
+std::string text_prefix(const std::string& text, int64_t max_tokens) {
+  const size_t limit = static_cast<size_t>(std::max<int64_t>(4096, max_tokens * 64));
+  if (text.size() <= limit) return text;
+  size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 sequence
+  return text.substr(0, cut);
+}
+
 torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(q.payload.data());
   if (q.modality == "text") {
     BRAID_INPUT_CHECK(!q.payload.empty(), "{}: empty text; expected a non-empty query", q.name);
-    return pre.text(q.payload);
+    return pre.text(text_prefix(q.payload, pre.options().text.max_tokens));
   }
   if (q.modality == "image") {
     BRAID_INPUT_CHECK(!q.payload.empty(), "{}: empty file; expected an image (PNG, JPEG or BMP)", q.name);

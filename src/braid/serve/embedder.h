@@ -30,6 +30,11 @@ struct Query {
 // Reads a query file (image or audio) into a Query; missing / unreadable / too large files are InputErrors.
 Query query_from_file(const std::string& modality, const std::string& path, size_t max_bytes = 64u << 20);
 
+// The part of a text query that can reach the model: at most max(4096, 64 x max_tokens) bytes (a
+// sub-word piece is at most 16 characters), cut on a UTF-8 boundary, so that a huge query is never
+// tokenized whole.
+std::string text_prefix(const std::string& text, int64_t max_tokens);
+
 // Preprocess one query with the run's preprocessor: [3,H,W] image, [n_mels,T] log-mel or [L] token ids.
 // Bad input (empty, not an image, truncated WAV, unknown modality) is an InputError naming `q.name`.
 torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q);

@@ -19,9 +19,19 @@ using nlohmann::json;
 
 namespace {
 
+// Invalid UTF-8 in an echoed string (a file name, a text query) is replaced by U+FFFD, never a 500.
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+// A count parameter: decimal digits only (no sign, exponent, fraction or trailing text), at most 9 digits.
+int64_t parse_count(const std::string& s, const char* what) {
+  BRAID_INPUT_CHECK(!s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+                      return c >= '0' && c <= '9';
+                    }),
+                    "{} must be a positive integer, got '{}'", what, s.substr(0, 32));
+  return std::stoll(s);
 }
 
 void send_error(httplib::Response& res, int status, const std::string& msg) {
@@ -82,13 +92,7 @@ struct Server::Impl {
       }
       if (q.modality.empty() && req.has_file("text")) q = {"text", req.get_file_value("text").content, "text query"};
       BRAID_INPUT_CHECK(!q.modality.empty(), "multipart upload needs a field 'image', 'audio' or 'text'");
-      if (req.has_file("k")) {
-        try {
-          *k = std::stoll(req.get_file_value("k").content);
-        } catch (const std::exception&) {
-          input_error("field 'k' must be an integer");
-        }
-      }
+      if (req.has_file("k")) *k = parse_count(req.get_file_value("k").content, "field 'k'");
     } else {
       json j;
       try {
@@ -104,13 +108,7 @@ struct Server::Impl {
         *k = j["k"].get<int64_t>();
       }
     }
-    if (req.has_param("k")) {
-      try {
-        *k = std::stoll(req.get_param_value("k"));
-      } catch (const std::exception&) {
-        input_error("parameter 'k' must be an integer");
-      }
-    }
+    if (req.has_param("k")) *k = parse_count(req.get_param_value("k"), "parameter 'k'");
     BRAID_INPUT_CHECK(*k >= 1 && *k <= opt.max_k, "k = {}: expected 1..{}", *k, opt.max_k);
     BRAID_INPUT_CHECK(e.embeds(q.modality), "this run does not embed '{}' (it embeds {})", q.modality,
                       fmt::format("{}", fmt::join(e.modalities(), ", ")));
@@ -191,7 +189,7 @@ struct Server::Impl {
         }
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         json query = {{"modality", q.modality}, {"name", q.name}};
-        if (q.modality == "text") query["text"] = q.payload;
+        if (q.modality == "text") query["text"] = text_prefix(q.payload, e.preprocessor().options().text.max_tokens);
         send_json(res, 200, {{"query", query},
                              {"k", k},
                              {"index", index.describe()},

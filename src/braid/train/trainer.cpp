@@ -164,7 +164,9 @@ TrainResult train(const RunOptions& ro) {
   std::shared_ptr<data::Manifest> manifest;
   TrainOptions to;
   run::Pipeline p;
+  std::optional<run::RunLock> lock;  // rank 0 holds the run directory for the life of the trainer
   auto setup = [&] {
+    if (main_rank) lock.emplace(rd);
     if (!main_rank) {
       recipe = Config::from_file(run::RunDir(staged).recipe());
       manifest_path = recipe.at("data").get<std::string>("manifest", "");
