@@ -19,8 +19,12 @@ References, each computed independently of the C++ code under test:
   ccc    Lin's concordance correlation per column from numpy's population moments (np.cov(bias=True), np.var),
          its loss 1 - mean and the loss's gradient by the closed form below (checked against torch autograd),
          and MSE / MAE, all in float64 on float32 inputs.
+  lm     a Llama-family decoder (tests/lm_test.cpp) written out by hand in float64 (RMSNorm, RoPE in the
+         Hugging Face rotate_half layout, SwiGLU, grouped-query causal attention; no transformers package):
+         two tiny random-weight models under Hugging Face state-dict names, in safetensors written here.
 Every fixture is < 50 KB.
 """
+import json
 import math
 import os
 import struct
@@ -380,6 +384,175 @@ def make_ccc():
     save_npy(os.path.join(GOLDEN, "ccc_mse_mae.npy"), np.array([((x - y) ** 2).mean(), np.abs(x - y).mean()]))
 
 
+# ---------------------------------------------------------------- language model (nn/lm)
+
+def write_safetensors(path, tensors):
+    """The safetensors layout by hand (no safetensors package in Debian): 8-byte little-endian header length,
+    a JSON header {name: {dtype, shape, data_offsets}} (names sorted, padded with spaces to 8 bytes), then the
+    raw little-endian tensors back to back."""
+    kinds = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous()
+        raw = t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": kinds[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    write_bytes(path, struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+# Two tiny models; tests/lm_test.cpp builds the same LMOptions (keep them in sync).
+LM_LLAMA = dict(vocab_size=32, dim=24, layers=2, heads=4, kv_heads=2, hidden=40, rope_theta=10000.0, norm_eps=1e-5,
+                max_seq=64, tie_embeddings=False, attention_bias=False)
+LM_QWEN = dict(vocab_size=32, dim=24, layers=1, heads=4, kv_heads=1, hidden=40, rope_theta=1000000.0, norm_eps=1e-6,
+               max_seq=64, tie_embeddings=True, attention_bias=True)
+
+
+def lm_random_weights(c, g):
+    """Hugging Face LlamaForCausalLM names and shapes. Weights far from the usual N(0, 0.02) so that every
+    part of the math moves the outputs well beyond the tests' 1e-5 tolerance while logits stay O(1) (an fp32
+    result of magnitude 10 is only good to ~1e-5): embeddings N(0, 0.09), norms 1 + N(0, 0.3), linear
+    weights N(0, 1/fan_in) scaled up, biases N(0, 0.5)."""
+    D, F, V, H, G = c["dim"], c["hidden"], c["vocab_size"], c["heads"], c["kv_heads"]
+    d = D // H
+
+    def lin(o, i, gain=1.5):
+        return torch.randn(o, i, generator=g) * (gain / math.sqrt(i))
+
+    def norm(n):
+        return 1.0 + 0.3 * torch.randn(n, generator=g)
+
+    w = {"model.embed_tokens.weight": 0.3 * torch.randn(V, D, generator=g)}  # tied: logits stay O(1)
+    for i in range(c["layers"]):
+        p = f"model.layers.{i}."
+        w[p + "self_attn.q_proj.weight"] = lin(H * d, D, 3.0)
+        w[p + "self_attn.k_proj.weight"] = lin(G * d, D, 3.0)
+        w[p + "self_attn.v_proj.weight"] = lin(G * d, D)
+        w[p + "self_attn.o_proj.weight"] = lin(D, H * d)
+        if c["attention_bias"]:
+            for n, o in (("q", H * d), ("k", G * d), ("v", G * d)):
+                w[p + f"self_attn.{n}_proj.bias"] = 0.5 * torch.randn(o, generator=g)
+        w[p + "mlp.gate_proj.weight"] = lin(F, D)
+        w[p + "mlp.up_proj.weight"] = lin(F, D)
+        w[p + "mlp.down_proj.weight"] = lin(D, F)
+        w[p + "input_layernorm.weight"] = norm(D)
+        w[p + "post_attention_layernorm.weight"] = norm(D)
+    w["model.norm.weight"] = norm(D)
+    if not c["tie_embeddings"]:
+        w["lm_head.weight"] = lin(V, D)
+    return {k: v.float() for k, v in w.items()}
+
+
+# The reference math, written from the Llama papers' definitions in float64 on the float32 weights (no
+# transformers package): RMSNorm (Zhang & Sennrich 2019), RoPE with the Hugging Face "rotate_half" layout
+# (the two halves of a head are the pair coordinates), SwiGLU (Shazeer 2020), grouped-query attention
+# (Ainslie et al. 2023; query head h reads kv head h // (H / G)), causal mask, pre-norm blocks.
+
+def ref_rmsnorm(x, w, eps):
+    x = x.double()
+    return w.double() * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def ref_rope_tables(pos, d, theta):
+    inv = 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d)  # [d/2]
+    ang = pos.double()[..., None] * inv                                      # [B, T, d/2]
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos(), ang.sin()
+
+
+def ref_rotate(x, cos, sin):
+    """x [B, n, T, d]; cos/sin [B, T, d]."""
+    h = x.shape[-1] // 2
+    x = x.double()
+    rot = torch.cat([-x[..., h:], x[..., :h]], -1)
+    return x * cos[:, None] + rot * sin[:, None]
+
+
+def ref_swiglu(x, w, p):
+    x = x.double()
+    gate = x @ w[p + "mlp.gate_proj.weight"].double().T
+    up = x @ w[p + "mlp.up_proj.weight"].double().T
+    return (gate * torch.sigmoid(gate) * up) @ w[p + "mlp.down_proj.weight"].double().T
+
+
+def ref_attention(x, w, p, c, pos, key_mask=None):
+    """x [B, T, D] -> [B, T, D]; key_mask [B, T] (1 real, 0 padding) or None."""
+    B, T, D = x.shape
+    H, G = c["heads"], c["kv_heads"]
+    d = D // H
+    x = x.double()
+
+    def proj(n, heads):
+        y = x @ w[p + f"self_attn.{n}_proj.weight"].double().T
+        if p + f"self_attn.{n}_proj.bias" in w:
+            y = y + w[p + f"self_attn.{n}_proj.bias"].double()
+        return y.view(B, T, heads, d).transpose(1, 2)
+
+    cos, sin = ref_rope_tables(pos, d, c["rope_theta"])
+    q, k, v = ref_rotate(proj("q", H), cos, sin), ref_rotate(proj("k", G), cos, sin), proj("v", G)
+    k, v = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()[None, None].expand(B, 1, T, T)
+    if key_mask is not None:
+        allowed = allowed & key_mask.bool()[:, None, None, :]
+    s = q @ k.transpose(-1, -2) / math.sqrt(d)
+    s = s.masked_fill(~allowed, torch.finfo(torch.float64).min)
+    o = torch.softmax(s, -1) @ v                                            # [B, H, T, d]
+    return o.transpose(1, 2).reshape(B, T, H * d) @ w[p + "self_attn.o_proj.weight"].double().T
+
+
+def ref_logits(ids, w, c, pos=None, key_mask=None):
+    B, T = ids.shape
+    if pos is None:
+        pos = torch.arange(T)[None].expand(B, T)
+    h = w["model.embed_tokens.weight"].double()[ids]
+    for i in range(c["layers"]):
+        p = f"model.layers.{i}."
+        h = h + ref_attention(ref_rmsnorm(h, w[p + "input_layernorm.weight"], c["norm_eps"]), w, p, c, pos, key_mask)
+        h = h + ref_swiglu(ref_rmsnorm(h, w[p + "post_attention_layernorm.weight"], c["norm_eps"]), w, p)
+    h = ref_rmsnorm(h, w["model.norm.weight"], c["norm_eps"])
+    head = w["model.embed_tokens.weight"] if c["tie_embeddings"] else w["lm_head.weight"]
+    return h @ head.double().T
+
+
+def make_lm():
+    """tests/lm_test.cpp: lm_llama_tiny.safetensors and lm_qwen_tiny.safetensors (weights under Hugging Face
+    names) and lm_golden.safetensors (inputs and expected outputs, float32; ids and positions int64)."""
+    g = torch.Generator().manual_seed(1515)
+    c = LM_LLAMA
+    w = lm_random_weights(c, g)
+    wq = lm_random_weights(LM_QWEN, g)
+    write_safetensors(os.path.join(GOLDEN, "lm_llama_tiny.safetensors"), w)
+    write_safetensors(os.path.join(GOLDEN, "lm_qwen_tiny.safetensors"), wq)
+    D, d = c["dim"], c["dim"] // c["heads"]
+    B, T = 2, 5
+    io = {}
+    p0 = "model.layers.0."
+    x = torch.randn(B, T, D, generator=g) * 2.0 + 0.5
+    io["rmsnorm_x"], io["rmsnorm_y"] = x, ref_rmsnorm(x, w[p0 + "input_layernorm.weight"], c["norm_eps"])
+    # RoPE on query [B, H, T, d] and key [B, G, T, d] heads at arbitrary positions (< max_seq)
+    io["rope_q"] = torch.randn(B, c["heads"], T, d, generator=g)
+    io["rope_k"] = torch.randn(B, c["kv_heads"], T, d, generator=g)
+    io["rope_pos"] = torch.tensor([[0, 1, 2, 3, 4], [7, 3, 63, 5, 30]], dtype=torch.int64)
+    cos, sin = ref_rope_tables(io["rope_pos"], d, c["rope_theta"])
+    io["rope_q_out"], io["rope_k_out"] = ref_rotate(io["rope_q"], cos, sin), ref_rotate(io["rope_k"], cos, sin)
+    x = torch.randn(B, T, D, generator=g)
+    io["swiglu_x"], io["swiglu_y"] = x, ref_swiglu(x, w, p0)
+    x = torch.randn(B, T, D, generator=g)
+    io["attn_x"], io["attn_y"] = x, ref_attention(x, w, p0, c, torch.arange(T)[None].expand(B, T))
+    ids = torch.randint(0, c["vocab_size"], (B, 7), generator=g)
+    io["llama_ids"], io["llama_logits"] = ids, ref_logits(ids, w, c)
+    # row 1 left-padded by two: positions count real tokens only (cumsum(mask) - 1, clamped at 0)
+    mask = torch.tensor([[1] * 7, [0, 0, 1, 1, 1, 1, 1]], dtype=torch.int64)
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    io["llama_pad_mask"], io["llama_pad_logits"] = mask, ref_logits(ids, w, c, pos, mask)
+    ids = torch.randint(0, LM_QWEN["vocab_size"], (B, 7), generator=g)
+    io["qwen_ids"], io["qwen_logits"] = ids, ref_logits(ids, wq, LM_QWEN)
+    io = {k: (v if v.dtype == torch.int64 else v.float()) for k, v in io.items()}
+    write_safetensors(os.path.join(GOLDEN, "lm_golden.safetensors"), io)
+
+
 def main():
     os.makedirs(GOLDEN, exist_ok=True)
     os.makedirs(BROKEN, exist_ok=True)
@@ -388,6 +561,7 @@ def main():
     make_audio()
     make_series()
     make_ccc()
+    make_lm()
     for d in (GOLDEN, BROKEN):
         for name in sorted(os.listdir(d)):
             size = os.path.getsize(os.path.join(d, name))

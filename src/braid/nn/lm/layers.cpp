@@ -1,0 +1,176 @@
+// Reference: Hugging Face transformers, models/llama/modeling_llama.py (LlamaRMSNorm, LlamaRotaryEmbedding,
+// rotate_half / apply_rotary_pos_emb, LlamaMLP, repeat_kv + eager attention); re-derived, not copied.
+#include "braid/nn/lm/layers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "braid/core/error.h"
+#include "braid/nn/blocks.h"
+
+namespace braid::nn::lm {
+
+// ---------------------------------------------------------------- RMSNorm
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.size(-1) == weight.size(0), "RMSNorm: input [", x.sizes(), "] last dim is not ", weight.size(0));
+  auto h = x.to(torch::kFloat);
+  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+// ---------------------------------------------------------------- RoPE
+
+Rotary::Rotary(int64_t head_dim, double theta, int64_t max_seq) {
+  TORCH_CHECK(head_dim > 0 && head_dim % 2 == 0, "Rotary: head_dim ", head_dim, " must be even");
+  // inv_freq[i] = 1 / theta^(2i / d), in fp32 as the reference computes it
+  auto exponent = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(head_dim);
+  auto inv_freq = 1.0 / torch::pow(theta, exponent);                                  // [d/2]
+  auto freqs = torch::outer(torch::arange(max_seq, torch::kLong).to(torch::kFloat), inv_freq);  // [S, d/2]
+  auto emb = torch::cat({freqs, freqs}, -1);                                          // [S, d]
+  cos_ = emb.cos();
+  sin_ = emb.sin();
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rotary::lookup(const torch::Tensor& position_ids,
+                                                       const torch::Tensor& like) const {
+  TORCH_CHECK(cos_.defined(), "Rotary: not initialised");
+  TORCH_CHECK(position_ids.dim() == 2, "Rotary: position_ids must be [B, T], got [", position_ids.sizes(), "]");
+  auto pos = position_ids.to(torch::kCPU, torch::kLong);
+  if (pos.numel()) {
+    const int64_t lo = pos.min().item<int64_t>(), hi = pos.max().item<int64_t>();
+    BRAID_INPUT_CHECK(lo >= 0 && hi < max_seq(), "language model: position {} is outside [0, max_seq = {})", lo < 0 ? lo : hi,
+                      max_seq());
+  }
+  auto flat = pos.reshape({-1});
+  const auto B = position_ids.size(0), T = position_ids.size(1), d = cos_.size(1);
+  auto opts = like.options();
+  auto cos = cos_.index_select(0, flat).view({B, T, d}).to(opts);
+  auto sin = sin_.index_select(0, flat).view({B, T, d}).to(opts);
+  return {cos, sin};
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, h), x2 = x.narrow(-1, h, h);
+  return torch::cat({-x2, x1}, -1);
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [B, 1, T, d]: the same rotation for every head
+  return x * c + rotate_half(x) * s;
+}
+
+// ---------------------------------------------------------------- SwiGLU
+
+SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {
+  auto lin = [](int64_t i, int64_t o) { return torch::nn::Linear(torch::nn::LinearOptions(i, o).bias(false)); };
+  gate_proj = register_module("gate_proj", lin(dim, hidden));
+  up_proj = register_module("up_proj", lin(dim, hidden));
+  down_proj = register_module("down_proj", lin(hidden, dim));
+}
+
+torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
+  return nn::linear(down_proj, torch::silu(nn::linear(gate_proj, x)) * nn::linear(up_proj, x));
+}
+
+// ---------------------------------------------------------------- attention
+
+torch::Tensor causal_bias(int64_t B, int64_t T, int64_t P, const torch::Tensor& key_mask,
+                          const torch::TensorOptions& opts) {
+  const int64_t S = P + T;
+  auto dev = opts.device();
+  auto q_pos = torch::arange(P, S, torch::TensorOptions().dtype(torch::kLong).device(dev)).view({T, 1});
+  auto k_pos = torch::arange(S, torch::TensorOptions().dtype(torch::kLong).device(dev)).view({1, S});
+  auto allowed = (k_pos <= q_pos).view({1, 1, T, S}).expand({B, 1, T, S});  // [B, 1, T, S]
+  if (key_mask.defined()) {
+    TORCH_CHECK(key_mask.dim() == 2 && key_mask.size(0) == B && key_mask.size(1) == S,
+                "language model: attention mask must be [B, P + T] = [", B, ", ", S, "], got [", key_mask.sizes(), "]");
+    allowed = allowed.logical_and(key_mask.to(dev).ne(0).view({B, 1, 1, S}));
+  }
+  const double lowest = opts.dtype() == torch::kDouble ? std::numeric_limits<double>::lowest()
+                        : opts.dtype() == torch::kHalf ? -65504.0
+                        : opts.dtype() == torch::kBFloat16 ? -3.3895313892515355e38
+                                                           : static_cast<double>(std::numeric_limits<float>::lowest());
+  return torch::zeros({B, 1, T, S}, opts).masked_fill(allowed.logical_not(), lowest);
+}
+
+torch::Tensor gqa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            const torch::Tensor& bias) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), d = q.size(3);
+  const int64_t G = k.size(1), S = k.size(2);
+  TORCH_CHECK(H % G == 0 && v.size(1) == G && v.size(2) == S, "gqa_attention: q [", q.sizes(), "], k [", k.sizes(),
+              "], v [", v.sizes(), "]");
+  const int64_t rep = H / G;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+#if TORCH_VERSION_MAJOR >= 2
+  // SDPA wants as many kv heads as query heads: kv head g serves query heads g·rep .. g·rep + rep - 1
+  auto kk = rep == 1 ? k : k.unsqueeze(2).expand({B, G, rep, S, d}).reshape({B, H, S, d});
+  auto vv = rep == 1 ? v : v.unsqueeze(2).expand({B, G, rep, S, d}).reshape({B, H, S, d});
+  if (bias.defined()) return at::scaled_dot_product_attention(q, kk, vv, bias.to(q.scalar_type()));
+  return at::scaled_dot_product_attention(q, kk, vv);
+#else
+  // the rep query heads of one kv head as one [rep·T, d] block: no copy of k or v
+  auto qg = q.reshape({B, G, rep * T, d});
+  auto scores = torch::matmul(qg, k.transpose(-2, -1)).mul_(scale).view({B, G, rep, T, S});
+  if (bias.defined()) scores = scores + bias.unsqueeze(1);  // [B, 1, 1, T, S]
+  auto w = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type()).view({B, G, rep * T, S});
+  return torch::matmul(w, v).view({B, H, T, d});
+#endif
+}
+
+AttentionImpl::AttentionImpl(const LMOptions& o) : heads(o.heads), kv_heads(o.kv_heads), head_dim(o.head_dim()) {
+  auto lin = [](int64_t i, int64_t out, bool b) { return torch::nn::Linear(torch::nn::LinearOptions(i, out).bias(b)); };
+  q_proj = register_module("q_proj", lin(o.dim, heads * head_dim, o.attention_bias));
+  k_proj = register_module("k_proj", lin(o.dim, kv_heads * head_dim, o.attention_bias));
+  v_proj = register_module("v_proj", lin(o.dim, kv_heads * head_dim, o.attention_bias));
+  o_proj = register_module("o_proj", lin(heads * head_dim, o.dim, false));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& bias, KVCache* cache, int64_t layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  // [B, T, n·d] -> [B, n, T, d]
+  auto q = nn::linear(q_proj, x).view({B, T, heads, head_dim}).transpose(1, 2);
+  auto k = nn::linear(k_proj, x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
+  auto v = nn::linear(v_proj, x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
+  q = apply_rotary(q, cos, sin);
+  k = apply_rotary(k, cos, sin);
+  if (cache) {
+    if (static_cast<int64_t>(cache->k.size()) <= layer) cache->k.resize(layer + 1), cache->v.resize(layer + 1);
+    auto& ck = cache->k[layer];
+    auto& cv = cache->v[layer];
+    if (ck.defined()) {
+      TORCH_CHECK(ck.size(0) == B, "KVCache: layer ", layer, " holds batch ", ck.size(0), ", the input has ", B);
+      k = torch::cat({ck, k}, 2);  // [B, G, P + T, d]
+      v = torch::cat({cv, v}, 2);
+    }
+    ck = k;
+    cv = v;
+  }
+  auto o = gqa_attention(q, k, v, bias);                          // [B, H, T, d]
+  return nn::linear(o_proj, o.transpose(1, 2).reshape({B, T, heads * head_dim}));
+}
+
+// ---------------------------------------------------------------- block
+
+DecoderLayerImpl::DecoderLayerImpl(const LMOptions& o) {
+  self_attn = register_module("self_attn", Attention(o));
+  mlp = register_module("mlp", SwiGLU(o.dim, o.hidden));
+  input_layernorm = register_module("input_layernorm", RMSNorm(o.dim, o.norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(o.dim, o.norm_eps));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                        const torch::Tensor& bias, KVCache* cache, int64_t layer) {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, bias, cache, layer);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+}  // namespace braid::nn::lm

@@ -1,0 +1,112 @@
+#include "braid/nn/lm/sample.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "braid/core/error.h"
+
+namespace braid::nn::lm {
+
+namespace {
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+}
+
+torch::Tensor repetition_penalty(const torch::Tensor& logits, const torch::Tensor& previous, double penalty) {
+  BRAID_INPUT_CHECK(penalty > 0.0 && std::isfinite(penalty), "repetition_penalty must be > 0, got {}", penalty);
+  if (penalty == 1.0 || !previous.defined() || previous.numel() == 0) return logits.clone();
+  auto idx = previous.to(logits.device(), torch::kLong);
+  auto s = logits.gather(1, idx);
+  s = torch::where(s < 0, s * penalty, s / penalty);
+  return logits.scatter(1, idx, s);  // a repeated id writes the same value twice
+}
+
+torch::Tensor apply_temperature(const torch::Tensor& logits, double temperature) {
+  BRAID_INPUT_CHECK(temperature > 0.0 && std::isfinite(temperature), "temperature must be > 0, got {}", temperature);
+  return logits / temperature;
+}
+
+torch::Tensor top_k_filter(const torch::Tensor& logits, int64_t k) {
+  if (k <= 0 || k >= logits.size(-1)) return logits.clone();
+  auto kth = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);  // [B, 1]
+  return logits.masked_fill(logits < kth, kNegInf);
+}
+
+torch::Tensor top_p_filter(const torch::Tensor& logits, double p) {
+  BRAID_INPUT_CHECK(p > 0.0 && p <= 1.0, "top_p must be in (0, 1], got {}", p);
+  if (p >= 1.0) return logits.clone();
+  auto [sorted, order] = logits.sort(-1, /*descending=*/true);
+  auto probs = torch::softmax(sorted.to(torch::kFloat), -1);
+  // mass of the tokens strictly before each one; a token is dropped once that mass already reaches p
+  auto before = probs.cumsum(-1) - probs;
+  auto drop_sorted = before >= p;
+  drop_sorted.narrow(-1, 0, 1).fill_(false);  // the most likely token always stays
+  auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
+  return logits.masked_fill(drop, kNegInf);
+}
+
+torch::Tensor greedy(const torch::Tensor& logits) { return logits.argmax(-1); }
+
+torch::Tensor next_token(const torch::Tensor& logits, const torch::Tensor& previous, const SampleOptions& o,
+                         at::Generator& gen) {
+  TORCH_CHECK(logits.dim() == 2, "next_token: logits must be [B, V], got [", logits.sizes(), "]");
+  auto l = o.repetition_penalty != 1.0 ? repetition_penalty(logits, previous, o.repetition_penalty) : logits;
+  if (o.temperature == 0.0) return greedy(l);
+  l = apply_temperature(l, o.temperature);
+  l = top_k_filter(l, o.top_k);
+  l = top_p_filter(l, o.top_p);
+  auto probs = torch::softmax(l.to(torch::kCPU, torch::kFloat), -1);
+  return torch::multinomial(probs, 1, /*replacement=*/false, gen).view({-1}).to(logits.device());
+}
+
+Generated generate(CausalLM& model, const torch::Tensor& prompt, const GenerateOptions& o) {
+  BRAID_INPUT_CHECK(prompt.dim() == 2 && prompt.size(1) >= 1, "generate: the prompt must be [B, T] with T >= 1");
+  BRAID_INPUT_CHECK(o.max_tokens >= 0, "generate: max_tokens must be >= 0, got {}", o.max_tokens);
+  const int64_t B = prompt.size(0), T = prompt.size(1), max_seq = model->options.max_seq;
+  BRAID_INPUT_CHECK(T + o.max_tokens <= max_seq, "generate: prompt {} + max_tokens {} exceeds max_seq {}", T,
+                    o.max_tokens, max_seq);
+  BRAID_INPUT_CHECK(o.sample.temperature >= 0.0, "generate: temperature must be >= 0, got {}", o.sample.temperature);
+  torch::NoGradGuard ng;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  auto dev = model->model->embed_tokens->weight.device();
+  auto seq = prompt.to(dev, torch::kLong);
+  auto cache = model->new_cache();
+  LMInputs in;
+  if (o.use_cache) in.cache = &cache;
+
+  auto stops = torch::tensor(o.stop_tokens.empty() ? std::vector<int64_t>{-1} : o.stop_tokens,
+                             torch::TensorOptions().dtype(torch::kLong).device(dev));
+  auto done = torch::zeros({B}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  std::vector<torch::Tensor> out;
+  torch::Tensor step_input = seq;
+  for (int64_t s = 0; s < o.max_tokens; ++s) {
+    auto logits = model->forward(o.use_cache ? step_input : seq, in);  // [B, t, V]
+    auto last = logits.select(1, logits.size(1) - 1);                    // [B, V]
+    auto tok = next_token(last, seq, o.sample, gen);                     // [B]
+    tok = tok.masked_fill(done, o.pad_id);
+    out.push_back(tok);
+    seq = torch::cat({seq, tok.unsqueeze(1)}, 1);
+    step_input = tok.unsqueeze(1);
+    done = done.logical_or(torch::isin(tok, stops));
+    if (done.all().item<bool>()) break;
+  }
+  Generated g;
+  g.tokens = out.empty() ? torch::empty({B, 0}, torch::kLong) : torch::stack(out, 1).cpu();
+  // length = index of the first stop + 1, else all steps
+  auto tokens = g.tokens;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = tokens.size(1);
+    for (int64_t i = 0; i < tokens.size(1); ++i)
+      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), tokens[b][i].item<int64_t>()) != o.stop_tokens.end()) {
+        n = i + 1;
+        break;
+      }
+    g.lengths.push_back(n);
+  }
+  return g;
+}
+
+}  // namespace braid::nn::lm
