@@ -133,6 +133,16 @@ TEST(LMGolden, LeftPaddedLogitsAtRealTokens) {
   EXPECT_TRUE(AllClose(got[1].slice(0, 2), alone[0], kTol, "padded row vs the row alone"));
 }
 
+TEST(LMInputs, DefaultPositionsCountRealTokens) {
+  auto mask = torch::tensor({{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}, {0, 1, 0, 1, 1}}, torch::kLong);
+  EXPECT_TRUE(torch::equal(default_positions(3, 5, 0, mask, torch::kCPU),
+                           torch::tensor({{0, 0, 0, 1, 2}, {0, 1, 2, 3, 4}, {0, 0, 0, 1, 2}}, torch::kLong)));
+  // the last 2 of 5 after 3 cached steps
+  EXPECT_TRUE(torch::equal(default_positions(3, 2, 3, mask, torch::kCPU),
+                           torch::tensor({{1, 2}, {3, 4}, {1, 2}}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(default_positions(1, 2, 3, {}, torch::kCPU), torch::tensor({{3, 4}}, torch::kLong)));
+}
+
 TEST(LMGolden, QwenStyleTiedEmbeddingsAndQkvBias) {
   auto m = load(qwen_options(), "lm_qwen_tiny.safetensors");
   torch::NoGradGuard ng;

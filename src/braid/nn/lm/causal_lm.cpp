@@ -51,24 +51,22 @@ torch::Tensor CausalLMImpl::embed(const torch::Tensor& ids) {
   return model->embed_tokens->forward(ids);
 }
 
+torch::Tensor default_positions(int64_t B, int64_t T, int64_t P, const torch::Tensor& attention_mask,
+                                const torch::Device& device) {
+  auto dev_long = torch::TensorOptions().dtype(torch::kLong).device(device);
+  if (!attention_mask.defined()) return torch::arange(P, P + T, dev_long).unsqueeze(0).expand({B, T});
+  TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == P + T,
+              "CausalLM: attention_mask must be [B, P + T] = [", B, ", ", P + T, "], got [", attention_mask.sizes(), "]");
+  auto m = attention_mask.to(device).ne(0).to(torch::kLong);
+  return (m.cumsum(1) - 1).clamp_min(0).narrow(1, P, T);
+}
+
 torch::Tensor CausalLMImpl::hidden(const torch::Tensor& embeds, const LMInputs& in) {
   TORCH_CHECK(embeds.dim() == 3 && embeds.size(2) == options.dim, "CausalLM: embeddings must be [B, T, ", options.dim,
               "], got [", embeds.sizes(), "]");
   const int64_t B = embeds.size(0), T = embeds.size(1);
   const int64_t P = in.cache ? in.cache->length() : 0;
-  auto pos = in.position_ids;
-  auto dev_long = torch::TensorOptions().dtype(torch::kLong).device(embeds.device());
-  if (!pos.defined()) {
-    if (in.attention_mask.defined()) {
-      TORCH_CHECK(in.attention_mask.dim() == 2 && in.attention_mask.size(1) == P + T,
-                  "CausalLM: attention_mask must be [B, P + T] = [", B, ", ", P + T, "], got [",
-                  in.attention_mask.sizes(), "]");
-      auto m = in.attention_mask.to(dev_long).ne(0).to(torch::kLong);
-      pos = (m.cumsum(1) - 1).clamp_min(0).narrow(1, P, T);
-    } else {
-      pos = torch::arange(P, P + T, dev_long).unsqueeze(0).expand({B, T});
-    }
-  }
+  auto pos = in.position_ids.defined() ? in.position_ids : default_positions(B, T, P, in.attention_mask, embeds.device());
   TORCH_CHECK(pos.dim() == 2 && pos.size(0) == B && pos.size(1) == T, "CausalLM: position_ids must be [", B, ", ", T,
               "], got [", pos.sizes(), "]");
   auto bias = causal_bias(B, T, P, in.attention_mask, embeds.options());

@@ -53,6 +53,13 @@ struct LMInputs {
   KVCache* cache = nullptr;
 };
 
+// The position ids forward() uses when LMInputs::position_ids is undefined, for T new tokens after P cached
+// ones: with attention_mask [B, P + T], cumsum(mask != 0) - 1 clamped at 0 over the last T columns (a
+// left-padded row's first real token is position 0, as Hugging Face's generate); without, P + 0..T-1.
+// (RoPE scores depend only on position differences, so this shows in logits only near max_seq.)
+torch::Tensor default_positions(int64_t B, int64_t T, int64_t P, const torch::Tensor& attention_mask,
+                                const torch::Device& device);
+
 class CausalLMImpl : public torch::nn::Module {
  public:
   explicit CausalLMImpl(LMOptions o);
