@@ -243,6 +243,30 @@ TEST(LMCache, PromptThenCachedStepsEqualTheFullForward) {
   EXPECT_TRUE(AllClose(torch::cat(parts, 1), full, kTol, "cached vs full forward"));
 }
 
+TEST(LMCache, LeftPaddedPromptThenCachedStepsEqualTheFullForward) {
+  auto m = llama();
+  torch::NoGradGuard ng;
+  torch::manual_seed(4);
+  auto seq = torch::randint(0, 32, {2, 9}, torch::kLong);
+  auto mask = torch::ones({2, 9}, torch::kLong);
+  mask[1].slice(0, 0, 3).fill_(0);  // row 1: three pad steps in front of a 2-token prompt
+  LMInputs whole;
+  whole.attention_mask = mask;
+  auto full = m->forward(seq, whole);
+  auto cache = m->new_cache();
+  LMInputs in;
+  in.cache = &cache;
+  std::vector<torch::Tensor> parts;
+  for (int64_t t : {5, 6, 7, 8, 9}) {  // the mask grows with the sequence: [B, P + T]
+    const int64_t from = cache.length();
+    in.attention_mask = mask.slice(1, 0, t);
+    parts.push_back(m->forward(seq.slice(1, from, t), in));
+  }
+  auto got = torch::cat(parts, 1);
+  EXPECT_TRUE(AllClose(got[0], full[0], kTol, "padded cache, row 0"));
+  EXPECT_TRUE(AllClose(got[1].slice(0, 3), full[1].slice(0, 3), kTol, "padded cache, row 1 real tokens"));
+}
+
 TEST(LMCache, GreedyGenerationSameTokensWithAndWithoutCache) {
   auto m = llama();
   auto prompt = g("llama_ids").slice(1, 0, 4);  // [2, 4]
