@@ -149,6 +149,21 @@ TEST(LMGolden, QwenStyleTiedEmbeddingsAndQkvBias) {
   EXPECT_TRUE(AllClose(m->forward(g("qwen_ids")), g("qwen_logits"), kTol, "qwen-style logits"));
 }
 
+TEST(LMTrain, EveryParameterGetsAGradientFromTheNextTokenLoss) {
+  for (const auto& o : {llama_options(), qwen_options()}) {
+    torch::manual_seed(5);
+    CausalLM m(o);
+    auto ids = torch::randint(0, o.vocab_size, {2, 6}, torch::kLong);
+    auto logits = m->forward(ids.slice(1, 0, 5));
+    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, o.vocab_size}), ids.slice(1, 1).reshape({-1}));
+    loss.backward();
+    for (const auto& p : m->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+  }
+}
+
 // ---------------------------------------------------------------- names and strict loading
 
 TEST(LMLoad, ParameterNamesAreHuggingFaceStateDictNames) {

@@ -96,11 +96,11 @@ Generated generate(CausalLM& model, const torch::Tensor& prompt, const GenerateO
   Generated g;
   g.tokens = out.empty() ? torch::empty({B, 0}, torch::kLong) : torch::stack(out, 1).cpu();
   // length = index of the first stop + 1, else all steps
-  auto tokens = g.tokens;
+  auto acc = g.tokens.accessor<int64_t, 2>();
   for (int64_t b = 0; b < B; ++b) {
-    int64_t n = tokens.size(1);
-    for (int64_t i = 0; i < tokens.size(1); ++i)
-      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), tokens[b][i].item<int64_t>()) != o.stop_tokens.end()) {
+    int64_t n = acc.size(1);
+    for (int64_t i = 0; i < acc.size(1); ++i)
+      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), acc[b][i]) != o.stop_tokens.end()) {
         n = i + 1;
         break;
       }
