@@ -7,7 +7,7 @@ Builds the same architecture as braid's C++ modules, with the same module / para
 enc_image.ln, enc_text.tok, enc_text.pos, enc_text.blocks.N..., enc_text.ln, proj_<m>.seq.K,
 logit_scale) and the same parameter count (asserted), from the `model.json` that
 `braid bench speed --dump DIR` writes; loads the batch braid dumped beside it and times the loops
-of src/braid/train/speed.cpp:
+of apps/braid/tools/speed.cpp:
 
   warmup x train step, then per repeat:
     steps x train step (objective = CLIP loss over the anchor pairs, backward, grad-norm clip, AdamW)

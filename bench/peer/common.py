@@ -1,6 +1,6 @@
 """Pieces the PyTorch peers share (bench/peer/clip_peer.py, fusion_peer.py): braid's blocks as they are in
 src/braid/nn (masked mean, MLP, the encoder base class) and the dumped-batch loading and timing helpers
-of src/braid/train/speed.cpp."""
+of apps/braid/tools/speed.cpp."""
 import ast
 import os
 import sys
@@ -50,7 +50,7 @@ class Encoder(nn.Module):
         return h * mb["present"].to(h.dtype).unsqueeze(1)
 
 
-# ---- the dumped batch and timing (src/braid/train/speed.cpp) -----------------------------------
+# ---- the dumped batch and timing (apps/braid/tools/speed.cpp) -----------------------------------
 
 NPY_DTYPES = {"<f4": torch.float32, "<f8": torch.float64, "<i8": torch.int64, "<i4": torch.int32, "|u1": torch.uint8,
               "|b1": torch.bool}

@@ -4,7 +4,7 @@
 Builds the same architecture as braid's C++ modules, layer for layer and with the same parameter
 count, from the `model.json` that `braid bench speed --dump DIR` writes, loads the batch braid
 dumped beside it (`<modality>.npy`, `<modality>_lengths.npy`, `<modality>_present.npy`,
-`labels.npy`), and times the same loops as src/braid/train/speed.cpp:
+`labels.npy`), and times the same loops as apps/braid/tools/speed.cpp:
 
   warmup x train step, then per repeat:
     steps x train step (forward, cross-entropy, backward, grad-norm clip, AdamW step)
@@ -22,7 +22,7 @@ Mirrored sources (keep in step with them):
   src/braid/nn/blocks.cpp                                            MLP, masked_mean
   src/braid/nn/fusion/concat.cpp, tfn.cpp, lmf.cpp                   fusion operators
   src/braid/models/fusion_classifier.cpp                             composition
-  src/braid/train/speed.cpp                                          timing loops
+  apps/braid/tools/speed.cpp                                         timing loops
 
 Run it with Debian's interpreter (/usr/bin/python3 + python3-torch 1.13), not a pyenv python.
 """
@@ -207,7 +207,7 @@ class FusionClassifier(nn.Module):
         return self.head(self.fusion(feats, present))
 
 
-# ---- data and timing (src/braid/train/speed.cpp) -----------------------------------------------
+# ---- data and timing (apps/braid/tools/speed.cpp) -----------------------------------------------
 
 def load_batch(d, modalities):
     return load_mods(d, modalities), load_npy(os.path.join(d, "labels.npy"))
