@@ -4,9 +4,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cstdlib>
+#include <filesystem>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -18,6 +21,32 @@ std::string RunDir::rank_log(int rank) const { return root + "/rank" + std::to_s
 bool RunDir::is_run() const { return file_exists(recipe()); }
 bool RunDir::has_checkpoint() const { return file_exists(last()); }
 bool RunDir::finished() const { return file_exists(model()); }
+
+std::vector<std::string> RunDir::tensorboard_files() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(tensorboard_dir(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kTensorboardPrefix, 0) == 0) out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string RunDir::new_tensorboard_file() const {
+  long long secs = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string prefix(kTensorboardPrefix);
+  for (const auto& f : tensorboard_files()) {  // sort after every file already there
+    const std::string name = std::filesystem::path(f).filename().string();
+    const long long s = std::atoll(name.c_str() + prefix.size());
+    if (s >= secs) secs = s + 1;
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  return tensorboard_dir() + "/" + prefix + std::to_string(secs) + "." + host + "." + std::to_string(::getpid()) +
+         kTensorboardSuffix;
+}
 
 std::vector<std::string> RunDir::setup_files() const {
   std::vector<std::string> out;

@@ -11,6 +11,9 @@
 //   model.pt              the final model (best validated weights, or the last without validation)
 //   summary.json          steps, seconds, parameters, final validation metrics
 //   rank<k>.log           data-parallel runs: the log of local rank k > 0
+//   events.out.tfevents.<unix seconds>.<host>.<pid>.braid
+//                         TensorBoard event files (train.tensorboard): one per training session
+//                         (a resume adds one); the run directory is the TensorBoard log dir
 //   .lock                 held (flock) by the process training the run; names it (pid, host, time)
 // No other file of the tree spells these names.
 #pragma once
@@ -38,6 +41,15 @@ struct RunDir {
   std::string summary() const { return root + "/summary.json"; }
   std::string rank_log(int rank) const;
   std::string lock() const { return root + "/.lock"; }
+  // TensorBoard: the log dir (the run directory itself), the name of a new event file for this
+  // process (never an existing one; its seconds are past those of every event file already there,
+  // so it sorts after them: TensorBoard reads a log dir's files in name order), and the event
+  // files present, in name order.
+  static constexpr const char* kTensorboardPrefix = "events.out.tfevents.";
+  static constexpr const char* kTensorboardSuffix = ".braid";
+  std::string tensorboard_dir() const { return root; }
+  std::string new_tensorboard_file() const;
+  std::vector<std::string> tensorboard_files() const;
 
   bool is_run() const;          // holds a resolved recipe
   bool has_checkpoint() const;  // holds checkpoints/last.pt (a run that can be resumed)

@@ -14,6 +14,7 @@
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
+#include "braid/core/tensorboard.h"
 #include "braid/eval/evaluate.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
@@ -46,6 +47,7 @@ TrainOptions read_train_options(const Config& c) {
   o.log_every = c.get<int64_t>("log_every", o.log_every);
   o.gather_negatives = c.get<bool>("gather_negatives", o.gather_negatives);
   o.adamw = c.get<std::string>("adamw", o.adamw);
+  o.tensorboard = c.get<bool>("tensorboard", o.tensorboard);
   auto bad = [&](const char* key, const char* want) { input_error("{}: recipe key '{}': expected {}", c.origin(), c.full(key), want); };
   if (o.optimizer != "adamw" && o.optimizer != "sgd") bad("optimizer", "adamw or sgd");
   if (o.schedule != "cosine" && o.schedule != "constant") bad("schedule", "cosine or constant");
@@ -321,10 +323,21 @@ TrainResult train(const RunOptions& ro) {
 
   std::ofstream mlog;
   if (main_rank) mlog.open(metrics_path, std::ios::app);
+  std::optional<tb::EventWriter> events;  // TensorBoard: a new file per session
+  if (main_rank && to.tensorboard) {
+    events.emplace(rd.new_tensorboard_file());
+    events->start_session(st.step + 1);  // the viewer drops what older files logged after the checkpoint
+  }
   auto log_line = [&](const nlohmann::json& j) {
     if (!main_rank) return;
     mlog << j.dump() << "\n";
     mlog.flush();
+    if (!events) return;
+    std::vector<std::pair<std::string, double>> scalars;  // numbers of the line as "<split or train>/<key>"
+    const std::string group = j.value("split", std::string("train"));
+    for (const auto& [k, v] : j.items())
+      if (v.is_number() && k != "step" && k != "epoch") scalars.emplace_back(group + "/" + k, v.get<double>());
+    events->add_scalars(j.at("step").get<int64_t>(), scalars);
   };
   auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return prior_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };

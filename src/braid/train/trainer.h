@@ -56,6 +56,7 @@ struct TrainOptions {
   int64_t log_every = 1;             // metrics log train lines every N steps
   bool gather_negatives = true;      // data-parallel: CLIP/SigLIP/ITC contrast against every rank's rows
   std::string adamw = "auto";        // AdamW implementation: auto | loop | foreach | fused (train/optim.h)
+  bool tensorboard = true;           // also write metrics lines as TensorBoard scalars (run::RunDir::new_tensorboard_file)
 };
 
 struct TrainResult {
