@@ -339,7 +339,7 @@ std::string raw_http(int port, const std::string& request) {
 }
 
 int raw_status(int port, const std::string& path) {
-  auto r = raw_http(port, "GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n");
+  auto r = raw_http(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   if (r.size() < 12) return -1;
   return std::stoi(r.substr(9, 3));
 }
@@ -463,6 +463,24 @@ TEST(ServeHttp, ApiAnswersAndRejectsBadRequests) {
     EXPECT_EQ(r->status, 400) << body;
     EXPECT_TRUE(json::parse(r->body).contains("error")) << body;
   }
+  // cross-site requests are refused before any work: a foreign Host (DNS rebinding), a plain-text
+  // POST (what a form on another site can send without a preflight), a multipart upload from
+  // another origin
+  auto rebound = cli.Get("/api/health", httplib::Headers{{"Host", "evil.example:80"}});
+  ASSERT_TRUE(rebound);
+  EXPECT_EQ(rebound->status, 403) << rebound->body;
+  auto plain = cli.Post("/api/search", R"({"text": "red apple"})", "text/plain");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 415) << plain->body;
+  auto foreign = cli.Post("/api/search", httplib::Headers{{"Origin", "http://evil.example"}},
+                          httplib::MultipartFormDataItems{{"text", "red apple", "", ""}});
+  ASSERT_TRUE(foreign);
+  EXPECT_EQ(foreign->status, 403) << foreign->body;
+  auto same = cli.Post("/api/search", httplib::Headers{{"Origin", "http://127.0.0.1:" + std::to_string(srv.port())}},
+                       httplib::MultipartFormDataItems{{"text", "red apple", "", ""}});
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->status, 200) << same->body;
+  EXPECT_EQ(cli.Get("/api/health", httplib::Headers{{"Host", "localhost:1"}})->status, 200);
   // k must be a plain positive integer: no exponent, no trailing text, no sign
   for (std::string k : {"1e9", "5abc", "-3", "", "99999999999"}) {
     auto r = cli.Post("/api/search?k=" + k, R"({"text": "red apple"})", "application/json");

@@ -129,6 +129,8 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   v->add_option("run", va->run, "run directory (the model that embedded the index)")->required();
   v->add_option("--index", va->index, "index directory from `braid index build`")->required();
   v->add_option("--host", va->opt.host, "address to bind (127.0.0.1 = this machine only)")->capture_default_str();
+  v->add_option("--allow-host", va->opt.allow_hosts,
+                 "Host header name the server answers (repeatable; '*' = any; default: localhost, 127.0.0.1, [::1] and --host)");
   v->add_option("--port", va->opt.port, "port (0 = any free port)")->capture_default_str()
       ->check(CLI::Range(0, 65535));
   v->add_option("--max-body-mb", va->max_body_mb, "largest request body in MB (larger: HTTP 413)")

@@ -60,6 +60,20 @@ std::string content_type_of(const std::string& path) {
   return "application/octet-stream";
 }
 
+// The host part of a Host or Origin value: "[::1]:8080" -> "[::1]", "http://a.b:80" -> "a.b".
+std::string host_of(std::string v) {
+  auto scheme = v.find("://");
+  if (scheme != std::string::npos) v = v.substr(scheme + 3);
+  if (!v.empty() && v[0] == '[') {
+    auto close = v.find(']');
+    return close == std::string::npos ? v : v.substr(0, close + 1);
+  }
+  auto colon = v.find(':');
+  if (colon != std::string::npos) v = v.substr(0, colon);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  return v;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -133,7 +147,38 @@ struct Server::Impl {
     }
   }
 
+  // Cross-site protection, before routing (see server.h). Returns true when the request was refused.
+  bool refuse(const httplib::Request& req, httplib::Response& res) const {
+    const std::string host = host_of(req.get_header_value("Host"));
+    auto& allow = opt.allow_hosts;
+    const bool any = std::find(allow.begin(), allow.end(), "*") != allow.end();
+    // no Host at all (HTTP/1.0 tools) cannot come from a browser; a foreign one may (DNS rebinding)
+    if (!any && !host.empty() && std::find(allow.begin(), allow.end(), host) == allow.end()) {
+      send_error(res, 403, "host '" + host + "' is not served here (braid serve --allow-host NAME)");
+      return true;
+    }
+    if (req.method != "POST") return false;
+    const std::string type = req.get_header_value("Content-Type");
+    if (req.is_multipart_form_data()) {
+      const std::string origin = req.get_header_value("Origin");
+      if (!origin.empty() && host_of(origin) != host) {
+        send_error(res, 403, "cross-origin upload refused");
+        return true;
+      }
+      return false;
+    }
+    if (type.rfind("application/json", 0) != 0) {
+      send_error(res, 415, "expected Content-Type: application/json (or a multipart upload)");
+      return true;
+    }
+    return false;
+  }
+
   void routes() {
+    if (opt.allow_hosts.empty()) opt.allow_hosts = {"localhost", "127.0.0.1", "[::1]", host_of(opt.host)};
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      return refuse(req, res) ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;
+    });
     http.set_payload_max_length(opt.max_body);
     const int threads = opt.http_threads > 0 ? opt.http_threads
                                              : std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));

@@ -8,11 +8,16 @@
 //   GET  /media/<slot>     the file of index entry <slot> (only files the index references)
 //   GET  /static/<name>    assets compiled into the binary
 // Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 413 body over the limit.
+// Cross-site requests are refused before any work: a Host header outside `allow_hosts` (DNS
+// rebinding) gets 403; a POST must be JSON with `Content-Type: application/json` (415 otherwise: a
+// plain-text form post from another site is not a query) or a multipart upload whose Origin, when
+// present, is this server's own (403 otherwise).
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "braid/serve/batcher.h"
 #include "braid/serve/embedder.h"
@@ -27,6 +32,9 @@ struct ServerOptions {
   int http_threads = 0;             // request threads (0 = 2 x cores, at least 4)
   BatcherOptions batch;
   int64_t default_k = 10, max_k = 100;
+  // Host header names (without port) the server answers; "*" = any. Empty = localhost, 127.0.0.1,
+  // [::1] and `host` itself.
+  std::vector<std::string> allow_hosts;
 };
 
 class Server {
