@@ -196,6 +196,17 @@ TEST(AudioLoad, DecodeResampleCropLogMel) {
                        bd::read_npy(golden("mono16k_logmel_400_160_64.npy")), kLogMelTol, "load_audio mono"));
 }
 
+TEST(AudioBroken, TinySampleRateIsRefused) {
+  // 4000 samples declared at 8 Hz: 500 s of audio that would resample to 8 M samples per second of
+  // file at 16 kHz. Refused from the header.
+  auto dir = std::filesystem::temp_directory_path() / ("braid_audio_rate_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "slow.wav").string();
+  bd::write_wav(path, std::vector<float>(4000, 0.1f), 8);
+  ExpectInputError([&] { bd::decode_audio_file(path); }, "slow.wav", "sample rate 8 Hz; expected 1000..");
+  braid::remove_tree(dir);
+}
+
 TEST(AudioBroken, EachBadFileIsAnInputError) {
   ExpectInputError([] { bd::decode_audio_file(broken("truncated.wav")); }, "truncated.wav");
   ExpectInputError([] { bd::decode_audio_file(broken("not_audio.wav")); }, "not_audio.wav", "cannot decode audio");

@@ -141,6 +141,15 @@ TEST(ImageBroken, EachBadFileIsAnInputError) {
   ExpectInputError([&] { bd::load_image(broken("truncated.png"), opt); }, "truncated.png");
 }
 
+TEST(ImageBroken, DecompressionBombIsRefusedFromTheHeader) {
+  // A PNG header declaring 16384x16384 1-bit grey (within the per-side limit): decoded, it would be
+  // 1 GB of RGBA and 3 GB of floats. The pixel-count check refuses it before any decoding.
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                              0, 0, 0x40, 0, 0, 0, 0x40, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  ExpectInputError([&] { bd::decode_image_memory(png.data(), png.size(), "bomb.png"); }, "bomb.png",
+                   "16384x16384 = 268435456 pixels");
+}
+
 TEST(ImageBroken, MemoryBuffersAreChecked) {
   auto bytes = read_bytes(golden("image.png"));
   // every prefix of a valid PNG is rejected cleanly (no crash, no partial image)

@@ -24,6 +24,7 @@ namespace {
 constexpr uint64_t kMaxFileBytes = uint64_t(2) << 30;  // 2 GiB
 constexpr int kMaxChannels = 256;
 constexpr int64_t kMaxRate = 10'000'000;               // Hz; also bounds the resampler's integer arithmetic
+constexpr int64_t kMinRate = 1000;                     // Hz: a small file declaring 1-8 Hz would resample to GBs
 constexpr int64_t kMaxSamples = int64_t(1) << 31;     // mono samples kept after mixdown (~37 h at 16 kHz)
 
 // ---- libsndfile virtual I/O over a memory buffer ----
@@ -100,8 +101,8 @@ Waveform decode_audio_memory(const uint8_t* bytes, size_t n, const std::string& 
 
   BRAID_INPUT_CHECK(info.channels >= 1 && info.channels <= kMaxChannels,
                     "{}: audio has {} channels; expected 1..{}", name, info.channels, kMaxChannels);
-  BRAID_INPUT_CHECK(info.samplerate >= 1 && info.samplerate <= kMaxRate, "{}: audio sample rate {} Hz; expected 1..{}",
-                    name, info.samplerate, kMaxRate);
+  BRAID_INPUT_CHECK(info.samplerate >= kMinRate && info.samplerate <= kMaxRate,
+                    "{}: audio sample rate {} Hz; expected {}..{}", name, info.samplerate, kMinRate, kMaxRate);
   BRAID_INPUT_CHECK(info.frames > 0, "{}: audio has no frames (empty or truncated file)", name);
 
   // Read in blocks rather than trusting the header's frame count for the allocation.

@@ -22,6 +22,8 @@ namespace braid::data {
 namespace {
 
 constexpr int64_t kMaxSide = 16384;                        // refuse larger images (decoder memory)
+constexpr int64_t kMaxPixels = int64_t(1) << 26;           // 67 M pixels (any real photo): a small file declaring
+                                                           // 16384x16384 would decode to 4 GB of RGBA and floats
 constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;      // 1 GiB: no real PNG/JPEG/BMP is larger
 
 // Which of the formats we accept the leading bytes announce; "" when none.
@@ -57,6 +59,8 @@ RawImage decode_image_memory(const uint8_t* bytes, size_t n, const std::string& 
     input_error("{}: not a PNG/JPEG/BMP image (stb: {})", name, stb_reason());
   BRAID_INPUT_CHECK(w > 0 && h > 0 && w <= kMaxSide && h <= kMaxSide,
                     "{}: {} image of {}x{} pixels; expected 1..{} pixels on each side", name, fmt_name, w, h, kMaxSide);
+  BRAID_INPUT_CHECK(int64_t(w) * h <= kMaxPixels, "{}: {} image of {}x{} = {} pixels; expected at most {}", name,
+                    fmt_name, w, h, int64_t(w) * h, kMaxPixels);
 
   int w2 = 0, h2 = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(bytes, len, &w2, &h2, &comp, 4), stbi_image_free);
