@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "braid/core/error.h"
+#include "tools/batch_rows.h"
 #include "braid/core/fs.h"
 #include "braid/core/process.h"
 #include "braid/core/runtime.h"
@@ -107,17 +108,6 @@ double latency_ms(run::Pipeline& p, const Batch& b, int reps) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2] / b.size();
-}
-
-Batch first_rows(const Batch& b, int64_t n) {
-  Batch s;
-  n = std::min(n, b.size());
-  s.index.assign(b.index.begin(), b.index.begin() + n);
-  for (const auto& [k, mb] : b.mods)
-    s.mods[k] = {mb.data.defined() ? mb.data.slice(0, 0, n) : mb.data, mb.lengths.slice(0, 0, n), mb.present.slice(0, 0, n)};
-  if (b.labels.defined()) s.labels = b.labels.slice(0, 0, n);
-  if (b.targets.defined()) s.targets = b.targets.slice(0, 0, n);
-  return s;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "braid/core/error.h"
+#include "tools/batch_rows.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/npy.h"
@@ -56,16 +57,6 @@ nlohmann::json yaml_json(const YAML::Node& n) {
     double d = std::strtod(s.c_str(), &end);
     if (!s.empty() && *end == '\0') return d;
   }
-  return s;
-}
-
-Batch slice(const Batch& b, int64_t n) {
-  Batch s;
-  s.index.assign(b.index.begin(), b.index.begin() + n);
-  for (const auto& [k, m] : b.mods)
-    s.mods[k] = {m.data.defined() ? m.data.slice(0, 0, n) : m.data, m.lengths.slice(0, 0, n), m.present.slice(0, 0, n)};
-  if (b.labels.defined()) s.labels = b.labels.slice(0, 0, n);
-  if (b.targets.defined()) s.targets = b.targets.slice(0, 0, n);
   return s;
 }
 
@@ -172,7 +163,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   if (cuda) torch::cuda::synchronize();
   std::vector<double> train_rates, infer_b, infer_1;
   nlohmann::json runs = nlohmann::json::array();
-  auto one = slice(batch, 1);
+  auto one = first_rows(batch, 1);
   for (int64_t r = 0; r < so.repeats; ++r) {
     check_interrupt();
     model.train();

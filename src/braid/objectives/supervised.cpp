@@ -41,13 +41,12 @@ const std::map<std::string, SupervisedLoss>& supervised_losses() {
 const SupervisedLoss& supervised_loss(const std::string& name, bool classify, const std::string& where) {
   const std::string n = name.empty() ? (classify ? "ce" : "mse") : name;
   auto it = supervised_losses().find(n);
+  if (it != supervised_losses().end() && it->second.classify == classify) return it->second;  // every step: no lists
   std::vector<std::string> fit;
   for (const auto& [k, l] : supervised_losses())
     if (l.classify == classify) fit.push_back(k);
-  BRAID_INPUT_CHECK(it != supervised_losses().end() && it->second.classify == classify,
-                    "{}: '{}' is not a loss for task {} (expected one of: {})", where, n,
-                    classify ? "classify" : "regress", fmt::join(fit, ", "));
-  return it->second;
+  input_error("{}: '{}' is not a loss for task {} (expected one of: {})", where, n, classify ? "classify" : "regress",
+              fmt::join(fit, ", "));
 }
 
 }  // namespace braid::objectives

@@ -17,6 +17,16 @@
 
 namespace braid::run {
 
+namespace {
+
+std::string host_name() {
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+}  // namespace
+
 std::string RunDir::rank_log(int rank) const { return root + "/rank" + std::to_string(rank) + ".log"; }
 bool RunDir::is_run() const { return file_exists(recipe()); }
 bool RunDir::has_checkpoint() const { return file_exists(last()); }
@@ -42,8 +52,7 @@ std::string RunDir::new_tensorboard_file() const {
     const long long s = std::atoll(name.c_str() + prefix.size());
     if (s >= secs) secs = s + 1;
   }
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
+  const std::string host = host_name();
   return tensorboard_dir() + "/" + prefix + std::to_string(secs) + "." + host + "." + std::to_string(::getpid()) +
          kTensorboardSuffix;
 }
@@ -72,8 +81,7 @@ RunLock::RunLock(const RunDir& rd) {
                       "pick another run directory", rd.root, holder.empty() ? "holder unknown" : holder);
     input_error("{}: cannot lock the run ({})", path, std::strerror(err));
   }
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
+  const std::string host = host_name();
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
       std::chrono::system_clock::now().time_since_epoch()).count();
   const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + ", since unix time " + std::to_string(now);
