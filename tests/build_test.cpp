@@ -146,7 +146,7 @@ TEST(BuildDataset, EmojiManifestContractAndDeterminism) {
   EXPECT_GE(labels.size(), 4u) << "a limited build should still span several categories";
 
   // The subcategory manifest: the same samples in the same order, other labels.
-  ASSERT_EQ(a.extra_manifests.size(), 1u);
+  ASSERT_EQ(a.extra_manifests.size(), 2u);
   std::vector<nlohmann::json> sub;
   ASSERT_NO_FATAL_FAILURE(check_manifest(a.extra_manifests[0], &sub));
   ASSERT_EQ(sub.size(), recs.size());
@@ -157,6 +157,19 @@ TEST(BuildDataset, EmojiManifestContractAndDeterminism) {
     relabelled += sub[i]["label"] != recs[i]["label"];
   }
   EXPECT_EQ(relabelled, sub.size());
+
+  // The names manifest: the same samples, English text = the name alone (a prefix of the main text).
+  std::vector<nlohmann::json> named;
+  ASSERT_NO_FATAL_FAILURE(check_manifest(a.extra_manifests[1], &named));
+  ASSERT_EQ(named.size(), recs.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    EXPECT_EQ(named[i]["id"], recs[i]["id"]);
+    EXPECT_EQ(named[i]["label"], recs[i]["label"]);
+    const std::string name = named[i]["text"]["en"], full = recs[i]["text"]["en"];
+    EXPECT_FALSE(name.empty());
+    EXPECT_EQ(full.rfind(name, 0), 0u) << name << " should begin " << full;
+    EXPECT_EQ(named[i]["text"]["zh"], recs[i]["text"]["zh"]);
+  }
 
   // Same seed -> byte-identical manifests; another seed -> other splits or voices.
   BuildReport b = build_dataset("emoji", options(tmp.path / "b", 20));

@@ -15,10 +15,35 @@
 
 namespace braid::cli {
 
+void add_generate_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // cmd_generate.cpp
+
+namespace {
+
+// caption / qa results: one row per task and baseline.
+void print_generation(const nlohmann::json& tasks) {
+  fmt::print("  {:<10} {:<10} {:>6} {:>8} {:>8} {:>7} {:>7}\n", "task", "answer by", "n", "exact", "token F1",
+             "BLEU-4", "chrF");
+  auto row = [](const std::string& task, const std::string& by, const nlohmann::json& s) {
+    fmt::print("  {:<10} {:<10} {:>6} {:>8.4f} {:>8.4f} {:>7.4f} {:>7.4f}\n", task, by, s.value("n", 0),
+               s.value("exact", 0.0), s.value("f1", 0.0), s.value("bleu4", 0.0), s.value("chrf", 0.0));
+  };
+  for (auto& [name, s] : tasks.items()) {
+    row(name, "model", s);
+    if (s.contains("nearest")) row(name, "nearest", s["nearest"]);
+    if (s.contains("prior")) row(name, "prior", s["prior"]);
+  }
+}
+
+}  // namespace
+
 void print_metrics(const std::string& title, const nlohmann::json& m) {
   fmt::print("{}\n", title);
   for (auto& [k, v] : m.items()) {
-    if (k == "per_class" || k == "ccc_per_dim") continue;
+    if (k == "per_class" || k == "ccc_per_dim" || k == "examples") continue;
+    if (k == "tasks" && v.is_object()) {
+      print_generation(v);
+      continue;
+    }
     if ((k == "retrieval" || k == "zeroshot" || k == "probe" || k == "rerank_itm") && v.is_object()) {
       fmt::print("  {}:\n", k);
       for (auto& [name, r] : v.items()) {
@@ -79,8 +104,8 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("--weights", a->weights, run::weights_help())->capture_default_str();
   e->add_option("--threads", a->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   e->add_option("--device", a->device, "cpu, cuda or cuda:N (default: the run's device)");
-  e->add_option("--task", a->task, "evaluation (`braid list tasks`): metrics, retrieval, zeroshot, probe, cmg "
-                 "(default: retrieval for align runs, else metrics)");
+  e->add_option("--task", a->task, "evaluation (`braid list tasks`): metrics, retrieval, zeroshot, probe, cmg, caption, qa "
+                 "(default: retrieval for align runs, caption for generate runs, else metrics)");
   e->add_option("--text-view", a->text_view, "read this text view of the samples (e.g. zh: cross-lingual retrieval)");
   e->add_option("--template", a->req.templates, "zero-shot prompt template, '{}' = class name (repeatable)");
   e->add_option("--classes", a->req.classes,
@@ -89,6 +114,8 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("--rerank-k", a->req.rerank_k, "models with a matching head: re-rank the retrieval top k by ITM")
       ->capture_default_str();
   e->add_option("--cmg-epochs", a->req.cmg_epochs, "cmg: full-batch training steps of each A->B head")->capture_default_str();
+  e->add_option("--max-tokens", a->req.max_tokens, "caption/qa: new tokens per answer at most")->capture_default_str();
+  e->add_option("--examples", a->req.examples, "caption/qa: generated examples kept in the JSON")->capture_default_str();
   e->add_flag("--json", a->json, "print one JSON object of metrics as the last line of stdout");
   out.emplace_back(e, [a] {
     configure_threads(a->threads);
@@ -100,6 +127,7 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
     if (a->json) fmt::print("{}\n", m.dump());
     return 0;
   });
+  add_generate_command(app, out);
 }
 
 }  // namespace braid::cli

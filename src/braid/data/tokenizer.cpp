@@ -25,6 +25,9 @@ struct Spm {
   decltype(&braid_spm_encode) encode;
   decltype(&braid_spm_pieces) pieces;
   decltype(&braid_spm_free) free;
+  decltype(&braid_spm_decode) decode;
+  decltype(&braid_spm_piece_to_id) piece_to_id;
+  decltype(&braid_spm_id_to_piece) id_to_piece;
 };
 
 std::string exe_dir() {
@@ -65,6 +68,9 @@ const Spm& spm() {
     s.encode = reinterpret_cast<decltype(s.encode)>(sym("braid_spm_encode"));
     s.pieces = reinterpret_cast<decltype(s.pieces)>(sym("braid_spm_pieces"));
     s.free = reinterpret_cast<decltype(s.free)>(sym("braid_spm_free"));
+    s.decode = reinterpret_cast<decltype(s.decode)>(sym("braid_spm_decode"));
+    s.piece_to_id = reinterpret_cast<decltype(s.piece_to_id)>(sym("braid_spm_piece_to_id"));
+    s.id_to_piece = reinterpret_cast<decltype(s.id_to_piece)>(sym("braid_spm_id_to_piece"));
     return s;
   }();
   return s;
@@ -110,18 +116,27 @@ int required_chars(const std::vector<const char*>& lines) {
 
 }  // namespace
 
-void Tokenizer::train(const std::vector<std::string>& lines, int vocab, const std::string& model_path) {
+void Tokenizer::train(const std::vector<std::string>& lines, int vocab, const std::string& model_path,
+                      const std::vector<std::string>& specials) {
   std::vector<const char*> clean;
   for (const auto& l : lines)
     if (!l.empty()) clean.push_back(l.c_str());
   BRAID_INPUT_CHECK(!clean.empty(), "tokenizer: the training corpus has no text");
   BRAID_INPUT_CHECK(vocab >= 8, "tokenizer: vocabulary size {} is too small (expected >= 8)", vocab);
   // every kept character needs a piece (plus 4 meta pieces): grow small vocabularies for large scripts (CJK)
-  vocab = std::max(vocab, required_chars(clean) + 4 + vocab / 4);
+  vocab = std::max(vocab, required_chars(clean) + 4 + static_cast<int>(specials.size()) + vocab / 4);
+  std::string user_defined;
+  for (const auto& sp : specials) {
+    BRAID_INPUT_CHECK(!sp.empty() && sp.find_first_of(", \t\n") == std::string::npos,
+                      "tokenizer: special token '{}' must be non-empty without commas or spaces", sp);
+    user_defined += (user_defined.empty() ? "" : ",") + sp;
+  }
+  if (!user_defined.empty()) user_defined = " --user_defined_symbols=" + user_defined;
   auto args = [&](int v) {
     return "--model_type=unigram --vocab_size=" + std::to_string(v) +
            " --hard_vocab_limit=false --character_coverage=0.9995 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
-           " --num_threads=1 --minloglevel=2 --input_sentence_size=2000000 --shuffle_input_sentence=false";
+           " --num_threads=1 --minloglevel=2 --input_sentence_size=2000000 --shuffle_input_sentence=false" +
+           user_defined;
   };
   std::string proto, err;
   bool ok = try_train(clean, args(vocab), proto, err);
@@ -183,5 +198,23 @@ std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
 }
 
 int Tokenizer::vocab_size() const { return spm().vocab_size(handle_); }
+
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  const int v = vocab_size();
+  std::vector<int> keep;
+  for (int id : ids) {
+    BRAID_INPUT_CHECK(id >= 0 && id < v, "{}: token id {} is outside the vocabulary (0..{})", path_, id, v - 1);
+    if (id != kPad && id != kBos && id != kEos) keep.push_back(id);
+  }
+  char* p = spm().decode(handle_, keep.data(), keep.size());
+  BRAID_INPUT_CHECK(p != nullptr, "{}: cannot decode {} ids", path_, keep.size());
+  return take(p);
+}
+
+int Tokenizer::piece_id(const std::string& piece) const {
+  return spm().piece_to_id(handle_, piece.data(), piece.size());
+}
+
+std::string Tokenizer::piece(int id) const { return take(spm().id_to_piece(handle_, id)); }
 
 }  // namespace braid::data

@@ -4,6 +4,7 @@
 
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
+#include "braid/eval/generation.h"
 #include "braid/eval/metrics.h"
 #include "braid/eval/robustness.h"
 
@@ -14,6 +15,10 @@ nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& la
   if (p.task == Task::Align) {
     BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not align");
     return evaluate_alignment(p, loader, label);
+  }
+  if (p.task == Task::Generate) {
+    BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not generate");
+    return evaluate_generation(p, loader, GenerationOptions{}, label);
   }
   torch::NoGradGuard ng;
   bool was_training = p.model->is_training();
@@ -111,6 +116,7 @@ double headline_score(const nlohmann::json& m, Task task) {
     case Task::Classify: return m.value("accuracy", 0.0);
     case Task::Regress: return m.value("ccc", -1.0);
     case Task::Align: return m.value("mean_r1", 0.0);
+    case Task::Generate: return m.value("score", 0.0);
   }
   return 0.0;
 }
@@ -120,6 +126,7 @@ const char* headline_name(Task task) {
     case Task::Classify: return "accuracy";
     case Task::Regress: return "ccc";
     case Task::Align: return "mean R@1";
+    case Task::Generate: return "answer F1/accuracy";
   }
   return "";
 }

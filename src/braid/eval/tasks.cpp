@@ -6,6 +6,7 @@
 
 #include "braid/core/error.h"
 #include "braid/eval/cmg.h"
+#include "braid/eval/generation.h"
 #include "braid/eval/rerank.h"
 #include "braid/eval/zeroshot.h"
 
@@ -51,9 +52,25 @@ nlohmann::json retrieval(Pipeline& p, const TaskRequest& r) {
   return res;
 }
 
+
+nlohmann::json generation(Pipeline& p, const TaskRequest& r, const std::string& which) {
+  BRAID_INPUT_CHECK(p.task == Task::Generate, "task {}: only runs trained with task: generate write answers", which);
+  GenerationOptions o;
+  o.tasks = {which};
+  o.max_tokens = r.max_tokens;
+  o.examples = r.examples;
+  o.baselines = true;
+  o.train_manifest = r.manifest;
+  auto loader = split_loader(p, r, r.split);
+  return evaluate_generation(p, *loader, o, which + " " + r.split);
+}
+
 }  // namespace
 
-std::string default_task(const Pipeline& p) { return p.task == Task::Align ? "retrieval" : "metrics"; }
+std::string default_task(const Pipeline& p) {
+  if (p.task == Task::Generate) return "caption";
+  return p.task == Task::Align ? "retrieval" : "metrics";
+}
 
 const TaskRegistry& task_registry() {
   static const TaskRegistry reg = [] {
@@ -98,6 +115,13 @@ const TaskRegistry& task_registry() {
             o.epochs = r.cmg_epochs;
             return evaluate_cmg(p, r.manifest, o);
           });
+    t.add("caption", "generate runs: the answers of the text tasks (name an image, transcribe a spoken name) vs "
+                     "the references: exact match, token F1, BLEU-4, chrF, with the nearest-train-answer and "
+                     "LM-prior baselines",
+          [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "caption"); });
+    t.add("qa", "generate runs: the answers of the label tasks (which group is this?): accuracy, with the "
+                "nearest-neighbour and LM-prior baselines",
+          [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "qa"); });
     return t;
   }();
   return reg;

@@ -24,6 +24,8 @@ struct TaskRequest {
                                        // split has labels the run never saw)
   int64_t rerank_k = 16;               // retrieval with a matching head: ITC top-k re-ranked by ITM
   int64_t cmg_epochs = 300;            // cmg: full-batch training steps of each A->B head
+  int64_t max_tokens = 16;             // caption / qa: new tokens per answer at most
+  int64_t examples = 20;               // caption / qa: generated examples kept in the output
 };
 
 using TaskRegistry = Registry<nlohmann::json, Pipeline&, const TaskRequest&>;

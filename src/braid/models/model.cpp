@@ -7,6 +7,7 @@
 #include "braid/models/fusion_classifier.h"
 #include "braid/models/mctn.h"
 #include "braid/models/mfn.h"
+#include "braid/models/mllm.h"
 #include "braid/models/mult.h"
 #include "braid/models/single_tower.h"
 #include "braid/models/unicode.h"
@@ -32,6 +33,8 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<SingleTowerImpl>(c, ctx); });
     r.add("unicode", "Uni-Code: shared discrete codebook across modalities, MM-EMA, CLUB, Cross-CPC (Xia 2023; task align)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<UnicodeImpl>(c, ctx); });
+    r.add("mllm", "LLaVA-style: encoder -> projector -> k tokens before the prompt -> Llama-family LM (task generate)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MLLMImpl>(c, ctx); });
     return r;
   }();
   return r;
@@ -48,6 +51,14 @@ torch::Tensor ModelImpl::match_logits(const ModalityBatch&, const ModalityBatch&
 
 torch::Tensor ModelImpl::codes(const std::string&, const ModalityBatch&) {
   input_error("this model has no discrete codebook (code statistics need one, e.g. unicode)");
+}
+
+nn::lm::Generated ModelImpl::generate(const Batch&, const GenerateRequest&) {
+  input_error("this model does not write text (generation needs a 'task: generate' run, e.g. model mllm)");
+}
+
+torch::Tensor ModelImpl::prompt_logits(const Batch&, const GenerateRequest&) {
+  input_error("this model does not write text (generation needs a 'task: generate' run, e.g. model mllm)");
 }
 
 int64_t count_parameters(const torch::nn::Module& m, bool trainable_only) {

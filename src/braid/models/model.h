@@ -14,6 +14,8 @@
 #include "braid/core/registry.h"
 #include "braid/core/batch.h"
 #include "braid/nn/encoder.h"
+#include "braid/nn/lm/chat.h"
+#include "braid/nn/lm/sample.h"
 
 namespace braid::models {
 
@@ -21,7 +23,8 @@ namespace braid::models {
 //   Classify: forward() returns class logits [B, K] (cross-entropy against labels)
 //   Regress:  forward() returns values [B, D] (MSE or CCC against targets)
 //   Align:    objective() is the self-supervised loss; labels, when present, feed zero-shot and probes
-enum class Task { Classify, Regress, Align };
+//   Generate: objective() is the language-model loss of answers (chat template); generate() writes text
+enum class Task { Classify, Regress, Align, Generate };
 
 struct ModelContext {
   std::vector<std::string> modalities;                 // inputs the model reads
@@ -31,6 +34,8 @@ struct ModelContext {
   // align runs with labels and text: the class names as token ids [K, L] (0 = pad) and their
   // lengths [K], in class-id order (DeViSE ranks against their text embeddings); else undefined.
   torch::Tensor class_text, class_text_lengths;
+  // generate runs: the chat template's ids and the tasks (run/pipeline fills them from the tokenizer).
+  nn::lm::ChatSpec chat;
 };
 
 class ModelImpl : public torch::nn::Module {
@@ -55,6 +60,7 @@ class ModelImpl : public torch::nn::Module {
     std::vector<std::string> embeds;  // modalities embed() maps into the shared space
     bool matches = false;             // match_logits(): an image-text matching head (ITM re-ranking)
     int64_t codes = 0;                // codes(): entries of a discrete codebook shared by modalities (0 = none)
+    bool generates = false;           // generate(): writes text about its inputs
   };
   virtual Capabilities capabilities() const { return {}; }
   // Matching head: logit[match] - logit[no match] of row-aligned (image, text) pairs, [B].
@@ -62,6 +68,19 @@ class ModelImpl : public torch::nn::Module {
   // Code ids [B, T] of one modality's sequence in the shared codebook; live codes of that codebook.
   virtual torch::Tensor codes(const std::string& modality, const ModalityBatch& mb);
   virtual int64_t live_codes() const { return 0; }
+
+  // Generative models: continue the chat of every row of `batch` that has `modality` ("" = none) after
+  // `prompt_ids` (the question, no template tokens) -> new token ids. Rows lacking the modality are an
+  // InputError. The same template as training (nn/lm/chat.h), so the logits match.
+  struct GenerateRequest {
+    std::string modality;
+    std::vector<int64_t> prompt_ids;
+    nn::lm::GenerateOptions options;
+  };
+  virtual nn::lm::Generated generate(const Batch& batch, const GenerateRequest& request);
+  // Logits [B, T, V] of the rendered prompt (no answer) for every row: the parity check of training,
+  // generation and serving.
+  virtual torch::Tensor prompt_logits(const Batch& batch, const GenerateRequest& request);
 };
 
 using ModelPtr = std::shared_ptr<ModelImpl>;

@@ -9,6 +9,7 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/series.h"
+#include "braid/run/chat.h"
 #include "braid/run/run_dir.h"
 
 namespace braid::run {
@@ -56,7 +57,8 @@ static Task parse_task(const Config& r) {
   if (t == "classify") return Task::Classify;
   if (t == "regress") return Task::Regress;
   if (t == "align") return Task::Align;
-  input_error("{}: recipe key 'task': expected classify, regress or align, got '{}'", r.origin(), t);
+  if (t == "generate") return Task::Generate;
+  input_error("{}: recipe key 'task': expected classify, regress, align or generate, got '{}'", r.origin(), t);
 }
 
 // Build preprocessor + model from the recipe and the facts in `p.facts`.
@@ -68,7 +70,13 @@ static void build(Pipeline& p) {
   ctx.modalities = p.modalities;
   ctx.outputs = p.outputs;
   ctx.task = p.task;
-  if (p.task == Task::Align && p.classes && p.tokenizer) {
+  auto mcfg = p.recipe.at("model");
+  if (p.task == Task::Generate) {
+    BRAID_INPUT_CHECK(p.tokenizer, "{}: task 'generate' needs 'text' in model.modalities (the answers)",
+                      p.recipe.origin());
+    ctx.chat = chat_spec(*p.tokenizer, mcfg);
+  }
+  if ((p.task == Task::Align || p.task == Task::Generate) && p.classes && p.tokenizer) {
     auto cb = text_batch(*p.pre, p.classes->names());
     ctx.class_text = cb.data;
     ctx.class_text_lengths = cb.lengths;
@@ -83,7 +91,6 @@ static void build(Pipeline& p) {
     e.channels_last = p.recipe.get<bool>("channels_last", false);
     ctx.encoders[m] = e;
   }
-  auto mcfg = p.recipe.at("model");
   mcfg.get<std::vector<std::string>>("modalities", p.modalities);
   p.model = models::model_registry().make(mcfg, ctx);
   p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
@@ -177,8 +184,19 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
       }
       BRAID_INPUT_CHECK(!corpus.empty(), "{}: no train sample has text view '{}' (data.text.view)", manifest.path(),
                         popt.text.view);
+      std::vector<std::string> specials;
+      if (p.task == Task::Generate) {
+        // a generative run also says its prompts and class names, and holds the chat tokens as single pieces
+        specials = nn::lm::chat_pieces();
+        for (auto i : train_idx)
+          if (const auto& l = manifest.samples()[i].label) corpus.push_back(*l);
+        const YAML::Node tasks = mcfg.node()["tasks"];
+        if (tasks && tasks.IsSequence())
+          for (const auto& t : tasks)
+            if (t.IsMap() && t["prompt"] && t["prompt"].IsScalar()) corpus.push_back(t["prompt"].as<std::string>());
+      }
       spdlog::info("training a {}-piece tokenizer on {} texts of the train split", popt.text.vocab, corpus.size());
-      data::Tokenizer::train(corpus, static_cast<int>(popt.text.vocab), tok_path);
+      data::Tokenizer::train(corpus, static_cast<int>(popt.text.vocab), tok_path, specials);
     }
     p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(tok_path));
   }
@@ -186,7 +204,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::from_manifest(manifest, train_split));
     p.classes->save(rd.classes());
     p.outputs = p.classes->size();
-  } else if (p.task == Task::Align) {
+  } else if (p.task == Task::Align || p.task == Task::Generate) {
     // labels are optional here: with them, zero-shot and linear-probe evaluations have classes
     bool labelled = false;
     for (auto i : train_idx) labelled = labelled || manifest.samples()[i].label.has_value();
@@ -235,7 +253,7 @@ Pipeline open_pipeline(const std::string& run_dir) {
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end())
     p.tokenizer = std::make_shared<data::Tokenizer>(data::Tokenizer::load(rd.tokenizer()));
-  if (p.task == Task::Align && file_exists(rd.classes()))
+  if ((p.task == Task::Align || p.task == Task::Generate) && file_exists(rd.classes()))
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(rd.classes()));
   if (p.task == Task::Classify) {
     p.classes = std::make_shared<data::ClassMap>(data::ClassMap::load(rd.classes()));

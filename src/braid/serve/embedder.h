@@ -15,32 +15,17 @@
 
 #include "braid/core/batch.h"
 #include "braid/run/pipeline.h"
+#include "braid/run/query.h"
 #include "braid/serve/index.h"
 
 namespace braid::serve {
 
-// One query: `payload` is the text itself (modality "text") or the bytes of an image / audio file.
-// `name` labels it in errors ("upload.png", a path, "text query").
-struct Query {
-  std::string modality;
-  std::string payload;
-  std::string name;
-};
-
-// Reads a query file (image or audio) into a Query; missing / unreadable / too large files are InputErrors.
-Query query_from_file(const std::string& modality, const std::string& path, size_t max_bytes = 64u << 20);
-
-// The part of a text query that can reach the model: at most max(4096, 64 x max_tokens) bytes (a
-// sub-word piece is at most 16 characters), cut on a UTF-8 boundary, so that a huge query is never
-// tokenized whole.
-std::string text_prefix(const std::string& text, int64_t max_tokens);
-
-// Preprocess one query with the run's preprocessor: [3,H,W] image, [n_mels,T] log-mel or [L] token ids.
-// Bad input (empty, not an image, truncated WAV, unknown modality) is an InputError naming `q.name`.
-torch::Tensor preprocess_query(const data::Preprocessor& pre, const Query& q);
-
-// Stack preprocessed inputs of one modality into a batch (padding as the loader does).
-Batch query_batch(const std::string& modality, const std::vector<torch::Tensor>& inputs);
+// Query, query_from_file, text_prefix, preprocess_query, query_batch: run/query.h (generation uses them too).
+using run::preprocess_query;
+using run::Query;
+using run::query_batch;
+using run::query_from_file;
+using run::text_prefix;
 
 // A finished run opened for embedding: pipeline + weights, model in eval mode.
 class Embedder {

@@ -137,7 +137,7 @@ torch::Tensor batch_loss(run::Pipeline& p, const Batch& batch, double label_smoo
   auto& model = *p.model;
   AutocastScope ac(p.device.type(), p.precision);  // bf16 recipes: the forward pass and loss; backward is outside
   torch::Tensor l;
-  if (p.task == run::Task::Align) {
+  if (p.task == run::Task::Align || p.task == run::Task::Generate) {
     l = model.objective(batch);
   } else {
     const bool classify = p.task == run::Task::Classify;
@@ -236,7 +236,7 @@ TrainResult train(const RunOptions& ro) {
     braid::remove_tree(staged);
   }
   auto& model = *p.model;
-  if (p.task != run::Task::Align)  // an unknown or mismatched train.loss fails here, not at step 1
+  if (p.task != run::Task::Align && p.task != run::Task::Generate)  // an unknown or mismatched train.loss fails here, not at step 1
     objectives::supervised_loss(to.loss, p.task == run::Task::Classify, p.recipe.origin() + ": recipe key 'train.loss'");
 
   const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");

@@ -172,14 +172,16 @@ BuildReport build_emoji(const BuildOptions& opt) {
 
   // ---- outputs ----
   const fs::path out(opt.out_dir);
-  const std::string main_name = "manifest.jsonl", sub_name = "manifest.subgroup.jsonl";
-  remove_stale_manifests(opt.out_dir, {main_name, sub_name});
+  const std::string main_name = "manifest.jsonl", sub_name = "manifest.subgroup.jsonl",
+                    names_name = "manifest.names.jsonl";
+  remove_stale_manifests(opt.out_dir, {main_name, sub_name, names_name});
   for (const auto& [style, dir] : style_dirs) braid::make_dirs((out / "images" / style).string());
   braid::make_dirs((out / "audio").string());
 
   const auto voices = english_voices();
   std::vector<Record> records;
   std::vector<std::string> subgroups;
+  std::vector<Record> named;  // the same samples whose English text is the name alone (captioning targets)
   std::vector<std::vector<std::string>> speak;
   std::vector<std::pair<fs::path, fs::path>> copies;
   for (const auto& x : entries) {
@@ -211,6 +213,8 @@ BuildReport build_emoji(const BuildOptions& opt) {
       int speed = static_cast<int>(rng.range(130, 200));
       int pitch = static_cast<int>(rng.range(30, 70));
       speak.push_back(espeak_command(voice, speed, pitch, x.en_label, (out / r.audio).string()));
+      named.push_back(r);
+      named.back().text = nlohmann::ordered_json{{"en", ascii_lower(x.en_label)}, {"zh", x.zh_label}};
       records.push_back(std::move(r));
       subgroups.push_back(x.subcategory);
     }
@@ -244,8 +248,9 @@ BuildReport build_emoji(const BuildOptions& opt) {
   // Manifests last, the main one after the extra one: its presence means the build finished.
   BuildReport report;
   report.manifest = (out / main_name).string();
-  report.extra_manifests = {(out / sub_name).string()};
+  report.extra_manifests = {(out / sub_name).string(), (out / names_name).string()};
   write_manifest(report.extra_manifests[0], records, [&](size_t i) { return subgroups[i]; });
+  write_manifest(report.extra_manifests[1], named);
   write_manifest(report.manifest, records);
   count_splits(records, report);
   return report;

@@ -105,5 +105,25 @@ char* braid_spm_pieces(void* h, const char* text, size_t len) {
   return dup(s);
 }
 
+char* braid_spm_decode(void* h, const int* ids, size_t n) {
+  std::string text;
+  if (!static_cast<sentencepiece::SentencePieceProcessor*>(h)->Decode(std::vector<int>(ids, ids + n), &text).ok())
+    return nullptr;
+  return dup(text);
+}
+
+int braid_spm_piece_to_id(void* h, const char* piece, size_t len) {
+  auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+  const std::string p(piece, len);
+  int id = sp->PieceToId(p);
+  return sp->IdToPiece(id) == p ? id : -1;
+}
+
+char* braid_spm_id_to_piece(void* h, int id) {
+  auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+  if (id < 0 || id >= sp->GetPieceSize()) return nullptr;
+  return dup(sp->IdToPiece(id));
+}
+
 void braid_spm_free(void* p) { std::free(p); }
 }

@@ -23,5 +23,11 @@ int braid_spm_vocab_size(void* handle);
 int braid_spm_encode(void* handle, const char* text, size_t len, int* ids, int cap);
 // Encode into pieces joined by '\n' (malloc'ed); returns null on failure.
 char* braid_spm_pieces(void* handle, const char* text, size_t len);
+// Decode `n` ids into text (malloc'ed); returns null on failure.
+char* braid_spm_decode(void* handle, const int* ids, size_t n);
+// The id of a piece, or -1 when it is not in the vocabulary.
+int braid_spm_piece_to_id(void* handle, const char* piece, size_t len);
+// The piece of an id (malloc'ed), or null when out of range.
+char* braid_spm_id_to_piece(void* handle, int id);
 void braid_spm_free(void* p);
 }

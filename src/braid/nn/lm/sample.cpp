@@ -64,15 +64,28 @@ torch::Tensor next_token(const torch::Tensor& logits, const torch::Tensor& previ
 
 Generated generate(CausalLM& model, const torch::Tensor& prompt, const GenerateOptions& o) {
   BRAID_INPUT_CHECK(prompt.dim() == 2 && prompt.size(1) >= 1, "generate: the prompt must be [B, T] with T >= 1");
+  torch::NoGradGuard ng;
+  auto ids = prompt.to(model->model->embed_tokens->weight.device(), torch::kLong);
+  return generate_from_embeds(model, model->embed(ids), ids, o);
+}
+
+Generated generate_from_embeds(CausalLM& model, const torch::Tensor& embeds, const torch::Tensor& prompt_ids,
+                               const GenerateOptions& o) {
+  BRAID_INPUT_CHECK(embeds.dim() == 3 && embeds.size(1) >= 1, "generate: the prompt must be [B, T, dim] with T >= 1");
+  BRAID_INPUT_CHECK(prompt_ids.dim() == 2 && prompt_ids.size(0) == embeds.size(0) &&
+                        prompt_ids.size(1) == embeds.size(1),
+                    "generate: prompt ids must be [B, T] as the embeddings");
   BRAID_INPUT_CHECK(o.max_tokens >= 0, "generate: max_tokens must be >= 0, got {}", o.max_tokens);
-  const int64_t B = prompt.size(0), T = prompt.size(1), max_seq = model->options.max_seq;
+  const int64_t B = embeds.size(0), T = embeds.size(1), max_seq = model->options.max_seq;
+  const int64_t V = model->options.vocab_size;
   BRAID_INPUT_CHECK(T + o.max_tokens <= max_seq, "generate: prompt {} + max_tokens {} exceeds max_seq {}", T,
                     o.max_tokens, max_seq);
   BRAID_INPUT_CHECK(o.sample.temperature >= 0.0, "generate: temperature must be >= 0, got {}", o.sample.temperature);
   torch::NoGradGuard ng;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   auto dev = model->model->embed_tokens->weight.device();
-  auto seq = prompt.to(dev, torch::kLong);
+  auto seq = prompt_ids.to(dev, torch::kLong);   // ids so far (repetition penalty)
+  auto full = embeds.to(dev);                    // embeddings so far (uncached decoding)
   auto cache = model->new_cache();
   LMInputs in;
   if (o.use_cache) in.cache = &cache;
@@ -81,17 +94,28 @@ Generated generate(CausalLM& model, const torch::Tensor& prompt, const GenerateO
                              torch::TensorOptions().dtype(torch::kLong).device(dev));
   auto done = torch::zeros({B}, torch::TensorOptions().dtype(torch::kBool).device(dev));
   std::vector<torch::Tensor> out;
-  torch::Tensor step_input = seq;
+  std::vector<std::vector<int64_t>> made(static_cast<size_t>(B));
+  torch::Tensor step_input = full;
   for (int64_t s = 0; s < o.max_tokens; ++s) {
-    auto logits = model->forward(o.use_cache ? step_input : seq, in);  // [B, t, V]
-    auto last = logits.select(1, logits.size(1) - 1);                    // [B, V]
-    auto tok = next_token(last, seq, o.sample, gen);                     // [B]
+    auto logits = model->forward_embeds(o.use_cache ? step_input : full, in);  // [B, t, V]
+    auto last = logits.select(1, logits.size(1) - 1);                          // [B, V]
+    if (o.allowed) {
+      auto ok = o.allowed(made, V).to(dev, torch::kBool);
+      TORCH_CHECK(ok.dim() == 2 && ok.size(0) == B && ok.size(1) == last.size(1), "generate: allowed() must be [B, V]");
+      ok = ok.logical_or(ok.any(1, true).logical_not());  // nothing allowed: leave the row free
+      last = last.masked_fill(ok.logical_not(), kNegInf);
+    }
+    auto tok = next_token(last, seq, o.sample, gen);  // [B]
     tok = tok.masked_fill(done, o.pad_id);
     out.push_back(tok);
+    auto tok_cpu = tok.cpu();
+    for (int64_t b = 0; b < B; ++b) made[b].push_back(tok_cpu[b].item<int64_t>());
     seq = torch::cat({seq, tok.unsqueeze(1)}, 1);
-    step_input = tok.unsqueeze(1);
+    step_input = model->embed(tok.unsqueeze(1));
+    if (!o.use_cache) full = torch::cat({full, step_input}, 1);
     done = done.logical_or(torch::isin(tok, stops));
-    if (done.all().item<bool>()) break;
+    const bool go_on = !o.on_step || o.on_step(s, tok_cpu);
+    if (!go_on || done.all().item<bool>()) break;
   }
   Generated g;
   g.tokens = out.empty() ? torch::empty({B, 0}, torch::kLong) : torch::stack(out, 1).cpu();

@@ -9,6 +9,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "braid/nn/lm/causal_lm.h"
@@ -48,6 +49,12 @@ struct GenerateOptions {
   bool use_cache = true;              // KV cache (one new token per step) or a full forward per step
   int64_t pad_id = 0;                 // fills a row's output after it stopped
   SampleOptions sample{};
+  // Called after every step with that step's tokens [B] (CPU int64, pad_id for finished rows); returning
+  // false ends generation after this step (a client went away). Unset: runs to the end.
+  std::function<bool(int64_t step, const torch::Tensor& tokens)> on_step{};
+  // Constrained decoding: for each row's new tokens so far, a [B, V] bool mask of the tokens allowed next
+  // (applied before sampling; a row with nothing allowed is left unconstrained). Unset: every token.
+  std::function<torch::Tensor(const std::vector<std::vector<int64_t>>& generated, int64_t vocab)> allowed{};
 };
 
 struct Generated {
@@ -59,5 +66,10 @@ struct Generated {
 // row has emitted a stop token or max_tokens are made. InputError when T + max_tokens > max_seq or an option
 // is out of range.
 Generated generate(CausalLM& model, const torch::Tensor& prompt, const GenerateOptions& o);
+// The same from input embeddings [B, T, dim] (modality tokens in front of text): `prompt_ids` [B, T] are the
+// ids the repetition penalty sees (pad_id where a position holds no token). Cached and uncached decoding
+// give the same tokens.
+Generated generate_from_embeds(CausalLM& model, const torch::Tensor& embeds, const torch::Tensor& prompt_ids,
+                               const GenerateOptions& o);
 
 }  // namespace braid::nn::lm

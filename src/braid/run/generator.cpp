@@ -1,0 +1,93 @@
+#include "braid/run/generator.h"
+
+#include <torch/torch.h>
+
+#include "braid/core/error.h"
+#include "braid/run/chat.h"
+#include "braid/run/run_dir.h"
+
+namespace braid::run {
+
+Generator::Generator(const std::string& run, const std::string& weights, const std::string& device)
+    : p_(open_run(run, weights, device)) {
+  BRAID_INPUT_CHECK(p_.task == Task::Generate && p_.model->capabilities().generates,
+                    "{}: run was trained with a task other than 'generate'; it writes no text", run);
+  p_.model->eval();
+  spec_ = chat_spec(*p_.tokenizer, p_.recipe.at("model"));
+  for (const auto& m : p_.model->capabilities().embeds)
+    if (m == "image" || m == "audio") inputs_.push_back(m);
+}
+
+Generator::Prepared Generator::prepare(const GenerateRequest& r) {
+  Prepared out;
+  const std::string& m = r.input.modality;
+  BRAID_INPUT_CHECK(m.empty() || std::find(inputs_.begin(), inputs_.end(), m) != inputs_.end(),
+                    "{}: this run reads no {} (it reads {})", r.input.name.empty() ? "input" : r.input.name, m,
+                    inputs_.empty() ? std::string("no input") : fmt::format("{}", fmt::join(inputs_, ", ")));
+  std::string prompt = r.prompt;
+  if (prompt.empty() || !r.task.empty()) {
+    const auto& t = find_task(spec_, r.task, m);
+    BRAID_INPUT_CHECK(r.task.empty() || t.modality == m, "task '{}' reads {}, but the input is {}", t.name,
+                      t.modality.empty() ? "nothing" : t.modality, m.empty() ? "none" : m);
+    out.task = t.name;
+    if (prompt.empty()) prompt = t.prompt;
+  }
+  out.prompt = prompt;
+  prompt = text_prefix(prompt, p_.pre->options().text.max_tokens);
+  out.request.modality = m;
+  out.request.prompt_ids = prompt_ids(*p_.tokenizer, prompt);
+  out.request.options = r.options;
+  if (m.empty()) {
+    out.batch.index = {0};
+  } else {
+    out.batch = query_batch(m, {preprocess_query(*p_.pre, r.input)}).to(p_.device);
+  }
+  return out;
+}
+
+GenerateAnswer Generator::generate(const GenerateRequest& r, const std::function<bool(const std::string&)>& on_text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto pr = prepare(r);
+  std::vector<int64_t> made;
+  std::string shown;
+  bool stopped = false;
+  if (on_text)
+    pr.request.options.on_step = [&](int64_t, const torch::Tensor& tok) {
+      const int64_t id = tok[0].item<int64_t>();
+      if (id == spec_.eos) return true;
+      made.push_back(id);
+      const std::string now = decode_answer(*p_.tokenizer, made, spec_.eos);
+      // sentencepiece prints a word's leading space once the next piece arrives: send only what grew
+      if (now.size() > shown.size() && now.compare(0, shown.size(), shown) == 0) {
+        const std::string delta = now.substr(shown.size());
+        shown = now;
+        return on_text(delta);
+      }
+      return true;
+    };
+  auto g = p_.model->generate(pr.batch, pr.request);
+  GenerateAnswer a;
+  a.task = pr.task;
+  a.prompt = pr.prompt;
+  auto acc = g.tokens.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < g.lengths[0]; ++i) {
+    if (acc[0][i] == spec_.eos) {
+      stopped = true;
+      break;
+    }
+    a.ids.push_back(acc[0][i]);
+  }
+  a.stopped = stopped;
+  a.text = decode_answer(*p_.tokenizer, a.ids, spec_.eos);
+  if (on_text && a.text.size() > shown.size() && a.text.compare(0, shown.size(), shown) == 0)
+    on_text(a.text.substr(shown.size()));  // whatever the last step left unsent
+  return a;
+}
+
+torch::Tensor Generator::prompt_logits(const GenerateRequest& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto pr = prepare(r);
+  return p_.model->prompt_logits(pr.batch, pr.request)[0].to(torch::kCPU);
+}
+
+}  // namespace braid::run

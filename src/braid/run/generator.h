@@ -1,0 +1,62 @@
+// braid/run/generator.h — a finished generative run (task: generate) answering one input at a time:
+// `braid generate`, the server's /api/generate and the tests all go through here, so one input and prompt
+// give the same prompt, template and logits everywhere.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "braid/nn/lm/chat.h"
+#include "braid/nn/lm/sample.h"
+#include "braid/run/pipeline.h"
+#include "braid/run/query.h"
+
+namespace braid::run {
+
+struct GenerateRequest {
+  Query input;            // modality "image" | "audio" with the file's bytes, or modality "" (no input)
+  std::string prompt;     // the question; "" = the prompt of `task` (or of the run's first task for the input)
+  std::string task;       // a task name of the run (`model.tasks`); "" = chosen by the input's modality
+  nn::lm::GenerateOptions options;  // max_tokens, sampling, seed, use_cache (stop token: the run's <eos>)
+};
+
+struct GenerateAnswer {
+  std::string text;             // the decoded answer (up to <eos>)
+  std::vector<int64_t> ids;     // its token ids (without <eos>)
+  std::string task, prompt;     // what was asked
+  bool stopped = false;         // ended at <eos> (else at max_tokens or by the callback)
+};
+
+class Generator {
+ public:
+  // `weights`: "model", "best", "last" or a file (run/run_dir.h); device "" = the run's.
+  explicit Generator(const std::string& run, const std::string& weights = "model", const std::string& device = "");
+
+  // One answer. `on_text` (optional) receives the decoded text grown by each step, as it is made; returning
+  // false stops generation (a client went away). Thread-safe (one generation at a time).
+  GenerateAnswer generate(const GenerateRequest& r,
+                          const std::function<bool(const std::string& delta)>& on_text = {});
+  // Logits [T, V] of the rendered prompt of `r` (the parity check of training, CLI and server).
+  torch::Tensor prompt_logits(const GenerateRequest& r);
+
+  const Pipeline& pipeline() const { return p_; }
+  const nn::lm::ChatSpec& chat() const { return spec_; }
+  // Modalities an input may have ("image", "audio"; empty input = none).
+  const std::vector<std::string>& inputs() const { return inputs_; }
+
+ private:
+  struct Prepared {
+    Batch batch;
+    models::ModelImpl::GenerateRequest request;
+    std::string task, prompt;
+  };
+  Prepared prepare(const GenerateRequest& r);
+  Pipeline p_;
+  nn::lm::ChatSpec spec_;
+  std::vector<std::string> inputs_;
+  std::mutex mu_;
+};
+
+}  // namespace braid::run
