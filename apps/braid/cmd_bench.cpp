@@ -1,4 +1,4 @@
-// braid bench speed | bench fusion | bench gemm | bench pipeline
+// braid bench speed | bench fusion | bench gemm | bench pipeline | bench lm
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -6,6 +6,7 @@
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "tools/fusion_bench.h"
+#include "tools/lm_bench.h"
 #include "tools/pipeline_bench.h"
 #include "tools/speed.h"
 #include "commands.h"
@@ -105,6 +106,45 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       fmt::print("{} samples/s  {:.1f}  (median of {}; {} files, workers {}, threads {})\n", pl->o.modality,
                  r["samples_per_s"].get<double>(), pl->o.repeats, r["samples"].get<int64_t>(), pl->o.workers,
                  r["threads"].get<int>());
+    }
+    return 0;
+  });
+
+  struct LMArgs {
+    tools::LMBenchOptions o;
+    bool json = false;
+  };
+  auto lmb = std::make_shared<LMArgs>();
+  auto* lmc = bench->add_subcommand("lm", "training and generation tokens/s of the Llama-family language model "
+                                          "(random init; for comparison with a PyTorch peer: bench/lm_speed.sh)");
+  lmc->add_option("--dim", lmb->o.dim, "model width")->capture_default_str();
+  lmc->add_option("--layers", lmb->o.layers, "decoder blocks")->capture_default_str();
+  lmc->add_option("--heads", lmb->o.heads, "query heads")->capture_default_str();
+  lmc->add_option("--kv-heads", lmb->o.kv_heads, "key/value heads")->capture_default_str();
+  lmc->add_option("--hidden", lmb->o.hidden, "SwiGLU width")->capture_default_str();
+  lmc->add_option("--vocab", lmb->o.vocab, "vocabulary size")->capture_default_str();
+  lmc->add_flag("--tie", lmb->o.tie, "tie the output projection to the embeddings");
+  lmc->add_option("--seq", lmb->o.seq, "training sequence length")->capture_default_str();
+  lmc->add_option("--batch", lmb->o.batch, "training batch")->capture_default_str();
+  lmc->add_option("--prompt", lmb->o.prompt, "prompt length for generation")->capture_default_str();
+  lmc->add_option("--new-tokens", lmb->o.new_tokens, "tokens generated per row")->capture_default_str();
+  lmc->add_option("--steps", lmb->o.steps, "timed training steps (and generate() calls) per repeat")
+      ->capture_default_str();
+  lmc->add_option("--warmup", lmb->o.warmup, "untimed steps (and generate() calls) first")->capture_default_str();
+  lmc->add_option("--repeats", lmb->o.repeats, "repeats; the median is reported")->capture_default_str();
+  lmc->add_option("--threads", lmb->o.threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  lmc->add_option("--seed", lmb->o.seed, "seed of the weights, batch and prompts")->capture_default_str();
+  lmc->add_flag("--json", lmb->json, "print one JSON line");
+  out.emplace_back(lmc, [lmb] {
+    auto r = tools::measure_lm(lmb->o);
+    if (lmb->json) {
+      fmt::print("{}\n", r.dump());
+    } else {
+      fmt::print("train tokens/s            {:.0f}\n", r["train_tokens_per_s"].get<double>());
+      for (const char* k : {"gen_tokens_per_s_b1_cache", "gen_tokens_per_s_b1_nocache", "gen_tokens_per_s_b8_cache",
+                            "gen_tokens_per_s_b8_nocache"})
+        fmt::print("{:<26}{:.1f}\n", std::string(k).substr(17), r[k].get<double>());
+      fmt::print("parameters {}  threads {}\n", r["parameters"].get<int64_t>(), r["threads"].get<int>());
     }
     return 0;
   });
