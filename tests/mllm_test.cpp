@@ -300,13 +300,20 @@ model:
 train: {epochs: 3, batch_size: 8, lr: 0.01}
 )");
   const std::string run = (d.path / "run").string();
-  auto tr = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run));
+  // per-group learning rates: a prefix that names no parameter is a one-line error
+  auto bad_scale = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run + "_bad") +
+                             " --set train.lr_scale.llm=0.1");
+  EXPECT_EQ(bad_scale.code, 2);
+  EXPECT_NE(bad_scale.err.find("train.lr_scale.llm"), std::string::npos) << bad_scale.err;
+  auto tr = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run) +
+                      " --set 'train.lr_scale={lm: 0.5}'");
   ASSERT_EQ(tr.code, 0) << tr.err;
   // the training log names each task's loss
   auto lines = read_jsonl(run + "/metrics.jsonl");
   bool named = false;
   for (const auto& l : lines) named = named || (l.contains("name") && l.contains("group"));
   EXPECT_TRUE(named) << "per-task losses in metrics.jsonl";
+  EXPECT_NE(tr.err.find("learning rate x0.5 for"), std::string::npos) << tr.err;
 
   const auto first = read_jsonl(manifest).front();
   const std::string image = (d.path / "data").string() + "/" + first["image"].get<std::string>();

@@ -166,14 +166,17 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
   BRAID_INPUT_CHECK(p.task == Task::Generate && p.tokenizer,
                     "generation metrics need a run trained with task: generate");
   const auto spec = run::chat_spec(*p.tokenizer, p.recipe.at("model"));
-  std::vector<nn::lm::ChatTask> tasks;
+  std::vector<nn::lm::ChatTask> tasks;  // generated and scored
+  std::vector<std::string> selected;   // also text-only tasks: teacher-forced NLL only
   for (const auto& t : spec.tasks) {
     bool want = o.tasks.empty();
     for (const auto& w : o.tasks)
       want = want || w == t.name || (w == "caption" && t.answer == "text") || (w == "qa" && t.answer == "label");
-    if (want && !t.modality.empty()) tasks.push_back(t);
+    if (!want) continue;
+    selected.push_back(t.name);
+    if (!t.modality.empty()) tasks.push_back(t);
   }
-  BRAID_INPUT_CHECK(!tasks.empty(), "no task of this run matches '{}'", fmt::join(o.tasks, ","));
+  BRAID_INPUT_CHECK(!selected.empty(), "no task of this run matches '{}'", fmt::join(o.tasks, ","));
   const auto& samples = loader.manifest().samples();
   const std::string view = p.pre->options().text.view;
   auto reference = [&](const data::SampleRecord& s, const nn::lm::ChatTask& t) -> std::optional<std::string> {
@@ -195,6 +198,8 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
   }
 
   std::map<std::string, std::vector<std::string>> hyps, refs, near;
+  std::map<std::string, double> nll_sum;  // teacher-forced answer NLL per task, weighted by batch rows
+  std::map<std::string, int64_t> nll_n;
   nlohmann::json examples = nlohmann::json::array();
   loader.start_epoch(0);
   Progress bar(label, loader.batches_per_epoch(), "batches");
@@ -202,6 +207,14 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
   while (auto b = loader.next()) {
     check_interrupt();
     auto batch = b->to(p.device);
+    {
+      AutocastScope ac(p.device.type(), p.precision);
+      p.model->objective(batch);
+      for (const auto& [name, v] : p.model->loss_terms()) {
+        nll_sum[name] += v * static_cast<double>(b->size());
+        nll_n[name] += b->size();
+      }
+    }
     for (const auto& t : tasks) {
       auto it = b->mods.find(t.modality);
       if (it == b->mods.end()) continue;
@@ -249,10 +262,19 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
   bar.finish();
 
   nlohmann::json out = {{"tasks", nlohmann::json::object()}};
-  double score = 0;
+  double score = 0, nll_all = 0;
+  int64_t scored = 0, with_nll = 0;
+  for (const auto& name : selected) {
+    if (!nll_n[name]) continue;
+    const double nll = nll_sum[name] / static_cast<double>(nll_n[name]);
+    out["tasks"][name] = {{"nll", nll}, {"perplexity", std::exp(nll)}};
+    nll_all += nll;
+    ++with_nll;
+  }
   for (const auto& t : tasks) {
     if (!hyps.count(t.name)) continue;
     auto s = score_texts(hyps[t.name], refs[t.name]);
+    if (out["tasks"].contains(t.name)) s.update(out["tasks"][t.name]);
     s["prompt"] = t.prompt;
     s["modality"] = t.modality;
     s["answer"] = t.answer;
@@ -272,9 +294,12 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
       s["prior"]["text"] = prior;
     }
     score += t.answer == "label" ? s.value("accuracy", 0.0) : s.value("f1", 0.0);
+    ++scored;
     out["tasks"][t.name] = s;
   }
-  out["score"] = out["tasks"].empty() ? 0.0 : score / static_cast<double>(out["tasks"].size());
+  // checkpoint selection: the mean answer F1 / accuracy; a text-only run: 1 / perplexity
+  out["score"] = scored ? score / static_cast<double>(scored)
+                        : (with_nll ? std::exp(-nll_all / static_cast<double>(with_nll)) : 0.0);
   if (o.examples > 0) out["examples"] = examples;
   p.model->train(was_training);
   return out;

@@ -36,7 +36,9 @@ struct GenerationOptions {
 };
 
 // Generates the answer of every selected task for every sample of `loader` that has the task's input
-// (greedy), and scores it: {"tasks": {name: scores}, "score": mean of the tasks' F1, "examples": [...]}.
+// (greedy), and scores it: {"tasks": {name: scores}, "score": mean of the tasks' F1 (label tasks: accuracy),
+// "examples": [...]}. Every selected task also gets its teacher-forced answer "nll" and "perplexity"
+// (text-only tasks, modality none, get only these; a run of only those scores 1 / perplexity).
 nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const GenerationOptions& o,
                                    const std::string& label = "generate");
 

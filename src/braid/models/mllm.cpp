@@ -86,7 +86,7 @@ MLLMImpl::MLLMImpl(const Config& cfg, const ModelContext& ctx) : chat_(ctx.chat)
       for (auto& t : p->parameters()) t.requires_grad_(false);
   if (frozen_.count("lm"))
     for (auto& p : lm->parameters()) p.requires_grad_(false);
-  cfg.get<std::string>("init_from", "");  // read by the trainer
+  cfg.mark_subtree("init_from");  // read by the trainer (a run directory or a list)
   class_text_ = ctx.class_text;
   class_lengths_ = ctx.class_text_lengths;
   train(is_training());

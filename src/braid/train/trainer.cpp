@@ -48,6 +48,15 @@ TrainOptions read_train_options(const Config& c) {
   o.gather_negatives = c.get<bool>("gather_negatives", o.gather_negatives);
   o.adamw = c.get<std::string>("adamw", o.adamw);
   o.tensorboard = c.get<bool>("tensorboard", o.tensorboard);
+  if (c.has("lr_scale")) {
+    auto ls = c.at("lr_scale");
+    for (const auto& k : ls.keys()) {
+      const double f = ls.get<double>(k, 1.0);
+      BRAID_INPUT_CHECK(f > 0 && std::isfinite(f), "{}: recipe key '{}': expected a positive factor, got {}",
+                        c.origin(), ls.full(k), f);
+      o.lr_scale[k] = f;
+    }
+  }
   auto bad = [&](const char* key, const char* want) { input_error("{}: recipe key '{}': expected {}", c.origin(), c.full(key), want); };
   if (o.optimizer != "adamw" && o.optimizer != "sgd") bad("optimizer", "adamw or sgd");
   if (o.schedule != "cosine" && o.schedule != "constant") bad("schedule", "cosine or constant");
@@ -70,8 +79,31 @@ double lr_at(const TrainOptions& o, int64_t step, int64_t total) {
   return floor + (o.lr - floor) * 0.5 * (1 + std::cos(M_PI * t));
 }
 
-void set_lr(torch::optim::Optimizer& opt, double lr) {
-  for (auto& g : opt.param_groups()) g.options().set_lr(lr);
+// Each optimizer group at lr x its factor (scales[i] for group i; none = 1).
+void set_lr(torch::optim::Optimizer& opt, double lr, const std::vector<double>& scales) {
+  auto& groups = opt.param_groups();
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * (i < scales.size() ? scales[i] : 1.0));
+}
+
+// train.lr_scale: the parameters grouped by factor (group 0 = factor 1, the rest in key order), with the
+// factors; an lr_scale key matching no parameter is an InputError (a misspelt module name).
+std::vector<std::pair<double, std::vector<torch::Tensor>>> lr_groups(const torch::nn::Module& m, const TrainOptions& to,
+                                                                     const std::string& origin) {
+  std::map<std::string, std::vector<torch::Tensor>> by_key;
+  std::vector<torch::Tensor> rest;
+  for (const auto& p : m.named_parameters()) {
+    std::string best;
+    for (const auto& [k, f] : to.lr_scale)
+      if (p.key().rfind(k, 0) == 0 && k.size() > best.size()) best = k;
+    (best.empty() ? rest : by_key[best]).push_back(p.value());
+  }
+  std::vector<std::pair<double, std::vector<torch::Tensor>>> out{{1.0, rest}};
+  for (const auto& [k, f] : to.lr_scale) {
+    BRAID_INPUT_CHECK(by_key.count(k), "{}: recipe key 'train.lr_scale.{}': no parameter name starts with '{}'", origin,
+                      k, k);
+    out.emplace_back(f, by_key[k]);
+  }
+  return out;
 }
 
 // Keep only metrics lines with step <= `step` (a resumed run rewrites what came after its checkpoint).
@@ -255,7 +287,15 @@ TrainResult train(const RunOptions& ro) {
   const int64_t eval_every = to.eval_every > 0 ? to.eval_every : per_epoch;
 
   const auto params_list = model.parameters();
-  auto opt = make_optimizer(to, params_list);
+  auto groups = lr_groups(model, to, p.recipe.origin());
+  auto opt = make_optimizer(to, groups[0].second);
+  std::vector<double> lr_scales{1.0};
+  for (size_t i = 1; i < groups.size(); ++i) {
+    opt->add_param_group(torch::optim::OptimizerParamGroup(groups[i].second, opt->defaults().clone()));
+    lr_scales.push_back(groups[i].first);
+  }
+  for (size_t i = 1; i < groups.size(); ++i)
+    spdlog::info("learning rate x{} for {} parameter tensors (train.lr_scale)", groups[i].first, groups[i].second.size());
 
   TrainState st;
   if (ro.resume) {
@@ -298,8 +338,14 @@ TrainResult train(const RunOptions& ro) {
   double prior_seconds = st.extra.value("seconds", 0.0);
 
   if (!ro.resume) {
-    const std::string init = p.recipe.at("model").get<std::string>("init_from", "");
-    if (!init.empty()) {
+    // one run directory or a list (later runs overwrite the tensors earlier ones loaded)
+    auto mc = p.recipe.at("model");
+    const YAML::Node in = mc.node()["init_from"];
+    const std::vector<std::string> inits =
+        in && in.IsSequence() ? mc.get<std::vector<std::string>>("init_from", {})
+                              : std::vector<std::string>{mc.get<std::string>("init_from", "")};
+    for (const auto& init : inits) {
+      if (init.empty()) continue;
       const std::string src = run::RunDir(init).model();
       BRAID_INPUT_CHECK(file_exists(src), "recipe key 'model.init_from': {} has no final model ({} is missing)", init, src);
       int64_t n = run::load_matching_weights(model, src);
@@ -379,7 +425,7 @@ TrainResult train(const RunOptions& ro) {
       auto b = train_loader->next();
       if (!b) break;
       auto batch = b->to(p.device);
-      set_lr(*opt, lr_at(to, st.step, total));
+      set_lr(*opt, lr_at(to, st.step, total), lr_scales);
       torch::Tensor loss;
       {
         // batch-coupled losses (CLIP, SigLIP, ITC) over the global batch: objectives/gather.h

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ struct TrainOptions {
   bool gather_negatives = true;      // data-parallel: CLIP/SigLIP/ITC contrast against every rank's rows
   std::string adamw = "auto";        // AdamW implementation: auto | loop | foreach | fused (train/optim.h)
   bool tensorboard = true;           // also write metrics lines as TensorBoard scalars (run::RunDir::new_tensorboard_file)
+  // Per-group learning rates (nanoVLM): parameters whose name starts with a key learn at lr x its factor
+  // (the longest matching key wins), e.g. {lm: 0.05, enc_image: 0.05}; the rest at lr.
+  std::map<std::string, double> lr_scale;
 };
 
 struct TrainResult {
