@@ -26,6 +26,7 @@
 #include "braid/eval/evaluate.h"
 #include "braid/serve/embedder.h"
 #include "braid/serve/index.h"
+#include "braid/serve/server.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
 #include "test_util.h"
@@ -717,4 +718,266 @@ TEST(ServeCli, SearchAndErrors) {
     ASSERT_EQ(s.code, 0) << s.err;
     EXPECT_NE(s.out.find("\"id\":\"s7\""), std::string::npos) << type << ": " << s.out;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Hardening: hostile clients against an in-process server with small limits. Each attack ends in
+// its one-line JSON error within the limits, and the server keeps answering.
+
+namespace {
+
+// An in-process server (the trained run and index) on a free port, run() on its own thread.
+struct LiveServer {
+  serve::Embedder emb;
+  serve::VectorIndex ix;
+  serve::Server srv;
+  int port = -1;
+  std::thread th;
+  explicit LiveServer(serve::ServerOptions o)
+      : emb(trained().run), ix(serve::VectorIndex::load(trained().index)), srv(emb, ix, [&] {
+          o.port = 0;
+          return o;
+        }()) {
+    port = srv.bind();
+    th = std::thread([this] { srv.run(); });
+  }
+  ~LiveServer() {
+    srv.stop();
+    if (th.joinable()) th.join();
+  }
+};
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+void send_text(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;  // the server may close early (it refused the request): the answer is what counts
+    off += size_t(n);
+  }
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, size_t(n));
+  return out;
+}
+
+// Status and body of one raw exchange (the request is sent whole; the answer read to EOF).
+struct Answer {
+  int status = -1;
+  std::string body;
+  double seconds = 0;
+};
+Answer http_exchange(int port, const std::string& request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int fd = connect_to(port);
+  Answer a;
+  if (fd < 0) return a;
+  send_text(fd, request);
+  const std::string r = read_all(fd);
+  close(fd);
+  a.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (r.size() >= 12 && r.rfind("HTTP/1.1 ", 0) == 0) a.status = std::stoi(r.substr(9, 3));
+  auto body = r.find("\r\n\r\n");
+  if (body != std::string::npos) a.body = r.substr(body + 4);
+  return a;
+}
+
+std::string post_head(const std::string& extra) {
+  return "POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n" + extra;
+}
+
+serve::ServerOptions small_limits() {
+  serve::ServerOptions o;
+  o.max_body = 64 << 10;
+  o.max_header_bytes = 8 << 10;
+  o.max_headers = 20;
+  o.header_timeout_s = 1.0;
+  o.io_timeout_s = 1.0;
+  o.request_timeout_s = 5.0;
+  o.http_threads = 2;
+  o.drain_s = 3.0;
+  return o;
+}
+
+// The answer has `code` and a one-line JSON error containing `text`.
+::testing::AssertionResult IsError(const Answer& a, int code, const std::string& text) {
+  if (a.status == code && a.body.find("\"error\"") != std::string::npos && a.body.find(text) != std::string::npos &&
+      a.body.find('\n') == std::string::npos)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected " << code << " with an error containing '" << text << "', got "
+                                       << a.status << " " << a.body.substr(0, 300);
+}
+#define EXPECT_ERROR(a, code, text) EXPECT_TRUE(IsError((a), (code), (text)))
+
+}  // namespace
+
+TEST(ServeHardening, OversizedAndDisguisedRequestsGetTheirErrors) {
+  REQUIRE_TRAINED();
+  LiveServer live(small_limits());
+  const int port = live.port;
+  // a chunked body of 1 MB (over 64 KB): bounded like a Content-Length one
+  std::string chunked = post_head("Transfer-Encoding: chunked\r\n\r\n");
+  const std::string chunk(16384, 'a');
+  for (int i = 0; i < 64; ++i) chunked += fmt::format("{:x}\r\n{}\r\n", chunk.size(), chunk);
+  chunked += "0\r\n\r\n";
+  EXPECT_ERROR(http_exchange(port, chunked), 413, "request body over the size limit (65536 bytes)");
+  EXPECT_ERROR(http_exchange(port, post_head("Content-Length: 1000000\r\n\r\n") + std::string(1000000, ' ')), 413,
+               "request body over the size limit");
+  // a small chunked body is fine
+  const std::string q = R"({"text": "red heart", "k": 2})";
+  auto ok = http_exchange(port, post_head("Transfer-Encoding: chunked\r\n\r\n") + fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", q.size(), q));
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // compressed bodies (48 KB of gzip can inflate to 50 MB) and unknown transfer codings are refused unread
+  EXPECT_ERROR(http_exchange(port, post_head("Content-Encoding: gzip\r\nContent-Length: 4\r\n\r\nabcd")), 415,
+               "compressed request bodies are not accepted");
+  EXPECT_ERROR(http_exchange(port, post_head("Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")), 501,
+               "Transfer-Encoding 'gzip, chunked' is not accepted");
+  // headers: too many, one too long, a request line too long (the parser would read any length)
+  std::string many = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (int i = 0; i < 30; ++i) many += fmt::format("X-{}: y\r\n", i);
+  EXPECT_ERROR(http_exchange(port, many + "\r\n"), 431, "headers over the limit (8192 bytes, 20 lines)");
+  EXPECT_ERROR(http_exchange(port, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(16384, 'a') + "\r\n\r\n"),
+               431, "headers over the limit");
+  EXPECT_ERROR(http_exchange(port, "GET /api/health?" + std::string(1 << 20, 'a') + " HTTP/1.1\r\n\r\n"), 431,
+               "request line or headers over the limit");
+  // many ranges of one file: the whole file once (200), not 100 copies
+  const auto file = read_file(live.ix.entries()[0].path);
+  std::string ranges = "bytes=0-";
+  for (int i = 0; i < 99; ++i) ranges += ",0-";
+  auto media = http_exchange(port, "GET /media/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nRange: " + ranges + "\r\n\r\n");
+  EXPECT_EQ(media.status, 200);
+  EXPECT_EQ(media.body.size(), file.size());
+  auto one = http_exchange(port, "GET /media/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nRange: bytes=0-9\r\n\r\n");
+  EXPECT_EQ(one.status, 206);
+  EXPECT_EQ(one.body, file.substr(0, 10));
+  // and the server still answers
+  EXPECT_EQ(http_exchange(port, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").status, 200);
+}
+
+TEST(ServeHardening, SlowClientsTimeOutAndExtraConnectionsGet503) {
+  REQUIRE_TRAINED();
+  auto o = small_limits();
+  o.max_connections = 3;
+  LiveServer live(o);
+  // slowloris: a header line, then nothing; the header deadline (1 s) answers 408 and frees the thread
+  int slow[3];
+  for (int& fd : slow) {
+    fd = connect_to(live.port);
+    send_text(fd, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // all 3 connection threads are held: a 4th connection is answered 503 at once, not queued
+  auto busy = http_exchange(live.port, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_ERROR(busy, 503, "server busy");
+  EXPECT_LT(busy.seconds, 0.5);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int fd : slow) {
+    const std::string r = read_all(fd);
+    close(fd);
+    EXPECT_EQ(r.rfind("HTTP/1.1 408", 0), 0u) << r;
+  }
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 2.5) << "slow clients held their threads past the 1 s header deadline";
+  // a body that stops half-way: 408 after the per-read timeout (1 s), not the 5 s request deadline
+  int fd = connect_to(live.port);
+  send_text(fd, post_head("Content-Length: 100\r\n\r\n") + "{\"text\": ");
+  const auto t1 = std::chrono::steady_clock::now();
+  const std::string r = read_all(fd);
+  close(fd);
+  EXPECT_EQ(r.rfind("HTTP/1.1 408", 0), 0u) << r;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), 2.5);
+  EXPECT_EQ(http_exchange(live.port, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").status, 200);
+}
+
+TEST(ServeHardening, ConcurrentDecodesAreBounded) {
+  REQUIRE_TRAINED();
+  auto o = small_limits();
+  o.max_body = 8 << 20;
+  o.request_timeout_s = 60;
+  o.io_timeout_s = 30;
+  o.max_decodes = 1;
+  LiveServer live(o);
+  // a 1024x1024 noise PNG (~3 MB): each decode takes a while, so parallel uploads overlap
+  TempDir d("decode_png");
+  std::vector<uint8_t> px(1024 * 1024 * 3);
+  uint32_t x = 12345;
+  for (auto& p : px) p = static_cast<uint8_t>((x = x * 1664525u + 1013904223u) >> 24);
+  data::write_png(d.file("big.png"), 1024, 1024, 3, px.data());
+  const std::string png = read_file(d.file("big.png"));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 6; ++i)
+    ts.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", live.port);
+      cli.set_read_timeout(60, 0);
+      auto r = cli.Post("/api/embed", httplib::MultipartFormDataItems{{"image", png, "big.png", "image/png"}});
+      if (r && r->status == 200) ++ok;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 6);
+  EXPECT_EQ(live.srv.decodes_peak(), 1) << "more image decodes ran at once than max_decodes";
+}
+
+TEST(ServeHardening, StopFinishesRequestsInFlightAndDropsUnreadOnes) {
+  REQUIRE_TRAINED();
+  {  // a stop before run() is not lost: run() returns at once
+    auto o = small_limits();
+    serve::Embedder emb(trained().run);
+    auto ix = serve::VectorIndex::load(trained().index);
+    o.port = 0;
+    serve::Server srv(emb, ix, o);
+    srv.bind();
+    srv.stop();
+    const auto t0 = std::chrono::steady_clock::now();
+    srv.run();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  }
+  auto o = small_limits();
+  o.header_timeout_s = 30;
+  o.io_timeout_s = 30;
+  o.request_timeout_s = 30;
+  auto live = std::make_unique<LiveServer>(o);
+  // one request whose body is half sent (in flight), one whose headers are half sent (not yet a request)
+  const std::string q = R"({"text": "red heart", "k": 2})";
+  int inflight = connect_to(live->port);
+  send_text(inflight, post_head(fmt::format("Content-Length: {}\r\n\r\n", q.size())) + q.substr(0, 5));
+  int unread = connect_to(live->port);
+  send_text(unread, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int port = live->port;
+  std::thread stopper([&] { live.reset(); });  // stop() + wait for run() to return
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int late = connect_to(port);  // the listening socket is closed at once
+  EXPECT_LT(late, 0);
+  if (late >= 0) close(late);
+  send_text(inflight, q.substr(5));
+  const std::string r = read_all(inflight);
+  close(inflight);
+  EXPECT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << r;
+  EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
+  const std::string u = read_all(unread);
+  close(unread);
+  EXPECT_EQ(u.find("200 OK"), std::string::npos) << u;
+  stopper.join();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(took, 2.5) << "stop() waited for the unread request instead of dropping it";
 }

@@ -2,13 +2,26 @@
 #include "braid/serve/server.h"
 
 #include <ATen/Parallel.h>
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <omp.h>
+#include <poll.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
 #include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "braid/core/error.h"
@@ -74,6 +87,402 @@ std::string host_of(std::string v) {
   return v;
 }
 
+
+// ---- Connections under limits -------------------------------------------------------------------
+// cpp-httplib 0.11.4 (Debian) reads a request line or header line of any length before checking it,
+// has no header count limit, no total deadline (one byte every few seconds holds a thread forever),
+// ignores the body limit for chunked bodies and inflates gzip/brotli bodies without a bound. Its
+// per-connection loop (process_and_close_socket, a virtual) is replaced here: the request parser
+// (process_request) reads through ConnStream, which enforces a byte budget per phase (head, body)
+// and deadlines; the thread pool is bounded and answers 503 when full.
+
+using Clock = std::chrono::steady_clock;
+
+Clock::duration seconds_of(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(0.0, s)));
+}
+
+// A request that cannot get a resource in time (a decode slot): 503.
+struct Busy : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The state of one connection, shared by its stream and (through tl_conn) the handlers on its thread.
+struct Conn {
+  int fd = -1;
+  bool head = true;       // reading the request line and headers (else the body)
+  bool chunked = false;   // body phase: a chunked body (over the budget = 413)
+  size_t budget = 0;      // bytes this phase may still read
+  int lines = 0;          // head lines read
+  Clock::time_point start, deadline, write_deadline;
+  bool head_overflow = false, body_overflow = false, timed_out = false, close_after = false;
+  int refuse_status = 0;  // set before routing: answer this instead (with refuse_msg)
+  std::string refuse_msg;
+  size_t reserved = 0;    // body bytes reserved from the server-wide budget
+  size_t written = 0;     // response bytes written for the current request
+  char buf[8192];
+  size_t pos = 0, len = 0;
+};
+thread_local Conn* tl_conn = nullptr;
+thread_local bool tl_overloaded = false;  // set by ConnectionPool when a connection must get 503 at once
+
+bool send_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// A complete response written straight to the socket (when the parser could not answer itself).
+std::string canned(int status, const char* reason, const std::string& msg) {
+  const std::string body = json{{"error", msg}}.dump();
+  return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                     status, reason, body.size(), body);
+}
+
+class HttpServer;
+
+class ConnStream : public httplib::Stream {
+ public:
+  ConnStream(Conn& c, const HttpServer& s) : c_(c), s_(s) {}
+  bool is_readable() const override {
+    pollfd p{c_.fd, POLLIN, 0};
+    return c_.pos < c_.len || ::poll(&p, 1, 0) > 0;
+  }
+  bool is_writable() const override;
+  ssize_t read(char* ptr, size_t size) override;
+  ssize_t write(const char* ptr, size_t size) override;
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(true, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(false, ip, port); }
+  socket_t socket() const override { return c_.fd; }
+
+ private:
+  void address(bool peer, std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t n = sizeof a;
+    const int rc = peer ? ::getpeername(c_.fd, reinterpret_cast<sockaddr*>(&a), &n)
+                        : ::getsockname(c_.fd, reinterpret_cast<sockaddr*>(&a), &n);
+    if (rc != 0) return;
+    char text[INET6_ADDRSTRLEN] = {0};
+    if (a.ss_family == AF_INET) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&a);
+      ::inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+      port = ntohs(v4->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&a);
+      ::inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+      port = ntohs(v6->sin6_port);
+    }
+    ip = text;
+  }
+  // Wait until fd is ready for `events` before `limit`; false (and timed_out) when it is not.
+  bool wait(short events, Clock::time_point limit) const;
+
+  Conn& c_;
+  const HttpServer& s_;
+};
+
+class HttpServer : public httplib::Server {
+ public:
+  explicit HttpServer(const ServerOptions& o) : opt_(o) {}
+
+  // Stop accepting: close the listening socket (safe before listening and more than once). Requests
+  // in flight get `drain_s`; after that every read and write fails and the connections close.
+  void begin_stop() {
+    if (!stopping_.exchange(true))
+      hard_deadline_.store((Clock::now() + seconds_of(opt_.drain_s)).time_since_epoch().count());
+    socket_t s = svr_sock_.exchange(INVALID_SOCKET);
+    if (s != INVALID_SOCKET) {
+      ::shutdown(s, SHUT_RDWR);
+      ::close(s);
+    }
+  }
+  bool stopping() const { return stopping_.load(); }
+  // The latest a socket operation may wait until (the drain deadline once stopping).
+  Clock::time_point cap(Clock::time_point t) const {
+    if (!stopping_.load()) return t;
+    return std::min(t, Clock::time_point(Clock::duration(hard_deadline_.load())));
+  }
+  const ServerOptions& opt() const { return opt_; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;
+  // After the headers, before routing: body budget, refusals (compressed, unknown transfer coding, busy).
+  void setup(Conn& c, httplib::Request& req);
+  // Wait for the next request on a kept-alive connection; false: idle too long, stopping or closed.
+  bool wait_request(Conn& c) const;
+
+  ServerOptions opt_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<Clock::rep> hard_deadline_{0};
+  std::atomic<size_t> bodies_{0};  // body bytes reserved by requests in flight
+};
+
+bool ConnStream::wait(short events, Clock::time_point limit) const {
+  for (;;) {
+    if (events == POLLIN && c_.head && s_.stopping()) {  // a request not yet read is not in flight: drop it
+      c_.timed_out = true;
+      return false;
+    }
+    const auto now = Clock::now();
+    const auto until = s_.cap(limit);
+    if (now >= until) {
+      c_.timed_out = true;
+      return false;
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
+    pollfd p{c_.fd, events, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 100)));  // wake to see a stop
+    if (r < 0 && errno != EINTR) return false;
+    if (r > 0) return (p.revents & (events | POLLHUP | POLLERR)) != 0;
+  }
+}
+
+bool ConnStream::is_writable() const {
+  const auto now = Clock::now();
+  return s_.cap(now + std::chrono::seconds(1)) > now && (c_.write_deadline == Clock::time_point{} || now < c_.write_deadline);
+}
+
+ssize_t ConnStream::read(char* ptr, size_t size) {
+  if (c_.budget == 0) {
+    if (c_.head) {
+      c_.head_overflow = true;
+      return -1;
+    }
+    if (c_.chunked) {
+      c_.body_overflow = true;
+      return -1;
+    }
+    return 0;  // the body (Content-Length, or none) is complete
+  }
+  if (c_.pos == c_.len) {
+    const auto limit = std::min(c_.deadline, Clock::now() + seconds_of(s_.opt().io_timeout_s));
+    for (;;) {
+      if (!wait(POLLIN, limit)) return -1;
+      ssize_t n = ::recv(c_.fd, c_.buf, sizeof c_.buf, 0);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return n;
+      c_.pos = 0;
+      c_.len = static_cast<size_t>(n);
+      break;
+    }
+  }
+  const size_t n = std::min({size, c_.len - c_.pos, c_.budget});
+  std::memcpy(ptr, c_.buf + c_.pos, n);
+  c_.pos += n;
+  c_.budget -= n;
+  if (c_.head) {
+    c_.lines += static_cast<int>(std::count(ptr, ptr + n, '\n'));
+    if (c_.lines > s_.opt().max_headers + 2) {  // + the request line and the blank line
+      c_.head_overflow = true;
+      return -1;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t ConnStream::write(const char* ptr, size_t size) {
+  const auto now = Clock::now();
+  if (c_.write_deadline == Clock::time_point{}) c_.write_deadline = now + seconds_of(s_.opt().request_timeout_s);
+  const auto limit = std::min(c_.write_deadline, now + seconds_of(s_.opt().io_timeout_s));
+  for (;;) {
+    if (!wait(POLLOUT, limit)) return -1;
+    ssize_t n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n > 0) c_.written += static_cast<size_t>(n);
+    return n;
+  }
+}
+
+bool HttpServer::wait_request(Conn& c) const {
+  if (c.pos < c.len) return !stopping_.load();  // a pipelined request is waiting
+  const auto until = Clock::now() + seconds_of(opt_.idle_timeout_s);
+  while (!stopping_.load()) {
+    const auto now = Clock::now();
+    if (now >= until) return false;
+    pollfd p{c.fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, 100);
+    if (r < 0 && errno != EINTR) return false;
+    if (r > 0) return true;
+  }
+  return false;
+}
+
+void HttpServer::setup(Conn& c, httplib::Request& req) {
+  c.head = false;
+  c.budget = 0;  // no body unless one is announced
+  c.deadline = c.start + seconds_of(opt_.request_timeout_s);
+  if (req.ranges.size() > 1) req.ranges.clear();  // many ranges multiply a response: serve it whole (200)
+  const std::string te = req.get_header_value("Transfer-Encoding");
+  const std::string ce = req.get_header_value("Content-Encoding");
+  const bool has_length = req.has_header("Content-Length");
+  size_t need = 0;
+  if (!te.empty()) {
+    if (strcasecmp(te.c_str(), "chunked") != 0 || has_length) {
+      c.refuse_status = 501;
+      c.refuse_msg = "Transfer-Encoding '" + te.substr(0, 64) + "' is not accepted (only chunked, without Content-Length)";
+    }
+    c.chunked = true;
+    need = opt_.max_body;
+    c.budget = opt_.max_body + opt_.max_body / 8 + 4096;  // + chunk framing
+  } else if (has_length) {
+    const std::string v = req.get_header_value("Content-Length");
+    const bool digits = !v.empty() && v.size() <= 18 && std::all_of(v.begin(), v.end(), [](unsigned char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    const unsigned long long len = digits ? std::stoull(v) : ~0ull;
+    if (!digits) {
+      c.refuse_status = 400;
+      c.refuse_msg = "Content-Length '" + v.substr(0, 32) + "' is not a number";
+    } else if (len > opt_.max_body) {
+      c.close_after = true;  // 413 from the parser, without reading the body
+    } else {
+      need = c.budget = static_cast<size_t>(len);
+    }
+  }
+  if (!ce.empty() && strcasecmp(ce.c_str(), "identity") != 0 && !c.refuse_status) {
+    c.refuse_status = 415;
+    c.refuse_msg = "compressed request bodies are not accepted (Content-Encoding: " + ce.substr(0, 32) + ")";
+  }
+  if (need && !c.refuse_status) {
+    if (bodies_.fetch_add(need) + need > opt_.max_body_total) {
+      bodies_.fetch_sub(need);
+      c.refuse_status = 503;
+      c.refuse_msg = "server busy: too many request bodies in flight; retry later";
+    } else {
+      c.reserved = need;
+    }
+  }
+  if (c.refuse_status) {
+    c.budget = 0;
+    c.close_after = true;
+  }
+}
+
+bool HttpServer::process_and_close_socket(socket_t sock) {
+  struct Closer {
+    int fd;
+    bool linger = false;
+    ~Closer() {
+      ::shutdown(fd, SHUT_WR);
+      if (linger) {  // read what the client still sends for a moment, so that it sees our answer, not a reset
+        const auto until = Clock::now() + std::chrono::milliseconds(500);
+        char sink[4096];
+        while (Clock::now() < until) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 50) > 0 && ::recv(fd, sink, sizeof sink, 0) <= 0) break;
+        }
+      }
+      ::close(fd);
+    }
+  } closer{sock};
+  if (tl_overloaded) {  // on the accepting thread: answer at once, never wait on this client
+    send_all(sock, canned(503, "Service Unavailable",
+                          fmt::format("server busy: {} connections open; retry later", opt_.max_connections)));
+    char sink[4096];
+    while (::recv(sock, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    }
+    return false;
+  }
+  Conn c;
+  c.fd = sock;
+  tl_conn = &c;
+  ConnStream strm(c, *this);
+  bool ret = false;
+  for (int left = 100; left > 0 && wait_request(c); --left) {
+    c.head = true;
+    c.chunked = false;
+    c.budget = opt_.max_header_bytes;
+    c.lines = 0;
+    c.start = Clock::now();
+    c.deadline = c.start + seconds_of(opt_.header_timeout_s);
+    c.write_deadline = {};
+    c.head_overflow = c.body_overflow = c.timed_out = c.close_after = false;
+    c.refuse_status = 0;
+    c.written = 0;
+    bool closed = false;
+    ret = process_request(strm, left == 1 || stopping_.load(), closed,
+                          [this, &c](httplib::Request& req) { setup(c, req); });
+    if (c.reserved) {
+      bodies_.fetch_sub(c.reserved);
+      c.reserved = 0;
+    }
+    if (c.written == 0 && (c.head_overflow || c.timed_out)) {  // the parser gave up before answering
+      send_all(sock, c.head_overflow ? canned(431, "Request Header Fields Too Large", "request line or headers over the limit")
+                                     : canned(408, "Request Timeout", "request not received in time"));
+    }
+    if (c.close_after || c.body_overflow || c.head_overflow || c.timed_out) closer.linger = true;
+    if (!ret || closed || closer.linger || stopping_.load()) break;
+  }
+  tl_conn = nullptr;
+  return ret;
+}
+
+// Threads start on demand up to `max`; when all are busy the connection is answered 503 on the
+// accepting thread (tl_overloaded) instead of waiting in an unbounded queue.
+class ConnectionPool : public httplib::TaskQueue {
+ public:
+  ConnectionPool(size_t start, size_t max) : max_(std::max<size_t>(1, max)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < std::min(start, max_); ++i) spawn();
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!shutdown_ && (jobs_.size() < idle_ || threads_.size() < max_)) {
+        jobs_.push_back(std::move(fn));
+        if (jobs_.size() > idle_) spawn();
+        cv_.notify_one();
+        return;
+      }
+    }
+    tl_overloaded = true;
+    fn();
+    tl_overloaded = false;
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void spawn() {  // under mu_
+    threads_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> fn;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          ++idle_;
+          cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
+          --idle_;
+          if (jobs_.empty()) return;
+          fn = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        try {
+          fn();
+        } catch (...) {  // a connection's failure (bad_alloc) must not end the server
+        }
+      }
+    });
+  }
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  bool shutdown_ = false;
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -81,10 +490,37 @@ struct Server::Impl {
   const VectorIndex& index;
   ServerOptions opt;
   Batcher batcher;
-  httplib::Server http;
+  HttpServer http;
   int port = -1;
+  // image/audio decodes running (bounded by opt.max_decodes) and the most seen at once
+  std::mutex decode_mu;
+  std::condition_variable decode_cv;
+  int decoding = 0;
+  std::atomic<int> decode_peak{0};
 
-  Impl(Embedder& em, const VectorIndex& ix, const ServerOptions& o) : e(em), index(ix), opt(o), batcher(em, o.batch) {}
+  Impl(Embedder& em, const VectorIndex& ix, const ServerOptions& o)
+      : e(em), index(ix), opt(o), batcher(em, o.batch), http(o) {}
+
+  // Holds one of opt.max_decodes decode slots; Busy (503) when none frees up within decode_wait_s.
+  struct DecodeSlot {
+    Impl& s;
+    explicit DecodeSlot(Impl& im) : s(im) {
+      std::unique_lock<std::mutex> lock(s.decode_mu);
+      const auto until = s.http.cap(Clock::now() + seconds_of(s.opt.decode_wait_s));
+      if (!s.decode_cv.wait_until(lock, until, [&] { return s.decoding < std::max(1, s.opt.max_decodes); }))
+        throw Busy(fmt::format("server busy: {} image/audio decodes running and none finished within {} s; retry later",
+                               s.decoding, s.opt.decode_wait_s));
+      const int now = ++s.decoding;
+      if (now > s.decode_peak.load()) s.decode_peak.store(now);
+    }
+    ~DecodeSlot() {
+      {
+        std::lock_guard<std::mutex> lock(s.decode_mu);
+        --s.decoding;
+      }
+      s.decode_cv.notify_one();
+    }
+  };
 
   // The query of a request: JSON {"text": ...} (or {"modality": "text", ...}), or a multipart upload
   // with a file field "image" / "audio" (or "file" + a "modality" field), or a "text" field.
@@ -131,7 +567,13 @@ struct Server::Impl {
 
   torch::Tensor embed(const Query& q) {
     single_threaded_worker();
-    auto x = preprocess_query(e.preprocessor(), q);
+    torch::Tensor x;
+    if (q.modality == "text") {
+      x = preprocess_query(e.preprocessor(), q);
+    } else {  // a decode can take ~1 GB (the pixel limit): only opt.max_decodes at once
+      DecodeSlot slot(*this);
+      x = preprocess_query(e.preprocessor(), q);
+    }
     return batcher.embed(q.modality, x);
   }
 
@@ -140,6 +582,8 @@ struct Server::Impl {
   void guarded(httplib::Response& res, F&& f) {
     try {
       f();
+    } catch (const Busy& ex) {
+      send_error(res, 503, ex.what());
     } catch (const InputError& ex) {
       send_error(res, 400, ex.what());
     } catch (const std::exception& ex) {
@@ -177,14 +621,31 @@ struct Server::Impl {
   void routes() {
     if (opt.allow_hosts.empty()) opt.allow_hosts = {"localhost", "127.0.0.1", "[::1]", host_of(opt.host)};
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      return refuse(req, res) ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;
+      Conn* c = tl_conn;
+      if (c && c->refuse_status) {  // found by HttpServer::setup (compressed or unknown coding, busy)
+        send_error(res, c->refuse_status, c->refuse_msg);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (!refuse(req, res)) return httplib::Server::HandlerResponse::Unhandled;
+      if (c && c->budget > 0) c->close_after = true;  // its body is never read: the connection cannot go on
+      return httplib::Server::HandlerResponse::Handled;
     });
+    http.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+      Conn* c = tl_conn;
+      if (c && (c->close_after || c->body_overflow || c->head_overflow || c->timed_out || http.stopping())) {
+        res.headers.erase("Keep-Alive");
+        res.set_header("Connection", "close");
+      }
+    });
+    // The library's own limits, explicitly (ConnStream enforces the rest, see above).
     http.set_payload_max_length(opt.max_body);
+    http.set_keep_alive_timeout(static_cast<time_t>(std::ceil(opt.idle_timeout_s)));
+    http.set_read_timeout(std::chrono::duration<double>(opt.io_timeout_s));
+    http.set_write_timeout(std::chrono::duration<double>(opt.io_timeout_s));
     const int threads = opt.http_threads > 0 ? opt.http_threads
                                              : std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    http.set_read_timeout(10, 0);
-    http.set_write_timeout(10, 0);
+    const size_t max_conn = static_cast<size_t>(std::max(threads, opt.max_connections));
+    http.new_task_queue = [threads, max_conn] { return new ConnectionPool(static_cast<size_t>(threads), max_conn); };
 
     http.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(index_html(), "text/html; charset=utf-8");
@@ -254,8 +715,16 @@ struct Server::Impl {
       res.set_header("Cache-Control", "max-age=3600");
       res.set_content(bytes, content_type_of(path).c_str());
     });
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
+      if (Conn* c = tl_conn) {  // the limits of ConnStream, seen by the parser as a failed read
+        if (c->head_overflow)
+          return send_error(res, 431, fmt::format("request line or headers over the limit ({} bytes, {} lines)",
+                                                  opt.max_header_bytes, opt.max_headers));
+        if (c->body_overflow || res.status == 413)
+          return send_error(res, 413, fmt::format("request body over the size limit ({} bytes)", opt.max_body));
+        if (c->timed_out) return send_error(res, 408, "request not received in time");
+      }
       if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
       else if (res.status == 413) send_error(res, 413, "request body over the size limit");
       else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
@@ -286,13 +755,16 @@ int Server::bind() {
 }
 
 void Server::run() {
+  if (impl_->http.stopping()) return;  // a signal before listening is not lost
   if (impl_->port <= 0) bind();
-  impl_->http.listen_after_bind();
+  impl_->http.listen_after_bind();  // returns at once when stop() closed the socket meanwhile
 }
 
 void Server::stop() {
-  if (impl_) impl_->http.stop();
+  if (impl_) impl_->http.begin_stop();
 }
+
+int Server::decodes_peak() const { return impl_->decode_peak.load(); }
 
 const Batcher& Server::batcher() const { return impl_->batcher; }
 

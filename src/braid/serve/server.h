@@ -7,7 +7,9 @@
 //   POST /api/search       the same inputs (+ "k") -> {results: [{rank, score, id, row, path, label, url}]}
 //   GET  /media/<slot>     the file of index entry <slot> (only files the index references)
 //   GET  /static/<name>    assets compiled into the binary
-// Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 413 body over the limit.
+// Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 408 request too slow, 413 body
+// over the limit (chunked bodies too), 415 compressed body, 431 headers over the limit, 503 busy.
+// Every connection runs under limits of its own (ServerOptions below; docs/serve.md "Security").
 // Cross-site requests are refused before any work: a Host header outside `allow_hosts` (DNS
 // rebinding) gets 403; a POST must be JSON with `Content-Type: application/json` (415 otherwise: a
 // plain-text form post from another site is not a query) or a multipart upload whose Origin, when
@@ -35,6 +37,18 @@ struct ServerOptions {
   // Host header names (without port) the server answers; "*" = any. Empty = localhost, 127.0.0.1,
   // [::1] and `host` itself.
   std::vector<std::string> allow_hosts;
+  // Connection limits (a slow or hostile client holds one thread for at most these).
+  size_t max_header_bytes = 64u << 10;  // request line + headers; more -> 431
+  int max_headers = 100;                // header lines; more -> 431
+  double header_timeout_s = 10;         // request line + headers must arrive within this -> 408
+  double request_timeout_s = 60;        // whole request (headers, body) and its response within this -> 408
+  double io_timeout_s = 10;             // a single read or write without progress for this long ends the connection
+  double idle_timeout_s = 5;            // keep-alive connection idle this long is closed
+  int max_connections = 64;             // connections served at once (threads start on demand); more -> 503
+  size_t max_body_total = 256u << 20;   // bytes of request bodies in flight over all connections; more -> 503
+  int max_decodes = 2;                  // image/audio decodes at once (each up to ~1 GB at the pixel limit)
+  double decode_wait_s = 30;            // a request waiting longer for a decode slot -> 503
+  double drain_s = 10;                  // stop(): in-flight requests get this long to finish
 };
 
 class Server {
@@ -43,9 +57,13 @@ class Server {
   ~Server();
   // Bind the listening socket; returns the port (useful with port 0). InputError when it cannot bind.
   int bind();
-  // Serve until stop() (from any thread or a signal watcher).
+  // Serve until stop() (from any thread or a signal watcher). A stop() before run() makes run() return at once.
   void run();
+  // Stop accepting (the listening socket closes now), close idle connections, let requests in flight
+  // finish for up to `drain_s`, then close the rest; run() returns when every connection is done.
   void stop();
+  // Most image/audio decodes that ran at once so far (<= max_decodes).
+  int decodes_peak() const;
   const ServerOptions& options() const { return opt_; }
   const Batcher& batcher() const;
 
