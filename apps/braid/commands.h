@@ -19,6 +19,7 @@ void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runn
 void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);
 void add_list_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);      // braid list
+void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid report
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
 
 // The command line this process was started with (argv[0] first), for commands that re-run

@@ -1,0 +1,70 @@
+// braid report RUN [--out report.html] [--svg]
+// braid report --compare RUN1 RUN2 ... [--out report.html] [--svg]
+// One self-contained HTML page of a run's curves and results, or of several runs side by side
+// (apps/braid/report.h says what it shows; docs/report.md for users).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <set>
+
+#include "braid/core/error.h"
+#include "braid/core/fs.h"
+#include "commands.h"
+#include "report.h"
+
+namespace braid::cli {
+
+namespace {
+
+struct ReportArgs {
+  std::vector<std::string> runs;
+  std::string out = "report.html";
+  bool compare = false;
+  bool svg = false;
+};
+
+int run_report(const ReportArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  BRAID_INPUT_CHECK(!a.runs.empty(), "braid report: give a run directory");
+  if (a.compare)
+    BRAID_INPUT_CHECK(a.runs.size() >= 2, "braid report --compare: give two or more run directories (got {})",
+                      a.runs.size());
+  else
+    BRAID_INPUT_CHECK(a.runs.size() == 1, "braid report: {} run directories given; compare them with --compare",
+                      a.runs.size());
+  std::vector<report::RunData> runs;
+  for (const auto& dir : a.runs) runs.push_back(report::load_run(dir));
+  // runs of the same directory name (a/run, b/run) are told apart by their paths
+  std::set<std::string> seen, dup;
+  for (const auto& r : runs)
+    if (!seen.insert(r.label).second) dup.insert(r.label);
+  for (auto& r : runs)
+    if (dup.count(r.label)) r.label = r.dir;
+  const std::string html = report::render(runs, a.svg);
+  atomic_write_text(a.out, html);
+  size_t charts = 0;
+  for (const auto& r : runs) charts += r.charts.size();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("report: {} run(s), {} chart(s), {:.0f} KB, {:.0f} ms ({})", runs.size(), charts, html.size() / 1024.0,
+               ms, a.svg || !report::has_uplot() ? "SVG charts" : "uPlot " + report::uplot_version());
+  fmt::print("{}\n", a.out);
+  return 0;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
+  auto a = std::make_shared<ReportArgs>();
+  auto* r = app.add_subcommand("report", "one self-contained HTML page of a run's curves, metrics and recipe "
+                                         "(or of several runs compared)");
+  r->add_option("runs", a->runs, "run directory written by `braid train` (two or more with --compare)")->required();
+  r->add_option("--out", a->out, "the HTML file to write")->capture_default_str();
+  r->add_flag("--compare", a->compare, "compare the runs: curves overlaid, final metrics side by side, recipe diffs");
+  r->add_flag("--svg", a->svg,
+              report::has_uplot() ? "draw the charts as static SVG instead of with uPlot (no JavaScript)"
+                                  : "static SVG charts (always so: this braid was built without uPlot)");
+  out.emplace_back(r, [a] { return run_report(*a); });
+}
+
+}  // namespace braid::cli

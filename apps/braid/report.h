@@ -1,0 +1,56 @@
+// apps/braid/report.h — `braid report`: one self-contained HTML page of a run (or several, compared).
+//
+// What a run directory holds (run/run_dir.h names every file) becomes:
+//   charts   from metrics.jsonl: loss per split, every validation metric per split, the learning
+//            rate, the gradient norm (when clipping logged it), the model's loss terms; and the
+//            throughput between logged steps, from the wall times of the TensorBoard event files
+//   tables   the run's facts (run.json, summary.json), the final validation metrics and per-class
+//            recall (summary.json "val"), the resolved recipe (a line diff against the first run
+//            when comparing)
+// A section appears only when the run has its data. Charts are drawn by uPlot, compiled into the
+// binary from node_modules at build time (report_assets.h.in), or as static SVG (`svg`, and always
+// when braid was built without uPlot). The page needs no network and no file beside it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace braid::cli::report {
+
+// One line of a chart: y at x (same length).
+struct Line {
+  std::string name;
+  std::vector<double> x, y;
+  int color = 0, dash = 0;  // palette index; 0 = solid, k = the k-th dash pattern (set when drawn)
+};
+
+// A chart of one quantity against the step.
+struct Chart {
+  std::string id;     // stable key: charts of the same id are overlaid when comparing runs
+  std::string title, ylabel;
+  std::vector<Line> lines;
+};
+
+// What the report shows of one run directory.
+struct RunData {
+  std::string dir, label;       // label: the directory's name (made unique when comparing)
+  nlohmann::json facts, summary;  // run.json, summary.json (null when absent)
+  std::string recipe;             // recipe.resolved.yaml as text
+  std::vector<Chart> charts;      // in display order
+};
+
+// Reads a run directory. InputError (one line naming the file, and the line for metrics.jsonl)
+// when `dir` holds no resolved recipe, or a file it reads is not what train writes.
+RunData load_run(const std::string& dir);
+
+// The page: one run's report, or with two or more runs their comparison. `svg`: static SVG charts
+// instead of uPlot.
+std::string render(const std::vector<RunData>& runs, bool svg);
+
+// Whether this binary carries uPlot (else charts are always SVG), and its version.
+bool has_uplot();
+std::string uplot_version();
+
+}  // namespace braid::cli::report
