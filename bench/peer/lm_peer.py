@@ -6,7 +6,8 @@ untied head, Hugging Face's initialisation N(0, 0.02)) written in plain PyTorch,
   training   forward on ids[:, :-1], next-token cross-entropy against ids[:, 1:], backward, AdamW
              (lr 1e-3, weight decay 0.01, the per-tensor loop: torch.optim.AdamW's CPU default, as braid's)
   generation greedy, always --new-tokens tokens, batch 1 and 8; with the KV cache the usual way (prefill the
-             prompt, then one token a step, past keys/values concatenated), without: a full forward per step
+             prompt, then one token a step, past keys/values concatenated), without: a full forward per step;
+             logits of the last position only (as braid's generate and Hugging Face's generate)
 
 Prints one JSON object with the same keys as `braid bench lm --json`. --expect-parameters N: exit 1 unless
 the model has N parameters (bench/lm_speed.sh passes braid's count).
@@ -130,8 +131,9 @@ class LM(nn.Module):
                 else:
                     p.normal_(0.0, 0.02)
 
-    def forward(self, ids, past=None):
-        """ids [B, T] after P cached steps (past: one (k, v) per layer, or None) -> logits [B, T, V], new past."""
+    def forward(self, ids, past=None, last_only=False):
+        """ids [B, T] after P cached steps (past: one (k, v) per layer, or None) -> logits [B, T, V] (last_only:
+        [B, 1, V], as Hugging Face's generate asks for), new past."""
         B, T = ids.shape
         P = 0 if past is None else past[0][0].size(2)
         pos = torch.arange(P, P + T)
@@ -145,6 +147,8 @@ class LM(nn.Module):
             h, pr = layer(h, cos, sin, mask, None if past is None else past[i])
             presents.append(pr)
         h = self.model.norm(h)
+        if last_only:
+            h = h[:, -1:]
         logits = self.lm_head(h) if self.lm_head is not None else F.linear(h, self.model.embed_tokens.weight)
         return logits, presents
 
@@ -154,16 +158,16 @@ def generate(lm, prompt, new_tokens, use_cache):
     """Greedy, exactly new_tokens tokens per row -> [B, new_tokens]."""
     out = []
     if use_cache:
-        logits, past = lm(prompt)
+        logits, past = lm(prompt, last_only=True)
         for s in range(new_tokens):
             tok = logits[:, -1].argmax(-1)
             out.append(tok)
             if s + 1 < new_tokens:
-                logits, past = lm(tok[:, None], past)
+                logits, past = lm(tok[:, None], past, last_only=True)
     else:
         ids = prompt
         for s in range(new_tokens):
-            logits, _ = lm(ids)
+            logits, _ = lm(ids, last_only=True)
             tok = logits[:, -1].argmax(-1)
             out.append(tok)
             ids = torch.cat((ids, tok[:, None]), dim=1)

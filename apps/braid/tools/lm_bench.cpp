@@ -31,6 +31,9 @@ nlohmann::json measure_lm(const LMBenchOptions& o) {
   BRAID_INPUT_CHECK(o.steps > 0 && o.repeats > 0 && o.warmup >= 0, "bench lm: steps and repeats must be positive");
   BRAID_INPUT_CHECK(o.seq >= 2 && o.batch >= 1, "bench lm: --seq must be >= 2 and --batch >= 1");
   BRAID_INPUT_CHECK(o.prompt >= 1 && o.new_tokens >= 1, "bench lm: --prompt and --new-tokens must be >= 1");
+  auto wanted = [&](const std::string& c) {
+    return o.cases == "all" || ("," + o.cases + ",").find("," + c + ",") != std::string::npos;
+  };
   const int threads = configure_threads(o.threads);
   torch::manual_seed(o.seed);
 
@@ -63,10 +66,10 @@ nlohmann::json measure_lm(const LMBenchOptions& o) {
     return loss;
   };
   lm->train();
-  for (int64_t i = 0; i < o.warmup; ++i) step();
+  for (int64_t i = 0; i < o.warmup && wanted("train"); ++i) step();
   std::vector<double> train_rates;
   const double tokens_per_step = static_cast<double>(o.batch * o.seq);
-  for (int64_t r = 0; r < o.repeats; ++r) {
+  for (int64_t r = 0; r < o.repeats && wanted("train"); ++r) {
     check_interrupt();
     auto t0 = clock::now();
     torch::Tensor loss;
@@ -88,13 +91,15 @@ nlohmann::json measure_lm(const LMBenchOptions& o) {
                                 {"gen_tokens_per_s_b8_nocache", 8, false}};
   nlohmann::json out = nlohmann::json::object();
   nlohmann::json runs = nlohmann::json::array();
-  for (int64_t r = 0; r < o.repeats; ++r) runs.push_back({{"train_tokens_per_s", train_rates[r]}});
+  for (int64_t r = 0; r < o.repeats; ++r)
+    runs.push_back(train_rates.empty() ? nlohmann::json::object() : nlohmann::json{{"train_tokens_per_s", train_rates[r]}});
   nlohmann::json checks = nlohmann::json::object();
   // one prompt per batch size, shared by the cached and the uncached runs (same tokens expected)
   const auto prompt1 = torch::randint(o.vocab, {1, o.prompt}, torch::kLong);
   const auto prompt8 = torch::randint(o.vocab, {8, o.prompt}, torch::kLong);
   for (const auto& c : cases) {
     const auto& prompt = c.B == 1 ? prompt1 : prompt8;
+    if (!wanted(c.key.substr(17))) continue;
     nn::lm::GenerateOptions g;
     g.max_tokens = o.new_tokens;
     g.use_cache = c.cache;
@@ -113,7 +118,7 @@ nlohmann::json measure_lm(const LMBenchOptions& o) {
     }
     out[c.key] = median(rates);
   }
-  out["train_tokens_per_s"] = median(train_rates);
+  if (!train_rates.empty()) out["train_tokens_per_s"] = median(train_rates);
   out["runs"] = runs;
   out["parameters"] = params;
   out["threads"] = threads;

@@ -13,7 +13,16 @@ namespace braid::nn::lm {
 
 namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// The logits of the last position only, from final hidden states [B, t, D] -> [B, V] (generation reads no
+// other). One row on the CPU as a matrix-vector product: sgemm would copy the [V, D] matrix every step.
+torch::Tensor last_logits(CausalLM& model, const torch::Tensor& hidden) {
+  auto h = hidden.select(1, hidden.size(1) - 1);  // [B, D]
+  if (h.size(0) != 1 || !h.device().is_cpu()) return model->logits(h);
+  const auto& w = model->lm_head ? model->lm_head->weight : model->model->embed_tokens->weight;  // no bias
+  return at::mv(w, h.reshape({-1})).unsqueeze(0);
 }
+}  // namespace
 
 torch::Tensor repetition_penalty(const torch::Tensor& logits, const torch::Tensor& previous, double penalty) {
   BRAID_INPUT_CHECK(penalty > 0.0 && std::isfinite(penalty), "repetition_penalty must be > 0, got {}", penalty);
@@ -90,15 +99,17 @@ Generated generate_from_embeds(CausalLM& model, const torch::Tensor& embeds, con
   LMInputs in;
   if (o.use_cache) in.cache = &cache;
 
-  auto stops = torch::tensor(o.stop_tokens.empty() ? std::vector<int64_t>{-1} : o.stop_tokens,
-                             torch::TensorOptions().dtype(torch::kLong).device(dev));
-  auto done = torch::zeros({B}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  // Which rows have stopped, kept on the CPU (the tokens are read there every step anyway); `done` is its
+  // copy on the model's device, rebuilt only when a row stops.
+  std::vector<uint8_t> stopped(static_cast<size_t>(B), 0);
+  int64_t n_stopped = 0;
+  torch::Tensor done;
+  const bool penalty = o.sample.repetition_penalty != 1.0;  // only the penalty reads `seq`
   std::vector<torch::Tensor> out;
   std::vector<std::vector<int64_t>> made(static_cast<size_t>(B));
   torch::Tensor step_input = full;
   for (int64_t s = 0; s < o.max_tokens; ++s) {
-    auto logits = model->forward_embeds(o.use_cache ? step_input : full, in);  // [B, t, V]
-    auto last = logits.select(1, logits.size(1) - 1);                          // [B, V]
+    auto last = last_logits(model, model->hidden(o.use_cache ? step_input : full, in));  // [B, V]
     if (o.allowed) {
       auto ok = o.allowed(made, V).to(dev, torch::kBool);
       TORCH_CHECK(ok.dim() == 2 && ok.size(0) == B && ok.size(1) == last.size(1), "generate: allowed() must be [B, V]");
@@ -106,16 +117,24 @@ Generated generate_from_embeds(CausalLM& model, const torch::Tensor& embeds, con
       last = last.masked_fill(ok.logical_not(), kNegInf);
     }
     auto tok = next_token(last, seq, o.sample, gen);  // [B]
-    tok = tok.masked_fill(done, o.pad_id);
+    if (n_stopped) tok = tok.masked_fill(done, o.pad_id);
     out.push_back(tok);
-    auto tok_cpu = tok.cpu();
-    for (int64_t b = 0; b < B; ++b) made[b].push_back(tok_cpu[b].item<int64_t>());
-    seq = torch::cat({seq, tok.unsqueeze(1)}, 1);
-    step_input = model->embed(tok.unsqueeze(1));
+    auto tok_cpu = tok.to(torch::kCPU).contiguous();
+    const int64_t* t = tok_cpu.data_ptr<int64_t>();
+    bool newly_stopped = false;
+    for (int64_t b = 0; b < B; ++b) {
+      made[b].push_back(t[b]);
+      if (!stopped[b] && std::find(o.stop_tokens.begin(), o.stop_tokens.end(), t[b]) != o.stop_tokens.end())
+        stopped[b] = 1, ++n_stopped, newly_stopped = true;
+    }
+    if (newly_stopped)
+      done = torch::from_blob(stopped.data(), {B}, torch::kUInt8).to(dev, torch::kBool);  // a copy
+    if (penalty) seq = torch::cat({seq, tok.unsqueeze(1)}, 1);
+    // tok comes from an argmax or a draw over [0, V): no range check (CausalLM::embed) needed
+    step_input = model->model->embed_tokens->forward(tok.unsqueeze(1));
     if (!o.use_cache) full = torch::cat({full, step_input}, 1);
-    done = done.logical_or(torch::isin(tok, stops));
     const bool go_on = !o.on_step || o.on_step(s, tok_cpu);
-    if (!go_on || done.all().item<bool>()) break;
+    if (!go_on || n_stopped == B) break;
   }
   Generated g;
   g.tokens = out.empty() ? torch::empty({B, 0}, torch::kLong) : torch::stack(out, 1).cpu();
