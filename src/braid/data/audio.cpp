@@ -298,11 +298,31 @@ std::vector<float> prepare_waveform(const Waveform& w, const AudioOptions& opt, 
                     name, opt.sample_rate);
   BRAID_INPUT_CHECK(std::isfinite(opt.max_seconds) && opt.max_seconds >= 0.0,
                     "{}: max_seconds {} must be >= 0", name, opt.max_seconds);
-  std::vector<float> s = resample(w.samples, w.sample_rate, opt.sample_rate);
-  if (opt.max_seconds > 0.0) {
-    const double keep = std::floor(opt.max_seconds * double(opt.sample_rate));
-    if (keep < double(s.size())) s.resize(size_t(std::max(1.0, keep)));
+  if (opt.max_seconds <= 0.0) return resample(w.samples, w.sample_rate, opt.sample_rate);
+  // Cut before resampling: a long recording must not be resampled whole to keep its first seconds.
+  // Output sample j reads input samples up to floor(j * M / L) + K + 1 (see resample), so the first
+  // `keep` outputs of the cut input are those of the whole one, bit for bit.
+  const double keep_d = std::max(1.0, std::floor(opt.max_seconds * double(opt.sample_rate)));
+  const size_t n = w.samples.size();
+  size_t need = n;
+  if (keep_d < double(kMaxSamples)) {
+    const int64_t keep = static_cast<int64_t>(keep_d);
+    if (w.sample_rate == opt.sample_rate || n == 0) {
+      need = static_cast<size_t>(keep);
+    } else {
+      const int64_t g = std::gcd(w.sample_rate, opt.sample_rate);
+      const int64_t M = w.sample_rate / g, L = opt.sample_rate / g;
+      const double cutoff = kRolloff * std::min(1.0, double(L) / double(M));
+      const int64_t K = static_cast<int64_t>(std::ceil(kZeroCrossings / cutoff));
+      const __int128 last = static_cast<__int128>(keep - 1) * M / L;  // base of the last output kept
+      const __int128 want = last + K + 2;
+      if (want < static_cast<__int128>(n)) need = static_cast<size_t>(want);
+    }
   }
+  std::vector<float> s = need < n ? resample(std::vector<float>(w.samples.begin(), w.samples.begin() + static_cast<std::ptrdiff_t>(need)),
+                                             w.sample_rate, opt.sample_rate)
+                                  : resample(w.samples, w.sample_rate, opt.sample_rate);
+  if (keep_d < double(s.size())) s.resize(static_cast<size_t>(keep_d));
   return s;
 }
 
