@@ -95,7 +95,7 @@ std::vector<std::string> console_lines(const std::string& log) {
 
 // What metrics.jsonl (and the TensorBoard files, for throughput) say the page must chart:
 // chart id -> the names of its lines. Train lines: loss, lr, grad_norm (when not all zero), loss
-// terms; validation lines: loss and every other number but the sample count, per split.
+// terms (a chart per head: clip holds clip, clip/image-text as "image-text"); validation lines: loss and every other number but the sample count, per split.
 using ChartLines = std::map<std::string, std::set<std::string>>;
 ChartLines expected_charts(const std::string& run, const std::string& prefix = "") {
   braid::run::RunDir rd(run);
@@ -110,7 +110,11 @@ ChartLines expected_charts(const std::string& run, const std::string& prefix = "
           grad = grad || v.get<double>() != 0;
           continue;
         }
-        c[k == "loss" ? "loss" : k == "lr" ? "lr" : "loss_terms"].insert(prefix + (k == "loss" || k == "lr" ? "train" : k));
+        const std::string head = k.substr(0, k.find('/'));  // loss terms: a chart per head
+        if (k == "loss" || k == "lr")
+          c[k].insert(prefix + "train");
+        else
+          c["terms/" + head].insert(prefix + (k == head ? k : k.substr(head.size() + 1)));
       } else if (k != "n") {
         c[k == "loss" ? "loss" : "metric/" + k].insert(prefix + split);
       }
@@ -292,7 +296,8 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   auto loss = [](int s) { return 2.0 * std::exp(-s / 300.0) + 0.01 * (s % 7); };
   auto acc = [](int s) { return 0.3 + 0.6 * s / 1000.0; };
   for (int s = 1; s <= 1000; ++s) {
-    metrics += fmt::format(R"({{"step":{},"epoch":1,"loss":{:.17g},"lr":{:.17g},"grad_norm":0.0}})" "\n", s, loss(s), 1e-3 * s / 1000);
+    metrics += fmt::format(R"({{"step":{},"epoch":1,"loss":{:.17g},"lr":{:.17g},"grad_norm":0.0,)"
+                           R"("clip":{},"clip/a-b":{},"temperature":0.07}})" "\n", s, loss(s), 1e-3 * s / 1000, s, -s);
     if (s % 100 == 0)
       metrics += fmt::format(R"({{"step":{},"epoch":1,"split":"val","loss":{},"accuracy":{:.17g},"n":50,)"
                              R"("retrieval":{{"a->b":{{"r1":{},"n":50}},"b->a":{{"r1":{},"n":50}}}}}})" "\n",
@@ -311,7 +316,7 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   std::map<std::string, json> charts;
   for (const auto& c : d["charts"]) charts[c["id"].get<std::string>()] = c;
   // grad_norm all zero: no chart; no TensorBoard files: no throughput; sample counts (n) are no curves
-  ASSERT_EQ(charts.size(), 4u) << d.dump().substr(0, 400);
+  ASSERT_EQ(charts.size(), 6u) << d.dump().substr(0, 400);
   const auto& l = charts.at("loss");
   ASSERT_EQ(l["x"].size(), 1000u);
   ASSERT_EQ(l["lines"].size(), 2u);
@@ -335,6 +340,12 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   EXPECT_EQ(r1["lines"][1]["name"], "val: b->a");
   EXPECT_NEAR(r1["lines"][1]["y"][9].get<double>(), 0.25, 1e-9);
   EXPECT_DOUBLE_EQ(cell(html, "final-retrieval", "b-&gt;a", 1), 0.25);  // columns n, r1 (summary.json's key order)
+  // loss terms: a chart per head
+  const auto& clip = charts.at("terms/clip");
+  ASSERT_EQ(clip["lines"].size(), 2u);
+  EXPECT_EQ(clip["lines"][1]["name"], "a-b");
+  EXPECT_EQ(clip["lines"][1]["y"][499].get<double>(), -500);
+  EXPECT_EQ(charts.at("terms/temperature")["lines"].size(), 1u);
   EXPECT_EQ(charts.at("lr")["x"].size(), 1000u);
   EXPECT_DOUBLE_EQ(cell(html, "facts-table", "samples_per_second"), 1000 * 32 / 12.5);
   EXPECT_DOUBLE_EQ(cell(html, "final-metrics", "accuracy"), acc(1000));
@@ -352,8 +363,10 @@ TEST(Report, EveryLoggedValueReachesThePage) {
     got.emplace_back((*it)[1].str(), std::count(pts.begin(), pts.end(), ' '));
   }
   const std::vector<std::pair<std::string, size_t>> want = {{"train", 1000}, {"val", 10}, {"val", 10},
-                                                             {"val: a-&gt;b", 10}, {"val: b-&gt;a", 10}, {"train", 1000}};
-  EXPECT_EQ(got, want);  // loss (train, val), accuracy (val), retrieval r1 (two directions), learning rate (train)
+                                                             {"val: a-&gt;b", 10}, {"val: b-&gt;a", 10}, {"clip", 1000},
+                                                             {"a-b", 1000}, {"temperature", 1000}, {"train", 1000}};
+  // loss (train, val), accuracy (val), retrieval r1 (two directions), the loss terms, learning rate (train)
+  EXPECT_EQ(got, want);
 }
 
 // Bad input: one line naming the file (and the line of metrics.jsonl); a torn last line (a live or

@@ -70,12 +70,13 @@ class ChartSet {
     l->x.push_back(x);
     l->y.push_back(y);
   }
-  // Display order: loss, the validation metrics, loss terms, learning rate, gradient norm, throughput.
+  // Display order: loss, the validation metrics, the model's loss terms, learning rate, gradient norm,
+  // throughput.
   std::vector<Chart> take() {
     auto rank = [](const std::string& id) {
       if (id == "loss") return 0;
       if (id.rfind("metric/", 0) == 0) return 1;
-      if (id == "loss_terms") return 2;
+      if (id.rfind("terms/", 0) == 0) return 2;
       if (id == "lr") return 3;
       if (id == "grad_norm") return 4;
       return 5;
@@ -140,8 +141,10 @@ void read_metrics(const std::string& path, ChartSet& charts) {
           charts.add("lr", "learning rate", "learning rate", "train", step, v);
         else if (k == "grad_norm")
           charts.add("grad_norm", "gradient norm (before clipping)", "L2 norm", "train", step, v);
-        else
-          charts.add("loss_terms", "loss terms (train)", "value", k, step, v);
+        else {  // the model's loss terms: a chart per head ("clip" holds clip, clip/image-text, ...)
+          const std::string head = k.substr(0, k.find('/'));
+          charts.add("terms/" + head, "train " + head, head, k == head ? head : k.substr(head.size() + 1), step, v);
+        }
       } else {
         const auto first = k.find('/'), last = k.rfind('/');
         const std::string leaf = k.substr(last == std::string::npos ? 0 : last + 1);
@@ -300,6 +303,7 @@ window.braidErrors = [];
 const char* kDrawScript = R"JS(
 "use strict";
 (function () {
+  var t0 = performance.now();
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var colors = data.colors, dashes = data.dashes;
   function tick(v, step) {  // axis labels: as many decimals as the tick step needs
@@ -332,7 +336,8 @@ const char* kDrawScript = R"JS(
     lines += c.lines.length;
   });
   var st = document.getElementById("report-status");
-  if (st) st.textContent = "drew " + drawn + " charts with " + lines + " lines (uPlot " + data.uplot + ")";
+  if (st) st.textContent = "Drew " + drawn + " charts with " + lines + " lines in " + Math.round(performance.now() - t0) +
+                           " ms (uPlot " + data.uplot + ").";
 })();
 )JS";
 

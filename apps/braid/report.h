@@ -2,7 +2,8 @@
 //
 // What a run directory holds (run/run_dir.h names every file) becomes:
 //   charts   from metrics.jsonl: loss per split, every validation metric per split, the learning
-//            rate, the gradient norm (when clipping logged it), the model's loss terms; and the
+//            rate, the gradient norm (when clipping logged it), the model's loss terms (a chart per
+//            term head: "clip" holds clip, clip/image-text, ...); and the
 //            throughput between logged steps, from the wall times of the TensorBoard event files
 //   tables   the run's facts (run.json, summary.json), the final validation metrics and per-class
 //            recall (summary.json "val"), the resolved recipe (a line diff against the first run
