@@ -161,9 +161,12 @@ void read_metrics(const std::string& path, ChartSet& charts) {
   }
 }
 
-// Throughput between consecutive logged train steps, from the wall times of the TensorBoard event
-// files (one file per training session; the gap between sessions is never counted). A session's
+// Throughput over the last kWindow logged train steps (fewer at a session's start), from the wall
+// times of the TensorBoard event files (one file per training session; the gap between sessions is
+// never counted). A session's
 // points from steps that a later session logged again (a resume) are dropped, as TensorBoard does.
+constexpr size_t kWindow = 10;
+
 void read_throughput(const run::RunDir& rd, int64_t global_batch, ChartSet& charts) {
   const auto files = rd.tensorboard_files();
   std::vector<tb::EventFile> events;
@@ -172,12 +175,17 @@ void read_throughput(const run::RunDir& rd, int64_t global_batch, ChartSet& char
     int64_t limit = std::numeric_limits<int64_t>::max();
     for (size_t k = i + 1; k < events.size(); ++k)
       for (int64_t s : events[k].session_starts) limit = std::min(limit, s);
-    int64_t prev_step = -1;
-    double prev_wall = 0;
+    std::vector<std::pair<int64_t, double>> seen;  // (step, wall time) of this session's train lines
     for (const auto& s : events[i].scalars) {
       if (s.tag != "train/loss" || s.step >= limit) continue;
-      if (prev_step >= 0 && s.step > prev_step && s.wall_time > prev_wall) {
-        const double per_s = static_cast<double>(s.step - prev_step) / (s.wall_time - prev_wall);
+      if (!seen.empty() && (s.step <= seen.back().first || s.wall_time < seen.back().second)) continue;
+      seen.emplace_back(s.step, s.wall_time);
+      if (seen.size() < 2) continue;
+      // the rate over the last (up to) kWindow logged intervals: one slow or fast step does not
+      // make a spike that flattens the rest of the chart
+      const auto& [step0, wall0] = seen[seen.size() - 1 - std::min<size_t>(kWindow, seen.size() - 1)];
+      if (s.wall_time > wall0) {
+        const double per_s = static_cast<double>(s.step - step0) / (s.wall_time - wall0);
         if (global_batch > 0)
           charts.add("throughput", "throughput (train samples per second)", "samples/s", "train",
                      static_cast<double>(s.step), per_s * global_batch);
@@ -185,8 +193,6 @@ void read_throughput(const run::RunDir& rd, int64_t global_batch, ChartSet& char
           charts.add("throughput_steps", "throughput (train steps per second)", "steps/s", "train",
                      static_cast<double>(s.step), per_s);
       }
-      prev_step = s.step;
-      prev_wall = s.wall_time;
     }
   }
 }
@@ -800,7 +806,8 @@ std::string render(const std::vector<RunData>& runs, bool svg) {
     o += "<section id=\"curves\">\n<h2>Curves</h2>\n<p class=\"note\">";
     o += "From metrics.jsonl (train lines every train.log_every steps, validation lines every validation)";
     bool throughput = std::any_of(charts.begin(), charts.end(), [](const Chart& c) { return c.id.rfind("throughput", 0) == 0; });
-    if (throughput) o += "; throughput between logged steps from the TensorBoard event files' wall times";
+    if (throughput)
+      o += fmt::format("; throughput over the last {} logged steps, from the TensorBoard event files' wall times", kWindow);
     o += ".";
     if (svg)
       o += has_uplot() ? " Charts drawn as static SVG (--svg)."
