@@ -872,7 +872,7 @@ TEST(ServeHardening, OversizedAndDisguisedRequestsGetTheirErrors) {
   EXPECT_EQ(http_exchange(port, "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").status, 200);
 }
 
-TEST(ServeHardening, SlowClientsTimeOutAndExtraConnectionsGet503) {
+TEST(ServeHardening, HeaderDeadlineEndsSlowClientsAndExtraConnectionsGet503) {
   REQUIRE_TRAINED();
   auto o = small_limits();
   o.max_connections = 3;
