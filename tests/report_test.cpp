@@ -95,12 +95,14 @@ std::vector<std::string> console_lines(const std::string& log) {
 
 // What metrics.jsonl (and the TensorBoard files, for throughput) say the page must chart:
 // chart id -> the names of its lines. Train lines: loss, lr, grad_norm (when not all zero), loss
-// terms (a chart per head: clip holds clip, clip/image-text as "image-text"); validation lines: loss and every other number but the sample count, per split.
+// terms (a chart per shared name head: clip holds clip, clip/image-text as "image-text"); validation lines: loss and every other number but the sample count, per split.
 using ChartLines = std::map<std::string, std::set<std::string>>;
 ChartLines expected_charts(const std::string& run, const std::string& prefix = "") {
   braid::run::RunDir rd(run);
   ChartLines c;
   bool grad = false;
+  std::set<std::string> terms_seen;
+  std::vector<std::string> terms;
   for (const auto& j : read_jsonl(rd.metrics())) {
     const std::string split = j.value("split", std::string("train"));
     for (const auto& [k, v] : j.items()) {
@@ -110,15 +112,25 @@ ChartLines expected_charts(const std::string& run, const std::string& prefix = "
           grad = grad || v.get<double>() != 0;
           continue;
         }
-        const std::string head = k.substr(0, k.find('/'));  // loss terms: a chart per head
         if (k == "loss" || k == "lr")
           c[k].insert(prefix + "train");
-        else
-          c["terms/" + head].insert(prefix + (k == head ? k : k.substr(head.size() + 1)));
+        else if (terms_seen.insert(k).second)
+          terms.push_back(k);
       } else if (k != "n") {
         c[k == "loss" ? "loss" : "metric/" + k].insert(prefix + split);
       }
     }
+  }
+  // loss terms: a chart per name head (up to the first '/' or '_') that two or more terms share
+  std::map<std::string, int> heads;
+  auto head_of = [](const std::string& k) { return k.substr(0, k.find_first_of("/_")); };
+  for (const auto& k : terms) ++heads[head_of(k)];
+  for (const auto& k : terms) {
+    const std::string h = head_of(k);
+    if (heads[h] < 2)
+      c["terms/" + k].insert(prefix + k);
+    else
+      c["terms/" + h].insert(prefix + (k == h ? k : k.substr(h.size() + 1)));
   }
   if (grad) c["grad_norm"].insert(prefix + "train");
   if (!rd.tensorboard_files().empty()) c["throughput"].insert(prefix + "train");
@@ -297,7 +309,8 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   auto acc = [](int s) { return 0.3 + 0.6 * s / 1000.0; };
   for (int s = 1; s <= 1000; ++s) {
     metrics += fmt::format(R"({{"step":{},"epoch":1,"loss":{:.17g},"lr":{:.17g},"grad_norm":0.0,)"
-                           R"("clip":{},"clip/a-b":{},"temperature":0.07}})" "\n", s, loss(s), 1e-3 * s / 1000, s, -s);
+                           R"("clip":{},"clip/a-b":{},"temperature":0.07,"ppl_a":3,"ppl_b":4}})" "\n", s, loss(s),
+                           1e-3 * s / 1000, s, -s);
     if (s % 100 == 0)
       metrics += fmt::format(R"({{"step":{},"epoch":1,"split":"val","loss":{},"accuracy":{:.17g},"n":50,)"
                              R"("retrieval":{{"a->b":{{"r1":{},"n":50}},"b->a":{{"r1":{},"n":50}}}}}})" "\n",
@@ -316,7 +329,7 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   std::map<std::string, json> charts;
   for (const auto& c : d["charts"]) charts[c["id"].get<std::string>()] = c;
   // grad_norm all zero: no chart; no TensorBoard files: no throughput; sample counts (n) are no curves
-  ASSERT_EQ(charts.size(), 6u) << d.dump().substr(0, 400);
+  ASSERT_EQ(charts.size(), 7u) << d.dump().substr(0, 400);
   const auto& l = charts.at("loss");
   ASSERT_EQ(l["x"].size(), 1000u);
   ASSERT_EQ(l["lines"].size(), 2u);
@@ -346,6 +359,10 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   EXPECT_EQ(clip["lines"][1]["name"], "a-b");
   EXPECT_EQ(clip["lines"][1]["y"][499].get<double>(), -500);
   EXPECT_EQ(charts.at("terms/temperature")["lines"].size(), 1u);
+  const auto& ppl = charts.at("terms/ppl");  // ppl_a, ppl_b share the head "ppl"
+  ASSERT_EQ(ppl["lines"].size(), 2u);
+  EXPECT_EQ(ppl["lines"][0]["name"], "a");
+  EXPECT_EQ(ppl["lines"][1]["y"][0].get<double>(), 4);
   EXPECT_EQ(charts.at("lr")["x"].size(), 1000u);
   EXPECT_DOUBLE_EQ(cell(html, "facts-table", "samples_per_second"), 1000 * 32 / 12.5);
   EXPECT_DOUBLE_EQ(cell(html, "final-metrics", "accuracy"), acc(1000));
@@ -364,8 +381,10 @@ TEST(Report, EveryLoggedValueReachesThePage) {
   }
   const std::vector<std::pair<std::string, size_t>> want = {{"train", 1000}, {"val", 10}, {"val", 10},
                                                              {"val: a-&gt;b", 10}, {"val: b-&gt;a", 10}, {"clip", 1000},
-                                                             {"a-b", 1000}, {"temperature", 1000}, {"train", 1000}};
-  // loss (train, val), accuracy (val), retrieval r1 (two directions), the loss terms, learning rate (train)
+                                                             {"a-b", 1000}, {"a", 1000}, {"b", 1000},
+                                                             {"temperature", 1000}, {"train", 1000}};
+  // loss (train, val), accuracy (val), retrieval r1 (two directions), the loss terms (clip: clip, a-b; ppl: a,
+  // b; temperature), learning rate (train)
   EXPECT_EQ(got, want);
 }
 

@@ -103,7 +103,35 @@ class ChartSet {
 
 // metrics.jsonl: a train line {step, epoch, loss, lr, grad_norm, <loss terms>} per logged step and
 // a validation line {step, epoch, split, <metrics>} per validation (train/trainer.cpp).
+void add_term(std::vector<Line>& terms, const std::string& name, double x, double y) {
+  auto it = std::find_if(terms.begin(), terms.end(), [&](const Line& l) { return l.name == name; });
+  if (it == terms.end()) {
+    terms.push_back({name, {}, {}});
+    it = terms.end() - 1;
+  }
+  it->x.push_back(x);
+  it->y.push_back(y);
+}
+
+// The model's loss terms (and the statistics it logs beside them: codebook perplexity and usage,
+// temperature, ...), charted by head: the name up to its first '/' or '_' when two or more terms
+// share it ("clip", "clip/image-text" -> chart "train clip" with lines clip, image-text; "ppl_audio",
+// "ppl_image" -> "train ppl" with audio, image), else one chart for the term.
+void chart_terms(const std::vector<Line>& terms, ChartSet& charts) {
+  auto head_of = [](const std::string& k) { return k.substr(0, k.find_first_of("/_")); };
+  std::map<std::string, int> count;
+  for (const auto& t : terms) ++count[head_of(t.name)];
+  for (const auto& t : terms) {
+    const std::string head = head_of(t.name);
+    const bool group = count[head] >= 2;
+    const std::string chart = group ? head : t.name;
+    const std::string line = !group || t.name == head ? t.name : t.name.substr(head.size() + 1);
+    for (size_t i = 0; i < t.x.size(); ++i) charts.add("terms/" + chart, "train " + chart, chart, line, t.x[i], t.y[i]);
+  }
+}
+
 void read_metrics(const std::string& path, ChartSet& charts) {
+  std::vector<Line> terms;
   std::ifstream f(path, std::ios::binary);
   BRAID_INPUT_CHECK(f.good(), "{}: cannot open", path);
   std::string line;
@@ -141,10 +169,8 @@ void read_metrics(const std::string& path, ChartSet& charts) {
           charts.add("lr", "learning rate", "learning rate", "train", step, v);
         else if (k == "grad_norm")
           charts.add("grad_norm", "gradient norm (before clipping)", "L2 norm", "train", step, v);
-        else {  // the model's loss terms: a chart per head ("clip" holds clip, clip/image-text, ...)
-          const std::string head = k.substr(0, k.find('/'));
-          charts.add("terms/" + head, "train " + head, head, k == head ? head : k.substr(head.size() + 1), step, v);
-        }
+        else
+          add_term(terms, k, step, v);
       } else {
         const auto first = k.find('/'), last = k.rfind('/');
         const std::string leaf = k.substr(last == std::string::npos ? 0 : last + 1);
@@ -159,6 +185,7 @@ void read_metrics(const std::string& path, ChartSet& charts) {
       }
     }
   }
+  chart_terms(terms, charts);
 }
 
 // Throughput over the last kWindow logged train steps (fewer at a session's start), from the wall

@@ -2,8 +2,9 @@
 //
 // What a run directory holds (run/run_dir.h names every file) becomes:
 //   charts   from metrics.jsonl: loss per split, every validation metric per split, the learning
-//            rate, the gradient norm (when clipping logged it), the model's loss terms (a chart per
-//            term head: "clip" holds clip, clip/image-text, ...); and the
+//            rate, the gradient norm (when clipping logged it), the model's loss terms and statistics
+//            (codebook perplexity and usage, temperature; a chart per shared name head: "clip" holds
+//            clip, clip/image-text, ...; "ppl" holds ppl_audio, ppl_image, ...); and the
 //            throughput between logged steps, from the wall times of the TensorBoard event files
 //   tables   the run's facts (run.json, summary.json), the final validation metrics and per-class
 //            recall (summary.json "val"), the resolved recipe (a line diff against the first run
