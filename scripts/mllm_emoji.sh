@@ -4,7 +4,7 @@
 #   2. stage 1: CLIP towers frozen; projectors and the LM learn to name images and spoken names, and the LM
 #      the names alone (task lm: no input) — caption loss + language modelling
 #   3. stage 2: instruction tuning on every task, including "which group is this?" (answer: the group);
-#      the LM at a low learning rate (train.lr_scale.lm), projectors at the full one
+#      the LM at lr x0.05, the towers at x0.1 (train.lr_scale), projectors at the full rate
 #   4. eval on the test split (held-out emoji): braid eval --task caption / qa with the nearest-neighbour
 #      and prior baselines; the encoder's own classifier for the group question (a linear probe on the
 #      frozen CLIP image tower: braid eval runs/clip --task probe)
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
 OUT=${OUT:-runs/mllm_emoji}
 DATA=${DATA:-data/emoji}
-EPOCHS1=${EPOCHS1:-6}
+EPOCHS1=${EPOCHS1:-5}
 EPOCHS2=${EPOCHS2:-3}
 THREADS=${THREADS:-0}
 EXTRA=${EXTRA:-}
@@ -42,12 +42,13 @@ stage() {  # name, then braid train arguments; records wall seconds in $OUT/<nam
 stage clip recipes/emoji_clip.yaml --data "$DATA/manifest.jsonl"
 # shellcheck disable=SC2086
 stage stage1 recipes/emoji_mllm.yaml --data "$NAMES" --set "model.init_from=$OUT/clip" \
-  --set "train.epochs=$EPOCHS1" \
+  --set "train.epochs=$EPOCHS1" --set 'model.freeze=[encoders]' \
   --set 'model.tasks=[{name: name, modality: image, prompt: "what is shown?", answer: text}, {name: spoken, modality: audio, prompt: "what is said?", answer: text}, {name: lm, answer: text}]' \
   $EXTRA
 # shellcheck disable=SC2086
 stage stage2 recipes/emoji_mllm.yaml --data "$NAMES" --set "model.init_from=$OUT/stage1" \
-  --set "train.epochs=$EPOCHS2" --set 'train.lr_scale={lm: 0.05}' --set train.warmup_steps=10 $EXTRA
+  --set "train.epochs=$EPOCHS2" --set 'train.lr_scale={lm: 0.05, enc_image: 0.1, enc_audio: 0.1}' \
+  --set train.warmup_steps=10 $EXTRA
 
 ev() {  # run task split -> $OUT/<run>_<task>.json
   "$BRAID" eval "$OUT/$1" --data "$NAMES" --split test --task "$2" --json --threads "$THREADS" 2>/dev/null \

@@ -251,9 +251,25 @@ TEST(MLLM, ConstrainedDecodingOnlyEmitsAllowedTokens) {
     return m;
   };
   auto g = t.model->generate(b, req);
+  ASSERT_EQ(g.tokens.size(1), 6);
   for (int64_t i = 0; i < g.tokens.numel(); ++i)
     EXPECT_NE(std::find(allowed_ids.begin(), allowed_ids.end(), g.tokens.view(-1)[i].item<int64_t>()),
               allowed_ids.end());
+}
+
+TEST(MLLM, AnswersNeverHoldChatMarkersOrSlots) {
+  Tiny t;
+  auto b = t.batch();
+  models::ModelImpl::GenerateRequest req;
+  req.modality = "image";
+  req.prompt_ids = t.spec.tasks[0].prompt_ids;
+  req.options.max_tokens = 40;
+  req.options.stop_tokens = {-5};
+  req.options.sample.temperature = 5.0;  // nearly uniform: every token has a chance
+  auto g = t.model->generate(b, req);
+  std::set<int64_t> never{t.spec.pad, t.spec.bos, t.spec.user, t.spec.assistant};
+  for (const auto& [m, id] : t.spec.slots) never.insert(id);
+  for (int64_t i = 0; i < g.tokens.numel(); ++i) EXPECT_EQ(never.count(g.tokens.view(-1)[i].item<int64_t>()), 0u);
 }
 
 TEST(GenerationMetrics, KnownValues) {

@@ -18,7 +18,7 @@ namespace {
 struct GenerateArgs {
   std::string run, weights = "model", device, image, audio, text, prompt, task;
   int threads = 0;
-  int64_t max_tokens = 16, top_k = 0;
+  int64_t max_tokens = 32, top_k = 0;  // the library default (nn::lm::GenerateOptions), as the server
   double temperature = 0.0, top_p = 1.0, repetition_penalty = 1.0;
   uint64_t seed = 0;
   bool no_cache = false, json = false, stream = true;

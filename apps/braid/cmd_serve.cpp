@@ -159,6 +159,12 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       BRAID_INPUT_CHECK(d == ix.dim(), "{}: index holds dim {} but the run embeds dim {} (another run?)", va->index,
                         ix.dim(), d);
     }
+    // a generative run also answers prompts: POST /api/generate and the page's chat box
+    std::unique_ptr<run::Generator> gen;
+    if (emb.pipeline().task == run::Task::Generate) {
+      gen = std::make_unique<run::Generator>(va->run, va->weights);
+      va->opt.generator = gen.get();
+    }
     serve::Server server(emb, ix, va->opt);
     const int port = server.bind();
     std::atomic<bool> done{false};
@@ -171,8 +177,8 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
-    fmt::print("serving {} ({} {} vectors, {} index) on http://{}:{}/  (Ctrl-C stops)\n", va->run, ix.size(),
-               ix.modality(), ix.spec().type, va->opt.host, port);
+    fmt::print("serving {} ({} {} vectors, {} index{}) on http://{}:{}/  (Ctrl-C stops)\n", va->run, ix.size(),
+               ix.modality(), ix.spec().type, gen ? "; /api/generate" : "", va->opt.host, port);
     std::fflush(stdout);
     server.run();
     done = true;

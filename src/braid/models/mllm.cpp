@@ -149,8 +149,25 @@ nn::lm::Generated MLLMImpl::generate(const Batch& batch, const GenerateRequest& 
   torch::NoGradGuard ng;
   auto p = render_prompt(batch, r.modality, r.prompt_ids);
   auto o = r.options;
+  // the answer fits the context: max_tokens is cut to what max_seq leaves after the prompt
+  const int64_t room = lm->options.max_seq - p.ids.size(1);
+  BRAID_INPUT_CHECK(room >= 1, "generate: the prompt takes {} of the model's {} positions (lm.max_seq); shorten it",
+                    p.ids.size(1), lm->options.max_seq);
+  o.max_tokens = std::min(o.max_tokens, room);
   if (o.stop_tokens.empty()) o.stop_tokens = {chat_.eos};
   o.pad_id = chat_.pad;
+  // an answer is text and <eos>: never padding, <bos>, the chat markers or a modality slot (none is ever a
+  // target, but an untrained model may still rank them high)
+  std::vector<int64_t> never{chat_.pad, chat_.bos, chat_.user, chat_.assistant};
+  for (const auto& [m, id] : chat_.slots) never.push_back(id);
+  auto user_allowed = o.allowed;
+  o.allowed = [never, user_allowed](const std::vector<std::vector<int64_t>>& made, int64_t V) {
+    auto ok = user_allowed ? user_allowed(made, V).to(torch::kBool).clone()
+                           : torch::ones({static_cast<int64_t>(made.size()), V}, torch::kBool);
+    for (auto id : never)
+      if (id >= 0 && id < V) ok.select(1, id).fill_(false);
+    return ok;
+  };
   return nn::lm::generate_from_embeds(lm, p.embeds, p.ids, o);
 }
 

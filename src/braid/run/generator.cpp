@@ -32,6 +32,9 @@ Generator::Prepared Generator::prepare(const GenerateRequest& r) {
     out.task = t.name;
     if (prompt.empty()) prompt = t.prompt;
   }
+  if (out.task.empty())  // a prompt of the run's own tasks names that task
+    for (const auto& t : spec_.tasks)
+      if (t.modality == m && t.prompt == prompt) out.task = t.name;
   out.prompt = prompt;
   prompt = text_prefix(prompt, p_.pre->options().text.max_tokens);
   out.request.modality = m;
@@ -46,8 +49,11 @@ Generator::Prepared Generator::prepare(const GenerateRequest& r) {
 }
 
 GenerateAnswer Generator::generate(const GenerateRequest& r, const std::function<bool(const std::string&)>& on_text) {
+  return generate(prepare(r), on_text);
+}
+
+GenerateAnswer Generator::generate(Prepared pr, const std::function<bool(const std::string&)>& on_text) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto pr = prepare(r);
   std::vector<int64_t> made;
   std::string shown;
   bool stopped = false;
@@ -85,8 +91,8 @@ GenerateAnswer Generator::generate(const GenerateRequest& r, const std::function
 }
 
 torch::Tensor Generator::prompt_logits(const GenerateRequest& r) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto pr = prepare(r);
+  std::lock_guard<std::mutex> lock(mu_);
   return p_.model->prompt_logits(pr.batch, pr.request)[0].to(torch::kCPU);
 }
 

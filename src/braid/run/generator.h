@@ -34,10 +34,20 @@ class Generator {
   // `weights`: "model", "best", "last" or a file (run/run_dir.h); device "" = the run's.
   explicit Generator(const std::string& run, const std::string& weights = "model", const std::string& device = "");
 
+  // A request checked and its input decoded (InputError on bad input), ready to generate: the server
+  // prepares before it starts streaming, so bad input is a plain 400.
+  struct Prepared {
+    Batch batch;
+    models::ModelImpl::GenerateRequest request;
+    std::string task, prompt;
+  };
+  Prepared prepare(const GenerateRequest& r);
+
   // One answer. `on_text` (optional) receives the decoded text grown by each step, as it is made; returning
   // false stops generation (a client went away). Thread-safe (one generation at a time).
   GenerateAnswer generate(const GenerateRequest& r,
                           const std::function<bool(const std::string& delta)>& on_text = {});
+  GenerateAnswer generate(Prepared pr, const std::function<bool(const std::string& delta)>& on_text = {});
   // Logits [T, V] of the rendered prompt of `r` (the parity check of training, CLI and server).
   torch::Tensor prompt_logits(const GenerateRequest& r);
 
@@ -47,12 +57,6 @@ class Generator {
   const std::vector<std::string>& inputs() const { return inputs_; }
 
  private:
-  struct Prepared {
-    Batch batch;
-    models::ModelImpl::GenerateRequest request;
-    std::string task, prompt;
-  };
-  Prepared prepare(const GenerateRequest& r);
   Pipeline p_;
   nn::lm::ChatSpec spec_;
   std::vector<std::string> inputs_;

@@ -31,6 +31,15 @@ const char* kPage = R"HTML(<!doctype html>
 <form id="fileform">
   <label>or upload an image or audio file: <input id="file" type="file" accept="image/*,audio/*"></label>
 </form>
+<section id="chat" class="chat" hidden>
+  <form id="askform" autocomplete="off">
+    <input id="prompt" type="text" placeholder="ask about an image or a recording, e.g. what is shown?">
+    <label>with: <input id="askfile" type="file" accept="image/*,audio/*"></label>
+    <button type="submit">Ask</button>
+  </form>
+  <p class="asked" id="asked"></p>
+  <p id="answer" class="answer" data-state="idle"></p>
+</section>
 <p id="status" class="status"></p>
 <main id="results" class="grid"></main>
 <script src="/static/app.js"></script>
@@ -99,8 +108,82 @@ fetch("/api/health").then((r) => r.json()).then((h) => {
     "queries: " + h.modalities.join(", ");
 }).catch(() => {});
 
-const q0 = new URLSearchParams(location.search).get("q");
+// The chat box (generative runs): POST /api/generate, the answer streamed in as server-sent events.
+function onEvent(raw) {
+  let name = "message", data = "";
+  for (const line of raw.split("\n")) {
+    if (line.startsWith("event: ")) name = line.slice(7);
+    else if (line.startsWith("data: ")) data += line.slice(6);
+  }
+  if (!data) return;
+  const j = JSON.parse(data);
+  const a = $("answer");
+  if (name === "message") { a.textContent += j.text; }
+  else if (name === "done") {
+    a.textContent = j.text; a.dataset.state = "done";
+    $("asked").textContent = "\u201c" + j.prompt + "\u201d" + (j.task ? " (task " + j.task + ")" : "") + ", " +
+      j.tokens + " tokens:";
+  } else if (name === "error") { a.textContent = "Error: " + j.error; a.dataset.state = "error"; }
+}
+
+// XMLHttpRequest's progress events hand over the stream as it arrives (and a pending request keeps a
+// headless browser waiting for the whole answer, which a fetch body reader does not).
+function ask(body, headers) {
+  const a = $("answer");
+  a.textContent = ""; a.dataset.state = "streaming"; $("asked").textContent = "";
+  const x = new XMLHttpRequest();
+  let seen = 0, buf = "";
+  const pump = () => {
+    const t = x.responseText;
+    buf += t.slice(seen); seen = t.length;
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) { onEvent(buf.slice(0, i)); buf = buf.slice(i + 2); }
+  };
+  x.open("POST", "/api/generate");
+  for (const [k, v] of Object.entries(headers || {})) x.setRequestHeader(k, v);
+  x.onprogress = () => { if (x.status === 200) pump(); };
+  x.onload = () => {
+    if (x.status === 200) { pump(); return; }
+    let m = x.responseText;
+    try { m = JSON.parse(m).error; } catch (e) {}
+    a.textContent = "Error: " + m; a.dataset.state = "error";
+  };
+  x.onerror = () => { a.textContent = "Error: the request failed"; a.dataset.state = "error"; };
+  x.send(body);
+}
+
+function askWith(prompt, file) {
+  if (!file) return ask(JSON.stringify({prompt: prompt}), {"Content-Type": "application/json"});
+  const fd = new FormData();
+  fd.append(file.type.startsWith("audio") || /\.(wav|flac|ogg)$/i.test(file.name || "") ? "audio" : "image", file,
+            file.name || "upload");
+  if (prompt) fd.append("prompt", prompt);
+  return ask(fd);
+}
+
+$("askform").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  askWith($("prompt").value.trim(), $("askfile").files[0]);
+});
+
+const params = new URLSearchParams(location.search);
+const q0 = params.get("q");
 if (q0) { $("q").value = q0; searchText(q0); }
+
+// `?ask=PROMPT&media=SLOT` asks about an indexed file on load (links, tests)
+fetch("/api/health").then((r) => r.json()).then(async (h) => {
+  if (!h.generates) return;
+  $("chat").hidden = false;
+  const p0 = params.get("ask"), m0 = params.get("media");
+  if (p0 === null && m0 === null) return;
+  $("prompt").value = p0 || "";
+  let file = null;
+  if (m0 !== null) {
+    const r = await fetch("/media/" + encodeURIComponent(m0));
+    if (r.ok) { const b = await r.blob(); file = new File([b], "media-" + m0 + (b.type.startsWith("audio") ? ".wav" : ".png"), {type: b.type}); }
+  }
+  askWith(p0 || "", file);
+}).catch(() => {});
 )JS";
 
 const char* kStyle = R"CSS(body { font-family: sans-serif; margin: 0 2em 2em; background: #fafafa; color: #222; }
@@ -117,6 +200,10 @@ button { font-size: 1.1em; padding: 0.3em 1em; background: #3a6ea5; color: white
         text-align: center; font-size: 0.8em; overflow-wrap: anywhere; }
 .card img { image-rendering: auto; background: #fff; }
 .card audio { width: 120px; }
+.chat { margin: 0.6em 0 1em; padding: 0.6em 0.8em; background: white; border: 1px solid #ddd; border-radius: 6px; }
+#prompt { width: 24em; max-width: 60vw; font-size: 1.05em; padding: 0.3em 0.5em; }
+.asked { color: #555; margin: 0.4em 0 0; font-size: 0.9em; }
+.answer { font-size: 1.3em; margin: 0.2em 0; min-height: 1.4em; }
 )CSS";
 
 const char* kLogo = R"SVG(<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40">

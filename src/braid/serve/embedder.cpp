@@ -14,7 +14,8 @@
 namespace braid::serve {
 
 Embedder::Embedder(const std::string& run, const std::string& weights) : run_(run), p_(run::open_run(run, weights)) {
-  BRAID_INPUT_CHECK(p_.task == run::Task::Align, "{}: run was trained with a task other than 'align'; "
+  BRAID_INPUT_CHECK(p_.task == run::Task::Align || (p_.task == run::Task::Generate && !p_.model->capabilities().embeds.empty()),
+                    "{}: run was trained with a task other than 'align' or 'generate'; "
                     "embedding needs a model with a shared space (task: align)", run);
   p_.model->eval();
   // The modalities the model embeds that a query can carry (text, image or audio).

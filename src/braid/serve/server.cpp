@@ -22,6 +22,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "braid/core/error.h"
@@ -503,6 +504,7 @@ struct Server::Impl {
   std::condition_variable decode_cv;
   int decoding = 0;
   std::atomic<int> decode_peak{0};
+  std::atomic<int64_t> generations{0};  // answers streamed by /api/generate
 
   Impl(Embedder& em, const VectorIndex& ix, const ServerOptions& o)
       : e(em), index(ix), opt(o), batcher(em, o.batch), http(o) {}
@@ -569,6 +571,76 @@ struct Server::Impl {
     BRAID_INPUT_CHECK(e.embeds(q.modality), "this run does not embed '{}' (it embeds {})", q.modality,
                       fmt::format("{}", fmt::join(e.modalities(), ", ")));
     return q;
+  }
+
+  // POST /api/generate: the request as a run::GenerateRequest (input, prompt, task, sampling).
+  run::GenerateRequest parse_generate(const httplib::Request& req) {
+    run::GenerateRequest r;
+    auto& o = r.options;
+    auto number = [](const std::string& s, const char* what) {
+      try {
+        size_t used = 0;
+        const double v = std::stod(s, &used);
+        if (used == s.size() && std::isfinite(v)) return v;
+      } catch (const std::exception&) {
+      }
+      input_error("{}: expected a number, got '{}'", what, s.substr(0, 32));
+    };
+    if (req.is_multipart_form_data()) {
+      for (const char* f : {"image", "audio"})
+        if (req.has_file(f)) {
+          auto file = req.get_file_value(f);
+          r.input = {f, file.content, file.filename.empty() ? std::string("upload") : file.filename};
+          break;
+        }
+      auto field = [&](const char* k) { return req.has_file(k) ? req.get_file_value(k).content : std::string(); };
+      r.prompt = field("prompt");
+      r.task = field("task");
+      if (req.has_file("max_tokens")) o.max_tokens = parse_count(field("max_tokens"), "field 'max_tokens'");
+      if (req.has_file("top_k")) o.sample.top_k = parse_count(field("top_k"), "field 'top_k'");
+      if (req.has_file("seed")) o.seed = static_cast<uint64_t>(parse_count(field("seed"), "field 'seed'"));
+      if (req.has_file("temperature")) o.sample.temperature = number(field("temperature"), "field 'temperature'");
+      if (req.has_file("top_p")) o.sample.top_p = number(field("top_p"), "field 'top_p'");
+    } else {
+      json j;
+      try {
+        j = json::parse(req.body);
+      } catch (const json::exception&) {
+        input_error("request body is not JSON; expected {{\"prompt\": \"...\"}} or a multipart upload (image, audio)");
+      }
+      BRAID_INPUT_CHECK(j.is_object(), "expected a JSON object with a string field 'prompt'");
+      auto str = [&](const char* k) {
+        if (!j.contains(k)) return std::string();
+        BRAID_INPUT_CHECK(j[k].is_string(), "field '{}' must be a string", k);
+        return j[k].get<std::string>();
+      };
+      auto integer = [&](const char* k, int64_t def) {
+        if (!j.contains(k)) return def;
+        BRAID_INPUT_CHECK(j[k].is_number_integer(), "field '{}' must be an integer", k);
+        return j[k].get<int64_t>();
+      };
+      auto real = [&](const char* k, double def) {
+        if (!j.contains(k)) return def;
+        BRAID_INPUT_CHECK(j[k].is_number(), "field '{}' must be a number", k);
+        return j[k].get<double>();
+      };
+      r.prompt = str("prompt");
+      r.task = str("task");
+      o.max_tokens = integer("max_tokens", o.max_tokens);
+      o.sample.top_k = integer("top_k", 0);
+      o.seed = static_cast<uint64_t>(integer("seed", 0));
+      o.sample.temperature = real("temperature", 0.0);
+      o.sample.top_p = real("top_p", 1.0);
+    }
+    BRAID_INPUT_CHECK(o.max_tokens >= 1 && o.max_tokens <= opt.max_new_tokens, "max_tokens = {}: expected 1..{}",
+                      o.max_tokens, opt.max_new_tokens);
+    BRAID_INPUT_CHECK(o.sample.temperature >= 0 && o.sample.temperature <= 100, "temperature = {}: expected 0..100",
+                      o.sample.temperature);
+    BRAID_INPUT_CHECK(o.sample.top_k >= 0, "top_k = {}: expected >= 0", o.sample.top_k);
+    BRAID_INPUT_CHECK(o.sample.top_p > 0 && o.sample.top_p <= 1, "top_p = {}: expected (0, 1]", o.sample.top_p);
+    BRAID_INPUT_CHECK(!r.input.modality.empty() || !r.prompt.empty() || !r.task.empty(),
+                      "nothing to answer: give a prompt, a task or an image / audio upload");
+    return r;
   }
 
   torch::Tensor embed(const Query& q) {
@@ -668,8 +740,42 @@ struct Server::Impl {
                            {"index", index.describe()},
                            {"modalities", e.modalities()},
                            {"batches", batcher.batches()},
-                           {"requests", batcher.items()}});
+                           {"requests", batcher.items()},
+                           {"generates", opt.generator != nullptr},
+                           {"generations", generations.load()}});
     });
+    if (opt.generator) {
+      http.Post("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
+        guarded(res, [&] {
+          auto r = parse_generate(req);
+          std::shared_ptr<run::Generator::Prepared> pr;
+          {  // bad input is a plain 400 before the stream starts; decodes share the decode slots
+            std::optional<DecodeSlot> slot;
+            if (!r.input.modality.empty()) slot.emplace(*this);
+            pr = std::make_shared<run::Generator::Prepared>(opt.generator->prepare(r));
+          }
+          res.set_header("Cache-Control", "no-cache");
+          res.set_chunked_content_provider("text/event-stream", [this, pr](size_t, httplib::DataSink& sink) {
+            auto event = [&](const std::string& name, const json& j) {
+              const std::string e = (name.empty() ? "" : "event: " + name + "\n") + "data: " +
+                                    j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+              return sink.is_writable() && sink.write(e.data(), e.size());
+            };
+            try {
+              single_threaded_worker();
+              auto a = opt.generator->generate(std::move(*pr), [&](const std::string& d) { return event("", {{"text", d}}); });
+              ++generations;
+              event("done", {{"text", a.text}, {"task", a.task}, {"prompt", a.prompt}, {"tokens", a.ids.size()},
+                             {"stopped", a.stopped}});
+            } catch (const std::exception& ex) {
+              event("error", {{"error", ex.what()}});
+            }
+            sink.done();
+            return true;
+          });
+        });
+      });
+    }
     http.Post("/api/embed", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(res, [&] {
         int64_t k = 1;

@@ -6,6 +6,10 @@
 //   POST /api/embed        JSON {"text": "..."} or multipart upload (field image | audio) -> {modality, dim, vector}
 //   POST /api/search       the same inputs (+ "k") -> {results: [{rank, score, id, row, path, label, url}]}
 //   GET  /media/<slot>     the file of index entry <slot> (only files the index references)
+//   POST /api/generate     generative runs (ServerOptions::generator): JSON {"prompt", "task", "max_tokens",
+//                          "temperature", "top_k", "top_p", "seed"} or the same as multipart fields with a file
+//                          field image | audio -> server-sent events: "data: {"text": piece}" per step, then
+//                          "event: done" with {"text", "task", "prompt", "tokens", "stopped"}
 //   GET  /static/<name>    assets compiled into the binary
 // Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 408 request too slow, 413 body
 // over the limit (chunked bodies too), 415 compressed body, 431 headers over the limit, 503 busy.
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "braid/run/generator.h"
 #include "braid/serve/batcher.h"
 #include "braid/serve/embedder.h"
 #include "braid/serve/index.h"
@@ -49,6 +54,8 @@ struct ServerOptions {
   int max_decodes = 2;                  // image/audio decodes at once (each up to ~1 GB at the pixel limit)
   double decode_wait_s = 30;            // a request waiting longer for a decode slot -> 503
   double drain_s = 10;                  // stop(): in-flight requests get this long to finish
+  run::Generator* generator = nullptr;  // a generative run (task: generate): POST /api/generate, the chat box
+  int64_t max_new_tokens = 128;         // /api/generate: max_tokens at most
 };
 
 class Server {
