@@ -33,6 +33,7 @@ need_py 'import torch' python3-torch
 need_braid bench lm
 say "threads $THREADS, steps $STEPS, warmup $WARMUP, repeats $REPEATS, rounds $ROUNDS; results in $OUT"
 say "config: ${LM[*]}"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 run_braid_lm() {
   say "== round $1: braid"
@@ -81,5 +82,5 @@ print(f"rates: median of {n} repeats per side ({rounds} processes per side x {n 
       f"PyTorch per-tensor loop; libtorch {b0['libtorch']}, PyTorch {t0['torch']}")
 PYEOF
 echo
-echo "host: $(hostname)"
+echo "host: $(hostname); braid: $BRAID; load average before: $LOAD_BEFORE"
 machine_line
