@@ -429,8 +429,9 @@ bool HttpServer::process_and_close_socket(socket_t sock) {
   return ret;
 }
 
-// Threads start on demand up to `max`; when all are busy the connection is answered 503 on the
-// accepting thread (tl_overloaded) instead of waiting in an unbounded queue.
+// Threads start on demand up to `max` connections at once (queued or served); one more is answered
+// 503 on the accepting thread (tl_overloaded) instead of waiting in an unbounded queue. Threads are
+// never fewer than the connections in hand, so a queued connection always has a thread coming.
 class ConnectionPool : public httplib::TaskQueue {
  public:
   ConnectionPool(size_t start, size_t max) : max_(std::max<size_t>(1, max)) {
@@ -440,9 +441,10 @@ class ConnectionPool : public httplib::TaskQueue {
   void enqueue(std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!shutdown_ && (jobs_.size() < idle_ || threads_.size() < max_)) {
+      if (!shutdown_ && active_ < max_) {
+        ++active_;
         jobs_.push_back(std::move(fn));
-        if (jobs_.size() > idle_) spawn();
+        if (threads_.size() < active_) spawn();
         cv_.notify_one();
         return;
       }
@@ -467,9 +469,7 @@ class ConnectionPool : public httplib::TaskQueue {
         std::function<void()> fn;
         {
           std::unique_lock<std::mutex> lock(mu_);
-          ++idle_;
           cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
-          --idle_;
           if (jobs_.empty()) return;
           fn = std::move(jobs_.front());
           jobs_.pop_front();
@@ -478,6 +478,8 @@ class ConnectionPool : public httplib::TaskQueue {
           fn();
         } catch (...) {  // a connection's failure (bad_alloc) must not end the server
         }
+        std::lock_guard<std::mutex> lock(mu_);
+        --active_;
       }
     });
   }
@@ -486,7 +488,7 @@ class ConnectionPool : public httplib::TaskQueue {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::vector<std::thread> threads_;
-  size_t idle_ = 0;
+  size_t active_ = 0;  // connections queued or being served
   bool shutdown_ = false;
 };
 
