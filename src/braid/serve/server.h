@@ -36,7 +36,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0 = any free port
   size_t max_body = 8u << 20;       // bytes; larger requests get 413
-  int http_threads = 0;             // request threads (0 = 2 x cores, at least 4)
+  int http_threads = 0;             // request threads started up front (0 = 2 x cores, at least 4); more start
+                                    // on demand, up to max_connections
   BatcherOptions batch;
   int64_t default_k = 10, max_k = 100;
   // Host header names (without port) the server answers; "*" = any. Empty = localhost, 127.0.0.1,
