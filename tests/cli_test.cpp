@@ -149,7 +149,7 @@ TEST(Cli, BadRecipesNameTheKey) {
   expect_input_error(run_braid(recipe("model: [1, 2\n")), {"bad.yaml", "invalid YAML"});
   expect_input_error(run_braid(train(e, e.manifest, "--set train.lr=-1")), {"train.lr", "positive"});
   expect_input_error(run_braid(train(e, e.manifest, "--set model.modalities=[smell]")), {"unknown modality 'smell'"});
-  expect_input_error(run_braid(train(e, e.manifest, "--set task=cluster")), {"'task'", "classify, regress or align"});
+  expect_input_error(run_braid(train(e, e.manifest, "--set task=cluster")), {"'task'", "classify, regress, align or generate"});
 }
 
 TEST(Cli, BenchGemmReportsARateAndRejectsBadSizes) {

@@ -122,6 +122,12 @@ std::vector<std::pair<std::string, json>> events(const std::string& body) {
   return out;
 }
 
+// POST /api/generate with an image and a prompt (multipart), as the page and curl send it.
+httplib::Result ask_image(httplib::Client& c, const std::string& png, const std::string& prompt) {
+  httplib::MultipartFormDataItems form{{"image", png, "asked.png", "image/png"}, {"prompt", prompt, "", ""}};
+  return c.Post("/api/generate", form);
+}
+
 }  // namespace
 
 TEST(MLLMServe, GenerateStreamsTheAnswerOfBraidGenerate) {
@@ -138,9 +144,7 @@ TEST(MLLMServe, GenerateStreamsTheAnswerOfBraidGenerate) {
   ASSERT_TRUE(media && media->status == 200);
   const std::string img = t.dir + "/asked.png";
   write_file(img, media->body);
-  httplib::MultipartFormDataItems form{{"image", media->body, "asked.png", "image/png"},
-                                       {"prompt", "what is shown?", "", ""}};
-  auto res = c.Post("/api/generate", form);
+  auto res = ask_image(c, media->body, "what is shown?");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/event-stream", 0), 0u);
@@ -198,8 +202,7 @@ TEST(MLLMServe, BrowserChatBoxShowsTheStreamedAnswer) {
   httplib::Client c("127.0.0.1", srv.port());
   auto media = c.Get("/media/1");
   ASSERT_TRUE(media && media->status == 200);
-  httplib::MultipartFormDataItems form{{"image", media->body, "m.png", "image/png"}, {"prompt", "what is shown?", "", ""}};
-  auto res = c.Post("/api/generate", form);
+  auto res = ask_image(c, media->body, "what is shown?");
   ASSERT_TRUE(res && res->status == 200);
   std::string want;  // as the DOM serializes text
   for (char ch : events(res->body).back().second["text"].get<std::string>())

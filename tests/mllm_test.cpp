@@ -90,6 +90,15 @@ struct Tiny {
     }
     return {data, len};
   }
+  // Ask task 0 ("what is shown?") about the batch's images for exactly `n` tokens (no stop token).
+  models::ModelImpl::GenerateRequest ask(int64_t n) const {
+    models::ModelImpl::GenerateRequest req;
+    req.modality = "image";
+    req.prompt_ids = spec.tasks[0].prompt_ids;
+    req.options.max_tokens = n;
+    req.options.stop_tokens = {-5};
+    return req;
+  }
   Batch batch() const {
     Batch b;
     const int64_t B = static_cast<int64_t>(answers.size());
@@ -194,10 +203,7 @@ TEST(MLLM, TrainingForwardAndGenerationPromptGiveTheSameLogits) {
     one.index = {r};
     for (const auto& [m, mb] : b.mods)
       one.mods[m] = {mb.data.narrow(0, r, 1), mb.lengths.narrow(0, r, 1), mb.present.narrow(0, r, 1)};
-    models::ModelImpl::GenerateRequest req;
-    req.modality = "image";
-    req.prompt_ids = task.prompt_ids;
-    auto pl = t.model->prompt_logits(one, req);  // [1, prefix, V], the path of braid generate and the server
+    auto pl = t.model->prompt_logits(one, t.ask(1));  // task 0's prompt  // [1, prefix, V], the path of braid generate and the server
     ASSERT_EQ(pl.size(1), prefix);
     EXPECT_TRUE(AllClose(pl[0], f.logits[r].narrow(0, 0, prefix), 1e-4, "row " + std::to_string(r)));
   }
@@ -206,11 +212,7 @@ TEST(MLLM, TrainingForwardAndGenerationPromptGiveTheSameLogits) {
 TEST(MLLM, CachedAndUncachedDecodingGiveTheSameTokens) {
   Tiny t;
   auto b = t.batch();
-  models::ModelImpl::GenerateRequest req;
-  req.modality = "image";
-  req.prompt_ids = t.spec.tasks[0].prompt_ids;
-  req.options.max_tokens = 12;
-  req.options.stop_tokens = {-5};  // never stop: compare all 12 steps
+  auto req = t.ask(12);  // never stops: compares all 12 steps
   auto cached = t.model->generate(b, req);
   req.options.use_cache = false;
   auto full = t.model->generate(b, req);
@@ -222,11 +224,7 @@ TEST(MLLM, CachedAndUncachedDecodingGiveTheSameTokens) {
 TEST(MLLM, SampledGenerationIsDeterministicForASeed) {
   Tiny t;
   auto b = t.batch();
-  models::ModelImpl::GenerateRequest req;
-  req.modality = "image";
-  req.prompt_ids = t.spec.tasks[0].prompt_ids;
-  req.options.max_tokens = 10;
-  req.options.stop_tokens = {-5};
+  auto req = t.ask(10);
   req.options.sample.temperature = 1.5;
   req.options.seed = 7;
   auto a = t.model->generate(b, req), a2 = t.model->generate(b, req);
@@ -239,11 +237,7 @@ TEST(MLLM, SampledGenerationIsDeterministicForASeed) {
 TEST(MLLM, ConstrainedDecodingOnlyEmitsAllowedTokens) {
   Tiny t;
   auto b = t.batch();
-  models::ModelImpl::GenerateRequest req;
-  req.modality = "image";
-  req.prompt_ids = t.spec.tasks[0].prompt_ids;
-  req.options.max_tokens = 6;
-  req.options.stop_tokens = {-5};
+  auto req = t.ask(6);
   const auto allowed_ids = ids_of(t.tok, "red heart");
   req.options.allowed = [&](const std::vector<std::vector<int64_t>>& made, int64_t V) {
     auto m = torch::zeros({static_cast<int64_t>(made.size()), V}, torch::kBool);
@@ -260,11 +254,7 @@ TEST(MLLM, ConstrainedDecodingOnlyEmitsAllowedTokens) {
 TEST(MLLM, AnswersNeverHoldChatMarkersOrSlots) {
   Tiny t;
   auto b = t.batch();
-  models::ModelImpl::GenerateRequest req;
-  req.modality = "image";
-  req.prompt_ids = t.spec.tasks[0].prompt_ids;
-  req.options.max_tokens = 40;
-  req.options.stop_tokens = {-5};
+  auto req = t.ask(40);
   req.options.sample.temperature = 5.0;  // nearly uniform: every token has a chance
   auto g = t.model->generate(b, req);
   std::set<int64_t> never{t.spec.pad, t.spec.bos, t.spec.user, t.spec.assistant};

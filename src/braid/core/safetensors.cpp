@@ -127,6 +127,7 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
     f.write(header.data(), static_cast<std::streamsize>(header.size()));
     for (const auto& t : parts)
       f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    f.close();  // the last buffered bytes reach the file here: a full disk shows now, not after the rename
     if (!f) throw std::runtime_error(tmp + ": write failed");
   });
 }

@@ -146,6 +146,7 @@ void Tokenizer::train(const std::vector<std::string>& lines, int vocab, const st
   atomic_write(model_path, [&](const std::string& tmp) {
     std::ofstream f(tmp, std::ios::binary);
     f.write(proto.data(), static_cast<std::streamsize>(proto.size()));
+    f.close();  // flushes: a full disk fails here, before the rename
     if (!f) throw std::runtime_error(tmp + ": write failed");
   });
 }

@@ -10,6 +10,19 @@
 
 namespace braid::eval {
 
+void for_each_batch(Pipeline& p, data::Loader& loader, const std::string& label,
+                    const std::function<void(const Batch& host, const Batch& dev)>& fn) {
+  loader.start_epoch(0);
+  Progress bar(label, loader.batches_per_epoch(), "batches");
+  int64_t done = 0;
+  while (auto b = loader.next()) {
+    check_interrupt();
+    fn(*b, b->to(p.device));
+    bar.update(++done, "", b->size());
+  }
+  bar.finish();
+}
+
 nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
                         const std::vector<std::string>& drop) {
   if (p.task == Task::Align) {
@@ -24,19 +37,13 @@ nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& la
   bool was_training = p.model->is_training();
   p.model->eval();
   std::vector<torch::Tensor> outs, truth;
-  loader.start_epoch(0);
-  Progress bar(label, loader.batches_per_epoch(), "batches");
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    if (!drop.empty()) drop_modalities(*b, drop);
-    auto batch = b->to(p.device);
+  for_each_batch(p, loader, label, [&](const Batch& b, const Batch& dev) {
+    Batch batch = dev;
+    if (!drop.empty()) drop_modalities(batch, drop);
     AutocastScope ac(p.device.type(), p.precision);
     outs.push_back(p.model->forward(batch).to(torch::kCPU).to(torch::kFloat));
-    truth.push_back(p.task == Task::Classify ? b->labels : b->targets);
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
+    truth.push_back(p.task == Task::Classify ? b.labels : b.targets);
+  });
   p.model->train(was_training);
   if (outs.empty()) return {{"n", 0}};
   auto o = torch::cat(outs), t = torch::cat(truth);
@@ -48,24 +55,17 @@ Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label
   bool was_training = p.model->is_training();
   p.model->eval();
   std::map<std::string, std::vector<torch::Tensor>> vec, idx;
-  loader.start_epoch(0);
-  Progress bar(label, loader.batches_per_epoch(), "batches");
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    auto batch = b->to(p.device);
-    auto index = torch::tensor(b->index, torch::kLong);
+  for_each_batch(p, loader, label, [&](const Batch& b, const Batch& batch) {
+    auto index = torch::tensor(b.index, torch::kLong);
     AutocastScope ac(p.device.type(), p.precision);
     for (const auto& [m, mb] : batch.mods) {
       auto e = p.model->embed(m, mb);
       if (!e.defined()) continue;
-      auto keep = b->mods.at(m).present.to(torch::kBool);
+      auto keep = b.mods.at(m).present.to(torch::kBool);
       vec[m].push_back(e.to(torch::kCPU).to(torch::kFloat).index({keep}));
       idx[m].push_back(index.index({keep}));
     }
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
+  });
   p.model->train(was_training);
   Embeddings out;
   const auto& samples = loader.manifest().samples();

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +15,11 @@ namespace braid::eval {
 
 using run::Pipeline;
 using run::Task;
+
+// One pass over `loader` in order with a progress bar named `label` (and Ctrl-C checks): fn(batch as
+// loaded, the same batch on the pipeline's device) for each batch.
+void for_each_batch(Pipeline& p, data::Loader& loader, const std::string& label,
+                    const std::function<void(const Batch& host, const Batch& dev)>& fn);
 
 // Run the model over a loader and score it (classification or regression metrics; for align,
 // retrieval between every pair of modalities, see evaluate_alignment).

@@ -201,12 +201,8 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
   std::map<std::string, double> nll_sum;  // teacher-forced answer NLL per task, weighted by batch rows
   std::map<std::string, int64_t> nll_n;
   nlohmann::json examples = nlohmann::json::array();
-  loader.start_epoch(0);
-  Progress bar(label, loader.batches_per_epoch(), "batches");
-  int64_t done = 0;
-  while (auto b = loader.next()) {
-    check_interrupt();
-    auto batch = b->to(p.device);
+  for_each_batch(p, loader, label, [&](const Batch& host, const Batch& batch) {
+    const Batch* b = &host;
     {
       AutocastScope ac(p.device.type(), p.precision);
       p.model->objective(batch);
@@ -257,9 +253,7 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
         }
       }
     }
-    bar.update(++done, "", b->size());
-  }
-  bar.finish();
+  });
 
   nlohmann::json out = {{"tasks", nlohmann::json::object()}};
   double score = 0, nll_all = 0;
