@@ -66,12 +66,12 @@ train: {epochs: 4, batch_size: 8, lr: 0.01}
 // `braid serve RUN --index IDX --port 0` in a child process; SIGTERM on destruction.
 class Serve {
  public:
-  Serve() {
+  explicit Serve(const std::string& extra = "") {
     const auto& t = gen_run();
     static int counter = 0;
     log_ = t.dir + "/serve_" + std::to_string(counter++) + ".log";  // a fresh log: never an old server's port
     const std::string cmd = "exec " + std::string(BRAID_EXE) + " serve " + q(t.run) + " --index " + q(t.index) +
-                            " --port 0 --threads 1 >" + q(log_) + " 2>&1";
+                            " --port 0 --threads 1 " + extra + " >" + q(log_) + " 2>&1";
     pid_ = fork();
     if (pid_ == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -188,6 +188,21 @@ TEST(MLLMServe, GenerateStreamsTheAnswerOfBraidGenerate) {
   auto bi = c.Post("/api/generate", bad_img);
   ASSERT_TRUE(bi);
   EXPECT_EQ(bi->status, 400) << bi->body;
+}
+
+TEST(MLLMServe, MaxNewTokensFlagBoundsRequests) {
+  const auto& t = gen_run();
+  ASSERT_TRUE(t.ok) << t.why;
+  Serve srv("--max-new-tokens 4");
+  ASSERT_GT(srv.port(), 0) << srv.log();
+  httplib::Client c("127.0.0.1", srv.port());
+  auto over = c.Post("/api/generate", R"({"prompt": "what is shown?", "max_tokens": 5})", "application/json");
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 400);
+  EXPECT_NE(over->body.find("expected 1..4"), std::string::npos) << over->body;
+  auto ok = c.Post("/api/generate", R"({"prompt": "what is shown?", "max_tokens": 4})", "application/json");
+  ASSERT_TRUE(ok && ok->status == 200);
+  EXPECT_LE(events(ok->body).back().second["tokens"].get<int64_t>(), 4);
 }
 
 TEST(MLLMServe, BrowserChatBoxShowsTheStreamedAnswer) {

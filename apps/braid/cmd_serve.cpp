@@ -144,6 +144,17 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   v->add_option("--threads", va->threads, "intra-op threads of the model forward (0 = all cores)")
       ->capture_default_str();
   v->add_option("--weights", va->weights, "model (final), best, or a weights file path")->capture_default_str();
+  v->add_option("--max-connections", va->opt.max_connections, "connections served at once (more: HTTP 503)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  v->add_option("--header-timeout", va->opt.header_timeout_s, "seconds for a request's line and headers (else 408)")
+      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  v->add_option("--request-timeout", va->opt.request_timeout_s,
+                 "seconds for a whole request and its response, streamed answers included (else 408)")
+      ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  v->add_option("--max-decodes", va->opt.max_decodes, "image/audio decodes at once")->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  v->add_option("--max-new-tokens", va->opt.max_new_tokens, "generative runs: the largest max_tokens of /api/generate")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
   out.emplace_back(v, [va] {
     va->opt.max_body = static_cast<size_t>(va->max_body_mb * 1024 * 1024);
     va->opt.batch.threads = configure_threads(va->threads);
