@@ -36,7 +36,7 @@ train: {epochs: 3, batch_size: 4, log_every: 1, grad_clip: 1.0, warmup_steps: 2}
 
 // Two tiny runs of the same data, the second with another learning rate; trained once for the file.
 struct Trained {
-  std::string dir, a, b;
+  std::string dir, manifest, a, b;
   bool ok = false;
   std::string why;
 };
@@ -45,7 +45,7 @@ const Trained& trained() {
   static Trained t = [] {
     Trained t;
     t.dir = temp_dir("report");
-    const std::string manifest = make_toy_dataset(t.dir + "/data", ToyOptions{24, 3});
+    const std::string manifest = t.manifest = make_toy_dataset(t.dir + "/data", ToyOptions{24, 3});
     write_file(t.dir + "/r.yaml", kRecipe);
     t.a = t.dir + "/run_a";
     t.b = t.dir + "/run_b";
@@ -221,7 +221,7 @@ TEST(ReportBrowser, RunPageRendersItsCurvesAndMetrics) {
   const auto& t = trained();
   TempDir w("report_page");
   const std::string page = w.file("page.html");
-  auto r = run_braid("report " + q(t.a) + " --out " + q(page));
+  auto r = run_braid("report " + q(t.a) + " --data " + q(t.manifest) + " --split val --threads 1 --out " + q(page));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(last_line(r.out), page);
   const auto dom = load_in_chromium(chromium, page, w.path.string());
@@ -259,6 +259,35 @@ TEST(ReportBrowser, RunPageRendersItsCurvesAndMetrics) {
   EXPECT_EQ(cell(dom.html, "facts-table", "steps"), summary["steps"].get<double>());
   for (const auto& [name, v] : summary["val"]["per_class"].items())
     EXPECT_DOUBLE_EQ(cell(dom.html, "per-class-table", name), v["recall"].get<double>()) << name;
+  // the confusion matrix over the val split: each row sums to the split's samples of that class (counted
+  // here from the manifest), and its diagonal share is the per-class recall that training's final
+  // validation wrote to summary.json
+  std::map<std::string, int64_t> val_counts;
+  int64_t val_n = 0;
+  for (const auto& j : read_jsonl(t.manifest))
+    if (j.value("split", "") == "val") ++val_counts[j.at("label").get<std::string>()], ++val_n;
+  const auto cm = dom.html.find("<table class=\"confusion\" id=\"confusion\">");
+  ASSERT_NE(cm, std::string::npos) << "no confusion matrix";
+  const std::string table = dom.html.substr(cm, dom.html.find("</table>", cm) - cm);
+  const std::regex row(R"re(<tr data-key="([^"]+)">(.*?)</tr>)re"), count(R"re(data-count="(\d+)")re");
+  int64_t total = 0;
+  size_t rows = 0;
+  for (auto it = std::sregex_iterator(table.begin(), table.end(), row); it != std::sregex_iterator(); ++it, ++rows) {
+    const std::string name = (*it)[1].str(), cells = (*it)[2].str();
+    int64_t sum = 0;
+    std::vector<int64_t> v;
+    for (auto c = std::sregex_iterator(cells.begin(), cells.end(), count); c != std::sregex_iterator(); ++c)
+      v.push_back(std::stoll((*c)[1].str())), sum += v.back();
+    EXPECT_EQ(sum, val_counts[name]) << name;
+    ASSERT_EQ(v.size(), 3u) << name;  // one column per class
+    total += sum;
+    if (summary["val"]["per_class"].contains(name))
+      EXPECT_NEAR(static_cast<double>(v.at(rows)) / sum, summary["val"]["per_class"][name]["recall"].get<double>(), 1e-12)
+          << name;
+  }
+  EXPECT_EQ(rows, 3u);
+  EXPECT_EQ(total, val_n);
+
   // the recipe, as written (its learning-rate line)
   const std::string recipe = read_file(rd.recipe());
   const auto lr = recipe.find("lr:");
@@ -275,7 +304,8 @@ TEST(ReportBrowser, ComparePageOverlaysRunsAndDiffsRecipes) {
   const auto& t = trained();
   TempDir w("report_compare");
   const std::string page = w.file("compare.html");
-  auto r = run_braid("report --compare " + q(t.a) + " " + q(t.b) + " --out " + q(page));
+  auto r = run_braid("report --compare " + q(t.a) + " " + q(t.b) + " --data " + q(t.manifest) + " --threads 1 --out " +
+                     q(page));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto dom = load_in_chromium(chromium, page, w.path.string());
   ASSERT_NE(dom.html.find("</html>"), std::string::npos) << "no DOM\n" << dom.log;
@@ -292,6 +322,8 @@ TEST(ReportBrowser, ComparePageOverlaysRunsAndDiffsRecipes) {
     EXPECT_DOUBLE_EQ(cell(dom.html, "final-metrics", "accuracy", col), s["val"]["accuracy"].get<double>());
     EXPECT_DOUBLE_EQ(cell(dom.html, "final-metrics", "loss", col), s["val"]["loss"].get<double>());
   }
+  // a confusion matrix per run, each on the val split's samples
+  for (const char* id : {"confusion-0", "confusion-1"}) EXPECT_NE(dom.html.find(id), std::string::npos) << id;
   // recipe diff: the learning rate is the only setting that differs (one line out, one in)
   const std::string diff = dom.html.substr(dom.html.find("id=\"recipe\""), 3000);
   EXPECT_NE(diff.find("data-changed=\"2\""), std::string::npos) << diff;
@@ -421,4 +453,14 @@ TEST(Report, BadInputIsOneLineNamingFileAndLine) {
   expect_one_line_error(run_braid("report " + q(w.file("ok")) + " " + q(w.file("ok")) + out), {"--compare"});
   expect_one_line_error(run_braid("report --compare " + q(w.file("ok")) + out), {"two or more"});
   EXPECT_NE(run_braid("report").code, 0);
+}
+
+// --data: a manifest that is not there, or a split without samples, is one line naming it.
+TEST(Report, ConfusionInputErrorsNameTheManifestOrSplit) {
+  REQUIRE_TRAINED();
+  const auto& t = trained();
+  TempDir w("report_cm_bad");
+  const std::string out = " --threads 1 --out " + q(w.file("x.html"));
+  expect_one_line_error(run_braid("report " + q(t.a) + " --data " + q(w.file("nope.jsonl")) + out), {"nope.jsonl"});
+  expect_one_line_error(run_braid("report " + q(t.a) + " --data " + q(t.manifest) + " --split nosuch" + out), {"nosuch"});
 }

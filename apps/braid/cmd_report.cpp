@@ -1,5 +1,5 @@
-// braid report RUN [--out report.html] [--svg]
-// braid report --compare RUN1 RUN2 ... [--out report.html] [--svg]
+// braid report RUN [--out report.html] [--svg] [--data MANIFEST [--split val] [--weights model]]
+// braid report --compare RUN1 RUN2 ... [--out report.html] [--svg] [--data MANIFEST ...]
 // One self-contained HTML page of a run's curves and results, or of several runs side by side
 // (apps/braid/report.h says what it shows; docs/report.md for users).
 #include <fmt/format.h>
@@ -10,6 +10,8 @@
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/core/runtime.h"
+#include "braid/run/run_dir.h"
 #include "commands.h"
 #include "report.h"
 
@@ -22,6 +24,8 @@ struct ReportArgs {
   std::string out = "report.html";
   bool compare = false;
   bool svg = false;
+  report::ConfusionRequest confusion;  // .manifest empty: no confusion matrix
+  int threads = 0;
 };
 
 int run_report(const ReportArgs& a) {
@@ -35,6 +39,13 @@ int run_report(const ReportArgs& a) {
                       a.runs.size());
   std::vector<report::RunData> runs;
   for (const auto& dir : a.runs) runs.push_back(report::load_run(dir));
+  if (!a.confusion.manifest.empty()) {
+    configure_threads(a.threads);
+    for (auto& r : runs) {
+      r.confusion = report::confusion(r.dir, a.confusion);
+      if (r.confusion.is_null()) spdlog::warn("{}: not a classification run: no confusion matrix", r.dir);
+    }
+  }
   // runs of the same directory name (a/run, b/run) are told apart by their paths
   std::set<std::string> seen, dup;
   for (const auto& r : runs)
@@ -64,6 +75,13 @@ void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   r->add_flag("--svg", a->svg,
               report::has_uplot() ? "draw the charts as static SVG instead of with uPlot (no JavaScript)"
                                   : "static SVG charts (always so: this braid was built without uPlot)");
+  r->add_option("--data", a->confusion.manifest,
+                 "manifest JSONL: run each classification run's model over --split of it and add the confusion matrix");
+  r->add_option("--split", a->confusion.split, "with --data: the split to count the confusion matrix on")
+      ->capture_default_str();
+  r->add_option("--weights", a->confusion.weights, "with --data: " + run::weights_help())->capture_default_str();
+  r->add_option("--device", a->confusion.device, "with --data: cpu, cuda or cuda:N (default: the run's device)");
+  r->add_option("--threads", a->threads, "with --data: intra-op threads (0 = all cores)")->capture_default_str();
   out.emplace_back(r, [a] { return run_report(*a); });
 }
 

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cctype>
@@ -11,12 +12,14 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <set>
 
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/core/precision.h"
 #include "braid/core/tensorboard.h"
+#include "braid/data/manifest.h"
+#include "braid/eval/evaluate.h"
 #include "braid/run/run_dir.h"
 #include "report_assets.h"  // generated: uPlot's script and style (or none), see CMakeLists.txt
 
@@ -308,6 +311,7 @@ figure.chart svg { width: 100%; height: auto; }
 pre { background: #f6f7f9; border: 1px solid #e4e6ea; padding: 10px; overflow: auto; font-size: 12.5px; }
 pre.diff .add { background: #e3f6e5; display: block; } pre.diff .del { background: #fbe4e4; display: block; }
 pre.diff .skip { color: #888; display: block; }
+table.confusion td.cm { text-align: center; min-width: 26px; font-variant-numeric: tabular-nums; border: 1px solid #eee; }
 #report-errors { color: #a00; background: #fee; }
 ul.legend { list-style: none; padding: 0; margin: 4px 0 0 56px; font-size: 12.5px; }
 ul.legend li { display: inline-block; margin-right: 14px; }
@@ -753,6 +757,44 @@ std::string per_class(const std::vector<RunData>& runs) {
   return o + "</table>\n</section>\n";
 }
 
+// Rows: true class, columns: predicted class; each cell the count, shaded by its share of the row;
+// the last column the row's recall (diagonal / row sum).
+std::string confusion_section(const std::vector<RunData>& runs) {
+  std::string o;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& c = runs[r].confusion;
+    if (!c.is_object()) continue;
+    const auto names = c["classes"].get<std::vector<std::string>>();
+    const auto counts = c["counts"].get<std::vector<std::vector<int64_t>>>();
+    if (o.empty())
+      o = "<section id=\"confusion\">\n<h2>Confusion matrix</h2>\n<p class=\"note\">Rows: the true class; columns: "
+          "the predicted class (argmax), numbered as the rows; each cell the number of samples, shaded by its share of "
+          "the row; recall = diagonal / row.</p>\n";
+    o += fmt::format("<h3>{}{} split of <code>{}</code>, weights {}, {} samples</h3>\n",
+                     runs.size() > 1 ? esc(runs[r].label) + ": " : "", esc(c["split"].get<std::string>()),
+                     esc(c["manifest"].get<std::string>()), esc(c["weights"].get<std::string>()), c["n"].get<int64_t>());
+    o += fmt::format("<table class=\"confusion\" id=\"confusion{}\">\n<tr><th>true \\ predicted</th>",
+                     runs.size() > 1 ? "-" + std::to_string(r) : "");
+    for (size_t j = 0; j < names.size(); ++j) o += fmt::format("<th title=\"{}\">{}</th>", esc(names[j]), j + 1);
+    o += "<th>recall</th></tr>\n";
+    for (size_t i = 0; i < names.size(); ++i) {
+      int64_t row = 0;
+      for (int64_t v : counts[i]) row += v;
+      o += fmt::format("<tr data-key=\"{}\"><th>{}. {}</th>", esc(names[i]), i + 1, esc(names[i]));
+      for (size_t j = 0; j < names.size(); ++j) {
+        const double share = row ? static_cast<double>(counts[i][j]) / row : 0.0;
+        o += fmt::format(R"td(<td class="cm{}" data-count="{}" style="background: rgba({},{:.3f})">{}</td>)td",
+                         i == j ? " diag" : "", counts[i][j], i == j ? "44,160,44" : "214,39,40", share,
+                         counts[i][j] ? std::to_string(counts[i][j]) : "");
+      }
+      o += row ? td_value(static_cast<double>(counts[i][i]) / row) : std::string("<td></td>");
+      o += "</tr>\n";
+    }
+    o += "</table>\n";
+  }
+  return o.empty() ? o : o + "</section>\n";
+}
+
 std::string recipe_section(const std::vector<RunData>& runs) {
   std::string o = "<section id=\"recipe\">\n<h2>Recipe</h2>\n";
   if (runs.size() == 1) {
@@ -799,6 +841,38 @@ RunData load_run(const std::string& dir) {
   return r;
 }
 
+json confusion(const std::string& dir, const ConfusionRequest& req) {
+  auto p = run::open_run(dir, req.weights, req.device);
+  if (p.task != run::Task::Classify || !p.classes) return nullptr;
+  auto m = std::make_shared<data::Manifest>(data::Manifest::load(req.manifest));
+  auto loader = p.loader(m, req.split, false);
+  const int64_t K = p.classes->size();
+  std::vector<std::vector<int64_t>> counts(K, std::vector<int64_t>(K, 0));
+  int64_t n = 0;
+  torch::NoGradGuard ng;
+  p.model->eval();
+  eval::for_each_batch(p, *loader, "confusion", [&](const Batch& b, const Batch& dev) {
+    torch::Tensor pred;
+    {
+      AutocastScope ac(p.device.type(), p.precision);
+      pred = p.model->forward(dev).argmax(1).to(torch::kCPU).to(torch::kLong).contiguous();
+    }
+    if (!b.labels.defined()) return;
+    auto y = b.labels.to(torch::kLong).contiguous();
+    auto pa = pred.accessor<int64_t, 1>();
+    auto ya = y.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < y.size(0); ++i) {
+      if (ya[i] < 0 || ya[i] >= K || pa[i] < 0 || pa[i] >= K) continue;  // unlabelled
+      ++counts[ya[i]][pa[i]];
+      ++n;
+    }
+  });
+  BRAID_INPUT_CHECK(n > 0, "{}: split '{}' holds no labelled sample to count a confusion matrix on", req.manifest,
+                    req.split);
+  return {{"manifest", req.manifest}, {"split", req.split}, {"weights", req.weights},
+          {"classes", p.classes->names()}, {"counts", counts}, {"n", n}};
+}
+
 std::string render(const std::vector<RunData>& runs, bool svg) {
   BRAID_INPUT_CHECK(!runs.empty(), "braid report: no run given");
   svg = svg || !has_uplot();
@@ -824,6 +898,8 @@ std::string render(const std::vector<RunData>& runs, bool svg) {
   if (!charts.empty()) o += "<a href=\"#curves\">curves</a>";
   if (!final_html.empty()) o += "<a href=\"#final\">final metrics</a>";
   if (!per_class_html.empty()) o += "<a href=\"#per-class\">per class</a>";
+  const std::string confusion_html = confusion_section(runs);
+  if (!confusion_html.empty()) o += "<a href=\"#confusion\">confusion</a>";
   o += "<a href=\"#recipe\">recipe</a></nav>\n</header>\n";
   o += "<pre id=\"report-errors\" hidden></pre>\n";
 
@@ -849,7 +925,7 @@ std::string render(const std::vector<RunData>& runs, bool svg) {
     }
     o += "</div>\n</section>\n";
   }
-  o += final_html + per_class_html + recipe_section(runs);
+  o += final_html + per_class_html + confusion_html + recipe_section(runs);
   o += fmt::format("<footer class=\"note\"><p>Made by <code>braid report</code> (braid {}){}.</p></footer>\n",
                    BRAID_VERSION, svg ? "" : ", charts by uPlot " + uplot_version() + " (MIT licence)");
 

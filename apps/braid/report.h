@@ -7,8 +7,9 @@
 //            clip, clip/image-text, ...; "ppl" holds ppl_audio, ppl_image, ...); and the
 //            throughput between logged steps, from the wall times of the TensorBoard event files
 //   tables   the run's facts (run.json, summary.json), the final validation metrics and per-class
-//            recall (summary.json "val"), the resolved recipe (a line diff against the first run
-//            when comparing)
+//            recall (summary.json "val"), the confusion matrix (when asked for: the model is run
+//            over a manifest split), the resolved recipe (a line diff against the first run when
+//            comparing)
 // A section appears only when the run has its data. Charts are drawn by uPlot, compiled into the
 // binary from node_modules at build time (report_assets.h.in), or as static SVG (`svg`, and always
 // when braid was built without uPlot). The page needs no network and no file beside it.
@@ -41,11 +42,27 @@ struct RunData {
   nlohmann::json facts, summary;  // run.json, summary.json (null when absent)
   std::string recipe;             // recipe.resolved.yaml as text
   std::vector<Chart> charts;      // in display order
+  // The confusion matrix (confusion()), null unless asked for: {manifest, split, weights,
+  // classes: [K names], counts: [K][K] (row = true class, column = predicted), n}.
+  nlohmann::json confusion;
 };
 
 // Reads a run directory. InputError (one line naming the file, and the line for metrics.jsonl)
 // when `dir` holds no resolved recipe, or a file it reads is not what train writes.
 RunData load_run(const std::string& dir);
+
+// Which samples and weights the confusion matrix of a classification run is counted on.
+struct ConfusionRequest {
+  std::string manifest;           // manifest JSONL
+  std::string split = "val";
+  std::string weights = "model";  // as `braid eval --weights`
+  std::string device;             // "" = the run's
+};
+
+// The run's model over `req.split` of `req.manifest`: counts of (true class, argmax class) for
+// every labelled sample. Null for a run that is not a classification run. InputError when the
+// split holds no labelled sample (or the manifest, weights or split is bad, as `braid eval`).
+nlohmann::json confusion(const std::string& dir, const ConfusionRequest& req);
 
 // The page: one run's report, or with two or more runs their comparison. `svg`: static SVG charts
 // instead of uPlot.
