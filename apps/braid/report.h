@@ -5,7 +5,7 @@
 //            rate, the gradient norm (when clipping logged it), the model's loss terms and statistics
 //            (codebook perplexity and usage, temperature; a chart per shared name head: "clip" holds
 //            clip, clip/image-text, ...; "ppl" holds ppl_audio, ppl_image, ...); and the
-//            throughput between logged steps, from the wall times of the TensorBoard event files
+//            throughput over the last 10 logged steps, from the wall times of the TensorBoard event files
 //   tables   the run's facts (run.json, summary.json), the final validation metrics and per-class
 //            recall (summary.json "val"), the confusion matrix (when asked for: the model is run
 //            over a manifest split), the resolved recipe (a line diff against the first run when
