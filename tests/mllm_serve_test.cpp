@@ -139,6 +139,12 @@ TEST(MLLMServe, GenerateStreamsTheAnswerOfBraidGenerate) {
   auto health = c.Get("/api/health");
   ASSERT_TRUE(health && health->status == 200);
   EXPECT_TRUE(json::parse(health->body)["generates"].get<bool>());
+  // the run's training report is linked from the page and served at /report
+  EXPECT_TRUE(json::parse(health->body)["report"].get<bool>());
+  auto report = c.Get("/report");
+  ASSERT_TRUE(report && report->status == 200);
+  EXPECT_NE(report->body.find("<html"), std::string::npos);
+  EXPECT_NE(report->body.find("generate"), std::string::npos) << "the report shows the run's task";
 
   auto media = c.Get("/media/0");  // an indexed image: ask about it through the API and the CLI
   ASSERT_TRUE(media && media->status == 200);

@@ -1,5 +1,6 @@
 // braid embed | index build | search | serve — embeddings of a run, the vector index, search and the server.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -13,6 +14,7 @@
 #include "braid/serve/index.h"
 #include "braid/serve/server.h"
 #include "commands.h"
+#include "report.h"
 
 namespace braid::cli {
 
@@ -175,6 +177,12 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     if (emb.pipeline().task == run::Task::Generate) {
       gen = std::make_unique<run::Generator>(va->run, va->weights);
       va->opt.generator = gen.get();
+    }
+    try {  // the run's training report at /report (a run without metrics, or a damaged log, just has none)
+      va->opt.report_html = report::render({report::load_run(va->run)}, false);
+    } catch (const std::exception& e) {
+      const std::string why = e.what();
+      spdlog::warn("no report at /report: {}", why.substr(0, why.find('\n')));
     }
     serve::Server server(emb, ix, va->opt);
     const int port = server.bind();

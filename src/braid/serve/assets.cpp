@@ -23,6 +23,7 @@ const char* kPage = R"HTML(<!doctype html>
   <img src="/static/logo.svg" alt="" class="logo">
   <h1>braid search</h1>
   <span id="info" class="info"></span>
+  <a id="reportlink" class="info" href="/report" hidden>training report</a>
 </header>
 <form id="textform" autocomplete="off">
   <input id="q" name="q" type="search" placeholder="describe what you look for, e.g. red heart" autofocus>
@@ -172,6 +173,7 @@ if (q0) { $("q").value = q0; searchText(q0); }
 
 // `?ask=PROMPT&media=SLOT` asks about an indexed file on load (links, tests)
 fetch("/api/health").then((r) => r.json()).then(async (h) => {
+  if (h.report) $("reportlink").hidden = false;
   if (!h.generates) return;
   $("chat").hidden = false;
   const p0 = params.get("ask"), m0 = params.get("media");

@@ -736,6 +736,10 @@ struct Server::Impl {
       if (!a) return send_error(res, 404, "no such asset");
       res.set_content(*a, type.c_str());
     });
+    http.Get("/report", [this](const httplib::Request&, httplib::Response& res) {
+      if (opt.report_html.empty()) return send_error(res, 404, "no report of this run");
+      res.set_content(opt.report_html, "text/html; charset=utf-8");
+    });
     http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"},
                            {"run", e.run()},
@@ -744,6 +748,7 @@ struct Server::Impl {
                            {"batches", batcher.batches()},
                            {"requests", batcher.items()},
                            {"generates", opt.generator != nullptr},
+                           {"report", !opt.report_html.empty()},
                            {"generations", generations.load()}});
     });
     if (opt.generator) {

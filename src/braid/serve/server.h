@@ -11,6 +11,7 @@
 //                          field image | audio -> server-sent events: "data: {"text": piece}" per step, then
 //                          "event: done" with {"text", "task", "prompt", "tokens", "stopped"}
 //   GET  /static/<name>    assets compiled into the binary
+//   GET  /report           the served run's `braid report` page (made when the server starts)
 // Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 408 request too slow, 413 body
 // over the limit (chunked bodies too), 415 compressed body, 431 headers over the limit, 503 busy.
 // Every connection runs under limits of its own (ServerOptions below; docs/serve.md "Security").
@@ -57,6 +58,7 @@ struct ServerOptions {
   double drain_s = 10;                  // stop(): in-flight requests get this long to finish
   run::Generator* generator = nullptr;  // a generative run (task: generate): POST /api/generate, the chat box
   int64_t max_new_tokens = 128;         // /api/generate: max_tokens at most
+  std::string report_html;              // the run's `braid report` page, served at GET /report (empty: 404)
 };
 
 class Server {
