@@ -321,6 +321,15 @@ train: {epochs: 3, batch_size: 8, lr: 0.01}
   EXPECT_TRUE(named) << "per-task losses in metrics.jsonl";
   EXPECT_NE(tr.err.find("learning rate x0.5 for"), std::string::npos) << tr.err;
 
+  // a second stage from this run reads text with its tokenizer (its LM rows are those ids; its own prompts
+  // would make another tokenizer) and loads its weights
+  auto st2 = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run + "2") +
+                       " --set model.init_from=" + q(run) + " --set train.epochs=1" +
+                       " --set 'model.tasks=[{name: name, modality: image, prompt: \"zebra\"}]'");
+  ASSERT_EQ(st2.code, 0) << st2.err;
+  EXPECT_EQ(read_file(run + "2/tokenizer.model"), read_file(run + "/tokenizer.model"));
+  EXPECT_NE(st2.err.find("initialized"), std::string::npos) << st2.err;
+
   const auto first = read_jsonl(manifest).front();
   const std::string image = (d.path / "data").string() + "/" + first["image"].get<std::string>();
   auto g = run_braid("generate " + q(run) + " --image " + q(image) + " --json --max-tokens 6");

@@ -204,6 +204,10 @@ MLLMImpl::TaskForward MLLMImpl::task_forward(const Batch& batch, const nn::lm::C
   }
   TaskForward f;
   if (rows.empty()) return f;
+  BRAID_INPUT_CHECK(static_cast<int64_t>(T) <= lm->options.max_seq,
+                    "task '{}': a training example is {} tokens (template, {} input tokens, prompt, answer, <eos>) but "
+                    "model.lm.max_seq is {}: raise it, or lower data.text.max_tokens", task.name, T,
+                    task.modality.empty() ? 0 : tokens_, lm->options.max_seq);
   const int64_t R = static_cast<int64_t>(rows.size());
   auto ids = torch::full({R, static_cast<int64_t>(T)}, chat_.pad, torch::kLong);
   auto target = torch::zeros({R, static_cast<int64_t>(T)}, torch::kBool);

@@ -167,9 +167,30 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end()) {
     const std::string tok_path = rd.tokenizer();
-    if (!popt.text.tokenizer.empty()) {
-      std::string src = resolve_relative(recipe.origin(), popt.text.tokenizer);
+    // a generative run initialized from another generative run (stage 2 from stage 1) reads text with that
+    // run's tokenizer: its LM's embedding rows are those token ids (a new tokenizer would scramble them)
+    std::string inherited;
+    if (p.task == Task::Generate && popt.text.tokenizer.empty()) {
+      const YAML::Node in = mcfg.node()["init_from"];
+      std::vector<std::string> inits;
+      if (in && in.IsSequence())
+        for (const auto& x : in) inits.push_back(x.as<std::string>());
+      else if (in && in.IsScalar())
+        inits.push_back(in.as<std::string>());
+      for (const auto& dir : inits) {
+        const RunDir from(dir);
+        if (!file_exists(from.facts()) || !file_exists(from.tokenizer())) continue;
+        try {
+          if (nlohmann::json::parse(read_text_file(from.facts())).value("task", "") == "generate")
+            inherited = from.tokenizer();
+        } catch (const nlohmann::json::exception&) {
+        }
+      }
+    }
+    if (!popt.text.tokenizer.empty() || !inherited.empty()) {
+      std::string src = inherited.empty() ? resolve_relative(recipe.origin(), popt.text.tokenizer) : inherited;
       auto t = data::Tokenizer::load(src);
+      if (!inherited.empty()) spdlog::info("tokenizer of {} (model.init_from): its LM's token ids", src);
       atomic_write_text(tok_path, read_text_file(src));
     } else {
       // the corpus is the text the model reads
