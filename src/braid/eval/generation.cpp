@@ -238,7 +238,11 @@ nlohmann::json evaluate_generation(Pipeline& p, data::Loader& loader, const Gene
         std::vector<int64_t> ids(acc[i].data(), acc[i].data() + acc.size(1));
         ids.resize(static_cast<size_t>(g.lengths[i]));
         std::string text = run::decode_answer(*p.tokenizer, ids, spec.eos);
-        if (static_cast<int64_t>(examples.size()) < o.examples)
+        // examples spread over the split (every stride-th answer of each task), not its first rows
+        const int64_t stride = std::max<int64_t>(1, loader.samples() * static_cast<int64_t>(tasks.size()) /
+                                                        std::max<int64_t>(1, o.examples));
+        if (static_cast<int64_t>(examples.size()) < o.examples &&
+            static_cast<int64_t>(hyps[t.name].size()) % stride == 0)
           examples.push_back({{"id", samples[b->index[rows[i]]].id}, {"task", t.name}, {"reference", row_refs[i]},
                               {"generated", text}});
         hyps[t.name].push_back(std::move(text));

@@ -32,7 +32,8 @@ struct GenerationOptions {
   bool use_cache = true;
   bool baselines = false;           // nearest-neighbour and prior rows (reads the train split)
   std::shared_ptr<const data::Manifest> train_manifest;  // for the nearest-neighbour baseline
-  int64_t examples = 0;             // keep this many (id, task, reference, generated) rows in "examples"
+  int64_t examples = 0;             // keep this many (id, task, reference, generated) rows in "examples",
+                                    // spread evenly over the split
 };
 
 // Generates the answer of every selected task for every sample of `loader` that has the task's input
