@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "mllm_fixture.h"
 #include "test_util.h"
 
 using namespace braid::test;
@@ -31,23 +32,7 @@ const GenRun& gen_run() {
     GenRun t;
     t.dir = temp_dir("mllm_serve");
     t.manifest = make_toy_dataset(t.dir + "/data", ToyOptions{32, 2, true, false, true});
-    write_file(t.dir + "/r.yaml", R"(
-task: generate
-threads: 1
-data: {image: {size: 16}, text: {vocab: 60, view: en}}
-model:
-  name: mllm
-  modalities: [image, text]
-  tokens: 2
-  projector: {name: mlp, hidden: 16}
-  lm: {dim: 32, layers: 1, heads: 4, kv_heads: 2, hidden: 48, max_seq: 48}
-  encoders:
-    image: {name: image_cnn, channels: [4], dim: 8}
-  tasks:
-    - {name: name, modality: image, prompt: "what is shown?", answer: text}
-    - {name: group, modality: image, prompt: "which group is this?", answer: label}
-train: {epochs: 4, batch_size: 8, lr: 0.01}
-)");
+    write_file(t.dir + "/r.yaml", kTinyGenerateRecipe);
     t.run = t.dir + "/run";
     auto r = run_braid("train " + q(t.dir + "/r.yaml") + " --data " + q(t.manifest) + " --out " + q(t.run));
     if (r.code != 0) return t.why = "train failed: " + r.err, t;

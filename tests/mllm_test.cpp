@@ -13,6 +13,7 @@
 #include "braid/eval/generation.h"
 #include "braid/models/mllm.h"
 #include "braid/run/chat.h"
+#include "mllm_fixture.h"
 #include "test_util.h"
 
 using namespace braid;
@@ -288,23 +289,7 @@ TEST(GenerationMetrics, KnownValues) {
 TEST(MLLM, TrainGenerateAndEvalThroughTheCli) {
   TempDir d("mllm_cli");
   const std::string manifest = make_toy_dataset((d.path / "data").string(), ToyOptions{32, 2, true, false, true});
-  const std::string recipe = d.file("r.yaml", R"(
-task: generate
-threads: 1
-data: {image: {size: 16}, text: {vocab: 60, view: en}}
-model:
-  name: mllm
-  modalities: [image, text]
-  tokens: 2
-  projector: {name: linear}
-  lm: {dim: 32, layers: 1, heads: 4, kv_heads: 2, hidden: 48, max_seq: 48}
-  encoders:
-    image: {name: image_cnn, channels: [4], dim: 8}
-  tasks:
-    - {name: name, modality: image, prompt: "what is shown?", answer: text}
-    - {name: group, modality: image, prompt: "which group is this?", answer: label}
-train: {epochs: 3, batch_size: 8, lr: 0.01}
-)");
+  const std::string recipe = d.file("r.yaml", kTinyGenerateRecipe);
   const std::string run = (d.path / "run").string();
   // per-group learning rates: a prefix that names no parameter is a one-line error
   auto bad_scale = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run + "_bad") +
