@@ -15,6 +15,11 @@ std::vector<int64_t> row_ids(const torch::Tensor& data, const torch::Tensor& len
   return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + n);
 }
 
+// embeds [R, T, D] with positions [s, s + k) replaced by the modality tokens tok [R, k, D].
+torch::Tensor splice_slots(const torch::Tensor& embeds, const torch::Tensor& tok, int64_t s, int64_t k) {
+  return torch::cat({embeds.narrow(1, 0, s), tok.to(embeds.dtype()), embeds.narrow(1, s + k, embeds.size(1) - s - k)}, 1);
+}
+
 bool has_row(const Batch& batch, const std::string& m, int64_t b) {
   auto it = batch.mods.find(m);
   return it != batch.mods.end() && it->second.present.defined() && it->second.present[b].item<bool>();
@@ -135,14 +140,9 @@ MLLMImpl::Prompt MLLMImpl::render_prompt(const Batch& batch, const std::string& 
   const auto dev = lm->model->embed_tokens->weight.device();
   auto ids = torch::tensor(ex.ids, torch::kLong).unsqueeze(0).expand({B, -1}).contiguous().to(dev);
   auto embeds = lm->embed(ids);
-  if (!modality.empty()) {
-    auto tok = modality_tokens(modality, batch.mods.at(modality)).to(embeds.dtype());
-    embeds = torch::cat({embeds.narrow(1, 0, ex.slot_start), tok,
-                         embeds.narrow(1, ex.slot_start + ex.slot_count,
-                                       embeds.size(1) - ex.slot_start - ex.slot_count)},
-                        1);
-  }
-  return {embeds, ids, torch::arange(B)};
+  if (!modality.empty())
+    embeds = splice_slots(embeds, modality_tokens(modality, batch.mods.at(modality)), ex.slot_start, ex.slot_count);
+  return {embeds, ids};
 }
 
 nn::lm::Generated MLLMImpl::generate(const Batch& batch, const GenerateRequest& r) {
@@ -158,15 +158,17 @@ nn::lm::Generated MLLMImpl::generate(const Batch& batch, const GenerateRequest& 
   o.pad_id = chat_.pad;
   // an answer is text and <eos>: never padding, <bos>, the chat markers or a modality slot (none is ever a
   // target, but an untrained model may still rank them high)
+  // (one [1, V] mask made here, not one per step)
+  const int64_t V = lm->options.vocab_size;
+  auto text_only = torch::ones({1, V}, torch::kBool);
   std::vector<int64_t> never{chat_.pad, chat_.bos, chat_.user, chat_.assistant};
   for (const auto& [m, id] : chat_.slots) never.push_back(id);
+  for (auto id : never)
+    if (id >= 0 && id < V) text_only[0][id] = false;
   auto user_allowed = o.allowed;
-  o.allowed = [never, user_allowed](const std::vector<std::vector<int64_t>>& made, int64_t V) {
-    auto ok = user_allowed ? user_allowed(made, V).to(torch::kBool).clone()
-                           : torch::ones({static_cast<int64_t>(made.size()), V}, torch::kBool);
-    for (auto id : never)
-      if (id >= 0 && id < V) ok.select(1, id).fill_(false);
-    return ok;
+  o.allowed = [text_only, user_allowed](const std::vector<std::vector<int64_t>>& made, int64_t v) {
+    auto rows = text_only.expand({static_cast<int64_t>(made.size()), v});
+    return user_allowed ? user_allowed(made, v).to(torch::kBool).logical_and(rows) : rows;
   };
   return nn::lm::generate_from_embeds(lm, p.embeds, p.ids, o);
 }
@@ -226,9 +228,7 @@ MLLMImpl::TaskForward MLLMImpl::task_forward(const Batch& batch, const nn::lm::C
   if (!task.modality.empty()) {
     auto& mt = mod_tokens_[task.modality];
     if (!mt.defined()) mt = modality_tokens(task.modality, batch.mods.at(task.modality));
-    auto tok = mt.index_select(0, f.rows.to(dev)).to(embeds.dtype());
-    const int64_t s = ex[0].slot_start, k = ex[0].slot_count;
-    embeds = torch::cat({embeds.narrow(1, 0, s), tok, embeds.narrow(1, s + k, embeds.size(1) - s - k)}, 1);
+    embeds = splice_slots(embeds, mt.index_select(0, f.rows.to(dev)), ex[0].slot_start, ex[0].slot_count);
   }
   nn::lm::LMInputs in;
   in.attention_mask = mask.to(dev);

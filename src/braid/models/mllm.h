@@ -39,10 +39,10 @@ class MLLMImpl : public ModelImpl {
   torch::Tensor prompt_logits(const Batch& batch, const GenerateRequest& request) override;
   void train(bool on = true) override;
 
-  // The prompt embeddings [R, T, dim] and ids [R, T] of the rows of `batch` that have `modality`, and
-  // those rows' indices. (ids hold the slot placeholders where the projected tokens go.)
+  // The prompt embeddings [B, T, dim] and ids [B, T] of every row of `batch` (each must have `modality`;
+  // ids hold the slot placeholders where the projected tokens go).
   struct Prompt {
-    torch::Tensor embeds, ids, rows;
+    torch::Tensor embeds, ids;
   };
   Prompt render_prompt(const Batch& batch, const std::string& modality, const std::vector<int64_t>& prompt_ids);
 
