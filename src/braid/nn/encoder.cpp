@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "braid/nn/encoders/audio_cnn.h"
+#include "braid/nn/encoders/hf_clip.h"
 #include "braid/nn/encoders/image_cnn.h"
 #include "braid/nn/encoders/image_vit.h"
 #include "braid/nn/encoders/raw.h"
@@ -37,6 +38,10 @@ const EncoderRegistry& encoder_registry() {
     r.add("text_bow", "bag of learned sub-word embeddings (masked mean) + MLP", make<TextBowImpl, TextBowOptions>);
     r.add("text_transformer", "pre-norm Transformer over sub-word ids with learned positions",
           make<TextTransformerImpl, TextTransformerOptions>);
+    r.add("hf_clip_vision", "Hugging Face CLIP / SigLIP vision tower (HF parameter names; `braid import`)",
+          make<HFClipVisionImpl, HFClipOptions>);
+    r.add("hf_clip_text", "Hugging Face CLIP / SigLIP text tower (HF parameter names; `braid import`)",
+          make<HFClipTextImpl, HFClipOptions>);
     r.add("series_gru", "GRU over time-series frames; the last valid state", make<SeriesGRUImpl, SeriesGRUOptions>);
     r.add("raw", "no parameters: the input pooled to a fixed-length vector (data-level / early fusion)",
           make<RawImpl, RawOptions>);
