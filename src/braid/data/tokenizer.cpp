@@ -1,221 +1,54 @@
+// braid/data/tokenizer.cpp — the facade: picks the backend by file name (tokenizers/backend.h).
 #include "braid/data/tokenizer.h"
-
-#include <dlfcn.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <map>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
-#include "braid/data/spm/bridge.h"
+#include "braid/data/tokenizers/backend.h"
 
 namespace braid::data {
 
-namespace {
-
-// The bridge's functions, resolved once from the module.
-struct Spm {
-  decltype(&braid_spm_train) train;
-  decltype(&braid_spm_load) load;
-  decltype(&braid_spm_unload) unload;
-  decltype(&braid_spm_vocab_size) vocab_size;
-  decltype(&braid_spm_encode) encode;
-  decltype(&braid_spm_pieces) pieces;
-  decltype(&braid_spm_free) free;
-  decltype(&braid_spm_decode) decode;
-  decltype(&braid_spm_piece_to_id) piece_to_id;
-  decltype(&braid_spm_id_to_piece) id_to_piece;
-};
-
-std::string exe_dir() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : p.parent_path().string();
-}
-
-const Spm& spm() {
-  static const Spm s = [] {
-    const std::string name = "libbraid_spm.so";
-    std::vector<std::string> tried = {exe_dir() + "/" + name, exe_dir() + "/../lib/" + name};
-#ifdef BRAID_SPM_MODULE
-    tried.push_back(BRAID_SPM_MODULE);
-#endif
-    void* h = nullptr;
-    std::string err;
-    for (const auto& p : tried) {
-      if (!file_exists(p)) continue;
-      // a fresh link-map namespace: the module gets its own libstdc++/protobuf view, nothing leaks either way
-      h = dlmopen(LM_ID_NEWLM, p.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (h) break;
-      err = dlerror();
-    }
-    if (!h)
-      throw std::runtime_error("cannot load the sentencepiece module " + name + " (looked beside the executable, in ../lib" +
-                               std::string(" and the build tree") + (err.empty() ? "" : "; " + err) + ")");
-    auto sym = [&](const char* n) {
-      void* f = dlsym(h, n);
-      if (!f) throw std::runtime_error(std::string("sentencepiece module lacks ") + n);
-      return f;
-    };
-    Spm s;
-    s.train = reinterpret_cast<decltype(s.train)>(sym("braid_spm_train"));
-    s.load = reinterpret_cast<decltype(s.load)>(sym("braid_spm_load"));
-    s.unload = reinterpret_cast<decltype(s.unload)>(sym("braid_spm_unload"));
-    s.vocab_size = reinterpret_cast<decltype(s.vocab_size)>(sym("braid_spm_vocab_size"));
-    s.encode = reinterpret_cast<decltype(s.encode)>(sym("braid_spm_encode"));
-    s.pieces = reinterpret_cast<decltype(s.pieces)>(sym("braid_spm_pieces"));
-    s.free = reinterpret_cast<decltype(s.free)>(sym("braid_spm_free"));
-    s.decode = reinterpret_cast<decltype(s.decode)>(sym("braid_spm_decode"));
-    s.piece_to_id = reinterpret_cast<decltype(s.piece_to_id)>(sym("braid_spm_piece_to_id"));
-    s.id_to_piece = reinterpret_cast<decltype(s.id_to_piece)>(sym("braid_spm_id_to_piece"));
-    return s;
-  }();
-  return s;
-}
-
-std::string take(char* p) {
-  std::string s = p ? p : "";
-  if (p) spm().free(p);
-  return s;
-}
-
-bool try_train(const std::vector<const char*>& lines, const std::string& args, std::string& proto, std::string& err) {
-  char *out = nullptr, *e = nullptr;
-  size_t n = 0;
-  int rc = spm().train(args.c_str(), lines.data(), lines.size(), &out, &n, &e);
-  err = take(e);
-  if (rc != 0) return false;
-  proto.assign(out, n);
-  spm().free(out);
-  return true;
-}
-
-// Characters sentencepiece must keep as pieces: the most frequent ones covering 99.95% of all
-// character occurrences (its character_coverage). A vocabulary smaller than that cannot train.
-int required_chars(const std::vector<const char*>& lines) {
-  std::map<uint32_t, int64_t> freq;
-  int64_t total = 0;
-  for (const char* l : lines)
-    for (const unsigned char* p = reinterpret_cast<const unsigned char*>(l); *p;) {
-      int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : 4;
-      uint32_t cp = *p++;
-      for (int i = 1; i < n && *p; ++i) cp = (cp << 8) | *p++;
-      if (cp != ' ') ++freq[cp], ++total;
-    }
-  std::vector<int64_t> counts;
-  for (auto& kv : freq) counts.push_back(kv.second);
-  std::sort(counts.rbegin(), counts.rend());
-  int64_t acc = 0;
-  int k = 0;
-  while (k < static_cast<int>(counts.size()) && acc < 0.9995 * total) acc += counts[k++];
-  return k;
-}
-
-}  // namespace
-
 void Tokenizer::train(const std::vector<std::string>& lines, int vocab, const std::string& model_path,
                       const std::vector<std::string>& specials) {
-  std::vector<const char*> clean;
-  for (const auto& l : lines)
-    if (!l.empty()) clean.push_back(l.c_str());
-  BRAID_INPUT_CHECK(!clean.empty(), "tokenizer: the training corpus has no text");
-  BRAID_INPUT_CHECK(vocab >= 8, "tokenizer: vocabulary size {} is too small (expected >= 8)", vocab);
-  // every kept character needs a piece (plus 4 meta pieces): grow small vocabularies for large scripts (CJK)
-  vocab = std::max(vocab, required_chars(clean) + 4 + static_cast<int>(specials.size()) + vocab / 4);
-  std::string user_defined;
-  for (const auto& sp : specials) {
-    BRAID_INPUT_CHECK(!sp.empty() && sp.find_first_of(", \t\n") == std::string::npos,
-                      "tokenizer: special token '{}' must be non-empty without commas or spaces", sp);
-    user_defined += (user_defined.empty() ? "" : ",") + sp;
-  }
-  if (!user_defined.empty()) user_defined = " --user_defined_symbols=" + user_defined;
-  auto args = [&](int v) {
-    return "--model_type=unigram --vocab_size=" + std::to_string(v) +
-           " --hard_vocab_limit=false --character_coverage=0.9995 --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
-           " --num_threads=1 --minloglevel=2 --input_sentence_size=2000000 --shuffle_input_sentence=false" +
-           user_defined;
-  };
-  std::string proto, err;
-  bool ok = try_train(clean, args(vocab), proto, err);
-  // tiny corpora cannot fill a large unigram vocabulary even with a soft limit: shrink it
-  for (int v = vocab / 2; !ok && v >= 16; v /= 2) ok = try_train(clean, args(v), proto, err);
-  BRAID_INPUT_CHECK(ok, "tokenizer: training failed: {}", err);
-  atomic_write(model_path, [&](const std::string& tmp) {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(proto.data(), static_cast<std::streamsize>(proto.size()));
-    f.close();  // flushes: a full disk fails here, before the rename
-    if (!f) throw std::runtime_error(tmp + ": write failed");
-  });
+  tok::train_sentencepiece(lines, vocab, model_path, specials);
 }
 
-Tokenizer::Tokenizer(Tokenizer&& o) noexcept : handle_(o.handle_), path_(std::move(o.path_)) { o.handle_ = nullptr; }
-Tokenizer& Tokenizer::operator=(Tokenizer&& o) noexcept {
-  std::swap(handle_, o.handle_);
-  std::swap(path_, o.path_);
-  return *this;
-}
-Tokenizer::~Tokenizer() {
-  if (handle_) spm().unload(handle_);
-}
+Tokenizer::Tokenizer(std::unique_ptr<tok::Backend> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::load(const std::string& model_path) {
-  std::string bytes = read_text_file(model_path);
-  char* e = nullptr;
-  Tokenizer t;
-  t.handle_ = spm().load(bytes.data(), bytes.size(), &e);
-  std::string err = take(e);
-  BRAID_INPUT_CHECK(t.handle_ != nullptr, "{}: not a sentencepiece model ({})", model_path, err);
-  t.path_ = model_path;
-  return t;
+Tokenizer Tokenizer::load(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string ext = p.extension().string();
+  BRAID_INPUT_CHECK(file_exists(path), "{}: no such tokenizer file", path);
+  if (ext == ".json") return Tokenizer(tok::load_hf_json(path), path);
+  if (ext == ".txt") return Tokenizer(tok::load_vocab_txt(path), path);
+  return Tokenizer(tok::load_sentencepiece(path), path);  // *.model and any other name, as before
 }
 
-std::vector<int> Tokenizer::encode(const std::string& text, int max_len) const {
-  std::vector<int> ids(std::max<size_t>(16, text.size() + 4));
-  int n = spm().encode(handle_, text.data(), text.size(), ids.data(), static_cast<int>(ids.size()));
-  if (n < 0) return {};
-  if (n > static_cast<int>(ids.size())) {
-    ids.resize(n);
-    n = spm().encode(handle_, text.data(), text.size(), ids.data(), n);
-  }
-  ids.resize(n);
-  if (max_len > 0 && static_cast<int>(ids.size()) > max_len) ids.resize(max_len);
-  return ids;
+std::vector<int> Tokenizer::encode(const std::string& text, int max_len) const { return encode(text, max_len, true); }
+std::vector<int> Tokenizer::encode(const std::string& text, int max_len, bool add_specials) const {
+  return impl_->encode(text, max_len, add_specials);
 }
+std::vector<std::string> Tokenizer::pieces(const std::string& text) const { return impl_->pieces(text); }
 
-std::vector<std::string> Tokenizer::pieces(const std::string& text) const {
-  std::string s = take(spm().pieces(handle_, text.data(), text.size()));
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (!s.empty() && start <= s.size()) {
-    size_t nl = s.find('\n', start);
-    out.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return out;
-}
-
-int Tokenizer::vocab_size() const { return spm().vocab_size(handle_); }
-
-std::string Tokenizer::decode(const std::vector<int>& ids) const {
+std::string Tokenizer::decode(const std::vector<int>& ids, bool skip_specials) const {
   const int v = vocab_size();
-  std::vector<int> keep;
-  for (int id : ids) {
+  for (int id : ids)
     BRAID_INPUT_CHECK(id >= 0 && id < v, "{}: token id {} is outside the vocabulary (0..{})", path_, id, v - 1);
-    if (id != kPad && id != kBos && id != kEos) keep.push_back(id);
-  }
-  char* p = spm().decode(handle_, keep.data(), keep.size());
-  BRAID_INPUT_CHECK(p != nullptr, "{}: cannot decode {} ids", path_, keep.size());
-  return take(p);
+  return impl_->decode(ids, skip_specials);
 }
 
-int Tokenizer::piece_id(const std::string& piece) const {
-  return spm().piece_to_id(handle_, piece.data(), piece.size());
-}
-
-std::string Tokenizer::piece(int id) const { return take(spm().id_to_piece(handle_, id)); }
+int Tokenizer::piece_id(const std::string& piece) const { return impl_->piece_id(piece); }
+std::string Tokenizer::piece(int id) const { return impl_->piece(id); }
+int Tokenizer::vocab_size() const { return impl_->vocab_size(); }
+int Tokenizer::pad_id() const { return impl_->pad; }
+int Tokenizer::bos_id() const { return impl_->bos; }
+int Tokenizer::eos_id() const { return impl_->eos; }
+int Tokenizer::unk_id() const { return impl_->unk; }
+std::string Tokenizer::kind() const { return impl_->kind(); }
 
 }  // namespace braid::data
