@@ -22,11 +22,21 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
+// Integer `*position_ids` buffers (arange rows that transformers saves with some models): not weights.
+bool is_index_buffer(const std::string& name, const torch::Tensor& v) {
+  return (v.scalar_type() == torch::kInt64 || v.scalar_type() == torch::kInt32) && ends_with(name, "position_ids");
+}
+
 // Every tensor of one safetensors file as fp32; other dtypes are refused naming the tensor.
-void add_file(const std::string& file, TensorMap& out, std::map<std::string, std::string>& origin) {
+void add_file(const std::string& file, TensorMap& out, std::map<std::string, std::string>& origin,
+              std::vector<std::string>& skipped) {
   TensorMap t = read_safetensors(file);
   for (auto& [name, v] : t) {
     const auto st = v.scalar_type();
+    if (is_index_buffer(name, v)) {  // HF's integer position-id buffers: recomputed, not weights
+      skipped.push_back(name);
+      continue;
+    }
     BRAID_INPUT_CHECK(st == torch::kFloat32 || st == torch::kFloat16 || st == torch::kBFloat16,
                       "{}: tensor '{}' is {}; braid imports F32, F16 or BF16 weights only (quantized or "
                       "double-precision checkpoints are not supported)",
@@ -107,7 +117,7 @@ HfCheckpoint open_hf_checkpoint(const std::string& path) {
       for (const auto& [shard, names] : by_shard) {
         const std::string sp = (fs::path(path) / shard).string();
         TensorMap part;
-        add_file(sp, part, origin);
+        add_file(sp, part, origin, ck.skipped);
         for (const auto& n : names)
           BRAID_INPUT_CHECK(part.count(n), "{}: tensor '{}' is mapped to this shard by {} but is not in it", sp, n,
                             index);
@@ -118,13 +128,13 @@ HfCheckpoint open_hf_checkpoint(const std::string& path) {
         files.push_back(sp);
       }
     } else if (file_exists(single)) {
-      add_file(single, ck.tensors, origin);
+      add_file(single, ck.tensors, origin, ck.skipped);
       files.push_back(single);
     } else {
       auto st = files_with(path, {".safetensors"});
       if (st.size() == 1) {
         const std::string p = (fs::path(path) / st[0]).string();
-        add_file(p, ck.tensors, origin);
+        add_file(p, ck.tensors, origin, ck.skipped);
         files.push_back(p);
       } else if (st.size() > 1) {
         input_error("{}: {} .safetensors files ({}, ...) but no model.safetensors.index.json saying which tensor is where",
@@ -145,7 +155,7 @@ HfCheckpoint open_hf_checkpoint(const std::string& path) {
     ck.dir = fs::path(path).parent_path().string();
     if (ck.dir.empty()) ck.dir = ".";
     ck.source = path;
-    add_file(path, ck.tensors, origin);
+    add_file(path, ck.tensors, origin, ck.skipped);
     files.push_back(path);
   }
   const std::string cfg = (fs::path(ck.dir) / "config.json").string();

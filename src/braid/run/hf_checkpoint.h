@@ -35,6 +35,7 @@ struct HfCheckpoint {
   std::string config_path;           // its path; empty when absent
   TensorMap tensors;                 // every tensor by its checkpoint name: fp32, contiguous, CPU
   std::vector<std::string> weight_files;  // the .safetensors files read, in reading order
+  std::vector<std::string> skipped;       // integer `*position_ids` buffers left out (see below)
 };
 
 // Open `path`:
@@ -47,7 +48,9 @@ struct HfCheckpoint {
 // A folder with only `pytorch_model.bin` / `*.bin` / `*.pt` is refused (pickle files are not
 // read: convert them to safetensors first), as is a folder with several unindexed .safetensors.
 // config.json, when present, must be a JSON object. Tensors stored as F16/BF16/F32 are converted
-// to fp32; any other dtype (F64, I8, U8, ...) is refused naming the tensor and the file.
+// to fp32; any other dtype (F64, I8, U8, ...) is refused naming the tensor and the file, except
+// I64/I32 tensors named `*position_ids` (the arange buffer transformers saves with BERT/CLIP models),
+// which are left out of `tensors` and listed in `skipped`.
 HfCheckpoint open_hf_checkpoint(const std::string& path);
 
 // Only the config.json of folder `dir` (InputError when missing or not a JSON object).
