@@ -256,6 +256,12 @@ class BraidModule(unittest.TestCase):
         self.assertEqual(sum(1 for l in lines if l.startswith("  ")), 5)  # five text hits
         first = [x for x in self.rows if x["split"] == "test"][0]["id"]
         self.assertTrue(any(l.startswith(f"nearest to {first}: {first} (1.000)") for l in lines), r.stdout)
+        # docs/python.md shows the script's code unchanged
+        with open(os.path.join(ROOT, "examples", "python_search.py"), encoding="utf-8") as f:
+            code = f.read()
+        with open(os.path.join(ROOT, "docs", "python.md"), encoding="utf-8") as f:
+            doc = f.read()
+        self.assertIn("```python\n" + code[code.index("import json"):] + "```", doc)
 
 
 if __name__ == "__main__":
