@@ -212,6 +212,150 @@ torch::Tensor resize_image(const RawImage& img, int64_t height, int64_t width) {
   return out;  // [3, height, width]
 }
 
+namespace {
+
+// Pillow's bicubic kernel (a = -0.5; libImaging/Resample.c).
+double pil_bicubic(double x) {
+  constexpr double a = -0.5;
+  x = std::abs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's fixed point for 8-bit images
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis (the whole image as the box).
+struct FixedWeights {
+  int64_t taps = 0;
+  std::vector<int64_t> start, size;
+  std::vector<int32_t> k;  // [out, taps]
+};
+
+FixedWeights bicubic_weights(int64_t in, int64_t out) {
+  const double scale = double(in) / double(out);
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = 2.0 * filterscale;
+  FixedWeights a;
+  a.taps = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  a.start.resize(size_t(out));
+  a.size.resize(size_t(out));
+  a.k.assign(size_t(out * a.taps), 0);
+  std::vector<double> tmp(size_t(a.taps));
+  for (int64_t i = 0; i < out; ++i) {
+    const double center = (double(i) + 0.5) * scale;
+    int64_t lo = static_cast<int64_t>(center - support + 0.5);  // C truncation, as Pillow
+    if (lo < 0) lo = 0;
+    int64_t hi = static_cast<int64_t>(center + support + 0.5);
+    if (hi > in) hi = in;
+    const int64_t n = std::min(hi - lo, a.taps);
+    double total = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+      tmp[size_t(j)] = pil_bicubic((double(j + lo) - center + 0.5) / filterscale);
+      total += tmp[size_t(j)];
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const double w = total != 0.0 ? tmp[size_t(j)] / total : tmp[size_t(j)];
+      const double f = w * double(1 << kPrecisionBits);
+      a.k[size_t(i * a.taps + j)] = static_cast<int32_t>(w < 0 ? -0.5 + f : 0.5 + f);
+    }
+    a.start[size_t(i)] = lo;
+    a.size[size_t(i)] = std::max<int64_t>(n, 0);
+  }
+  return a;
+}
+
+inline uint8_t clip8(int64_t acc) {
+  const int64_t v = acc >> kPrecisionBits;  // arithmetic shift: floor, as Pillow's int
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// [3, H, W] float32 in [0, 1] of 8-bit pixels.
+torch::Tensor to_float(const RawImage& img) {
+  const int64_t H = img.height, W = img.width;
+  auto out = torch::empty({3, H, W}, torch::kFloat32);
+  float* o = out.data_ptr<float>();
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < 3; ++c) o[(c * H + y) * W + x] = float(img.rgb[size_t((y * W + x) * 3 + c)]) / 255.0f;
+  return out;
+}
+
+}  // namespace
+
+RawImage resize_bicubic_u8(const RawImage& img, int64_t height, int64_t width) {
+  TORCH_CHECK(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width * img.height * 3),
+              "resize_bicubic_u8: RawImage of ", img.width, "x", img.height, " holds ", img.rgb.size(),
+              " bytes; expected width*height*3");
+  BRAID_INPUT_CHECK(height > 0 && width > 0 && height <= kMaxSide && width <= kMaxSide,
+                    "resize_bicubic_u8: target size {}x{}; expected 1..{} on each side", height, width, kMaxSide);
+  RawImage cur = img;
+  if (width != cur.width) {  // horizontal pass first, rounded to 8 bits (Pillow's ImagingResampleInner)
+    const auto a = bicubic_weights(cur.width, width);
+    RawImage t{width, cur.height, std::vector<uint8_t>(size_t(width * cur.height * 3))};
+    for (int64_t y = 0; y < cur.height; ++y)
+      for (int64_t i = 0; i < width; ++i) {
+        const int32_t* k = a.k.data() + i * a.taps;
+        for (int64_t c = 0; c < 3; ++c) {
+          int64_t acc = int64_t(1) << (kPrecisionBits - 1);
+          const uint8_t* p = cur.rgb.data() + (y * cur.width + a.start[size_t(i)]) * 3 + c;
+          for (int64_t j = 0; j < a.size[size_t(i)]; ++j) acc += int64_t(p[j * 3]) * k[j];
+          t.rgb[size_t((y * width + i) * 3 + c)] = clip8(acc);
+        }
+      }
+    cur = std::move(t);
+  }
+  if (height != cur.height) {
+    const auto a = bicubic_weights(cur.height, height);
+    RawImage t{cur.width, height, std::vector<uint8_t>(size_t(cur.width * height * 3))};
+    const int64_t row = cur.width * 3;
+    for (int64_t i = 0; i < height; ++i) {
+      const int32_t* k = a.k.data() + i * a.taps;
+      const uint8_t* base = cur.rgb.data() + a.start[size_t(i)] * row;
+      for (int64_t x = 0; x < row; ++x) {
+        int64_t acc = int64_t(1) << (kPrecisionBits - 1);
+        for (int64_t j = 0; j < a.size[size_t(i)]; ++j) acc += int64_t(base[j * row + x]) * k[j];
+        t.rgb[size_t(i * row + x)] = clip8(acc);
+      }
+    }
+    cur = std::move(t);
+  }
+  return cur;
+}
+
+torch::Tensor fit_image(const RawImage& img, const ImageOptions& opt) {
+  BRAID_INPUT_CHECK(opt.size > 0 && opt.size <= kMaxSide, "image options: size {} must be in 1..{}", opt.size,
+                    kMaxSide);
+  BRAID_INPUT_CHECK(opt.resize == "square" || opt.resize == "shortest",
+                    "image options: resize '{}'; expected square or shortest", opt.resize);
+  BRAID_INPUT_CHECK(opt.filter == "bilinear" || opt.filter == "bicubic",
+                    "image options: filter '{}'; expected bilinear or bicubic", opt.filter);
+  int64_t H = opt.size, W = opt.size;
+  if (opt.resize == "shortest") {
+    const int64_t s = opt.resize_size > 0 ? opt.resize_size : opt.size;
+    BRAID_INPUT_CHECK(s >= opt.size && s <= kMaxSide, "image options: resize_size {} must be in {}..{} (size)", s,
+                      opt.size, kMaxSide);
+    // HF get_resize_output_image_size(default_to_square=False): the long side is int(s * long / short).
+    const int64_t shorter = std::min(img.width, img.height), longer = std::max(img.width, img.height);
+    const int64_t l = std::min<int64_t>(static_cast<int64_t>(double(s) * double(longer) / double(shorter)), kMaxSide);
+    if (img.width <= img.height) {
+      W = s;
+      H = l;
+    } else {
+      H = s;
+      W = l;
+    }
+  }
+  torch::Tensor x;
+  if (opt.filter == "bicubic")
+    x = to_float(H == img.height && W == img.width ? img : resize_bicubic_u8(img, H, W));
+  else
+    x = resize_image(img, H, W);
+  if (H == opt.size && W == opt.size) return x;
+  const int64_t top = (H - opt.size) / 2, left = (W - opt.size) / 2;  // HF center_crop
+  return x.slice(1, top, top + opt.size).slice(2, left, left + opt.size).contiguous();  // [3, size, size]
+}
+
 torch::Tensor normalize_image(const torch::Tensor& chw, const ImageOptions& opt) {
   TORCH_CHECK(chw.dim() == 3 && chw.size(0) == 3, "normalize_image: expected a [3, H, W] tensor, got ", chw.sizes());
   BRAID_INPUT_CHECK(opt.mean.size() == 3 && opt.std.size() == 3,
@@ -228,7 +372,7 @@ torch::Tensor load_image(const std::string& path, const ImageOptions& opt) {
   BRAID_INPUT_CHECK(opt.size > 0 && opt.size <= kMaxSide, "{}: image size {} must be in 1..{}", path, opt.size,
                     kMaxSide);
   RawImage img = decode_image_file(path, opt.background);
-  return normalize_image(resize_image(img, opt.size, opt.size), opt);
+  return normalize_image(fit_image(img, opt), opt);
 }
 
 }  // namespace braid::data

@@ -14,7 +14,14 @@
 namespace braid::data {
 
 struct ImageOptions {
-  int64_t size = 32;                                  // output is size x size (square resize, antialiased)
+  int64_t size = 32;                                  // output is size x size (the model's input side)
+  std::string resize = "square";                      // square: the whole image to size x size; shortest: the
+                                                      // shorter side to `resize_size` (aspect kept), then the
+                                                      // centre size x size crop (HF CLIPImageProcessor)
+  int64_t resize_size = 0;                            // shortest: the shorter side after resizing (0 = size)
+  std::string filter = "bilinear";                    // bilinear: antialiased, on float pixels (torch interpolate);
+                                                      // bicubic: PIL's antialiased bicubic on 8-bit pixels (HF
+                                                      // image processors, resample=3)
   std::vector<double> mean{0.5, 0.5, 0.5};            // per-channel mean subtracted after scaling to [0,1]
   std::vector<double> std{0.5, 0.5, 0.5};             // per-channel std divided after the mean
   double background = 1.0;                            // alpha is composited over this grey level in [0,1]
@@ -35,10 +42,19 @@ RawImage decode_image_memory(const uint8_t* bytes, size_t n, const std::string& 
 // torch.nn.functional.interpolate(mode="bilinear", antialias=True, align_corners=False)).
 torch::Tensor resize_image(const RawImage& img, int64_t height, int64_t width);
 
+// 8-bit RGB resized as Pillow's Image.resize(..., Image.BICUBIC) does it (a = -0.5, support widened by the
+// downscale factor, coefficients in 22-bit fixed point, the horizontal pass rounded to 8 bits before the
+// vertical one): pixel for pixel equal to PIL, hence to HF image processors.
+RawImage resize_bicubic_u8(const RawImage& img, int64_t height, int64_t width);
+
+// The [3, size, size] float32 pixels in [0, 1] of `img` per `opt` (resize, filter, centre crop), before
+// normalization: the one geometric path of training, `braid embed` and the server.
+torch::Tensor fit_image(const RawImage& img, const ImageOptions& opt);
+
 // (x - mean) / std per channel on a [3, H, W] tensor.
 torch::Tensor normalize_image(const torch::Tensor& chw, const ImageOptions& opt);
 
-// decode -> resize -> normalize: [3, size, size] float32.
+// decode -> fit_image -> normalize: [3, size, size] float32.
 torch::Tensor load_image(const std::string& path, const ImageOptions& opt);
 
 // Write 8-bit RGB or grey pixels as PNG (used by dataset builders and tests).

@@ -18,6 +18,18 @@ PreprocessOptions PreprocessOptions::from_config(const Config& d) {
   o.image.mean = im.get<std::vector<double>>("mean", o.image.mean);
   o.image.std = im.get<std::vector<double>>("std", o.image.std);
   o.image.background = im.get<double>("background", o.image.background);
+  o.image.resize = im.get<std::string>("resize", o.image.resize);
+  o.image.resize_size = im.get<int64_t>("resize_size", o.image.resize_size);
+  o.image.filter = im.get<std::string>("filter", o.image.filter);
+  BRAID_INPUT_CHECK(o.image.resize == "square" || o.image.resize == "shortest",
+                    "{}: recipe key '{}': expected square or shortest, got '{}'", d.origin(), im.full("resize"),
+                    o.image.resize);
+  BRAID_INPUT_CHECK(o.image.filter == "bilinear" || o.image.filter == "bicubic",
+                    "{}: recipe key '{}': expected bilinear or bicubic, got '{}'", d.origin(), im.full("filter"),
+                    o.image.filter);
+  BRAID_INPUT_CHECK(o.image.resize_size == 0 || (o.image.resize_size >= o.image.size && o.image.resize_size <= 16384),
+                    "{}: recipe key '{}': expected 0 or {}..16384 (at least '{}'), got {}", d.origin(),
+                    im.full("resize_size"), o.image.size, im.full("size"), o.image.resize_size);
   BRAID_INPUT_CHECK(o.image.size > 0 && o.image.size <= 4096, "{}: recipe key '{}': expected 1..4096, got {}",
                     d.origin(), im.full("size"), o.image.size);
   BRAID_INPUT_CHECK(o.image.mean.size() == 3 && o.image.std.size() == 3, "{}: recipe keys '{}' and '{}' need 3 values",
@@ -57,7 +69,7 @@ Preprocessor::Preprocessor(PreprocessOptions opt, std::vector<std::string> modal
 bool Preprocessor::noisy(const char* modality) const { return opt_.noise.level > 0 && opt_.noise.modality == modality; }
 
 torch::Tensor Preprocessor::image_pixels(const RawImage& img, uint64_t rng_seed) const {
-  auto x = resize_image(img, opt_.image.size, opt_.image.size);
+  auto x = fit_image(img, opt_.image);
   if (noisy("image")) {
     auto gen = at::detail::createCPUGenerator(rng_seed);
     auto sigma = x.std();

@@ -94,11 +94,20 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
   auto pcfg = cfg.at("projection");
   auto hidden = pcfg.get<std::vector<int64_t>>("hidden", {});
   double pdrop = pcfg.get<double>("dropout", 0.0);
+  // identity: the encoders already end in the shared space (imported CLIP/SigLIP towers, run/hf_clip.h)
+  const bool identity = pcfg.get<bool>("identity", false);
   for (const auto& m : modalities_) {
     BRAID_INPUT_CHECK(enc_cfg.has(m), "{}: recipe key '{}' is missing: modality '{}' needs an encoder", cfg.origin(),
                       enc_cfg.full(m), m);
     auto enc = nn::encoder_registry().make(enc_cfg.at(m), ctx.encoders.at(m));
     encoders_[m] = register_module("enc_" + m, enc);
+    if (identity) {
+      BRAID_INPUT_CHECK(enc->out_dim() == embed_dim_ && hidden.empty(),
+                        "{}: recipe key '{}': an identity projection needs no hidden layers and encoder '{}' of width "
+                        "embed_dim {}, got {}",
+                        cfg.origin(), pcfg.full("identity"), m, embed_dim_, enc->out_dim());
+      continue;
+    }
     projections_.emplace(m, register_module("proj_" + m, nn::MLP(nn::MLPOptions{enc->out_dim(), hidden, embed_dim_, pdrop})));
   }
   for (const auto& k : enc_cfg.keys())
@@ -107,6 +116,8 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
   for (const auto& m : prj.keys()) {
     BRAID_INPUT_CHECK(encoders_.count(m), "{}: recipe key '{}': '{}' is not one of the model's modalities", cfg.origin(),
                       prj.full(m), m);
+    BRAID_INPUT_CHECK(projections_.count(m), "{}: recipe key '{}': a projector needs a projection (not identity)",
+                      cfg.origin(), prj.full(m));
     auto* vit = dynamic_cast<nn::ImageViTImpl*>(encoders_[m].get());
     BRAID_INPUT_CHECK(vit, "{}: recipe key '{}': a projector reads encoder tokens; only image_vit provides them",
                       cfg.origin(), prj.full(m));
@@ -154,7 +165,9 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
       for (size_t j = i + 1; j < modalities_.size(); ++j) pairs_.emplace_back(modalities_[i], modalities_[j]);
   }
   bool pair_loss = std::any_of(losses_.begin(), losses_.end(), [](const std::string& l) { return losses().at(l).pairwise; });
-  BRAID_INPUT_CHECK(!pair_loss || !pairs_.empty(), "{}: recipe key '{}': the pair losses need two modalities, the model has {}",
+  // embed_only: a tower that only embeds (an imported checkpoint, `braid import`); training it is refused
+  const bool embed_only = cfg.get<bool>("embed_only", false);
+  BRAID_INPUT_CHECK(!pair_loss || !pairs_.empty() || embed_only, "{}: recipe key '{}': the pair losses need two modalities, the model has {}",
                     cfg.origin(), cfg.full("loss"), modalities_.size());
 
   smoothing_ = cfg.get<double>("label_smoothing", smoothing_);
@@ -193,7 +206,9 @@ torch::Tensor DualTowerImpl::project(const std::string& modality, const Modality
     auto h = pj->second->forward(tok) * mb.present.to(tok.dtype()).unsqueeze(1);
     return projections_.at(modality)->forward(h);
   }
-  return projections_.at(modality)->forward(it->second->forward(mb));
+  auto h = it->second->forward(mb);
+  auto pr = projections_.find(modality);
+  return pr == projections_.end() ? h : pr->second->forward(h);  // identity projection: none
 }
 
 torch::Tensor DualTowerImpl::embed(const std::string& modality, const ModalityBatch& mb) {
@@ -233,6 +248,10 @@ torch::Tensor DualTowerImpl::objective(const Batch& batch) {
     ++n_pairs[loss];
     terms_[loss + "/" + pair] = v.item<double>();
   };
+  BRAID_INPUT_CHECK(!pairs_.empty() || std::any_of(losses_.begin(), losses_.end(),
+                                                     [](const std::string& l) { return !losses().at(l).pairwise; }),
+                    "dual_tower: one modality ({}) and only pair losses: nothing to align (an imported tower trains "
+                    "through model.init_from in a recipe with two modalities)", modalities_.front());
   const bool global = objectives::gathering();  // data-parallel training: objectives/gather.h
   for (const auto& name : losses_) {
     const auto& loss = losses().at(name);
