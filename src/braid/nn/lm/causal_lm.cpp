@@ -15,7 +15,7 @@ LMBackboneImpl::LMBackboneImpl(const LMOptions& o) {
     layers->push_back(blocks_.back());
   }
   norm = register_module("norm", RMSNorm(o.dim, o.norm_eps));
-  rotary = Rotary(o.head_dim(), o.rope_theta, o.max_seq);
+  rotary = Rotary(o);
 }
 
 torch::Tensor LMBackboneImpl::forward(const torch::Tensor& embeds, const torch::Tensor& position_ids,

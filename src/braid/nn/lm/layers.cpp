@@ -43,13 +43,39 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 // ---------------------------------------------------------------- RoPE
 
-Rotary::Rotary(int64_t head_dim, double theta, int64_t max_seq) {
+namespace {
+torch::Tensor plain_inv_freq(int64_t head_dim, double theta) {
   TORCH_CHECK(head_dim > 0 && head_dim % 2 == 0, "Rotary: head_dim ", head_dim, " must be even");
   // inv_freq[i] = 1 / theta^(2i / d), in fp32 as the reference computes it
   auto exponent = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(head_dim);
-  auto inv_freq = 1.0 / torch::pow(theta, exponent);                                  // [d/2]
+  return 1.0 / torch::pow(theta, exponent);  // [d/2]
+}
+}  // namespace
+
+torch::Tensor rope_inv_freq(const LMOptions& o) {
+  auto inv = plain_inv_freq(o.head_dim(), o.rope_theta);
+  if (o.rope_scaling == "linear") return inv / o.rope_factor;
+  if (o.rope_scaling == "llama3") {
+    const double old_len = static_cast<double>(o.rope_original_max_seq);
+    const double low_wavelen = old_len / o.rope_low_freq_factor, high_wavelen = old_len / o.rope_high_freq_factor;
+    auto wavelen = 2.0 * M_PI / inv;
+    auto scaled = torch::where(wavelen > low_wavelen, inv / o.rope_factor, inv);
+    auto smooth = (old_len / wavelen - o.rope_low_freq_factor) / (o.rope_high_freq_factor - o.rope_low_freq_factor);
+    auto blended = (1.0 - smooth) * scaled / o.rope_factor + smooth * scaled;
+    auto medium = wavelen.ge(high_wavelen).logical_and(wavelen.le(low_wavelen));
+    return torch::where(medium, blended, scaled);
+  }
+  TORCH_CHECK(o.rope_scaling.empty(), "Rotary: unknown rope_scaling '", o.rope_scaling, "'");
+  return inv;
+}
+
+Rotary::Rotary(int64_t head_dim, double theta, int64_t max_seq) : Rotary(plain_inv_freq(head_dim, theta), max_seq) {}
+
+Rotary::Rotary(const LMOptions& o) : Rotary(rope_inv_freq(o), o.max_seq) {}
+
+Rotary::Rotary(const torch::Tensor& inv_freq, int64_t max_seq) {
   auto freqs = torch::outer(torch::arange(max_seq, torch::kLong).to(torch::kFloat), inv_freq);  // [S, d/2]
-  auto emb = torch::cat({freqs, freqs}, -1);                                          // [S, d]
+  auto emb = torch::cat({freqs, freqs}, -1);                                                    // [S, d]
   cos_ = emb.cos();
   sin_ = emb.sin();
 }

@@ -35,6 +35,10 @@ class Rotary {
  public:
   Rotary() = default;
   Rotary(int64_t head_dim, double theta, int64_t max_seq);
+  // The tables of `o` (head_dim, rope_theta, max_seq and its rope_scaling).
+  explicit Rotary(const LMOptions& o);
+  // inv_freq [head_dim / 2] (fp32) -> cos/sin for positions [0, max_seq).
+  Rotary(const torch::Tensor& inv_freq, int64_t max_seq);
   // position_ids [B, T] (int64, each in [0, max_seq); InputError otherwise) -> cos, sin [B, T, head_dim].
   std::pair<torch::Tensor, torch::Tensor> lookup(const torch::Tensor& position_ids, const torch::Tensor& like) const;
   int64_t max_seq() const { return cos_.defined() ? cos_.size(0) : 0; }
@@ -42,6 +46,12 @@ class Rotary {
  private:
   torch::Tensor cos_, sin_;
 };
+
+// RoPE's inverse frequencies [head_dim / 2] (fp32) of `o`: theta^(-2i / head_dim), then the rope_scaling:
+// linear divides all by rope_factor; llama3 (Hugging Face's _compute_llama3_parameters) divides those whose
+// wavelength 2π / f exceeds rope_original_max_seq / rope_low_freq_factor, keeps those below
+// rope_original_max_seq / rope_high_freq_factor, and blends linearly in 1 / wavelength between.
+torch::Tensor rope_inv_freq(const LMOptions& o);
 
 // [.., d] -> [.., d]: (x1, x2) -> (-x2, x1), x1 and x2 the first and second half of the last dim.
 torch::Tensor rotate_half(const torch::Tensor& x);

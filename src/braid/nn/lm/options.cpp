@@ -26,6 +26,21 @@ void LMOptions::check(const std::string& origin, const std::string& path) const 
                     "{}: recipe key '{}' must be in (0, 1), got {}", origin, key("norm_eps"), norm_eps);
   BRAID_INPUT_CHECK(max_seq > 0 && max_seq <= (int64_t{1} << 24), "{}: recipe key '{}' must be in [1, 2^24], got {}",
                     origin, key("max_seq"), max_seq);
+  BRAID_INPUT_CHECK(rope_scaling.empty() || rope_scaling == "linear" || rope_scaling == "llama3",
+                    "{}: recipe key '{}' must be \"\" (none), linear or llama3, got '{}'", origin, key("rope_scaling"),
+                    rope_scaling);
+  if (!rope_scaling.empty())
+    BRAID_INPUT_CHECK(std::isfinite(rope_factor) && rope_factor >= 1.0, "{}: recipe key '{}' must be >= 1, got {}",
+                      origin, key("rope_factor"), rope_factor);
+  if (rope_scaling == "llama3") {
+    BRAID_INPUT_CHECK(std::isfinite(rope_low_freq_factor) && rope_low_freq_factor > 0.0 &&
+                          std::isfinite(rope_high_freq_factor) && rope_high_freq_factor > rope_low_freq_factor,
+                      "{}: recipe keys '{}' and '{}' must satisfy 0 < low < high, got {} and {}", origin,
+                      key("rope_low_freq_factor"), key("rope_high_freq_factor"), rope_low_freq_factor,
+                      rope_high_freq_factor);
+    BRAID_INPUT_CHECK(rope_original_max_seq > 0, "{}: recipe key '{}' must be positive, got {}", origin,
+                      key("rope_original_max_seq"), rope_original_max_seq);
+  }
 }
 
 LMOptions LMOptions::from_config(const Config& c) {
@@ -41,6 +56,11 @@ LMOptions LMOptions::from_config(const Config& c) {
   o.max_seq = c.get<int64_t>("max_seq", o.max_seq);
   o.tie_embeddings = c.get<bool>("tie_embeddings", o.tie_embeddings);
   o.attention_bias = c.get<bool>("attention_bias", o.attention_bias);
+  o.rope_scaling = c.get<std::string>("rope_scaling", o.rope_scaling);
+  o.rope_factor = c.get<double>("rope_factor", o.rope_factor);
+  o.rope_low_freq_factor = c.get<double>("rope_low_freq_factor", o.rope_low_freq_factor);
+  o.rope_high_freq_factor = c.get<double>("rope_high_freq_factor", o.rope_high_freq_factor);
+  o.rope_original_max_seq = c.get<int64_t>("rope_original_max_seq", o.rope_original_max_seq);
   o.check(c.origin(), c.path());
   return o;
 }

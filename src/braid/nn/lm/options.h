@@ -25,6 +25,14 @@ struct LMOptions {
   int64_t max_seq = 2048;       // longest sequence (prompt + generated); size of the cos/sin cache
   bool tie_embeddings = false;  // logits use embed_tokens.weight; no lm_head.weight
   bool attention_bias = false;  // bias on q/k/v projections (Qwen2); o_proj never has one
+  // RoPE scaling (Hugging Face rope_scaling): "" none; "linear" (positions / rope_factor, i.e. every
+  // inv_freq / rope_factor); "llama3" (Llama 3.1: long wavelengths / rope_factor, short ones kept, a smooth
+  // blend between, set by the three fields below). nn/lm/layers.h rope_inv_freq computes it.
+  std::string rope_scaling;
+  double rope_factor = 1.0;              // linear, llama3: factor (>= 1)
+  double rope_low_freq_factor = 1.0;     // llama3: low_freq_factor
+  double rope_high_freq_factor = 4.0;    // llama3: high_freq_factor (> low_freq_factor)
+  int64_t rope_original_max_seq = 8192;  // llama3: original_max_position_embeddings
 
   int64_t head_dim() const { return dim / heads; }
 
