@@ -3,6 +3,7 @@
 
 Run by hand with the reference venv (scripts/hf/venv.sh):
     /tmp/hfv2/bin/python scripts/hf/make_tokenizer_fixtures.py [tests/fixtures/hf/tokenizers]
+    /tmp/hfv2/bin/python scripts/hf/make_tokenizer_fixtures.py --real-clip /tmp/braid-clip-tok   # slow test input
 
 It trains small tokenizers with the Hugging Face `tokenizers` library, each with the normalizer /
 pre-tokenizer / model options / post-processor / decoder of one checkpoint family (as
@@ -12,7 +13,9 @@ all-MiniLM-L6-v2 vocab.txt and tokenizer_config.json (its 466 KB tokenizer.json 
 documented slow test instead); trains a sentencepiece model with the Python sentencepiece; and
 writes refs.json: for every tokenizer and every text of TEXTS the reference ids (with and without
 special tokens, and truncated to TRUNC), the decoded strings, and the special ids.
-Deterministic: training is single-threaded over a fixed corpus.
+Training is single-threaded over a fixed corpus, but the `tokenizers` trainers order equal-count
+pieces by Rust hash order, so a rerun may renumber some ids: the refs always describe the files written
+beside them, commit them together.
 """
 import io
 import json
@@ -64,6 +67,13 @@ TEXTS = [
     "こんにちは世界 مرحبا بالعالم नमस्ते",
     "tab\x00nul\u200bzero-width\u00a0nbsp\ufeffbom\u0301accent",
     "<mask> single word: the<mask> and <mask>s, hello world!",
+    "I'M HERE, YOU'RE THERE, WE'VE SEEN IT'S; she'd've",
+    "line1\r\nline2\r\n\r\n  indented\n\n\n",
+    "123456789012345678901234567890 and ½ ² ٣٤ ⅷ",
+    "hello world helloworld hello worldly x  <mask>  y<mask> <sep>  after <sep>",
+    "a" * 120 + " " + "b" * 13,
+    "a\u3000b\u2028c\u0085d\u200de\u00adf",
+    "ǅungla ﬀ ẞ ß Ⅻ ㎏ ①",
 ]
 
 
@@ -80,7 +90,8 @@ def gpt2():
     t.post_processor = processors.ByteLevel(trim_offsets=False)
     t.train_from_iterator(CORPUS, bytelevel_trainer(400, ["<|endoftext|>"]))
     # RoBERTa's <mask> (lstrip) and a single-word added token, to exercise the added-token flags
-    t.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False)])
+    t.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False),
+                          AddedToken("<sep>", lstrip=False, rstrip=True, normalized=False)])
     t.add_tokens([AddedToken("hello world", single_word=True, normalized=True)])
     return t, {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
 
@@ -133,6 +144,37 @@ def clip():
                                                     add_prefix_space=False, trim_offsets=False)
     return t, {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
                "unk_token": "<|endoftext|>"}
+
+
+def roberta():
+    # RobertaConverter with add_prefix_space: ByteLevel(add_prefix_space=True), <s> $A </s>, <mask> lstrip
+    t = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
+    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    t.decoder = decoders.ByteLevel()
+    t.train_from_iterator(CORPUS, bytelevel_trainer(400, ["<s>", "<pad>", "</s>", "<unk>"]))
+    t.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False)])
+    t.post_processor = processors.RobertaProcessing(sep=("</s>", t.token_to_id("</s>")), cls=("<s>", t.token_to_id("<s>")),
+                                                    add_prefix_space=True, trim_offsets=True)
+    return t, None
+
+
+LLAMA3_RE = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+
+def llama3():
+    # Llama-3 (tiktoken converted): Split with its regex + ByteLevel without regex, BPE ignore_merges,
+    # <|begin_of_text|> $A
+    t = Tokenizer(models.BPE(ignore_merges=True))
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_RE), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    t.decoder = decoders.ByteLevel()
+    t.train_from_iterator(CORPUS, bytelevel_trainer(400, ["<|begin_of_text|>", "<|end_of_text|>"]))
+    t.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<|begin_of_text|> $A",
+                                      special_tokens=[("<|begin_of_text|>", t.token_to_id("<|begin_of_text|>"))])])
+    return t, {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "pad_token": None}
 
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -216,6 +258,7 @@ def whitespace_bpe():
 
 
 FAMILIES = {"gpt2": gpt2, "smollm2": smollm2, "qwen2": qwen2, "clip": clip, "bert": bert, "llama_bpe": llama_bpe,
+            "roberta": roberta, "llama3": llama3,
             "metaspace": metaspace, "split_variants": split_variants, "whitespace_bpe": whitespace_bpe}
 
 
@@ -229,7 +272,8 @@ def refs_of(t, ids_fn=None):
         out["ids"].append(ids)
         out["ids_plain"].append(t.encode(s, add_special_tokens=False).ids)
         out["decoded"].append(t.decode(ids))
-        out["decoded_specials"].append(t.decode(ids, skip_special_tokens=False))
+        kept = t.decode(ids, skip_special_tokens=False)
+        out["decoded_specials"].append(None if kept == out["decoded"][-1] else kept)  # null: the same
     t.enable_truncation(max_length=TRUNC)
     out["trunc"] = [t.encode(s).ids for s in TEXTS]
     t.no_truncation()
@@ -237,7 +281,37 @@ def refs_of(t, ids_fn=None):
     return out
 
 
+def real_clip(out):
+    """The real CLIP tokenizer (49408 ids, 48894 merges) from open_clip's bpe_simple_vocab_16e6.txt.gz,
+    converted by transformers' CLIPTokenizerFast, with its refs.json: 2.2 MB, so not committed; the
+    slow test HfTokenizer.SlowRealClipTokenizerJson reads it from BRAID_HF_CLIP_DIR=out."""
+    import gzip
+
+    import open_clip
+    from transformers import CLIPTokenizerFast
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    os.makedirs(out, exist_ok=True)
+    bpe = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
+    merges = [tuple(m.split()) for m in gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]]
+    vocab = list(bytes_to_unicode().values())
+    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    with open(os.path.join(out, "vocab.json"), "w") as f:
+        json.dump({v: i for i, v in enumerate(vocab)}, f)
+    with open(os.path.join(out, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    CLIPTokenizerFast(os.path.join(out, "vocab.json"), os.path.join(out, "merges.txt")).save_pretrained(out)
+    t = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+    r = refs_of(t)
+    r["specials"] = {"pad": t.token_to_id("<|endoftext|>"), "bos": t.token_to_id("<|startoftext|>"),
+                     "eos": t.token_to_id("<|endoftext|>"), "unk": t.token_to_id("<|endoftext|>")}
+    with open(os.path.join(out, "refs.json"), "w") as f:
+        json.dump({"texts": TEXTS, "trunc": TRUNC, "tokenizers": {"tokenizer.json": r}}, f, ensure_ascii=False)
+    print("wrote", out, t.get_vocab_size())
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--real-clip":
+        return real_clip(sys.argv[2])
     os.makedirs(OUT, exist_ok=True)
     refs = {"texts": TEXTS, "trunc": TRUNC, "tokenizers_version": tokenizers.__version__, "tokenizers": {}}
     for name, make in FAMILIES.items():
@@ -292,7 +366,7 @@ def main():
         r["ids_plain"].append(ids)
         r["trunc"].append(ids[:TRUNC])
         r["decoded"].append(sp.decode(ids))
-        r["decoded_specials"].append(sp.decode(ids))
+        r["decoded_specials"].append(None)
     r["vocab_size"] = sp.get_piece_size()
     r["specials"] = {"pad": sp.pad_id(), "bos": sp.bos_id(), "eos": sp.eos_id(), "unk": sp.unk_id()}
     refs["tokenizers"]["spm.model"] = r

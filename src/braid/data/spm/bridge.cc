@@ -105,10 +105,11 @@ char* braid_spm_pieces(void* h, const char* text, size_t len) {
   return dup(s);
 }
 
-char* braid_spm_decode(void* h, const int* ids, size_t n) {
+char* braid_spm_decode(void* h, const int* ids, size_t n, size_t* out_len) {
   std::string text;
   if (!static_cast<sentencepiece::SentencePieceProcessor*>(h)->Decode(std::vector<int>(ids, ids + n), &text).ok())
     return nullptr;
+  if (out_len) *out_len = text.size();  // the text may hold NUL characters
   return dup(text);
 }
 

@@ -23,8 +23,9 @@ int braid_spm_vocab_size(void* handle);
 int braid_spm_encode(void* handle, const char* text, size_t len, int* ids, int cap);
 // Encode into pieces joined by '\n' (malloc'ed); returns null on failure.
 char* braid_spm_pieces(void* handle, const char* text, size_t len);
-// Decode `n` ids into text (malloc'ed); returns null on failure.
-char* braid_spm_decode(void* handle, const int* ids, size_t n);
+// Decode `n` ids into text (malloc'ed, NUL-terminated, its length in *len: it may hold NULs);
+// returns null on failure.
+char* braid_spm_decode(void* handle, const int* ids, size_t n, size_t* len);
 // The id of a piece, or -1 when it is not in the vocabulary.
 int braid_spm_piece_to_id(void* handle, const char* piece, size_t len);
 // The piece of an id (malloc'ed), or null when out of range.

@@ -998,8 +998,12 @@ class HfBackend final : public Backend {
   // leftmost-longest matching with the single_word / lstrip / rstrip rules).
   void split_added(std::vector<Seg>& segs, bool norm_pass) const {
     std::vector<const AddedToken*> pats;
+    bool first_byte[256] = {};
     for (const auto& t : added)
-      if (t.normalized == norm_pass && !t.pattern.empty()) pats.push_back(&t);
+      if (t.normalized == norm_pass && !t.pattern.empty()) {
+        pats.push_back(&t);
+        first_byte[static_cast<unsigned char>(t.pattern[0])] = true;
+      }
     std::vector<Seg> out;
     for (auto& sg : segs) {
       if (sg.id >= 0) {
@@ -1011,6 +1015,10 @@ class HfBackend final : public Backend {
       size_t from = 0;  // start of the text not yet emitted
       size_t pos = 0;
       while (pos < s.size() && !pats.empty()) {
+        if (!first_byte[static_cast<unsigned char>(s[pos])]) {
+          ++pos;
+          continue;
+        }
         const AddedToken* best = nullptr;
         for (const auto* t : pats)
           if (s.compare(pos, t->pattern.size(), t->pattern) == 0 && (!best || t->pattern.size() > best->pattern.size())) best = t;

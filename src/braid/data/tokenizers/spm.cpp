@@ -202,9 +202,12 @@ class SpmBackend final : public Backend {
     std::vector<int> keep;
     for (int id : ids)
       if (!skip_specials || (id != pad && id != bos && id != eos)) keep.push_back(id);
-    char* p = spm().decode(h_, keep.data(), keep.size());
+    size_t len = 0;
+    char* p = spm().decode(h_, keep.data(), keep.size(), &len);
     BRAID_INPUT_CHECK(p != nullptr, "{}: cannot decode {} ids", path_, keep.size());
-    return take(p);
+    std::string text(p, len);
+    spm().free(p);
+    return text;
   }
 
   int piece_id(const std::string& p) const override { return spm().piece_to_id(h_, p.data(), p.size()); }
