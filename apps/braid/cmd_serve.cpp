@@ -22,6 +22,7 @@ namespace {
 
 struct EmbedArgs {
   std::string run, data, split, modality, out, weights = "model", text_view;
+  std::vector<std::string> texts;  // --text: embed these and print them (no manifest)
   int threads = 0;
 };
 struct IndexArgs {
@@ -47,17 +48,31 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   auto ea = std::make_shared<EmbedArgs>();
   auto* e = app.add_subcommand("embed", "embed one modality of a manifest split with a trained align run");
   e->add_option("run", ea->run, "run directory of a `task: align` run")->required();
-  e->add_option("--data", ea->data, "manifest JSONL")->required();
+  e->add_option("--data", ea->data, "manifest JSONL (with --modality and --out)");
   e->add_option("--split", ea->split, "split to embed (train, val, test; default: all samples)");
-  e->add_option("--modality", ea->modality, "image, text or audio")->required()
+  e->add_option("--modality", ea->modality, "image, text or audio")
       ->check(CLI::IsMember({"image", "text", "audio"}));
-  e->add_option("--out", ea->out, "output E.safetensors (vectors [N,D] + rows [N]); E.json sidecar with ids/paths")
-      ->required();
+  e->add_option("--out", ea->out, "output E.safetensors (vectors [N,D] + rows [N]); E.json sidecar with ids/paths");
+  e->add_option("--text", ea->texts, "instead of a manifest: embed these texts (repeatable) and print one JSON line "
+                                     "each, {\"text\", \"embedding\"}");
   e->add_option("--text-view", ea->text_view, "text view to embed (en, zh, ...; default: the recipe's)");
   e->add_option("--weights", ea->weights, "model (final), best, or a weights file path")->capture_default_str();
   e->add_option("--threads", ea->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   out.emplace_back(e, [ea] {
     configure_threads(ea->threads);
+    if (!ea->texts.empty()) {
+      BRAID_INPUT_CHECK(ea->data.empty() && ea->out.empty(), "braid embed: --text prints the vectors; give either "
+                        "--text or --data/--modality/--out");
+      serve::Embedder emb(ea->run, ea->weights);
+      for (const auto& t : ea->texts) {
+        auto v = emb.embed_query(serve::Query{"text", t, ""}).contiguous();
+        std::vector<float> vals(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+        fmt::print("{}\n", nlohmann::json{{"text", t}, {"embedding", vals}}.dump());
+      }
+      return 0;
+    }
+    BRAID_INPUT_CHECK(!ea->data.empty() && !ea->modality.empty() && !ea->out.empty(),
+                      "braid embed: --data, --modality and --out are required (or --text)");
     serve::Embedder emb(ea->run, ea->weights);
     auto set = serve::embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
     serve::save_embeddings(ea->out, set);

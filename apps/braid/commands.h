@@ -21,6 +21,7 @@ void add_tokenizer_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runne
 void add_list_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);      // braid list
 void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid report
 void add_export_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid export
+void add_import_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid import
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
 
 // The command line this process was started with (argv[0] first), for commands that re-run

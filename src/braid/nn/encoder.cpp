@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "braid/nn/encoders/audio_cnn.h"
+#include "braid/nn/encoders/hf_bert.h"
 #include "braid/nn/encoders/hf_clip.h"
 #include "braid/nn/encoders/image_cnn.h"
 #include "braid/nn/encoders/image_vit.h"
@@ -42,6 +43,8 @@ const EncoderRegistry& encoder_registry() {
           make<HFClipVisionImpl, HFClipOptions>);
     r.add("hf_clip_text", "Hugging Face CLIP / SigLIP text tower (HF parameter names; `braid import`)",
           make<HFClipTextImpl, HFClipOptions>);
+    r.add("bert", "BERT-family text encoder (HF BertModel names, post-norm) with sentence-transformers pooling; "
+          "`braid import hf`", make<HFBertImpl, HFBertOptions>);
     r.add("series_gru", "GRU over time-series frames; the last valid state", make<SeriesGRUImpl, SeriesGRUOptions>);
     r.add("raw", "no parameters: the input pooled to a fixed-length vector (data-level / early fusion)",
           make<RawImpl, RawOptions>);

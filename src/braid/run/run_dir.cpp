@@ -27,6 +27,22 @@ std::string host_name() {
 
 }  // namespace
 
+std::string RunDir::tokenizer() const {
+  for (const char* n : {"/tokenizer.model", "/tokenizer.json", "/vocab.txt"})
+    if (file_exists(root + n)) return root + n;
+  return root + "/tokenizer.model";
+}
+
+std::string RunDir::tokenizer_as(const std::string& src) const {
+  auto ends = [&](const char* suf) {
+    const std::string s(suf);
+    return src.size() >= s.size() && src.compare(src.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends(".json")) return root + "/tokenizer.json";
+  if (ends(".txt")) return root + "/vocab.txt";
+  return root + "/tokenizer.model";
+}
+
 std::string RunDir::rank_log(int rank) const { return root + "/rank" + std::to_string(rank) + ".log"; }
 bool RunDir::is_run() const { return file_exists(recipe()); }
 bool RunDir::has_checkpoint() const { return file_exists(last()); }
@@ -59,7 +75,7 @@ std::string RunDir::new_tensorboard_file() const {
 
 std::vector<std::string> RunDir::setup_files() const {
   std::vector<std::string> out;
-  for (const auto& f : {recipe(), facts(), tokenizer(), classes()})
+  for (const auto& f : {recipe(), facts(), tokenizer(), tokenizer_config(), classes()})
     if (file_exists(f)) out.push_back(f);
   return out;
 }

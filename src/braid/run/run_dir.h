@@ -3,7 +3,9 @@
 // `braid train --out DIR` writes, and everything else reads:
 //   recipe.resolved.yaml  every effective setting (the recipe after overrides and defaults)
 //   run.json              facts of the run: task, modalities, outputs, data facts, braid version
-//   tokenizer.model       sentencepiece model (runs that read text)
+//   tokenizer.model       sentencepiece model (runs that read text), or, for runs of imported
+//   tokenizer.json        checkpoints (`braid import`), the checkpoint's Hugging Face tokenizer
+//   vocab.txt             or WordPiece vocabulary (+ tokenizer_config.json)
 //   classes.json          class map (classification; align runs trained on labelled data)
 //   metrics.jsonl         one JSON line per logged train step and per validation
 //   checkpoints/last.pt   resumable checkpoint: the state after the last checkpointed step
@@ -31,7 +33,15 @@ struct RunDir {
   explicit RunDir(std::string dir) : root(std::move(dir)) {}
   std::string recipe() const { return root + "/recipe.resolved.yaml"; }
   std::string facts() const { return root + "/run.json"; }
-  std::string tokenizer() const { return root + "/tokenizer.model"; }
+  // The run's tokenizer file: the first present of tokenizer.model (braid's sentencepiece),
+  // tokenizer.json (a Hugging Face tokenizer) and vocab.txt (a WordPiece vocabulary); tokenizer.model
+  // when none is (a fresh run trains one there).
+  std::string tokenizer() const;
+  // Where a copy of tokenizer file `src` goes in the run: tokenizer.json for *.json, vocab.txt for
+  // *.txt, tokenizer.model otherwise (data::Tokenizer::load tells the kinds apart by name).
+  std::string tokenizer_as(const std::string& src) const;
+  // The Hugging Face tokenizer_config.json beside a vocab.txt (lower-casing, accents).
+  std::string tokenizer_config() const { return root + "/tokenizer_config.json"; }
   std::string classes() const { return root + "/classes.json"; }
   std::string metrics() const { return root + "/metrics.jsonl"; }
   std::string checkpoints() const { return root + "/checkpoints"; }
