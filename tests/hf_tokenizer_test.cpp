@@ -152,6 +152,15 @@ TEST(HfTokenizer, MalformedFilesAreOneLineErrorsNamingTheFile) {
   braid::test::ExpectInputError([&] { Tokenizer::load(missing); }, missing, "no such tokenizer file");
 }
 
+TEST(HfTokenizer, AFolderLoadsItsTokenizerFile) {
+  const Tokenizer bert = Tokenizer::load(fixture_dir() + "/minilm");
+  EXPECT_EQ(bert.kind(), "wordpiece");
+  EXPECT_EQ(bert.path(), fixture_dir() + "/minilm/vocab.txt");
+  EXPECT_EQ(Tokenizer::load(fixture_dir() + "/qwen2").kind(), "hf-bpe");
+  braid::test::TempDir d("hftok_dir");
+  braid::test::ExpectInputError([&] { Tokenizer::load(d.path.string()); }, d.path.string(), "has no tokenizer.json");
+}
+
 TEST(HfTokenizer, DecodeRejectsIdsOutsideTheVocabulary) {
   const Tokenizer t = Tokenizer::load(fixture_dir() + "/gpt2/tokenizer.json");
   braid::test::ExpectInputError([&] { t.decode({1, t.vocab_size()}); }, "gpt2/tokenizer.json", "outside the vocabulary");

@@ -20,7 +20,19 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::load(const std::string& path) {
+Tokenizer Tokenizer::load(const std::string& given) {
+  std::string path = given;
+  std::error_code ec;
+  if (std::filesystem::is_directory(given, ec)) {  // a checkpoint folder: its tokenizer file
+    path.clear();
+    for (const char* name : {"tokenizer.json", "vocab.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model"})
+      if (file_exists(given + "/" + name)) {
+        path = given + "/" + name;
+        break;
+      }
+    BRAID_INPUT_CHECK(!path.empty(), "{}: the folder has no tokenizer.json, vocab.txt, tokenizer.model, spiece.model or "
+                      "sentencepiece.bpe.model", given);
+  }
   const std::filesystem::path p(path);
   const std::string ext = p.extension().string();
   BRAID_INPUT_CHECK(file_exists(path), "{}: no such tokenizer file", path);
