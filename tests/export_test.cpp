@@ -79,6 +79,9 @@ TEST(Export, GenerativeRunRoundTripsWithItsLMAsHuggingFace) {
   torch::NoGradGuard ng;
   auto ids = torch::arange(12, torch::kLong).remainder(lm->options.vocab_size).view({2, 6});
   EXPECT_TRUE(torch::equal(back->forward(ids), lm->forward(ids)));
+  const auto probe = braid::read_safetensors(out + "/lm_check.safetensors");
+  ASSERT_EQ(probe.at("ids").sizes(), (std::vector<int64_t>{2, 16}));
+  EXPECT_TRUE(AllClose(back->forward(probe.at("ids")), probe.at("logits"), 1e-6, "lm_check logits"));
 }
 
 TEST(Export, NotARunIsOneLine) {

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/safetensors.h"
@@ -77,6 +79,13 @@ ExportResult export_run(const std::string& run, const std::string& out, const st
     write_safetensors(hf + "/model.safetensors", module_tensors(*lm), {{"format", "pt"}});
     r.files.push_back(hf + "/config.json");
     r.files.push_back(hf + "/model.safetensors");
+    // a probe for readers of hf/: fixed ids and braid's logits for them
+    torch::NoGradGuard ng;
+    auto ids = (torch::arange(32, torch::kLong) * 7 + 3).remainder(lm->options.vocab_size).view({2, 16});
+    ids = ids.narrow(1, 0, std::min<int64_t>(16, lm->options.max_seq)).contiguous();
+    const std::string probe = out + "/lm_check.safetensors";
+    write_safetensors(probe, {{"ids", ids}, {"logits", lm->forward(ids).contiguous()}});
+    r.files.push_back(probe);
   }
 
   nlohmann::json shapes = nlohmann::json::object();

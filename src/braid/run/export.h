@@ -10,6 +10,8 @@
 // `from_pretrained(DIR/hf)`:
 //   DIR/hf/config.json       LlamaForCausalLM (Qwen2ForCausalLM with attention_bias): run/hf_lm.h hf_lm_config
 //   DIR/hf/model.safetensors the LM's tensors under Hugging Face's names (no "lm." prefix; no lm_head when tied)
+//   DIR/lm_check.safetensors ids [2, 16] (int64) and braid's logits for them [2, 16, V]: a reader of hf/ checks
+//                            its loader against these (scripts/hf/check_export.py does, with transformers)
 // Files are written atomically; DIR is created. InputError when the run or its weights are missing.
 #pragma once
 
