@@ -320,3 +320,55 @@ TEST(HfBert, CliImportDispatchesOnModelType) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("'gpt2'; braid imports bert"), std::string::npos) << r.err;
 }
+
+TEST(HfBert, LiTRecipeTrainsImageTowerAgainstFrozenImportedText) {
+  // `model.init_from` an imported run + freeze: [text] + data.text.tokenizer = the run's tokenizer.json
+  TempDir d("hfbert");
+  const std::string bert_run = (d.path / "bert").string();
+  auto r = test::run_braid("import hf " + test::q(bert_dir()) + " --out " + test::q(bert_run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  test::ToyOptions toy;
+  toy.n = 24;
+  toy.audio = false;
+  const std::string manifest = test::make_toy_dataset((d.path / "data").string(), toy);
+  const std::string recipe = d.file("lit.yaml", std::string(R"(
+task: align
+seed: 0
+threads: 1
+data:
+  workers: 1
+  image: {size: 16}
+  text: {view: "", max_tokens: 16, tokenizer: )") + bert_run + R"(/tokenizer.json}
+model:
+  name: dual_tower
+  modalities: [image, text]
+  encoders:
+    image: {name: image_vit, patch: 4, dim: 16, depth: 1, heads: 2}
+    text: {name: bert, vocab_size: 97, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
+           intermediate_size: 37, max_position_embeddings: 40, pooling: mean, normalize: true}
+  embed_dim: 16
+  loss: clip
+  freeze: [text]
+  init_from: )" + bert_run + R"(
+train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
+)");
+  const std::string run = (d.path / "lit").string();
+  r = test::run_braid("train " + test::q(recipe) + " --data " + test::q(manifest) + " --out " + test::q(run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const run::RunDir rd(run);
+  EXPECT_EQ(rd.tokenizer(), run + "/tokenizer.json");
+  EXPECT_EQ(test::read_file(rd.tokenizer()), test::read_file(bert_dir() + "/tokenizer.json"));
+  // the text tower is the imported one, unchanged by training; the image tower trained
+  auto ck = run::open_hf_checkpoint(bert_dir());
+  auto want = run::hf_bert_tensors(ck, run::hf_bert_options(ck));
+  torch::serialize::InputArchive ar;
+  ar.load_from(rd.model());
+  size_t compared = 0;
+  for (const auto& [n, t] : want) {
+    torch::Tensor got;
+    ASSERT_TRUE(ar.try_read("enc_text." + n, got)) << n;
+    EXPECT_TRUE(torch::equal(got, t)) << n;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 37u);
+}

@@ -166,7 +166,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
     popt.text.view.clear();
   }
   if (std::find(p.modalities.begin(), p.modalities.end(), "text") != p.modalities.end()) {
-    const std::string tok_path = rd.tokenizer();
+    std::string tok_path = rd.tokenizer();
     // a generative run initialized from another generative run (stage 2 from stage 1) reads text with that
     // run's tokenizer: its LM's embedding rows are those token ids (a new tokenizer would scramble them)
     std::string inherited;
@@ -191,7 +191,11 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
       std::string src = inherited.empty() ? resolve_relative(recipe.origin(), popt.text.tokenizer) : inherited;
       auto t = data::Tokenizer::load(src);
       if (!inherited.empty()) spdlog::info("tokenizer of {} (model.init_from): its LM's token ids", src);
+      tok_path = rd.tokenizer_as(src);  // the same kind of file: tokenizer.model, tokenizer.json or vocab.txt
       atomic_write_text(tok_path, read_text_file(src));
+      const std::string tok_cfg = (fs::path(src).parent_path() / "tokenizer_config.json").string();
+      if (tok_path == rd.tokenizer_as("vocab.txt") && file_exists(tok_cfg))
+        atomic_write_text(rd.tokenizer_config(), read_text_file(tok_cfg));
     } else {
       // the corpus is the text the model reads
       std::vector<std::string> corpus;
