@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "braid/nn/encoders/audio_cnn.h"
+#include "braid/nn/encoders/audio_tcnn.h"
 #include "braid/nn/encoders/hf_bert.h"
 #include "braid/nn/encoders/hf_clip.h"
 #include "braid/nn/encoders/image_cnn.h"
@@ -36,6 +37,9 @@ const EncoderRegistry& encoder_registry() {
           make<ImageViTImpl, ImageViTOptions>);
     r.add("audio_cnn", "2-D CNN over the log-mel spectrogram with masked time pooling",
           make<AudioCNNImpl, AudioCNNOptions>);
+    r.add("audio_tcnn", "1-D CNN over time with the mel bands as channels, max pooling over valid frames, "
+          "SpecAugment-style frequency masks and time shifts in training",
+          make<AudioTCNNImpl, AudioTCNNOptions>);
     r.add("text_bow", "bag of learned sub-word embeddings (masked mean) + MLP", make<TextBowImpl, TextBowOptions>);
     r.add("text_transformer", "pre-norm Transformer over sub-word ids with learned positions",
           make<TextTransformerImpl, TextTransformerOptions>);

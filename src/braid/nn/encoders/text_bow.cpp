@@ -9,7 +9,10 @@ TextBowOptions TextBowOptions::from_config(const Config& c) {
   o.embed = c.get<int64_t>("embed", o.embed);
   o.dim = c.get<int64_t>("dim", o.dim);
   o.dropout = c.get<double>("dropout", o.dropout);
+  o.token_dropout = c.get<double>("token_dropout", o.token_dropout);
   BRAID_INPUT_CHECK(o.embed > 0 && o.dim > 0, "{}: '{}' needs positive embed and dim", c.origin(), c.path());
+  BRAID_INPUT_CHECK(o.token_dropout >= 0 && o.token_dropout < 1, "{}: '{}.token_dropout' must be in [0, 1), got {}",
+                    c.origin(), c.path(), o.token_dropout);
   return o;
 }
 
@@ -21,7 +24,14 @@ TextBowImpl::TextBowImpl(TextBowOptions o, const EncoderContext& ctx) : options(
 }
 
 torch::Tensor TextBowImpl::encode(const ModalityBatch& mb) {
-  return mlp_->forward(masked_mean(emb_->forward(mb.data), mb.lengths));
+  auto x = emb_->forward(mb.data);  // [B, L, embed]
+  if (!is_training() || options.token_dropout <= 0) return mlp_->forward(masked_mean(x, mb.lengths));
+  const int64_t L = mb.data.size(1);
+  auto valid = torch::arange(L, mb.lengths.options()).unsqueeze(0) < mb.lengths.unsqueeze(1);  // [B, L]
+  auto keep = valid & (torch::rand({mb.data.size(0), L}, x.options()) >= options.token_dropout);
+  keep = torch::where(keep.any(1, /*keepdim=*/true), keep, valid);  // never an empty row
+  auto w = keep.to(x.scalar_type()).unsqueeze(2);
+  return mlp_->forward((x * w).sum(1) / w.sum(1).clamp_min(1.0));
 }
 
 }  // namespace braid::nn

@@ -13,10 +13,13 @@ struct TextBowOptions {
   int64_t embed = 128;   // embedding width
   int64_t dim = 128;     // output width
   double dropout = 0.1;  // dropout inside the MLP
+  double token_dropout = 0.0;  // training only: each token left out of the mean with this probability
+                               // (a row keeps all its tokens when every one would be dropped)
   static TextBowOptions from_config(const Config& c);
 };
 
-// ids [B, L] -> Embedding (padding id 0) -> masked mean -> MLP(embed -> dim -> dim).
+// ids [B, L] -> Embedding (padding id 0) -> masked mean (in training over the tokens token dropout
+// keeps) -> MLP(embed -> dim -> dim).
 class TextBowImpl : public EncoderImpl {
  public:
   TextBowImpl(TextBowOptions o, const EncoderContext& ctx);
