@@ -13,6 +13,9 @@
 #include <regex>
 #include <set>
 
+#include <torch/torch.h>
+
+#include "braid/core/safetensors.h"
 #include "braid/run/run_dir.h"
 #include "test_util.h"
 
@@ -463,4 +466,230 @@ TEST(Report, ConfusionInputErrorsNameTheManifestOrSplit) {
   const std::string out = " --threads 1 --out " + q(w.file("x.html"));
   expect_one_line_error(run_braid("report " + q(t.a) + " --data " + q(w.file("nope.jsonl")) + out), {"nope.jsonl"});
   expect_one_line_error(run_braid("report " + q(t.a) + " --data " + q(t.manifest) + " --split nosuch" + out), {"nosuch"});
+}
+
+namespace {
+
+// A tiny align run (image, text, audio towers, CLIP loss) and a tiny generative run on one toy dataset;
+// the align run sits in a fake `braid bench fusion` output folder (OUT/runs/align) beside OUT/results.json.
+const char* kAlignRecipe = R"(
+task: align
+threads: 1
+data: {image: {size: 8}, audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 8}, text: {vocab: 30}}
+model:
+  name: dual_tower
+  modalities: [image, text, audio]
+  encoders:
+    image: {name: image_cnn, channels: [4], dim: 8}
+    audio: {name: audio_cnn, channels: [4], dim: 8}
+    text: {name: text_bow, embed: 8, dim: 8}
+  embed_dim: 8
+  loss: clip
+  anchor: image
+train: {max_steps: 4, batch_size: 8, log_every: 1}
+)";
+
+const char* kGenerateRecipe = R"(
+task: generate
+threads: 1
+data: {image: {size: 8}, text: {vocab: 40}}
+model:
+  name: mllm
+  modalities: [image, text]
+  tokens: 2
+  projector: {name: linear}
+  lm: {dim: 16, layers: 1, heads: 2, kv_heads: 1, hidden: 24, max_seq: 48}
+  encoders:
+    image: {name: image_cnn, channels: [4], dim: 8}
+  tasks:
+    - {name: group, modality: image, prompt: "which group is this?", answer: label}
+train: {max_steps: 4, batch_size: 8}
+)";
+
+struct TrainedMore {
+  std::string dir, manifest, bench, align, gen;
+  bool ok = false;
+  std::string why;
+};
+
+const TrainedMore& trained_more() {
+  static TrainedMore t = [] {
+    TrainedMore t;
+    t.dir = temp_dir("report_more");
+    t.manifest = make_toy_dataset(t.dir + "/data", ToyOptions{32, 3});
+    write_file(t.dir + "/align.yaml", kAlignRecipe);
+    write_file(t.dir + "/gen.yaml", kGenerateRecipe);
+    t.bench = t.dir + "/bench";
+    t.align = t.bench + "/runs/align";
+    t.gen = t.dir + "/gen";
+    for (const auto& [recipe, run] : {std::pair{t.dir + "/align.yaml", t.align}, std::pair{t.dir + "/gen.yaml", t.gen}}) {
+      auto r = run_braid("train " + q(recipe) + " --data " + q(t.manifest) + " --out " + q(run));
+      if (r.code != 0) {
+        t.why = "train failed: " + r.err;
+        return t;
+      }
+    }
+    // what `braid bench fusion` writes (apps/braid/tools/fusion_bench.cpp): levels, per-method mean curves, runs
+    const json results = {{"levels", {0.0, 0.5, 1.0}}, {"metric", "accuracy"}, {"modalities", {"image", "text"}},
+                          {"methods", {{{"method", "late"}, {"noise_curve", {{"image", {0.9, 0.6, 0.3}}, {"text", {0.9, 0.8, 0.7}}}}},
+                                       {{"method", "early"}, {"noise_curve", {{"image", {0.8, 0.5, 0.2}}, {"text", {0.8, 0.7, 0.6}}}}}}},
+                          {"runs", {{{"run", t.align}, {"method", "late"}, {"noise", {{"image", {0.91, 0.62, 0.33}}, {"text", {0.9, 0.81, 0.7}}}}}}}};
+    write_file(t.bench + "/results.json", results.dump());
+    t.ok = true;
+    return t;
+  }();
+  return t;
+}
+
+// The text between `open` (first match at or after `from`) and the next `close`.
+std::string between(const std::string& s, const std::string& open, const std::string& close, size_t from = 0) {
+  const auto a = s.find(open, from);
+  if (a == std::string::npos) return "";
+  const auto b = s.find(close, a + open.size());
+  return s.substr(a + open.size(), b == std::string::npos ? std::string::npos : b - a - open.size());
+}
+
+}  // namespace
+
+// An align run's report with --data: query images of the split, each with the 5 texts and 5 other images
+// whose `braid embed` vectors are closest by cosine (recounted here from the CLI's embeddings), images inlined
+// as data: URIs; and the robustness curves of the bench results.json found beside the run (OUT/runs/align),
+// drawn with one line per method plus this run's.
+TEST(ReportBrowser, RetrievalExamplesAndRobustnessCurves) {
+  const std::string chromium = chromium_path();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium); report browser test skipped";
+  const auto& t = trained_more();
+  ASSERT_TRUE(t.ok) << t.why;
+  TempDir w("report_retrieval");
+  // the CLI's embeddings of the val split: the reference the page's hits are recounted from
+  std::map<std::string, std::pair<torch::Tensor, std::vector<std::string>>> emb;  // modality -> (vectors, ids)
+  for (const char* m : {"image", "text"}) {
+    const std::string out = w.file(std::string(m) + ".safetensors");
+    auto e = run_braid("embed " + q(t.align) + " --data " + q(t.manifest) + " --split val --modality " + m + " --out " + q(out));
+    if (e.code != 0 && e.err.find("embed") != std::string::npos && e.err.find("not") != std::string::npos)
+      GTEST_SKIP() << "braid built without the serve layer: " << e.err;
+    ASSERT_EQ(e.code, 0) << e.err;
+    const auto vec = braid::read_safetensors(out).at("vectors");
+    std::vector<std::string> ids;
+    const json side = json::parse(read_file(w.file(std::string(m) + ".json")));
+    for (const auto& en : side["entries"]) ids.push_back(en["id"]);
+    emb[m] = {vec, ids};
+  }
+  const std::string page = w.file("page.html");
+  auto r = run_braid("report " + q(t.align) + " --data " + q(t.manifest) + " --split val --threads 1 --out " + q(page));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto dom = load_in_chromium(chromium, page, w.path.string());
+  ASSERT_NE(dom.html.find("</html>"), std::string::npos) << "no DOM\n" << dom.log;
+  EXPECT_TRUE(console_lines(dom.log).empty()) << fmt::format("{}", fmt::join(console_lines(dom.log), "\n"));
+  EXPECT_NE(dom.html.find("<pre id=\"report-errors\" hidden=\"\"></pre>"), std::string::npos) << "the page caught errors";
+
+  const auto& [img, img_ids] = emb.at("image");
+  const auto& [txt, txt_ids] = emb.at("text");
+  const std::regex query(R"re(<div class="query" data-id="([^"]+)">)re"),
+      hit(R"re(<li data-id="([^"]+)" data-score="([^"]+)")re"), src(R"re(<img src="([^"]*)")re");
+  int queries = 0;
+  for (auto it = std::sregex_iterator(dom.html.begin(), dom.html.end(), query); it != std::sregex_iterator(); ++it) {
+    ++queries;
+    const std::string id = (*it)[1].str();
+    const size_t qi = std::find(img_ids.begin(), img_ids.end(), id) - img_ids.begin();
+    ASSERT_LT(qi, img_ids.size()) << id << " is not a val image";
+    const std::string block = dom.html.substr(it->position(0), dom.html.find("</div>", it->position(0)) - it->position(0));
+    // the hits of one list against the reference ranking: same ids in order (ties aside), same scores
+    auto check = [&](const std::string& list, const torch::Tensor& gallery, const std::vector<std::string>& ids, bool skip_self) {
+      auto sims = torch::matmul(gallery, img[qi]);
+      if (skip_self) sims[qi] = -1e9;
+      auto [vals, idx] = sims.topk(std::min<int64_t>(5, gallery.size(0) - (skip_self ? 1 : 0)));
+      const std::string part = between(block, "<ol class=\"" + list + "\">", "</ol>");
+      int k = 0;
+      for (auto h = std::sregex_iterator(part.begin(), part.end(), hit); h != std::sregex_iterator(); ++h, ++k) {
+        ASSERT_LT(k, vals.size(0)) << list;
+        const double score = std::stod((*h)[2].str());
+        EXPECT_NEAR(score, vals[k].item<double>(), 1e-5) << id << " " << list << " hit " << k;
+        // the id at this rank, unless another hit ties its score
+        if (k + 1 >= vals.size(0) || std::fabs(vals[k].item<double>() - vals[k + 1].item<double>()) > 1e-6)
+          if (k == 0 || std::fabs(vals[k].item<double>() - vals[k - 1].item<double>()) > 1e-6)
+            EXPECT_EQ((*h)[1].str(), ids[idx[k].item<int64_t>()]) << id << " " << list << " hit " << k;
+      }
+      EXPECT_EQ(k, vals.size(0)) << id << " " << list;
+    };
+    check("text-hits", txt, txt_ids, false);
+    check("image-hits", img, img_ids, true);
+    // the query and its 5 image hits, inlined
+    int images = 0;
+    for (auto s = std::sregex_iterator(block.begin(), block.end(), src); s != std::sregex_iterator(); ++s, ++images)
+      EXPECT_EQ((*s)[1].str().rfind("data:image/png;base64,iVBORw0KGgo", 0), 0u) << (*s)[1].str().substr(0, 40);
+    EXPECT_EQ(images, 6) << id;
+  }
+  EXPECT_EQ(queries, std::min<int>(4, static_cast<int>(img_ids.size())));
+
+  // the robustness charts of OUT/results.json: per modality, the two methods and this run
+  ASSERT_NE(dom.html.find("<section id=\"robustness\">"), std::string::npos);
+  ASSERT_NE(dom.html.find(t.bench + "/results.json"), std::string::npos);
+  if (dom.html.find("<meta name=\"braid-charts\" content=\"uplot\">") != std::string::npos) {
+    const auto drawn = drawn_charts(dom.html);
+    for (const char* m : {"robustness/image", "robustness/text"}) {
+      ASSERT_TRUE(drawn.count(m)) << show(drawn);
+      EXPECT_EQ(drawn.at(m), (std::set<std::string>{"late", "early", "this run", std::string("noise level (") + (m + 11) + ")"}))
+          << m;
+    }
+    const json data = page_data(dom.html);
+    for (const auto& c : data["charts"])
+      if (c["id"] == "robustness/image") {
+        EXPECT_EQ(c["x"], json({0.0, 0.5, 1.0}));
+        EXPECT_EQ(c["lines"][2]["name"], "this run");
+        EXPECT_EQ(c["lines"][2]["y"], json({0.91, 0.62, 0.33}));
+      }
+  }
+  // no results.json to be found: no section; a given file that is not one: a one-line error
+  auto plain = run_braid("report " + q(t.gen) + " --out " + q(w.file("gen.html")));
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(read_file(w.file("gen.html")).find("id=\"robustness\""), std::string::npos);
+  write_file(w.file("notbench.json"), "{\"a\": 1}");
+  expect_one_line_error(run_braid("report " + q(t.align) + " --robustness " + q(w.file("notbench.json")) + " --out " +
+                                  q(w.file("x.html"))),
+                        {"notbench.json", "not a `braid bench fusion` results.json"});
+}
+
+// A generative run's report with --data: a row per generated answer of samples spread over the split, each
+// holding the task's prompt, the answer `braid generate` gives for that image and task, the manifest's
+// reference, and the image inlined.
+TEST(ReportBrowser, GeneratedSamples) {
+  const std::string chromium = chromium_path();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium); report browser test skipped";
+  const auto& t = trained_more();
+  ASSERT_TRUE(t.ok) << t.why;
+  TempDir w("report_generated");
+  const std::string page = w.file("page.html");
+  auto r = run_braid("report " + q(t.gen) + " --data " + q(t.manifest) + " --split val --threads 1 --out " + q(page));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto dom = load_in_chromium(chromium, page, w.path.string());
+  ASSERT_NE(dom.html.find("</html>"), std::string::npos) << "no DOM\n" << dom.log;
+  EXPECT_TRUE(console_lines(dom.log).empty()) << fmt::format("{}", fmt::join(console_lines(dom.log), "\n"));
+  std::map<std::string, json> samples;
+  for (const auto& j : read_jsonl(t.manifest)) samples[j["id"]] = j;
+  const std::string table = between(dom.html, "<table class=\"generated\" id=\"generated\">", "</table>");
+  ASSERT_FALSE(table.empty()) << "no generated samples";
+  const std::regex row(R"re(<tr data-id="([^"]+)" data-task="([^"]+)"><td><img src="(data:image/png;base64,[^"]+)"[^>]*></td><td>[^<]*</td><td>[^<]*</td><td class="prompt">([^<]*)</td><td class="gen">([^<]*)</td><td class="ref">([^<]*)</td>)re");
+  auto unesc = [](std::string s) {
+    for (auto [a, b] : {std::pair<std::string, std::string>{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}})
+      for (size_t p; (p = s.find(a)) != std::string::npos;) s.replace(p, a.size(), b);
+    return s;
+  };
+  int rows = 0;
+  for (auto it = std::sregex_iterator(table.begin(), table.end(), row); it != std::sregex_iterator(); ++it, ++rows) {
+    const std::string id = (*it)[1].str();
+    ASSERT_TRUE(samples.count(id)) << id;
+    const json& s = samples[id];
+    EXPECT_EQ(s["split"], "val") << id;
+    EXPECT_EQ((*it)[2].str(), "group");
+    EXPECT_EQ(unesc((*it)[4].str()), "which group is this?");
+    EXPECT_EQ(unesc((*it)[6].str()), s["label"].get<std::string>()) << id;
+    const std::string image = (fs::path(t.manifest).parent_path() / s["image"].get<std::string>()).string();
+    auto g = run_braid("generate " + q(t.gen) + " --image " + q(image) + " --task group --max-tokens 16 --json");
+    ASSERT_EQ(g.code, 0) << g.err;
+    EXPECT_EQ(unesc((*it)[5].str()), last_json_line(g.out)["text"].get<std::string>()) << id;
+  }
+  int64_t val = 0;
+  for (const auto& [id, s] : samples) val += s["split"] == "val";
+  EXPECT_EQ(rows, std::min<int64_t>(6, val));
 }

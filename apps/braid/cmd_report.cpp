@@ -1,4 +1,4 @@
-// braid report RUN [--out report.html] [--svg] [--data MANIFEST [--split val] [--weights model]]
+// braid report RUN [--out report.html] [--svg] [--data MANIFEST [--split val] [--weights model]] [--robustness R.json]
 // braid report --compare RUN1 RUN2 ... [--out report.html] [--svg] [--data MANIFEST ...]
 // One self-contained HTML page of a run's curves and results, or of several runs side by side
 // (apps/braid/report.h says what it shows; docs/report.md for users).
@@ -24,7 +24,8 @@ struct ReportArgs {
   std::string out = "report.html";
   bool compare = false;
   bool svg = false;
-  report::ConfusionRequest confusion;  // .manifest empty: no confusion matrix
+  report::ConfusionRequest confusion;  // .manifest empty: no confusion matrix, retrieval examples, generated samples
+  std::string robustness;              // a `braid bench fusion` results.json ("" = look beside the run)
   int threads = 0;
 };
 
@@ -41,11 +42,17 @@ int run_report(const ReportArgs& a) {
   for (const auto& dir : a.runs) runs.push_back(report::load_run(dir));
   if (!a.confusion.manifest.empty()) {
     configure_threads(a.threads);
-    for (auto& r : runs) {
-      r.confusion = report::confusion(r.dir, a.confusion);
-      if (r.confusion.is_null()) spdlog::warn("{}: not a classification run: no confusion matrix", r.dir);
+    for (auto& r : runs) {  // what the run's task calls for (each opens the model once)
+      const std::string task = r.facts.is_object() ? r.facts.value("task", "") : "";
+      if (task.empty() || task == "classify") r.confusion = report::confusion(r.dir, a.confusion);
+      if (task.empty() || task == "align") r.retrieval = report::retrieval_examples(r.dir, a.confusion);
+      if (task.empty() || task == "generate") r.generated = report::generated_samples(r.dir, a.confusion);
+      if (r.confusion.is_null() && r.retrieval.is_null() && r.generated.is_null())
+        spdlog::warn("{}: --data adds nothing for this run (a confusion matrix needs a classification run, retrieval "
+                     "examples an align run embedding images, generated samples a generative run)", r.dir);
     }
   }
+  for (auto& r : runs) report::add_robustness(r, a.robustness);
   // runs of the same directory name (a/run, b/run) are told apart by their paths
   std::set<std::string> seen, dup;
   for (const auto& r : runs)
@@ -76,9 +83,11 @@ void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
               report::has_uplot() ? "draw the charts as static SVG instead of with uPlot (no JavaScript)"
                                   : "static SVG charts (always so: this braid was built without uPlot)");
   r->add_option("--data", a->confusion.manifest,
-                 "manifest JSONL: run each classification run's model over --split of it and add the confusion matrix");
-  r->add_option("--split", a->confusion.split, "with --data: the split to count the confusion matrix on")
-      ->capture_default_str();
+                 "manifest JSONL: run each run's model over --split of it and add the confusion matrix (classification), "
+                 "retrieval examples (align) or generated samples (generate)");
+  r->add_option("--split", a->confusion.split, "with --data: the split to run the model on")->capture_default_str();
+  r->add_option("--robustness", a->robustness,
+                 "a `braid bench fusion` results.json: its robustness curves (default: the one beside a bench run, if any)");
   r->add_option("--weights", a->confusion.weights, "with --data: " + run::weights_help())->capture_default_str();
   r->add_option("--device", a->confusion.device, "with --data: cpu, cuda or cuda:N (default: the run's device)");
   r->add_option("--threads", a->threads, "with --data: intra-op threads (0 = all cores)")->capture_default_str();

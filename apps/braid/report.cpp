@@ -20,6 +20,7 @@
 #include "braid/core/tensorboard.h"
 #include "braid/data/manifest.h"
 #include "braid/eval/evaluate.h"
+#include "braid/eval/generation.h"
 #include "braid/run/run_dir.h"
 #include "report_assets.h"  // generated: uPlot's script and style (or none), see CMakeLists.txt
 
@@ -311,6 +312,14 @@ figure.chart svg { width: 100%; height: auto; }
 pre { background: #f6f7f9; border: 1px solid #e4e6ea; padding: 10px; overflow: auto; font-size: 12.5px; }
 pre.diff .add { background: #e3f6e5; display: block; } pre.diff .del { background: #fbe4e4; display: block; }
 pre.diff .skip { color: #888; display: block; }
+div.query { display: flex; gap: 14px; align-items: flex-start; border-top: 1px solid #eee; padding: 6px 0; }
+div.query figure { margin: 0; width: 110px; font-size: 12px; }
+div.query ol { margin: 0; padding-left: 22px; font-size: 13px; min-width: 260px; }
+div.query ol.image-hits li { display: inline-block; margin-right: 8px; text-align: center; font-size: 11px; }
+div.query ol.image-hits img { display: block; margin: auto; }
+div.query li.same { font-weight: bold; }
+span.score { color: #777; font-variant-numeric: tabular-nums; }
+table.generated td { vertical-align: middle; }
 table.confusion td.cm { text-align: center; min-width: 26px; font-variant-numeric: tabular-nums; border: 1px solid #eee; }
 #report-errors { color: #a00; background: #fee; }
 ul.legend { list-style: none; padding: 0; margin: 4px 0 0 56px; font-size: 12.5px; }
@@ -357,7 +366,7 @@ const char* kDrawScript = R"JS(
   data.charts.forEach(function (c) {
     var fig = document.getElementById("chart-" + c.id);
     var el = fig.querySelector(".plot");
-    var series = [{label: "step"}];
+    var series = [{label: c.xlabel}];
     c.lines.forEach(function (l, i) {
       var points = l.y.filter(function (v) { return v !== null; }).length;
       var color = colors[l.color % colors.length];
@@ -365,7 +374,7 @@ const char* kDrawScript = R"JS(
                    points: {show: points <= 60, size: 5, fill: color}});
     });
     var opts = {width: Math.max(360, (el.clientWidth || 520) - 4), height: 280, series: series,
-                scales: {x: {time: false}}, axes: [{label: "step"}, {label: c.ylabel, size: 64, values: ticks}],
+                scales: {x: {time: false}}, axes: [{label: c.xlabel}, {label: c.ylabel, size: 64, values: ticks}],
                 cursor: {drag: {x: true, y: false}}};
     new uPlot(opts, [c.x].concat(c.lines.map(function (l) { return l.y; })), el);
     fig.setAttribute("data-drawn", c.lines.length);
@@ -389,7 +398,7 @@ std::vector<Chart> merge_charts(const std::vector<RunData>& runs) {
       auto it = at.find(c.id);
       if (it == at.end()) {
         it = at.emplace(c.id, out.size()).first;
-        out.push_back({c.id, c.title, c.ylabel, {}});
+        out.push_back({c.id, c.title, c.ylabel, {}, c.xlabel});
       }
       for (size_t k = 0; k < c.lines.size(); ++k) {
         Line named = c.lines[k];
@@ -413,7 +422,8 @@ std::string chart_json(const Chart& c) {
   for (const auto& l : c.lines) xs.insert(xs.end(), l.x.begin(), l.x.end());
   std::sort(xs.begin(), xs.end());
   xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
-  std::string o = "{\"id\":" + jstr(dom_id(c.id)) + ",\"ylabel\":" + jstr(c.ylabel) + ",\"x\":[";
+  std::string o = "{\"id\":" + jstr(dom_id(c.id)) + ",\"ylabel\":" + jstr(c.ylabel) + ",\"xlabel\":" + jstr(c.xlabel) +
+                  ",\"x\":[";
   for (size_t i = 0; i < xs.size(); ++i) o += (i ? "," : "") + jnum(xs[i], 15);
   o += "],\"lines\":[";
   for (size_t k = 0; k < c.lines.size(); ++k) {
@@ -495,7 +505,8 @@ std::string chart_svg(const Chart& c) {
                      R"svg(text-anchor="middle">{}</text>)svg",
                      px(x), T, px(x), H - B, px(x), H - B + 15, tick_label(x, xstep));
   o += fmt::format(R"svg(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#999"/>)svg", L, T, W - L - R, H - T - B);
-  o += fmt::format(R"svg(<text x="{}" y="{}" text-anchor="middle" font-weight="bold">step</text>)svg", (L + W - R) / 2, H - 6);
+  o += fmt::format(R"svg(<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>)svg", (L + W - R) / 2, H - 6,
+                   esc(c.xlabel));
   o += fmt::format(R"svg(<text x="14" y="{0}" text-anchor="middle" font-weight="bold" transform="rotate(-90 14 {0})">{1}</text>)svg",
                    (T + H - B) / 2, esc(c.ylabel));
   std::string legend = "<ul class=\"legend\">";
@@ -795,6 +806,122 @@ std::string confusion_section(const std::vector<RunData>& runs) {
   return o.empty() ? o : o + "</section>\n";
 }
 
+
+// A file's bytes as a data: URI (PNG, JPEG, BMP, by signature), so the page needs no file beside it. "" when
+// the file is missing, unknown or larger than 4 MB.
+std::string data_uri(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > (4u << 20))
+    return "";
+  const std::string b = read_text_file(path);
+  const char* mime = b.rfind("\x89PNG", 0) == 0 ? "image/png" : b.rfind("\xff\xd8", 0) == 0 ? "image/jpeg"
+                     : b.rfind("BM", 0) == 0 ? "image/bmp" : nullptr;
+  if (!mime) return "";
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o = std::string("data:") + mime + ";base64,";
+  o.reserve(o.size() + (b.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < b.size(); i += 3) {
+    const uint32_t v = (uint8_t(b[i]) << 16) | (uint8_t(b[i + 1]) << 8) | uint8_t(b[i + 2]);
+    o += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
+  }
+  if (i + 1 == b.size()) {
+    const uint32_t v = uint8_t(b[i]) << 16;
+    o += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == b.size()) {
+    const uint32_t v = (uint8_t(b[i]) << 16) | (uint8_t(b[i + 1]) << 8);
+    o += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
+  }
+  return o;
+}
+
+std::string img_tag(const json& j, const char* key, const std::string& alt, int px) {
+  const std::string uri = j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+  if (uri.empty()) return "";
+  return fmt::format(R"(<img src="{}" alt="{}" width="{}" height="{}">)", uri, esc(alt), px, px);
+}
+
+// Query images with their top-5 texts and images (retrieval_examples()).
+std::string retrieval_section(const std::vector<RunData>& runs) {
+  std::string o;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& x = runs[r].retrieval;
+    if (!x.is_object()) continue;
+    if (o.empty())
+      o = "<section id=\"retrieval\">\n<h2>Retrieval examples</h2>\n<p class=\"note\">Query images spread over the "
+          "split, each with the split's 5 texts and 5 other images closest to it (cosine of the run's embeddings); "
+          "<b>bold</b> marks the query's own sample.</p>\n";
+    o += fmt::format("<h3>{}{} split of <code>{}</code>, weights {}</h3>\n", runs.size() > 1 ? esc(runs[r].label) + ": " : "",
+                     esc(get_str(x, "split")), esc(get_str(x, "manifest")), esc(get_str(x, "weights")));
+    o += fmt::format("<div class=\"retrieval\" id=\"retrieval{}\">\n", runs.size() > 1 ? "-" + std::to_string(r) : "");
+    for (const auto& q : x["queries"]) {
+      o += fmt::format("<div class=\"query\" data-id=\"{}\"><figure>{}<figcaption>{}<br><small>{}</small></figcaption></figure>",
+                       esc(get_str(q, "id")), img_tag(q, "image", get_str(q, "id"), 64), esc(get_str(q, "id")),
+                       esc(get_str(q, "label")));
+      if (q.contains("text")) {
+        o += "<ol class=\"text-hits\">";
+        for (const auto& h : q["text"])
+          o += fmt::format(R"(<li data-id="{}" data-score="{}"{}>{} <span class="score">{:.3f}</span></li>)",
+                           esc(get_str(h, "id")), jnum(h["score"].get<double>(), 9),
+                           h.value("same", false) ? " class=\"same\"" : "", esc(get_str(h, "text")),
+                           h["score"].get<double>());
+        o += "</ol>";
+      }
+      o += "<ol class=\"image-hits\">";
+      for (const auto& h : q["image_hits"])
+        o += fmt::format(R"(<li data-id="{}" data-score="{}">{}<span>{} <span class="score">{:.3f}</span></span></li>)",
+                         esc(get_str(h, "id")), jnum(h["score"].get<double>(), 9), img_tag(h, "image", get_str(h, "id"), 40),
+                         esc(get_str(h, "label")), h["score"].get<double>());
+      o += "</ol></div>\n";
+    }
+    o += "</div>\n";
+  }
+  return o.empty() ? o : o + "</section>\n";
+}
+
+// Prompts, generated answers and references (generated_samples()).
+std::string generated_section(const std::vector<RunData>& runs) {
+  std::string o;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& x = runs[r].generated;
+    if (!x.is_object()) continue;
+    if (o.empty())
+      o = "<section id=\"generated\">\n<h2>Generated samples</h2>\n<p class=\"note\">The run's greedy answers "
+          "(at most 16 tokens) to each task's prompt for samples spread over the split, against the reference; "
+          "✓ marks an exact match (lower-cased, trimmed).</p>\n";
+    o += fmt::format("<h3>{}{} split of <code>{}</code>, weights {}</h3>\n", runs.size() > 1 ? esc(runs[r].label) + ": " : "",
+                     esc(get_str(x, "split")), esc(get_str(x, "manifest")), esc(get_str(x, "weights")));
+    o += fmt::format("<table class=\"generated\" id=\"generated{}\">\n<tr><th>input</th><th>id</th><th>task</th>"
+                     "<th>prompt</th><th>generated</th><th>reference</th><th></th></tr>\n",
+                     runs.size() > 1 ? "-" + std::to_string(r) : "");
+    for (const auto& g : x["samples"])
+      o += fmt::format("<tr data-id=\"{}\" data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"prompt\">{}</td>"
+                       "<td class=\"gen\">{}</td><td class=\"ref\">{}</td><td>{}</td></tr>\n",
+                       esc(get_str(g, "id")), esc(get_str(g, "task")), img_tag(g, "image", get_str(g, "id"), 40),
+                       esc(get_str(g, "id")), esc(get_str(g, "task")), esc(get_str(g, "prompt")),
+                       esc(get_str(g, "generated")), esc(get_str(g, "reference")), g.value("exact", false) ? "✓" : "");
+    o += "</table>\n";
+  }
+  return o.empty() ? o : o + "</section>\n";
+}
+
+std::string chart_figure(const Chart& c, bool svg);
+
+// The robustness charts of `braid bench fusion` (add_robustness()), drawn like the curves.
+std::string robustness_section(const std::vector<RunData>& runs, const std::vector<Chart>& charts, bool svg) {
+  std::string o;
+  for (const auto& c : charts)
+    if (c.id.rfind("robustness/", 0) == 0) o += chart_figure(c, svg);
+  if (o.empty()) return o;
+  std::string files;
+  for (const auto& r : runs)
+    if (r.robustness.is_object()) files += (files.empty() ? "" : ", ") + std::string("<code>") + esc(get_str(r.robustness, "file")) + "</code>";
+  return "<section id=\"robustness\">\n<h2>Robustness</h2>\n<p class=\"note\">From <code>braid bench fusion</code>'s " +
+         files + ": the test metric as one modality is noised at test time (level 0 = clean), the mean over seeds per "
+         "fusion method, and this run's own curve when the benchmark trained it.</p>\n<div class=\"charts\">\n" + o +
+         "</div>\n</section>\n";
+}
+
 std::string recipe_section(const std::vector<RunData>& runs) {
   std::string o = "<section id=\"recipe\">\n<h2>Recipe</h2>\n";
   if (runs.size() == 1) {
@@ -873,6 +1000,181 @@ json confusion(const std::string& dir, const ConfusionRequest& req) {
           {"classes", p.classes->names()}, {"counts", counts}, {"n", n}};
 }
 
+
+json retrieval_examples(const std::string& dir, const ConfusionRequest& req, int queries) {
+  auto p = run::open_run(dir, req.weights, req.device);
+  const auto embeds = p.model->capabilities().embeds;
+  auto has = [&](const char* m) { return std::find(embeds.begin(), embeds.end(), m) != embeds.end(); };
+  if (p.task != run::Task::Align || !has("image")) return nullptr;
+  auto m = std::make_shared<data::Manifest>(data::Manifest::load(req.manifest));
+  BRAID_INPUT_CHECK(!m->split_indices(req.split).empty(), "{}: split '{}' holds no sample to show retrieval examples on",
+                    req.manifest, req.split);
+  auto loader = p.loader(m, req.split, false);
+  p.model->eval();
+  torch::NoGradGuard ng;
+  const auto e = eval::embed_all(p, *loader, "retrieval examples");
+  BRAID_INPUT_CHECK(e.vectors.count("image") && e.vectors.at("image").size(0) >= 2,
+                    "{}: split '{}' holds fewer than 2 images to show retrieval examples on", req.manifest, req.split);
+  std::string view = p.pre->options().text.view;
+  if (view == "random") view = "";
+  const auto& S = m->samples();
+  const auto img = e.vectors.at("image");
+  const auto img_rows = e.index.at("image").to(torch::kLong).contiguous();
+  const bool text = e.vectors.count("text") && e.vectors.at("text").size(0) > 0;
+  const int64_t N = img.size(0), Q = std::min<int64_t>(queries, N);
+  json out = {{"manifest", req.manifest}, {"split", req.split}, {"weights", req.weights}, {"view", view},
+              {"queries", json::array()}};
+  auto sample = [&](int64_t row) -> const data::SampleRecord& { return S.at(static_cast<size_t>(row)); };
+  for (int64_t q = 0; q < Q; ++q) {
+    const int64_t i = q * N / Q;  // spread over the split
+    const int64_t row = img_rows[i].item<int64_t>();
+    const auto& s = sample(row);
+    json jq = {{"id", s.id}, {"label", s.label.value_or("")}, {"image", data_uri(s.image)}};
+    if (text) {
+      const auto& txt = e.vectors.at("text");
+      const auto txt_rows = e.index.at("text").to(torch::kLong);
+      auto top = torch::matmul(txt, img[i]).topk(std::min<int64_t>(5, txt.size(0)));
+      json hits = json::array();
+      for (int64_t k = 0; k < std::get<1>(top).size(0); ++k) {
+        const int64_t r = txt_rows[std::get<1>(top)[k].item<int64_t>()].item<int64_t>();
+        const std::string* t = sample(r).text_view(view);
+        hits.push_back({{"id", sample(r).id}, {"label", sample(r).label.value_or("")},
+                        {"score", std::get<0>(top)[k].item<double>()}, {"same", r == row}, {"text", t ? *t : ""}});
+      }
+      jq["text"] = hits;
+    }
+    auto sims = torch::matmul(img, img[i]);
+    sims[i] = -std::numeric_limits<float>::infinity();  // not the query itself
+    auto top = sims.topk(std::min<int64_t>(5, N - 1));
+    json hits = json::array();
+    for (int64_t k = 0; k < std::get<1>(top).size(0); ++k) {
+      const int64_t r = img_rows[std::get<1>(top)[k].item<int64_t>()].item<int64_t>();
+      hits.push_back({{"id", sample(r).id}, {"label", sample(r).label.value_or("")},
+                      {"score", std::get<0>(top)[k].item<double>()}, {"same", r == row}, {"image", data_uri(sample(r).image)}});
+    }
+    jq["image_hits"] = hits;
+    out["queries"].push_back(jq);
+  }
+  return out;
+}
+
+json generated_samples(const std::string& dir, const ConfusionRequest& req, int n) {
+  auto p = run::open_run(dir, req.weights, req.device);
+  if (p.task != run::Task::Generate) return nullptr;
+  auto m = std::make_shared<data::Manifest>(data::Manifest::load(req.manifest));
+  const auto all = m->split_indices(req.split);
+  BRAID_INPUT_CHECK(!all.empty(), "{}: split '{}' holds no sample to generate samples on", req.manifest, req.split);
+  std::vector<int64_t> rows;  // n samples spread over the split
+  const int64_t k = std::min<int64_t>(n, static_cast<int64_t>(all.size()));
+  for (int64_t i = 0; i < k; ++i) rows.push_back(all[static_cast<size_t>(i * static_cast<int64_t>(all.size()) / k)]);
+  data::Loader loader(m, rows, p.pre, p.loader_options(false), p.targets(), p.classes);
+  eval::GenerationOptions o;
+  o.examples = 1 << 20;  // every answer of these samples
+  o.max_tokens = 16;
+  p.model->eval();
+  torch::NoGradGuard ng;
+  const auto res = eval::evaluate_generation(p, loader, o, "generated samples");
+  std::map<std::string, std::string> prompts;  // task -> its prompt, as the recipe writes it
+  const YAML::Node tasks = p.recipe.at("model").node()["tasks"];
+  if (tasks && tasks.IsSequence())
+    for (const auto& t : tasks)
+      if (t["name"] && t["prompt"]) prompts[t["name"].as<std::string>()] = t["prompt"].as<std::string>();
+  std::map<std::string, const data::SampleRecord*> by_id;
+  for (int64_t r : rows) by_id[m->samples()[static_cast<size_t>(r)].id] = &m->samples()[static_cast<size_t>(r)];
+  auto lower_trim = [](std::string x) {
+    for (auto& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto a = x.find_first_not_of(" \t\n"), b = x.find_last_not_of(" \t\n");
+    return a == std::string::npos ? std::string() : x.substr(a, b - a + 1);
+  };
+  json samples = json::array();
+  for (const auto& ex : res.value("examples", json::array())) {
+    json g = ex;
+    const std::string task = ex.value("task", "");
+    g["prompt"] = prompts.count(task) ? prompts[task] : "";
+    g["exact"] = lower_trim(ex.value("generated", "")) == lower_trim(ex.value("reference", ""));
+    auto it = by_id.find(ex.value("id", ""));
+    g["image"] = it != by_id.end() ? data_uri(it->second->image) : "";
+    samples.push_back(g);
+  }
+  return {{"manifest", req.manifest}, {"split", req.split}, {"weights", req.weights}, {"samples", samples}};
+}
+
+bool add_robustness(RunData& run, const std::string& file) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path self = fs::weakly_canonical(fs::absolute(run.dir), ec);
+  auto lists_run = [&](const json& j, json* entry) {
+    if (!j.is_object() || !j.contains("runs") || !j["runs"].is_array()) return false;
+    for (const auto& r : j["runs"]) {
+      if (!r.is_object() || !r.contains("run") || !r["run"].is_string()) continue;
+      std::error_code e2;
+      if (fs::weakly_canonical(fs::absolute(r["run"].get<std::string>()), e2) == self) {
+        *entry = r;
+        return true;
+      }
+    }
+    return false;
+  };
+  std::string path = file;
+  json results, entry;
+  if (path.empty()) {  // a bench run lives in OUT/runs/<name>; OUT/results.json lists it
+    for (const fs::path& dir : {self.parent_path(), self.parent_path().parent_path()}) {
+      const std::string cand = (dir / "results.json").string();
+      if (!file_exists(cand)) continue;
+      json j = json::parse(read_text_file(cand), nullptr, false);
+      if (!j.is_discarded() && lists_run(j, &entry)) {
+        path = cand;
+        results = j;
+        break;
+      }
+    }
+    if (path.empty()) return false;
+  } else {
+    results = read_json_file(path);
+    lists_run(results, &entry);
+  }
+  BRAID_INPUT_CHECK(results.is_object() && results.contains("levels") && results["levels"].is_array() &&
+                        results.contains("methods") && results["methods"].is_array(),
+                    "{}: not a `braid bench fusion` results.json (expected \"levels\" and \"methods\")", path);
+  const auto levels = results["levels"].get<std::vector<double>>();
+  const std::string metric = results.value("metric", "metric");
+  std::vector<Chart> charts;
+  auto chart_of = [&](const std::string& mod) -> Chart& {
+    for (auto& c : charts)
+      if (c.id == "robustness/" + mod) return c;
+    charts.push_back({"robustness/" + mod, "test " + metric + " with noisy " + mod, metric, {}, "noise level (" + mod + ")"});
+    return charts.back();
+  };
+  auto add_curve = [&](const std::string& mod, const std::string& name, const json& curve) {
+    BRAID_INPUT_CHECK(curve.is_array() && curve.size() == levels.size(),
+                      "{}: the {} curve of '{}' has {} values for {} noise levels", path, mod, name,
+                      curve.is_array() ? curve.size() : 0, levels.size());
+    Line l{name, {}, {}};
+    for (size_t i = 0; i < levels.size(); ++i)
+      if (curve[i].is_number()) l.x.push_back(levels[i]), l.y.push_back(curve[i].get<double>());
+    chart_of(mod).lines.push_back(std::move(l));
+  };
+  for (const auto& mth : results["methods"])
+    if (mth.is_object() && mth.contains("noise_curve") && mth["noise_curve"].is_object())
+      for (const auto& [mod, curve] : mth["noise_curve"].items()) add_curve(mod, mth.value("method", "?"), curve);
+  if (entry.is_object() && entry.contains("noise") && entry["noise"].is_object())
+    for (const auto& [mod, curve] : entry["noise"].items()) add_curve(mod, "this run", curve);
+  if (charts.empty()) return false;
+  for (auto& c : charts) run.charts.push_back(std::move(c));
+  run.robustness = {{"file", path}, {"metric", metric}, {"levels", levels},
+                    {"run", entry.is_object() ? entry : json(nullptr)}};
+  return true;
+}
+
+namespace {
+std::string chart_figure(const Chart& c, bool svg) {
+  std::string o = fmt::format("<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\"><figcaption>{}</figcaption>",
+                              esc(dom_id(c.id)), c.lines.size(), esc(c.title));
+  o += svg ? "<div class=\"plot\">" + chart_svg(c) + "</div>" : std::string("<div class=\"plot\"></div>");
+  return o + "</figure>\n";
+}
+}  // namespace
+
 std::string render(const std::vector<RunData>& runs, bool svg) {
   BRAID_INPUT_CHECK(!runs.empty(), "braid report: no run given");
   svg = svg || !has_uplot();
@@ -893,19 +1195,25 @@ std::string render(const std::vector<RunData>& runs, bool svg) {
     o += "</p>\n";
   }
   const auto charts = merge_charts(runs);
+  const bool curves = std::any_of(charts.begin(), charts.end(), [](const Chart& c) { return c.id.rfind("robustness/", 0) != 0; });
   const std::string final_html = final_metrics(runs), per_class_html = per_class(runs);
   o += "<nav><a href=\"#run\">run</a>";
-  if (!charts.empty()) o += "<a href=\"#curves\">curves</a>";
+  if (curves) o += "<a href=\"#curves\">curves</a>";
   if (!final_html.empty()) o += "<a href=\"#final\">final metrics</a>";
   if (!per_class_html.empty()) o += "<a href=\"#per-class\">per class</a>";
   const std::string confusion_html = confusion_section(runs);
   if (!confusion_html.empty()) o += "<a href=\"#confusion\">confusion</a>";
+  const std::string retrieval_html = retrieval_section(runs), generated_html = generated_section(runs),
+                    robustness_html = robustness_section(runs, charts, svg);
+  if (!retrieval_html.empty()) o += "<a href=\"#retrieval\">retrieval</a>";
+  if (!generated_html.empty()) o += "<a href=\"#generated\">generated</a>";
+  if (!robustness_html.empty()) o += "<a href=\"#robustness\">robustness</a>";
   o += "<a href=\"#recipe\">recipe</a></nav>\n</header>\n";
   o += "<pre id=\"report-errors\" hidden></pre>\n";
 
   o += "<section id=\"run\">\n<h2>" + std::string(compare ? "Runs" : "Run") + "</h2>\n" + facts_table(runs) + "</section>\n";
 
-  if (!charts.empty()) {
+  if (curves) {
     o += "<section id=\"curves\">\n<h2>Curves</h2>\n<p class=\"note\">";
     o += "From metrics.jsonl (train lines every train.log_every steps, validation lines every validation)";
     bool throughput = std::any_of(charts.begin(), charts.end(), [](const Chart& c) { return c.id.rfind("throughput", 0) == 0; });
@@ -917,15 +1225,12 @@ std::string render(const std::vector<RunData>& runs, bool svg) {
                        : " Charts drawn as static SVG: this braid was built without uPlot (node_modules/uplot was "
                          "missing when CMake configured; run <code>npm install</code> and configure again).";
     o += " <span id=\"report-status\"></span></p>\n<div class=\"charts\">\n";
-    for (const auto& c : charts) {
-      o += fmt::format("<figure class=\"chart\" id=\"chart-{}\" data-lines=\"{}\"><figcaption>{}</figcaption>", esc(dom_id(c.id)),
-                       c.lines.size(), esc(c.title));
-      o += svg ? "<div class=\"plot\">" + chart_svg(c) + "</div>" : std::string("<div class=\"plot\"></div>");
-      o += "</figure>\n";
-    }
+    for (const auto& c : charts)
+      if (c.id.rfind("robustness/", 0) != 0) o += chart_figure(c, svg);
     o += "</div>\n</section>\n";
   }
-  o += final_html + per_class_html + confusion_html + recipe_section(runs);
+  o += final_html + per_class_html + confusion_html + retrieval_html + generated_html + robustness_html +
+       recipe_section(runs);
   o += fmt::format("<footer class=\"note\"><p>Made by <code>braid report</code> (braid {}){}.</p></footer>\n",
                    BRAID_VERSION, svg ? "" : ", charts by uPlot " + uplot_version() + " (MIT licence)");
 
