@@ -12,6 +12,8 @@
 #include "braid/models/dual_tower.h"
 #include "braid/run/hf_checkpoint.h"
 #include "braid/run/hf_clip.h"
+#include "braid/run/pipeline.h"
+#include "braid/run/run_dir.h"
 #include "test_util.h"
 
 namespace {
@@ -79,6 +81,36 @@ TEST(HFClip, PreprocessingMatchesImageProcessor) {
       EXPECT_TRUE(AllClose(got, want[i++], 1e-5, name + " pixels of " + f + ".png"));
     }
   }
+}
+
+// `braid import hf` of the CLIP fixture is a run whose embeddings of PNG files and of strings (its
+// tokenizer.json) equal transformers' normalised get_image_features / get_text_features.
+TEST(HFClip, ImportedRunEmbedsLikeTransformers) {
+  namespace F = torch::nn::functional;
+  TempDir tmp("clip_run");
+  const std::string out = tmp.path.string() + "/run";
+  auto facts = braid::run::import_hf_clip(braid::run::open_hf_checkpoint(kDir + "/clip"), out);
+  EXPECT_EQ(facts["imported"]["kind"], "clip");
+  auto p = braid::run::open_run(out);
+  const auto ref = braid::read_safetensors(kDir + "/clip_reference.safetensors");
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> px;
+  for (const char* f : {"a", "b", "c"}) px.push_back(p.pre->image(kDir + "/images/" + f + ".png"));
+  braid::ModalityBatch img{torch::stack(px), torch::ones({3}, torch::kLong), torch::ones({3}, torch::kBool)};
+  EXPECT_TRUE(AllClose(p.model->embed("image", img),
+                       F::normalize(ref.at("image_features"), F::NormalizeFuncOptions().dim(1)), 1e-5,
+                       "run image embeddings of the PNGs"));
+  auto tb = braid::run::text_batch(*p.pre, {"a photo of a cat", "Two dogs playing in the snow!", "a diagram"});
+  const auto& want_ids = ref.at("string_ids");
+  for (int64_t i = 0; i < 3; ++i) {
+    const int64_t n = tb.lengths[i].item<int64_t>();
+    EXPECT_TRUE(torch::equal(tb.data[i].slice(0, 0, n), want_ids[i].slice(0, 0, n))) << "row " << i;
+  }
+  EXPECT_TRUE(AllClose(p.model->embed("text", tb),
+                       F::normalize(ref.at("string_features"), F::NormalizeFuncOptions().dim(1)), 1e-5,
+                       "run text embeddings of the strings"));
+  ExpectInputError([&] { braid::run::import_hf_clip(braid::run::open_hf_checkpoint(kDir + "/clip"), out); }, out,
+                   "already a braid run");
 }
 
 TEST(HFClip, RecipeRecordsPreprocessing) {

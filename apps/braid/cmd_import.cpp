@@ -10,6 +10,8 @@
 #include "braid/core/error.h"
 #include "braid/run/hf_bert.h"
 #include "braid/run/hf_checkpoint.h"
+#include "braid/run/hf_lm.h"
+#include "braid/run/hf_clip.h"
 #include "commands.h"
 
 namespace braid::cli {
@@ -17,7 +19,7 @@ namespace braid::cli {
 namespace {
 
 struct ImportArgs {
-  std::string src, out;
+  std::string src, out, model_config, tokenizer;
 };
 
 // One architecture braid imports from a Hugging Face folder: config.json "model_type" -> the importer
@@ -32,7 +34,14 @@ const std::vector<HfImporter>& hf_importers() {
   static const std::vector<HfImporter> table = {
       {"bert", "BERT text encoder, sentence-transformers pooling/normalize (all-MiniLM-L6-v2, ...); run/hf_bert.h",
        run::import_hf_bert},
-      // llama / qwen2 (run/hf_lm.h) and clip / siglip (run/hf_clip.h): one row each
+      {"llama", "LlamaForCausalLM (Llama, SmolLM2, TinyLlama; rope_scaling linear/llama3) as a model 'lm' run; run/hf_lm.h",
+       run::import_hf_lm},
+      {"qwen2", "Qwen2ForCausalLM (q/k/v biases) as a model 'lm' run; run/hf_lm.h", run::import_hf_lm},
+      {"clip", "CLIPModel image + text towers, projections, logit scale, image processor; run/hf_clip.h",
+       run::import_hf_clip},
+      {"siglip", "SiglipModel image + text towers (attention-pooling head), logit scale and bias; run/hf_clip.h",
+       run::import_hf_clip},
+      // llama / qwen2 (run/hf_lm.h): one row each
   };
   return table;
 }
@@ -66,6 +75,20 @@ void add_import_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       return 0;
     }
     input_error("{}: key \"model_type\" is '{}'; braid imports {} (docs/weights.md)", ck.config_path, mt, known_types());
+  });
+
+  auto o = std::make_shared<ImportArgs>();
+  auto* oc = imp->add_subcommand("openclip", "an OpenCLIP ViT state dict saved as .safetensors (visual.conv1.weight, "
+                                             "..., text_projection, logit_scale) as a CLIP run (docs/weights_clip.md)");
+  oc->add_option("file", o->src, "the state dict (.safetensors)")->required();
+  oc->add_option("--model-config", o->model_config,
+                 "its open_clip model config JSON (embed_dim, vision_cfg, text_cfg, quick_gelu)")->required();
+  oc->add_option("--tokenizer", o->tokenizer, "tokenizer.json of the model (the CLIP BPE)")->required();
+  oc->add_option("--out", o->out, "run directory to write (must not be a run already)")->required();
+  out.emplace_back(oc, [o] {
+    run::import_openclip(o->src, o->model_config, o->tokenizer, o->out);
+    fmt::print("imported openclip ({}) into {}\n", o->src, o->out);
+    return 0;
   });
 }
 

@@ -7,6 +7,7 @@ Run by hand with the reference venv (scripts/hf/venv.sh; transformers 4.40.2, op
 
 Writes OUT/
   clip/      config.json, model.safetensors, preprocessor_config.json      (CLIPModel, quick_gelu, eos pooling)
+             tokenizer.json (a copy of tests/fixtures/hf/tokenizers/clip: the 500-id CLIP BPE)
   siglip/    config.json, model.safetensors, preprocessor_config.json      (SiglipModel, gelu_pytorch_tanh)
   openclip/  open_clip_model.safetensors, model_config.json                (OpenCLIP ViT, gelu, argmax pooling)
   images/    a.png (40x52), b.png (64x48), c.png (23x31): smooth random pictures
@@ -16,9 +17,11 @@ Writes OUT/
     lengths      [3] int64
     image_features [3, E], text_features [3, E]   get_image_features / get_text_features (not normalised)
     logit_scale [1] (and logit_bias [1] for SigLIP)
+    clip only: string_ids [3, T], string_features [3, E]: TEXTS through tokenizer.json (padded with eos)
 """
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -29,6 +32,8 @@ from safetensors.torch import save_file
 OUT = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/hf/clip"
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
+# texts of the end-to-end check (clip_reference string_features, in this order)
+TEXTS = ["a photo of a cat", "Two dogs playing in the snow!", "a diagram"]
 
 
 def smooth_image(w, h):
@@ -80,8 +85,10 @@ def write_ref(name, **t):
 def make_clip(images):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    text = dict(vocab_size=99, hidden_size=24, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=16, hidden_act="quick_gelu", bos_token_id=97, eos_token_id=98, pad_token_id=1)
+    # the 500-id CLIP BPE of tests/fixtures/hf/tokenizers/clip (scripts/hf/make_tokenizer_fixtures.py):
+    # <|startoftext|> = 0, <|endoftext|> = 1
+    text = dict(vocab_size=500, hidden_size=24, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=16, hidden_act="quick_gelu", bos_token_id=0, eos_token_id=1, pad_token_id=1)
     vision = dict(hidden_size=32, intermediate_size=45, num_hidden_layers=2, num_attention_heads=4, image_size=30,
                   patch_size=6, hidden_act="quick_gelu")
     cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=20, logit_scale_init_value=2.6592)
@@ -94,15 +101,29 @@ def make_clip(images):
     proc.save_pretrained(d)
     pixels = proc(images=images, return_tensors="pt")["pixel_values"]
     lengths = torch.tensor([5, 9, 3])
-    ids = ids_batch(lengths.tolist(), 10, 2, 97, bos=97, eos=98)
-    ids[1, 6] = 98  # a second eos inside a row: pooling takes the first
+    ids = ids_batch(lengths.tolist(), 10, 2, 500, bos=0, eos=1)
+    ids[1, 6] = 1  # a second eos inside a row: pooling takes the first
     mask = (torch.arange(10)[None] < lengths[:, None]).long()
     hf_ids = torch.where(mask.bool(), ids, torch.full_like(ids, 1))  # HF pads with pad_token_id
+    # the texts of the end-to-end test through the tokenizer (braid run: tokenizer.json + recipe)
+    from tokenizers import Tokenizer
+    tok_src = os.path.join(os.path.dirname(OUT), "tokenizers/clip/tokenizer.json")
+    shutil.copy(tok_src, f"{d}/tokenizer.json")
+    tok = Tokenizer.from_file(f"{d}/tokenizer.json")
+    tok.enable_truncation(max_length=16)  # the context; the post-processor keeps <|endoftext|>
+    enc = [tok.encode(t).ids for t in TEXTS]
+    T = max(len(e) for e in enc)
+    s_ids = torch.full((len(enc), T), 1, dtype=torch.long)
+    s_mask = torch.zeros(len(enc), T, dtype=torch.long)
+    for i, e in enumerate(enc):
+        s_ids[i, :len(e)] = torch.tensor(e)
+        s_mask[i, :len(e)] = 1
     with torch.no_grad():
         img = model.get_image_features(pixel_values=pixels)
         txt = model.get_text_features(input_ids=hf_ids, attention_mask=mask)
+        s_txt = model.get_text_features(input_ids=s_ids, attention_mask=s_mask)
     write_ref("clip", pixel_values=pixels, input_ids=ids, lengths=lengths, image_features=img, text_features=txt,
-              logit_scale=model.logit_scale.detach().reshape(1))
+              logit_scale=model.logit_scale.detach().reshape(1), string_ids=s_ids, string_features=s_txt)
 
 
 def make_siglip(images):

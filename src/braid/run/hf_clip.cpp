@@ -61,8 +61,9 @@ std::string tower_yaml(const char* name, const Tower& t, bool vision) {
 
 std::string recipe_yaml(const std::string& kind, const Tower& v, const Tower& t, int64_t embed_dim, const Image& im) {
   std::string y;
-  y += fmt::format("# imported by braid import ({}); the towers are nn/encoders/hf_clip.h\n", kind);
-  y += "task: align\n";
+  y += fmt::format("# imported by `braid import` ({}; docs/weights.md): the towers are nn/encoders/hf_clip.h and the\n"
+                   "# image preprocessing that of the checkpoint's image processor.\n", kind);
+  y += "task: align\nseed: 0\nthreads: 0\ndevice: cpu\n";
   y += "data:\n";
   y += fmt::format("  image: {{size: {}, resize: {}, resize_size: {}, filter: bicubic, mean: {}, std: {}}}\n", im.size,
                    im.resize, im.resize_size, yaml_list(im.mean), yaml_list(im.std));
@@ -449,29 +450,41 @@ std::string find_hf_tokenizer(const std::string& dir) {
   return "";
 }
 
-void write_clip_run(const ClipImport& im, const std::string& tokenizer, const std::string& out_dir) {
+nlohmann::json write_clip_run(const ClipImport& im, const std::string& tokenizer, const std::string& out_dir) {
   const RunDir rd(out_dir);
-  BRAID_INPUT_CHECK(!file_exists(rd.recipe()), "{}: already a braid run; choose a new --out", out_dir);
+  BRAID_INPUT_CHECK(!rd.is_run(), "{}: already a braid run ({} exists); pick another --out or remove it", out_dir,
+                    rd.recipe());
   BRAID_INPUT_CHECK(!tokenizer.empty(), "{}: no tokenizer to read text with (tokenizer.json / spiece.model beside the "
                     "checkpoint, or --tokenizer FILE)", im.source);
   BRAID_INPUT_CHECK(file_exists(tokenizer), "{}: no such tokenizer file", tokenizer);
-  const std::string ext = fs::path(tokenizer).extension().string();
-  const std::string run_tok = rd.tokenizer();
-  BRAID_INPUT_CHECK(fs::path(run_tok).extension().string() == ext || ext == ".model",
-                    "{}: a {} tokenizer cannot be stored as the run's {} yet", tokenizer, ext, run_tok);
   make_dirs(out_dir);
-  atomic_write_text(run_tok, read_text_file(tokenizer));
-  atomic_write_text(rd.recipe(), im.recipe_yaml);
+  atomic_write_text(rd.tokenizer_as(tokenizer), read_text_file(tokenizer));
+  json imported = {{"format", im.kind == "openclip" ? "openclip" : "huggingface"},
+                   {"kind", im.kind},
+                   {"source", fs::absolute(im.source).lexically_normal().string()},
+                   {"tokenizer", fs::path(tokenizer).filename().string()}};
+  if (fs::is_regular_file(im.source)) imported["sha256"] = file_sha256(im.source);
   json facts = {{"task", "align"},
                 {"modalities", {"image", "text"}},
                 {"outputs", 0},
                 {"braid_version", BRAID_VERSION},
-                {"imported", {{"kind", im.kind}, {"source", im.source}}}};
-  if (fs::is_regular_file(im.source)) facts["imported"]["sha256"] = file_sha256(im.source);
-  atomic_write_text(rd.facts(), facts.dump(2) + "\n");
+                {"imported", imported}};
+  atomic_write_text(rd.facts(), facts.dump(1) + "\n");
+  atomic_write_text(rd.recipe(), im.recipe_yaml);  // last: a directory with a recipe is a run
   Pipeline p = open_pipeline(out_dir);
   load_module_tensors(*p.model, im.tensors, im.source);
   save_weights(*p.model, rd.model());
+  spdlog::info("imported {} ({} tensors) from {} into {}", im.kind, im.tensors.size(), im.source, out_dir);
+  return facts;
+}
+
+nlohmann::json import_hf_clip(const HfCheckpoint& ck, const std::string& out_dir) {
+  return write_clip_run(convert_hf_clip(ck), find_hf_tokenizer(ck.dir), out_dir);
+}
+
+nlohmann::json import_openclip(const std::string& weights, const std::string& model_config,
+                               const std::string& tokenizer, const std::string& out_dir) {
+  return write_clip_run(convert_openclip(weights, model_config), tokenizer, out_dir);
 }
 
 }  // namespace braid::run

@@ -48,10 +48,19 @@ TensorMap openclip_to_hf(const TensorMap& openclip, const nlohmann::json& model_
 // tokenizer: the text tower's vocabulary is the checkpoint's). For tests and benchmarks.
 models::ModelPtr clip_model(const ClipImport& im);
 
-// Write a braid run directory `out_dir` (run/run_dir.h names): the recipe, the run facts (with the
-// source and its SHA-256), the tokenizer copied from `tokenizer` (a tokenizer.json, or a sentencepiece
-// .model), and the final model with `im.tensors` loaded strictly. Refuses an existing run directory.
-void write_clip_run(const ClipImport& im, const std::string& tokenizer, const std::string& out_dir);
+// Write a braid run directory `out_dir` (run/run_dir.h names): the recipe, the tokenizer copied from
+// `tokenizer` (a tokenizer.json, or a sentencepiece .model), the final model with `im.tensors` loaded
+// strictly, and the run facts (with what was imported and its SHA-256), which it returns. Refuses an
+// existing run directory.
+nlohmann::json write_clip_run(const ClipImport& im, const std::string& tokenizer, const std::string& out_dir);
+
+// `braid import hf DIR` for model_type clip / siglip: convert_hf_clip + write_clip_run with the folder's
+// tokenizer (find_hf_tokenizer).
+nlohmann::json import_hf_clip(const HfCheckpoint& ck, const std::string& out_dir);
+
+// `braid import openclip FILE --model-config JSON [--tokenizer T] --out RUN`.
+nlohmann::json import_openclip(const std::string& weights, const std::string& model_config,
+                               const std::string& tokenizer, const std::string& out_dir);
 
 // The tokenizer file of a HF folder for the run (tokenizer.json, else spiece.model / tokenizer.model),
 // "" when it has none.
