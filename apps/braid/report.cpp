@@ -897,7 +897,8 @@ std::string generated_section(const std::vector<RunData>& runs) {
     for (const auto& g : x["samples"])
       o += fmt::format("<tr data-id=\"{}\" data-task=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"prompt\">{}</td>"
                        "<td class=\"gen\">{}</td><td class=\"ref\">{}</td><td>{}</td></tr>\n",
-                       esc(get_str(g, "id")), esc(get_str(g, "task")), img_tag(g, "image", get_str(g, "id"), 40),
+                       esc(get_str(g, "id")), esc(get_str(g, "task")),
+                       get_str(g, "image").empty() ? esc(get_str(g, "input")) : img_tag(g, "image", get_str(g, "id"), 40),
                        esc(get_str(g, "id")), esc(get_str(g, "task")), esc(get_str(g, "prompt")),
                        esc(get_str(g, "generated")), esc(get_str(g, "reference")), g.value("exact", false) ? "✓" : "");
     o += "</table>\n";
@@ -1074,11 +1075,15 @@ json generated_samples(const std::string& dir, const ConfusionRequest& req, int 
   p.model->eval();
   torch::NoGradGuard ng;
   const auto res = eval::evaluate_generation(p, loader, o, "generated samples");
-  std::map<std::string, std::string> prompts;  // task -> its prompt, as the recipe writes it
+  std::map<std::string, std::string> prompts, inputs;  // task -> its prompt and input modality, as the recipe writes them
   const YAML::Node tasks = p.recipe.at("model").node()["tasks"];
   if (tasks && tasks.IsSequence())
-    for (const auto& t : tasks)
-      if (t["name"] && t["prompt"]) prompts[t["name"].as<std::string>()] = t["prompt"].as<std::string>();
+    for (const auto& t : tasks) {
+      if (!t["name"]) continue;
+      const auto name = t["name"].as<std::string>();
+      if (t["prompt"]) prompts[name] = t["prompt"].as<std::string>();
+      if (t["modality"]) inputs[name] = t["modality"].as<std::string>();
+    }
   std::map<std::string, const data::SampleRecord*> by_id;
   for (int64_t r : rows) by_id[m->samples()[static_cast<size_t>(r)].id] = &m->samples()[static_cast<size_t>(r)];
   auto lower_trim = [](std::string x) {
@@ -1093,7 +1098,9 @@ json generated_samples(const std::string& dir, const ConfusionRequest& req, int 
     g["prompt"] = prompts.count(task) ? prompts[task] : "";
     g["exact"] = lower_trim(ex.value("generated", "")) == lower_trim(ex.value("reference", ""));
     auto it = by_id.find(ex.value("id", ""));
-    g["image"] = it != by_id.end() ? data_uri(it->second->image) : "";
+    // the input shown: the image of an image task (an audio task's recording is not drawn)
+    g["image"] = it != by_id.end() && inputs[task] == "image" ? data_uri(it->second->image) : "";
+    g["input"] = inputs[task];
     samples.push_back(g);
   }
   return {{"manifest", req.manifest}, {"split", req.split}, {"weights", req.weights}, {"samples", samples}};

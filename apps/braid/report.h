@@ -55,7 +55,7 @@ struct RunData {
   // {id, label, score, same (the query's own sample), text or image (data: URI)}.
   nlohmann::json retrieval;
   // Generated samples (generated_samples()), null unless asked for: {manifest, split, weights,
-  // samples: [{id, task, prompt, generated, reference, image (data: URI, when the input is an image)}]}.
+  // samples: [{id, task, prompt, generated, reference, exact, input (the task's modality), image (data: URI of an image input)}]}.
   nlohmann::json generated;
   // Robustness curves (robustness()), null when there is no `braid bench fusion` results.json: {file, metric,
   // levels, modalities, run (this run's entry, or null)}; the curves themselves are charts "robustness/<mod>".
