@@ -13,6 +13,7 @@
 #include "braid/core/safetensors.h"
 #include "braid/nn/lm/sample.h"
 #include "braid/run/hf_lm.h"
+#include "braid/run/run_dir.h"
 #include "test_util.h"
 
 using braid::test::AllClose;
@@ -175,6 +176,51 @@ TEST(HFLM, LoadsStrictlyNamingTheTensor) {
     auto lm = braid::run::load_hf_lm(d.path.string());
     EXPECT_TRUE(torch::equal(lm->model->norm->weight, tensors.at("model.norm.weight").to(torch::kBFloat16).to(torch::kFloat)));
   }
+}
+
+// braid import hf of the SmolLM2-like fixture (with its tokenizer.json) -> a model 'lm' run: braid generate --text
+// gives transformers' greedy ids; the run's weights are "lm." + the checkpoint's names (what model.init_from of an
+// MLLM's lm matches); braid export of the run gives the checkpoint's tensors back.
+TEST(HFLMImport, SmolLMRunGeneratesLikeTransformersAndExportsBack) {
+  TempDir d("hf_lm_import");
+  const std::string run = d.path.string() + "/run", out = d.path.string() + "/out";
+  auto r = braid::test::run_braid("import hf " + braid::test::q(fixture("smollm")) + " --out " + braid::test::q(run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto ref = braid::read_safetensors(fixture("smollm") + "/reference.safetensors");
+  auto g = braid::test::run_braid("generate " + braid::test::q(run) + " --text 'The quick brown fox' --max-tokens 12 --json");
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto j = braid::test::last_json_line(g.out);
+  auto want = ref.at("text_greedy")[0];
+  EXPECT_EQ(j.at("ids").get<std::vector<int64_t>>(),
+            std::vector<int64_t>(want.data_ptr<int64_t>(), want.data_ptr<int64_t>() + want.numel()))
+      << g.out;
+
+  const auto ck = braid::read_safetensors(fixture("smollm") + "/model.safetensors");
+  auto p = braid::run::open_run(run, "model", "cpu");
+  size_t n = 0;
+  for (const auto& [name, t] : braid::module_tensors(*p.model)) {
+    ASSERT_EQ(name.rfind("lm.", 0), 0u) << name;
+    ASSERT_TRUE(ck.count(name.substr(3))) << name;
+    EXPECT_TRUE(torch::equal(t, ck.at(name.substr(3)))) << name;
+    ++n;
+  }
+  EXPECT_EQ(n, ck.size());
+
+  auto e = braid::test::run_braid("export " + braid::test::q(run) + " --out " + braid::test::q(out));
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto back = braid::read_safetensors(out + "/hf/model.safetensors");
+  ASSERT_EQ(back.size(), ck.size());
+  for (const auto& [name, t] : ck) EXPECT_TRUE(torch::equal(back.at(name), t)) << name;
+  EXPECT_EQ(json::parse(braid::test::read_file(out + "/hf/config.json")).at("tie_word_embeddings"), true);
+
+  // a folder without tokenizer.json is refused naming it; a second import into the run too
+  auto no_tok = braid::test::run_braid("import hf " + braid::test::q(fixture("llama_linear")) + " --out " +
+                                       braid::test::q(d.path.string() + "/run2"));
+  EXPECT_NE(no_tok.code, 0);
+  EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;
+  auto again = braid::test::run_braid("import hf " + braid::test::q(fixture("smollm")) + " --out " + braid::test::q(run));
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("already a braid run"), std::string::npos) << again.err;
 }
 
 }  // namespace

@@ -41,7 +41,6 @@ const std::vector<HfImporter>& hf_importers() {
        run::import_hf_clip},
       {"siglip", "SiglipModel image + text towers (attention-pooling head), logit scale and bias; run/hf_clip.h",
        run::import_hf_clip},
-      // llama / qwen2 (run/hf_lm.h): one row each
   };
   return table;
 }

@@ -13,17 +13,21 @@ Models (all fp32, seeded):
                 4.40.2 predates rope_type llama3, so the model is built unscaled, each layer's rotary inv_freq
                 buffer is replaced by the llama3 frequencies computed here (the formula of transformers >= 4.43,
                 _compute_llama3_parameters), and config.json gets the rope_scaling dict afterwards.
-  smollm        LlamaForCausalLM shaped as SmolLM2 (tie_word_embeddings, 3 kv heads of 9... scaled down: 6/2)
+  smollm        LlamaForCausalLM shaped as SmolLM2, scaled down (tie_word_embeddings, 6 heads / 2 kv heads), with
+                the 400-token byte-level BPE tokenizer.json of tests/fixtures/hf/tokenizers/smollm2, and a text
+                prompt's ids + greedy continuation (text_prompt, text_greedy: up to eos) for braid generate --text
   qwen2         Qwen2ForCausalLM (q/k/v biases, rms_norm_eps 1e-6, rope_theta 1e6, tied)
 Weights are drawn with a larger std (0.2) than the 0.02 init so that logits differ clearly between tokens.
 """
 import json
 import math
 import os
+import shutil
 import sys
 
 import torch
 from safetensors.torch import save_file
+from tokenizers import Tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "hf", "lm")
@@ -51,7 +55,7 @@ def llama3_inv_freq(head_dim, theta, factor, low, high, old_len):
     return torch.where(medium, blended, scaled)
 
 
-def save(name, model, config_patch=None):
+def save(name, model, config_patch=None, tokenizer=None, text=""):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     model.eval()
@@ -68,14 +72,29 @@ def save(name, model, config_patch=None):
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
     g = torch.Generator().manual_seed(7)
-    ids = torch.randint(0, VOCAB, (2, 12), generator=g)
+    ids = torch.randint(0, model.config.vocab_size, (2, 12), generator=g)
     with torch.no_grad():
         logits = model(ids).logits.float()
         out = model.generate(ids[:1], attention_mask=torch.ones_like(ids[:1]), max_new_tokens=8, do_sample=False,
                              eos_token_id=None, pad_token_id=0)
     greedy = out[:, ids.shape[1]:]
-    save_file({"ids": ids.contiguous(), "logits": logits.contiguous(), "prompt": ids[:1].clone(),
-               "greedy": greedy.contiguous()}, os.path.join(d, "reference.safetensors"))
+    ref = {"ids": ids.contiguous(), "logits": logits.contiguous(), "prompt": ids[:1].clone(), "greedy": greedy.contiguous()}
+    if tokenizer:
+        # the checkpoint's tokenizer.json, and a text prompt's ids + greedy continuation (stopping at eos) for
+        # braid import hf + braid generate --text
+        shutil.copy(tokenizer, os.path.join(d, "tokenizer.json"))
+        tok = Tokenizer.from_file(tokenizer)
+        tids = torch.tensor([tok.encode(text).ids])
+        with torch.no_grad():
+            tout = model.generate(tids, attention_mask=torch.ones_like(tids), max_new_tokens=12, do_sample=False,
+                                  eos_token_id=model.config.eos_token_id, pad_token_id=model.config.eos_token_id)
+        tg = tout[0, tids.shape[1]:].tolist()
+        if model.config.eos_token_id in tg:
+            tg = tg[:tg.index(model.config.eos_token_id)]
+        ref["text_prompt"] = tids
+        ref["text_greedy"] = torch.tensor([tg], dtype=torch.long)
+        print(f"{name}: text {text!r} -> {tids.tolist()} -> greedy {tg} = {tok.decode(tg)!r}")
+    save_file(ref, os.path.join(d, "reference.safetensors"))
     size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, {size} bytes, greedy {greedy.tolist()}")
 
@@ -102,10 +121,14 @@ def main():
         layer.self_attn.rotary_emb.inv_freq.copy_(inv)
     save("llama3", m, {"rope_scaling": r})
 
-    c = dict(common, hidden_size=48, num_attention_heads=6, num_key_value_heads=2, intermediate_size=96)
+    # SmolLM2's shape scaled down, with the byte-level BPE of tests/fixtures/hf/tokenizers/smollm2 (400 tokens;
+    # <|endoftext|> = 0 is bos and eos, as SmolLM2's)
+    c = dict(common, vocab_size=400, hidden_size=48, num_attention_heads=6, num_key_value_heads=2,
+             intermediate_size=96, bos_token_id=0, eos_token_id=0)
     m = LlamaForCausalLM(LlamaConfig(**c, tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-5))
     randomize(m, 3)
-    save("smollm", m)
+    save("smollm", m, tokenizer=os.path.join(OUT, "..", "tokenizers", "smollm2", "tokenizer.json"),
+         text="The quick brown fox")
 
     m = Qwen2ForCausalLM(Qwen2Config(**common, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6,
                                      use_sliding_window=False))

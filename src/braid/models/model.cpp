@@ -5,6 +5,7 @@
 #include "braid/core/error.h"
 #include "braid/models/dual_tower.h"
 #include "braid/models/fusion_classifier.h"
+#include "braid/models/language_model.h"
 #include "braid/models/mctn.h"
 #include "braid/models/mfn.h"
 #include "braid/models/mllm.h"
@@ -35,6 +36,8 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<UnicodeImpl>(c, ctx); });
     r.add("mllm", "LLaVA-style: encoder -> projector -> k tokens before the prompt -> Llama-family LM (task generate)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MLLMImpl>(c, ctx); });
+    r.add("lm", "a Llama-family causal LM on its own (task generate; braid import hf of Llama/SmolLM2/Qwen2)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<LanguageModelImpl>(c, ctx); });
     return r;
   }();
   return r;

@@ -13,7 +13,14 @@ Generator::Generator(const std::string& run, const std::string& weights, const s
   BRAID_INPUT_CHECK(p_.task == Task::Generate && p_.model->capabilities().generates,
                     "{}: run was trained with a task other than 'generate'; it writes no text", run);
   p_.model->eval();
-  spec_ = chat_spec(*p_.tokenizer, p_.recipe.at("model"));
+  plain_ = p_.recipe.at("model").get<std::string>("name", "") == "lm";
+  if (plain_) {  // a plain causal LM: the prompt is continued as the tokenizer encodes it, up to its eos
+    spec_.pad = std::max(p_.tokenizer->pad_id(), 0);
+    spec_.bos = p_.tokenizer->bos_id();
+    spec_.eos = p_.tokenizer->eos_id();
+  } else {
+    spec_ = chat_spec(*p_.tokenizer, p_.recipe.at("model"));
+  }
   for (const auto& m : p_.model->capabilities().embeds)
     if (m == "image" || m == "audio") inputs_.push_back(m);
 }
@@ -25,6 +32,18 @@ Generator::Prepared Generator::prepare(const GenerateRequest& r) {
                     "{}: this run reads no {} (it reads {})", r.input.name.empty() ? "input" : r.input.name, m,
                     inputs_.empty() ? std::string("no input") : fmt::format("{}", fmt::join(inputs_, ", ")));
   std::string prompt = r.prompt;
+  if (plain_) {
+    BRAID_INPUT_CHECK(m.empty() && r.task.empty() && !prompt.empty(),
+                      "this run is a language model (model 'lm'): give the text to continue (--text), no input or task");
+    out.prompt = prompt;
+    auto ids = p_.tokenizer->encode(prompt, 0, /*add_specials=*/true);
+    out.request.prompt_ids.assign(ids.begin(), ids.end());
+    out.request.options = r.options;
+    if (out.request.options.stop_tokens.empty() && spec_.eos >= 0) out.request.options.stop_tokens = {spec_.eos};
+    out.request.options.pad_id = spec_.pad;
+    out.batch.index = {0};
+    return out;
+  }
   if (prompt.empty() || !r.task.empty()) {
     const auto& t = find_task(spec_, r.task, m);
     BRAID_INPUT_CHECK(r.task.empty() || t.modality == m, "task '{}' reads {}, but the input is {}", t.name,

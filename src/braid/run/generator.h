@@ -60,6 +60,7 @@ class Generator {
   Pipeline p_;
   nn::lm::ChatSpec spec_;
   std::vector<std::string> inputs_;
+  bool plain_ = false;  // model 'lm': no chat template (the prompt's own token ids; stop at the tokenizer's eos)
   std::mutex mu_;
 };
 

@@ -2,12 +2,17 @@
 
 #include <torch/torch.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/run/hf_checkpoint.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 
 namespace braid::run {
 
@@ -182,6 +187,67 @@ nn::lm::CausalLM load_hf_lm(const std::string& dir) {
   load_hf_lm_tensors(lm, std::move(ck.tensors), ck.source);
   lm->eval();
   return lm;
+}
+
+nlohmann::json import_hf_lm(const HfCheckpoint& ck, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  BRAID_INPUT_CHECK(!ck.config_path.empty(), "{}: no config.json (a Hugging Face model folder)", ck.source);
+  const auto o = hf_lm_options(ck.config, ck.config_path);
+  nn::lm::CausalLM lm(o);
+  load_hf_lm_tensors(lm, ck.tensors, ck.source);
+  const std::string tok = (fs::path(ck.dir) / "tokenizer.json").string();
+  BRAID_INPUT_CHECK(file_exists(tok), "{}: no tokenizer.json in the checkpoint folder (braid reads and writes text "
+                    "with the checkpoint's own tokenizer)", ck.dir);
+
+  const RunDir rd(out_dir);
+  BRAID_INPUT_CHECK(!rd.is_run(), "{}: already a braid run ({} exists); pick another --out or remove it", out_dir,
+                    rd.recipe());
+  make_dirs(out_dir);
+  std::string lmc = fmt::format(
+      "{{vocab_size: {}, dim: {}, layers: {}, heads: {}, kv_heads: {}, hidden: {}, rope_theta: {}, norm_eps: {}, "
+      "max_seq: {}, tie_embeddings: {}, attention_bias: {}",
+      o.vocab_size, o.dim, o.layers, o.heads, o.kv_heads, o.hidden, fmt::format("{:.17g}", o.rope_theta),
+      fmt::format("{:.17g}", o.norm_eps), o.max_seq, o.tie_embeddings ? "true" : "false",
+      o.attention_bias ? "true" : "false");
+  if (!o.rope_scaling.empty())
+    lmc += fmt::format(", rope_scaling: {}, rope_factor: {:.17g}, rope_low_freq_factor: {:.17g}, "
+                       "rope_high_freq_factor: {:.17g}, rope_original_max_seq: {}",
+                       o.rope_scaling, o.rope_factor, o.rope_low_freq_factor, o.rope_high_freq_factor,
+                       o.rope_original_max_seq);
+  lmc += "}";
+  const std::string recipe = fmt::format(
+      "# imported by `braid import hf {}` (docs/weights.md): the checkpoint's causal LM as a braid run.\n"
+      "# braid generate RUN --text \"...\" continues text; braid export RUN --out DIR writes it back.\n"
+      "task: generate\nseed: 0\nthreads: 0\ndevice: cpu\n"
+      "data:\n  text: {{view: \"\", max_tokens: {}}}\n"
+      "model:\n  name: lm\n  modalities: [text]\n  lm: {}\n",
+      ck.source, o.max_seq, lmc);
+  atomic_write_text(rd.recipe(), recipe);
+  atomic_write_text(rd.tokenizer_as(tok), read_text_file(tok));
+
+  // the weights under the names the recipe's model has ("lm." + Hugging Face's)
+  torch::nn::Module holder;
+  holder.register_module("lm", lm);
+  save_weights(holder, rd.model());
+
+  nlohmann::json imported = {{"format", "huggingface"},
+                             {"source", fs::absolute(ck.source).lexically_normal().string()},
+                             {"model_type", ck.config.value("model_type", "")},
+                             {"architectures", ck.config.value("architectures", nlohmann::json::array())},
+                             {"config_sha256", file_sha256(ck.config_path)},
+                             {"weight_files", nlohmann::json::array()},
+                             {"tokenizer", "tokenizer.json"}};
+  for (const auto& f : ck.weight_files) imported["weight_files"].push_back(fs::path(f).filename().string());
+  nlohmann::json facts = {{"task", "generate"},
+                          {"modalities", {"text"}},
+                          {"outputs", 0},
+                          {"braid_version", BRAID_VERSION},
+                          {"imported", imported}};
+  atomic_write_text(rd.facts(), facts.dump(1) + "\n");
+  spdlog::info("imported {} LM tensors ({} layers, dim {}, {} heads / {} kv heads{}) from {} into {}",
+               ck.tensors.size(), o.layers, o.dim, o.heads, o.kv_heads,
+               o.rope_scaling.empty() ? "" : ", rope " + o.rope_scaling, ck.source, out_dir);
+  return facts;
 }
 
 }  // namespace braid::run

@@ -20,6 +20,7 @@
 
 #include "braid/core/safetensors.h"
 #include "braid/nn/lm/causal_lm.h"
+#include "braid/run/hf_checkpoint.h"
 
 namespace braid::run {
 
@@ -37,5 +38,11 @@ void load_hf_lm_tensors(nn::lm::CausalLM& lm, TensorMap tensors, const std::stri
 // DIR (config.json + safetensors, sharded or not, F16/BF16/F32: run/hf_checkpoint.h) -> a loaded CausalLM
 // (fp32, CPU, eval mode).
 nn::lm::CausalLM load_hf_lm(const std::string& dir);
+
+// `braid import hf DIR --out RUN` for model_type llama / qwen2: RUN gets a recipe with `task: generate` and
+// `model: {name: lm, lm: {...}}` (models/language_model.h), the checkpoint's tokenizer.json, run.json (facts,
+// with what was imported) and model.pt ("lm." + Hugging Face names). InputError when RUN is already a run, the
+// folder has no tokenizer.json, or the config / tensors do not fit. Returns the facts.
+nlohmann::json import_hf_lm(const HfCheckpoint& ck, const std::string& out_dir);
 
 }  // namespace braid::run

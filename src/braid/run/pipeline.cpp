@@ -74,7 +74,8 @@ static void build(Pipeline& p) {
   if (p.task == Task::Generate) {
     BRAID_INPUT_CHECK(p.tokenizer, "{}: task 'generate' needs 'text' in model.modalities (the answers)",
                       p.recipe.origin());
-    ctx.chat = chat_spec(*p.tokenizer, mcfg);
+    // model 'lm' (a plain causal LM, e.g. imported) continues text without the chat template
+    if (mcfg.get<std::string>("name", "") != "lm") ctx.chat = chat_spec(*p.tokenizer, mcfg);
   }
   if ((p.task == Task::Align || p.task == Task::Generate) && p.classes && p.tokenizer) {
     auto cb = text_batch(*p.pre, p.classes->names());
