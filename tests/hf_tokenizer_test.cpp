@@ -4,9 +4,12 @@
 // scripts/hf/make_tokenizer_fixtures.py (run by hand; see docs/tokenizers.md).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "braid/core/error.h"
@@ -103,6 +106,39 @@ TEST(HfTokenizer, SlowRealClipTokenizerJson) {
   EXPECT_EQ(t.kind(), "hf-bpe");
   check_against(t, r["tokenizers"]["tokenizer.json"], "real CLIP tokenizer.json");
   EXPECT_EQ(t.encode("a photo of a cat"), (std::vector<int>{49406, 320, 1125, 539, 320, 2368, 49407}));
+}
+
+// Throughput on the non-empty lines of docs/*.md (one encode per line, one thread; printed), and a long
+// word of one repeated letter, which must not take quadratic time in the BPE merges.
+TEST(HfTokenizer, SlowThroughput) {
+  std::vector<std::string> lines;
+  size_t bytes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(BRAID_FIXTURES) + "/../../docs")) {
+    if (e.path().extension() != ".md") continue;
+    std::istringstream in(braid::test::read_file(e.path().string()));
+    for (std::string l; std::getline(in, l);)
+      if (l.find_first_not_of(" \t") != std::string::npos) lines.push_back(l), bytes += l.size();
+  }
+  std::vector<std::string> files = {fixture_dir() + "/minilm/vocab.txt", fixture_dir() + "/qwen2/tokenizer.json",
+                                    fixture_dir() + "/gpt2/tokenizer.json"};
+  if (const char* d = std::getenv("BRAID_HF_CLIP_DIR")) files.push_back(std::string(d) + "/tokenizer.json");
+  for (const auto& f : files) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Tokenizer t = Tokenizer::load(f);
+    const auto t1 = std::chrono::steady_clock::now();
+    size_t ids = 0;
+    for (const auto& l : lines) ids += t.encode(l).size();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    std::printf("%s: load %.0f ms; %zu lines, %.0f KB -> %zu ids in %.3f s = %.2f MB/s\n", f.c_str(),
+                std::chrono::duration<double, std::milli>(t1 - t0).count(), lines.size(), bytes / 1e3, ids, s, bytes / 1e6 / s);
+    EXPECT_GT(ids, lines.size()) << f;
+  }
+  const Tokenizer gpt2 = Tokenizer::load(fixture_dir() + "/gpt2/tokenizer.json");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto ids = gpt2.encode(std::string(200000, 'a'));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("200000 x 'a' (GPT-2 fixture): %zu ids in %.3f s\n", ids.size(), s);
+  EXPECT_LT(s, 2.0) << "a long word must not take quadratic time";
 }
 
 TEST(HfTokenizer, MalformedFilesAreOneLineErrorsNamingTheFile) {

@@ -4,6 +4,7 @@
 Run by hand with the reference venv (scripts/hf/venv.sh):
     /tmp/hfv2/bin/python scripts/hf/make_tokenizer_fixtures.py [tests/fixtures/hf/tokenizers]
     /tmp/hfv2/bin/python scripts/hf/make_tokenizer_fixtures.py --real-clip /tmp/braid-clip-tok   # slow test input
+    /tmp/hfv2/bin/python scripts/hf/make_tokenizer_fixtures.py --bench TOKENIZER.json ...        # reference speed
 
 It trains small tokenizers with the Hugging Face `tokenizers` library, each with the normalizer /
 pre-tokenizer / model options / post-processor / decoder of one checkpoint family (as
@@ -74,6 +75,7 @@ TEXTS = [
     "a" * 120 + " " + "b" * 13,
     "a\u3000b\u2028c\u0085d\u200de\u00adf",
     "ǅungla ﬀ ẞ ß Ⅻ ㎏ ①",
+    "हिन्दी ि ा ः ँ, ไทย ำ, 한국어 ñ\u20dd",
 ]
 
 
@@ -309,9 +311,31 @@ def real_clip(out):
     print("wrote", out, t.get_vocab_size())
 
 
+def bench(files):
+    """The reference's throughput on the lines HfTokenizer.SlowThroughput encodes (docs/*.md)."""
+    import glob
+    import time
+    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docs")
+    lines = [l for f in sorted(glob.glob(docs + "/*.md")) for l in open(f, encoding="utf-8").read().split("\n")
+             if l.strip(" \t")]
+    nbytes = sum(len(l.encode()) for l in lines)
+    for f in files:
+        t0 = time.time()
+        t = Tokenizer.from_file(f)
+        t.no_padding()
+        t.no_truncation()
+        t1 = time.time()
+        ids = sum(len(t.encode(l).ids) for l in lines)
+        dt = time.time() - t1
+        print(f"{f}: load {(t1 - t0) * 1e3:.0f} ms; {len(lines)} lines, {nbytes / 1e3:.0f} KB -> {ids} ids in {dt:.3f} s "
+              f"= {nbytes / 1e6 / dt:.2f} MB/s")
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--real-clip":
         return real_clip(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--bench":
+        return bench(sys.argv[2:])
     os.makedirs(OUT, exist_ok=True)
     refs = {"texts": TEXTS, "trunc": TRUNC, "tokenizers_version": tokenizers.__version__, "tokenizers": {}}
     for name, make in FAMILIES.items():

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <queue>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -214,14 +215,16 @@ struct FormNorm : Normalizer {
 struct LowercaseNorm : Normalizer {
   void apply(std::string& s) const override { s = uni::lowercase(s); }
 };
-void strip_marks(std::string& s) {
+// StripAccents drops every mark (Mn, Mc, Me: is_combining_mark); BertNormalizer only nonspacing
+// ones (Mn), so it keeps e.g. the Devanagari vowel signs (Mc).
+void strip_marks(std::string& s, bool nonspacing_only) {
   std::string out;
   for (char32_t c : uni::decode(s))
-    if (!uni::is_mark(c)) uni::append(out, c);
+    if (!(nonspacing_only ? uni::is_nonspacing_mark(c) : uni::is_mark(c))) uni::append(out, c);
   s = std::move(out);
 }
 struct StripAccentsNorm : Normalizer {
-  void apply(std::string& s) const override { strip_marks(s); }
+  void apply(std::string& s) const override { strip_marks(s, false); }
 };
 struct ReplaceNorm : Normalizer {
   Pattern p;
@@ -265,7 +268,7 @@ struct BertNorm : Normalizer {
     }
     if (strip_accents) {
       out = uni::normalize(out, uni::Form::NFD);
-      strip_marks(out);
+      strip_marks(out, true);
     }
     if (lowercase) out = uni::lowercase(out);
     s = std::move(out);
@@ -568,20 +571,50 @@ struct BpeModel : Model {
       }
     }
     if (pending_unk >= 0) syms.push_back(pending_unk);
-    // merge the lowest-ranked adjacent pair (leftmost on ties) until none is left
-    while (syms.size() > 1) {
-      int best = INT_MAX, at = -1, merged = -1;
-      for (size_t i = 0; i + 1 < syms.size(); ++i) {
-        auto it = merges.find(key(syms[i], syms[i + 1]));
-        if (it != merges.end() && it->second.first < best) best = it->second.first, at = static_cast<int>(i), merged = it->second.second;
-      }
-      if (at < 0) break;
-      syms[at] = merged;
-      syms.erase(syms.begin() + at + 1);
-    }
+    merge_all(syms);
     out.insert(out.end(), syms.begin(), syms.end());
   }
   std::string kind() const override { return "hf-bpe"; }
+
+  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is left: a min-heap of
+  // candidate pairs over a linked list of symbols, O(n log n) (a long word of one letter repeated
+  // must not take quadratic time). A popped pair whose symbols changed since it was pushed is
+  // skipped unless it still merges into the same id (the reference's Word::merge_all rule).
+  void merge_all(std::vector<int>& syms) const {
+    const int n = static_cast<int>(syms.size());
+    if (n < 2) return;
+    std::vector<int> prev(n), next(n);
+    std::vector<char> alive(n, 1);
+    for (int i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
+    struct Cand {
+      int rank, pos, merged;
+      bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    };
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+    auto push = [&](int pos) {
+      if (pos < 0 || next[pos] < 0) return;
+      auto it = merges.find(key(syms[pos], syms[next[pos]]));
+      if (it != merges.end()) heap.push({it->second.first, pos, it->second.second});
+    };
+    for (int i = 0; i + 1 < n; ++i) push(i);
+    while (!heap.empty()) {
+      const Cand c = heap.top();
+      heap.pop();
+      if (!alive[c.pos] || next[c.pos] < 0) continue;
+      const int r = next[c.pos];
+      auto it = merges.find(key(syms[c.pos], syms[r]));
+      if (it == merges.end() || it->second.second != c.merged) continue;  // stale
+      syms[c.pos] = c.merged;
+      alive[r] = 0;
+      next[c.pos] = next[r];
+      if (next[r] >= 0) prev[next[r]] = c.pos;
+      push(prev[c.pos]);
+      push(c.pos);
+    }
+    std::vector<int> out;
+    for (int i = 0; i >= 0; i = next[i]) out.push_back(syms[i]);
+    syms = std::move(out);
+  }
 };
 
 struct WordPieceModel : Model {

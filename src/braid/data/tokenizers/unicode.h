@@ -28,6 +28,7 @@ bool is_numeric(char32_t c);          // Nd, Nl, No
 bool is_punctuation(char32_t c);      // ASCII punctuation or P*
 bool is_bert_control(char32_t c);     // C* except \t \n \r
 bool is_mark(char32_t c);             // Mn, Mc, Me
+bool is_nonspacing_mark(char32_t c);  // Mn
 bool is_cjk(char32_t c);              // BERT's CJK ideograph blocks
 
 enum class Form { NFC, NFD, NFKC, NFKD };
