@@ -75,25 +75,31 @@ TensorMap read_safetensors(const std::string& path) {
     const DType* dt = e["dtype"].is_string() ? by_name(e["dtype"].get<std::string>()) : nullptr;
     BRAID_INPUT_CHECK(dt, "{}: tensor '{}' has unsupported dtype {}", path, name, e["dtype"].dump());
     std::vector<int64_t> shape;
-    uint64_t numel = 1;
-    BRAID_INPUT_CHECK(e["shape"].is_array(), "{}: tensor '{}': shape must be an array", path, name);
+    // Checked arithmetic: `span` (the product of the non-zero dims, in bytes) never wraps, so neither does
+    // numel * itemsize nor the storage size torch computes, even for a zero-sized tensor with huge dims.
+    uint64_t numel = 1, span = dt->size;
+    constexpr uint64_t kMaxSpan = 1ULL << 62;
+    BRAID_INPUT_CHECK(e["shape"].is_array() && e["shape"].size() <= 32,
+                      "{}: tensor '{}': shape must be an array of at most 32 dims", path, name);
     for (const auto& d : e["shape"]) {
       BRAID_INPUT_CHECK(d.is_number_unsigned(), "{}: tensor '{}': shape entries must be non-negative integers", path,
                         name);
-      uint64_t v = d.get<uint64_t>();
-      BRAID_INPUT_CHECK(v < (1ULL << 40) && (v == 0 || numel <= (1ULL << 62) / v), "{}: tensor '{}': shape too large",
+      const uint64_t v = d.get<uint64_t>();
+      BRAID_INPUT_CHECK(v == 0 || span <= kMaxSpan / v, "{}: tensor '{}': shape too large (its byte size overflows)",
                         path, name);
+      if (v) span *= v;
       numel *= v;
       shape.push_back(static_cast<int64_t>(v));
     }
+    const uint64_t nbytes = numel * dt->size;  // <= span <= 2^62
     const auto& off = e["data_offsets"];
     BRAID_INPUT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
                       "{}: tensor '{}': data_offsets must be [begin, end]", path, name);
     uint64_t b = off[0], en = off[1];
     BRAID_INPUT_CHECK(b <= en && en <= data_size, "{}: tensor '{}': data_offsets [{}, {}] outside the {}-byte data", path,
                       name, b, en, data_size);
-    BRAID_INPUT_CHECK(en - b == numel * dt->size, "{}: tensor '{}': {} bytes for shape [{}] of {} (expected {})", path,
-                      name, en - b, fmt::join(shape, ", "), dt->name, numel * dt->size);
+    BRAID_INPUT_CHECK(en - b == nbytes, "{}: tensor '{}': {} bytes for shape [{}] of {} (expected {})", path, name,
+                      en - b, fmt::join(shape, ", "), dt->name, nbytes);
     auto t = torch::empty(shape, torch::TensorOptions().dtype(dt->type));
     if (numel) std::memcpy(t.data_ptr(), data.data() + b, en - b);
     out[name] = t;

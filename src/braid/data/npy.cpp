@@ -193,14 +193,18 @@ torch::Tensor read_npy(const std::string& path) {
   HeaderParser(header, path).parse(descr, fortran, shape);
   const DType dt = parse_descr(descr, path);
 
-  // Element count with overflow checks; the data must be in the file.
-  uint64_t count = 1;
+  // Element count with checked arithmetic: `span` (the product of the non-zero dims, in bytes) stays below
+  // 2^62, so count * itemsize cannot wrap and neither can the storage size torch computes for a zero-sized
+  // array with huge dims ((0, 2^40, 2^40) is a valid empty array; (0, 2^62, 2^62) is refused).
+  constexpr uint64_t kMaxSpan = uint64_t(1) << 62;
+  uint64_t count = 1, span = dt.itemsize;
   for (int64_t d : shape) {
-    if (d != 0 && count > std::numeric_limits<uint64_t>::max() / dt.itemsize / uint64_t(d))
-      input_error("{}: .npy shape overflows", path);
+    if (d != 0 && span > kMaxSpan / uint64_t(d))
+      input_error("{}: .npy shape ({}) overflows (more than 2^62 bytes)", path, fmt::join(shape, ", "));
+    if (d) span *= uint64_t(d);
     count *= uint64_t(d);
   }
-  const uint64_t data_bytes = count * dt.itemsize;
+  const uint64_t data_bytes = count * dt.itemsize;  // <= span
   const uint64_t have = file_size - prefix - header_len;
   BRAID_INPUT_CHECK(data_bytes <= have, "{}: .npy header claims {} data bytes ({} x {}) but the file holds only {}",
                     path, data_bytes, descr, fmt::join(shape, "x"), have);
