@@ -2,6 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "braid/core/error.h"
@@ -45,10 +50,40 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   return ar;
 }
 
+void save_archive(torch::serialize::OutputArchive& ar, const std::string& path) {
+  atomic_write(path, [&](const std::string& tmp) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open for writing: {}", tmp, std::strerror(errno)));
+    // The archive writer must never see a failed write (it would throw again from its destructor): the
+    // first error is recorded, later bytes are dropped, and the error is thrown once the archive is done.
+    int err = 0;
+    size_t written = 0;
+    ar.save_to([&](const void* buf, size_t n) -> size_t {
+      const char* p = static_cast<const char*>(buf);
+      size_t left = n;
+      while (err == 0 && left > 0) {
+        const ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          err = w < 0 ? errno : EIO;
+          break;
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+        written += static_cast<size_t>(w);
+      }
+      return n;
+    });
+    if (::close(fd) != 0 && err == 0) err = errno;
+    if (err != 0)
+      throw std::runtime_error(fmt::format("{}: write failed after {} bytes: {}", path, written, std::strerror(err)));
+  });
+}
+
 void save_weights(const torch::nn::Module& m, const std::string& path) {
   torch::serialize::OutputArchive ar;
   write_module(m, ar);
-  atomic_write(path, [&](const std::string& tmp) { ar.save_to(tmp); });
+  save_archive(ar, path);
 }
 
 void load_weights(torch::nn::Module& m, const std::string& path) {

@@ -30,5 +30,10 @@ void write_module(const torch::nn::Module& m, torch::serialize::OutputArchive& a
 void read_module(torch::nn::Module& m, torch::serialize::InputArchive& ar, const std::string& src);
 // Opens a LibTorch archive; a missing or unreadable file is an InputError.
 torch::serialize::InputArchive open_archive(const std::string& path);
+// Writes `ar` to `path` atomically with every write checked: a failed write (a full disk, a file size
+// limit) is a one-line std::runtime_error "<path>: write failed after N bytes: <reason>", the temporary
+// file is removed and `path` keeps its previous content. (LibTorch's own save_to(path) throws again from
+// its writer's destructor after a failed write, which ends the process with std::terminate.)
+void save_archive(torch::serialize::OutputArchive& ar, const std::string& path);
 
 }  // namespace braid::run

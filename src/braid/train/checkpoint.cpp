@@ -41,7 +41,7 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& m, torch:
                       {"best", st.best}, {"best_step", st.best_step}, {"extra", st.extra}};
   root.write("state", bytes_tensor(j.dump()));
   root.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
-  atomic_write(path, [&](const std::string& tmp) { root.save_to(tmp); });
+  run::save_archive(root, path);  // every write checked; a full disk leaves the previous checkpoint
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& m, torch::optim::Optimizer& opt) {
