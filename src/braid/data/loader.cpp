@@ -13,6 +13,8 @@
 #include <random>
 #include <set>
 
+#include <unistd.h>
+
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
@@ -84,6 +86,13 @@ Loader::Loader(std::shared_ptr<const Manifest> manifest, std::vector<int64_t> in
     : manifest_(std::move(manifest)), indices_(std::move(indices)), pre_(std::move(pre)), opt_(opt),
       targets_(targets), classes_(std::move(classes)) {
   BRAID_INPUT_CHECK(opt_.batch_size > 0, "batch size must be positive, got {}", opt_.batch_size);
+  BRAID_INPUT_CHECK(opt_.workers >= 1 && opt_.workers <= LoaderOptions::kMaxWorkers,
+                    "data.workers is {}; expected 1..{} decoding threads", opt_.workers, LoaderOptions::kMaxWorkers);
+  BRAID_INPUT_CHECK(opt_.prefetch >= 1 && opt_.prefetch <= LoaderOptions::kMaxPrefetch,
+                    "data.prefetch is {}; expected 1..{} batches", opt_.prefetch, LoaderOptions::kMaxPrefetch);
+  BRAID_INPUT_CHECK(opt_.cache_max_bytes >= -1, "data cache cap is {} bytes; expected -1 (automatic) or at least 0",
+                    opt_.cache_max_bytes);
+  cache_cap_ = opt_.cache_max_bytes < 0 ? default_cache_max_bytes() : opt_.cache_max_bytes;
   if (opt_.cache) cache_.resize(manifest_->samples().size());
   // Check targets up front so a bad label is named before any work starts.
   for (auto i : indices_) {
@@ -97,7 +106,27 @@ Loader::Loader(std::shared_ptr<const Manifest> manifest, std::vector<int64_t> in
   }
 }
 
-Loader::~Loader() { stop_workers(); }
+namespace {
+// Bytes of decoded samples cached by all loaders of the process (the cap is over this total).
+std::atomic<int64_t> g_cached_bytes{0};
+
+int64_t sample_bytes(const SampleTensors& s) {
+  int64_t n = 0;
+  for (const auto& [k, t] : s.mods) n += t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
+  return n;
+}
+}  // namespace
+
+int64_t Loader::default_cache_max_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return int64_t(1) << 30;  // unknown: 1 GiB
+  return static_cast<int64_t>(pages) * page / 4;
+}
+
+Loader::~Loader() {
+  stop_workers();
+  g_cached_bytes -= cached_bytes_.load();
+}
 
 void Loader::set_shard(int rank, int world, bool pad) {
   BRAID_INPUT_CHECK(world >= 1 && rank >= 0 && rank < world, "loader shard: rank {} of {} is out of range", rank, world);
@@ -171,7 +200,19 @@ SampleTensors Loader::sample(int64_t mi) {
   }
   auto st = std::make_shared<SampleTensors>(pre_->process(manifest_->samples()[mi], manifest_->path()));
   if (opt_.cache) {
+    const int64_t bytes = sample_bytes(*st);
     std::lock_guard<std::mutex> lk(cache_mu_);
+    if (cache_[mi]) return *st;  // another worker decoded it meanwhile
+    // Reserve the bytes against the process-wide total; over the cap the sample is not kept.
+    int64_t cur = g_cached_bytes.load();
+    while (true) {
+      if (cur + bytes > cache_cap_) {
+        ++cache_full_;
+        return *st;
+      }
+      if (g_cached_bytes.compare_exchange_weak(cur, cur + bytes)) break;
+    }
+    cached_bytes_ += bytes;
     cache_[mi] = st;
   }
   return *st;

@@ -42,9 +42,14 @@ struct LoaderOptions {
   bool shuffle = true;
   bool drop_last = false;
   uint64_t seed = 0;
-  int workers = 2;           // decoding threads
-  int prefetch = 4;          // batches decoded ahead
+  int workers = 2;           // decoding threads (1..kMaxWorkers)
+  int prefetch = 4;          // batches decoded ahead (1..kMaxPrefetch)
   bool cache = true;         // keep decoded samples in memory after the first epoch
+  // Bytes of decoded samples all loaders of the process may keep together (cache = true); once
+  // reached, further samples are decoded every epoch instead of kept (no eviction: what is cached
+  // stays, so the set is the same every epoch). -1 = a quarter of physical memory.
+  int64_t cache_max_bytes = -1;
+  static constexpr int kMaxWorkers = 256, kMaxPrefetch = 1024;
   double stall_seconds = 300;
   // data.text.view: random — each training sample reads one of its text views, drawn anew every
   // epoch (deterministic in seed, epoch and sample); otherwise the sample's first view.
@@ -81,6 +86,11 @@ class Loader {
   void start_epoch(int64_t epoch, int64_t start_batch = 0);
   // Next batch of the current epoch; nullopt at its end.
   std::optional<Batch> next();
+  // Bytes of decoded samples this loader keeps, and how many samples were not kept (cache full).
+  int64_t cached_bytes() const { return cached_bytes_.load(); }
+  int64_t cache_misses_full() const { return cache_full_.load(); }
+  // The cap `cache_max_bytes = -1` stands for: a quarter of physical memory.
+  static int64_t default_cache_max_bytes();
 
  private:
   void stop_workers();
@@ -110,6 +120,8 @@ class Loader {
 
   std::vector<std::shared_ptr<const SampleTensors>> cache_;
   std::mutex cache_mu_;
+  int64_t cache_cap_ = 0;
+  std::atomic<int64_t> cached_bytes_{0}, cache_full_{0};
 };
 
 }  // namespace braid::data

@@ -32,17 +32,24 @@ data::LoaderOptions Pipeline::loader_options(bool train) const {
   auto d = recipe.at("data");
   data::LoaderOptions o;
   o.batch_size = recipe.at("train").get<int64_t>("batch_size", 64);
-  o.workers = static_cast<int>(d.get<int64_t>("workers", 2));
-  o.prefetch = static_cast<int>(d.get<int64_t>("prefetch", 4));
+  const int64_t workers = d.get<int64_t>("workers", 2), prefetch = d.get<int64_t>("prefetch", 4);
+  BRAID_INPUT_CHECK(workers >= 1 && prefetch >= 1 && workers <= data::LoaderOptions::kMaxWorkers &&
+                        prefetch <= data::LoaderOptions::kMaxPrefetch,
+                    "{}: data.workers is {} and data.prefetch {}; expected 1..{} and 1..{}", recipe.origin(), workers,
+                    prefetch, data::LoaderOptions::kMaxWorkers, data::LoaderOptions::kMaxPrefetch);
+  o.workers = static_cast<int>(workers);
+  o.prefetch = static_cast<int>(prefetch);
   o.cache = d.get<bool>("cache", true);
+  const double cap_mb = d.get<double>("cache_max_mb", -1.0);  // -1: a quarter of physical memory
+  BRAID_INPUT_CHECK(cap_mb == -1.0 || (cap_mb >= 0.0 && cap_mb < 1e12), "{}: data.cache_max_mb is {}; expected -1 "
+                    "(a quarter of physical memory) or a size in MiB", recipe.origin(), cap_mb);
+  o.cache_max_bytes = cap_mb < 0 ? -1 : static_cast<int64_t>(cap_mb * 1048576.0);
   o.stall_seconds = d.get<double>("stall_seconds", 300.0);
   o.seed = static_cast<uint64_t>(recipe.get<int64_t>("seed", 0));
   o.shuffle = train;
   o.drop_last = false;
   o.random_text_view = train && d.at("text").get<std::string>("view", "") == "random";
   o.pin_memory = device.is_cuda();
-  BRAID_INPUT_CHECK(o.workers >= 1 && o.prefetch >= 1, "{}: data.workers and data.prefetch must be at least 1",
-                    recipe.origin());
   return o;
 }
 
