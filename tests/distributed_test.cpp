@@ -112,6 +112,19 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
+// The value of environment variable `name` of a running process ("" when unset or unreadable).
+std::string env_var(pid_t pid, const std::string& name) {
+  std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
+  const std::string key = name + "=";
+  for (size_t i = 0; i < env.size();) {
+    size_t e = env.find('\0', i);
+    if (e == std::string::npos) e = env.size();
+    if (env.compare(i, key.size(), key) == 0) return env.substr(i + key.size(), e - i - key.size());
+    i = e + 1;
+  }
+  return "";
+}
+
 // The RANK variable of a running process (-1 when unreadable).
 int rank_of(pid_t pid) {
   std::string env = read_file("/proc/" + std::to_string(pid) + "/environ");
@@ -329,6 +342,11 @@ TEST(Distributed, LauncherStopsAllRanksWhenOneDies) {
   ASSERT_EQ(kids.size(), 2u);
   pid_t rank1 = rank_of(kids[0]) == 1 ? kids[0] : kids[1];
   ASSERT_EQ(rank_of(rank1), 1);
+  // The launcher hands both ranks one random job token (32 hex digits).
+  const std::string token = env_var(kids[0], "BRAID_JOB_TOKEN");
+  EXPECT_EQ(token.size(), 32u) << token;
+  EXPECT_EQ(token.find_first_not_of("0123456789abcdef"), std::string::npos) << token;
+  EXPECT_EQ(env_var(kids[1], "BRAID_JOB_TOKEN"), token);
   kill(rank1, SIGKILL);
   int code = wait_exit(pid, 20);
   if (code < 0) kill(pid, SIGKILL);
@@ -397,4 +415,49 @@ TEST(Distributed, TwoRankRunResumesWithOneRank) {
   EXPECT_EQ(losses[stopped - 1].first, stopped);
   EXPECT_EQ(losses[stopped].first, 2 * stopped + 1);
   EXPECT_EQ(losses.back().first, 600);
+}
+
+// Two ranks of different jobs on one store (a MASTER_PORT collision): the job token check refuses both before
+// the process group forms, each naming the other rank, as one-line input errors (exit 2).
+TEST(Distributed, RanksOfAnotherJobAreRefusedByTheJobToken) {
+  if (!braid::train::distributed_available()) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
+  auto d = dataset("ddp_token");
+  const std::string args = train_args(d, d.dir + "/run") + " --dist-timeout 20";
+  const int port = free_port();
+  pid_t r0 = spawn_braid(args, d.dir + "/r0.log", env_of(0, 2, port) + " BRAID_JOB_TOKEN=aaaa");
+  pid_t r1 = spawn_braid(args, d.dir + "/r1.log", env_of(1, 2, port) + " BRAID_JOB_TOKEN=bbbb");
+  const int c0 = wait_exit(r0, 60), c1 = wait_exit(r1, 60);
+  if (c0 < 0) kill(r0, SIGKILL);
+  if (c1 < 0) kill(r1, SIGKILL);
+  const std::string l0 = read_file(d.dir + "/r0.log"), l1 = read_file(d.dir + "/r1.log");
+  EXPECT_EQ(c0, 2) << l0;
+  EXPECT_EQ(c1, 2) << l1;
+  EXPECT_NE(l0.find("braid: error: distributed: rank 0 and rank 1 hold different job tokens"), std::string::npos) << l0;
+  EXPECT_NE(l1.find("braid: error: distributed: rank 1 and rank 0 hold different job tokens"), std::string::npos) << l1;
+  EXPECT_EQ(l0.find("aaaa"), std::string::npos) << "the token is never logged: " << l0;
+  EXPECT_FALSE(fs::exists(d.dir + "/run/model.pt"));
+}
+
+// File names that arrive through the store are plain names, written into a fresh mkdtemp folder (0700).
+TEST(Distributed, ReceivedFileNamesAreCheckedAndLandInAPrivateFolder) {
+  using braid::train::is_plain_file_name;
+  using braid::train::write_private_files;
+  for (const char* bad : {"", ".", "..", "../recipe.resolved.yaml", "a/b", "/etc/passwd", "a\\b"})
+    EXPECT_FALSE(is_plain_file_name(bad)) << bad;
+  EXPECT_FALSE(is_plain_file_name(std::string("a\0b", 3)));
+  for (const char* ok : {"recipe.resolved.yaml", "tokenizer.model", "..hidden", "a..b"})
+    EXPECT_TRUE(is_plain_file_name(ok)) << ok;
+
+  const std::string a = write_private_files({{"run.json", "{}"}, {"tokenizer.model", "xyz"}}, "rank1");
+  const std::string b = write_private_files({{"run.json", "{}"}}, "rank1");
+  EXPECT_NE(a, b) << "two folders of the same rank must differ (mkdtemp, not a predictable name)";
+  EXPECT_EQ(read_file(a + "/tokenizer.model"), "xyz");
+  EXPECT_EQ(fs::status(a).permissions() & fs::perms::all, fs::perms::owner_all) << "the folder is private (0700)";
+  braid::remove_tree(a);
+  braid::remove_tree(b);
+
+  const std::string before_marker = fs::temp_directory_path() / "escaped.txt";
+  fs::remove(before_marker);
+  EXPECT_THROW(write_private_files({{"ok.txt", "1"}, {"../escaped.txt", "2"}}, "rank1"), braid::InputError);
+  EXPECT_FALSE(fs::exists(before_marker)) << "a name with '..' wrote outside its folder";
 }

@@ -50,8 +50,8 @@ int env_int(const char* name, int fallback) {
 }
 
 
-// torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_WORLD_SIZE) and Gloo's
-// GLOO_SOCKET_IFNAME, where set: the defaults that --rank/--world-size/... override.
+// torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_WORLD_SIZE), Gloo's
+// GLOO_SOCKET_IFNAME and braid's BRAID_JOB_TOKEN, where set: the defaults that --rank/--world-size/... override.
 void read_dist_env(train::DistOptions& d) {
   d.rank = env_int("RANK", d.rank);
   d.world_size = env_int("WORLD_SIZE", d.world_size);
@@ -59,6 +59,7 @@ void read_dist_env(train::DistOptions& d) {
   d.master_port = env_int("MASTER_PORT", d.master_port);
   d.local_world_size = env_int("LOCAL_WORLD_SIZE", d.local_world_size);
   if (const char* i = std::getenv("GLOO_SOCKET_IFNAME"); i && *i) d.interface = i;
+  if (const char* t = std::getenv("BRAID_JOB_TOKEN"); t) d.job_token = t;  // set by --nproc; docs/distributed.md
 }
 
 }  // namespace

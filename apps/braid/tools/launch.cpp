@@ -18,6 +18,7 @@
 #include "braid/core/error.h"
 #include "braid/core/process.h"
 #include "braid/core/runtime.h"
+#include "braid/train/distributed.h"
 #include "braid/run/run_dir.h"
 
 namespace braid::tools {
@@ -63,10 +64,12 @@ int launch_local(const std::vector<std::string>& args, int nproc, int port, cons
   std::vector<std::string> logs(nproc);
   std::vector<std::string> argv = args;
   argv[0] = self_exe();
+  const std::string token = train::new_job_token();  // every rank checks it against rank 0's (distributed.h)
   for (int r = 0; r < nproc; ++r) {
     std::vector<std::string> env = {"RANK=" + std::to_string(r),        "WORLD_SIZE=" + std::to_string(nproc),
                                     "LOCAL_RANK=" + std::to_string(r),  "LOCAL_WORLD_SIZE=" + std::to_string(nproc),
-                                    "MASTER_ADDR=127.0.0.1",            "MASTER_PORT=" + std::to_string(port)};
+                                    "MASTER_ADDR=127.0.0.1",            "MASTER_PORT=" + std::to_string(port),
+                                    "BRAID_JOB_TOKEN=" + token};
     if (r > 0) logs[r] = rd.rank_log(r);
     pids[r] = spawn_process(argv, env, logs[r]);
   }

@@ -18,13 +18,19 @@
 #endif
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "braid/core/error.h"
+#include "braid/core/fs.h"
 #include "braid/core/process.h"
 #include "braid/core/runtime.h"
 
@@ -42,6 +48,38 @@ int DistOptions::default_threads() const {
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int local = local_world_size > 0 ? local_world_size : 1;
   return std::max(1, cores / local);
+}
+
+std::string new_job_token() {
+  unsigned char b[16];
+  std::ifstream f("/dev/urandom", std::ios::binary);
+  f.read(reinterpret_cast<char*>(b), sizeof b);
+  if (!f) throw std::runtime_error("/dev/urandom: cannot read a job token");
+  std::string hex;
+  for (unsigned char c : b) hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
+bool is_plain_file_name(const std::string& name) {
+  if (name.empty() || name == "." || name == "..") return false;
+  return name.find_first_of(std::string("/\\\0", 3)) == std::string::npos;
+}
+
+std::string write_private_files(const std::vector<std::pair<std::string, std::string>>& files, const std::string& tag) {
+  for (const auto& [name, bytes] : files)
+    BRAID_INPUT_CHECK(is_plain_file_name(name), "distributed: received a file named {}; expected a plain file name "
+                      "(no '/', '\\', NUL, '.' or '..')", nlohmann::json(name).dump(-1, ' ', true,
+                      nlohmann::json::error_handler_t::replace));
+  BRAID_INPUT_CHECK(is_plain_file_name(tag), "write_private_files: bad tag '{}'", tag);
+  std::string tmpl = (std::filesystem::temp_directory_path() / ("braid-" + tag + "-XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error(fmt::format("{}: mkdtemp failed: {}", tmpl, std::strerror(errno)));
+  try {
+    for (const auto& [name, bytes] : files) atomic_write_text(tmpl + "/" + name, bytes);
+  } catch (...) {
+    remove_tree(tmpl);
+    throw;
+  }
+  return tmpl;
 }
 
 void DistOptions::validate() const {
@@ -121,6 +159,7 @@ Distributed::Distributed(const DistOptions& opt) : opt_(opt), impl_(std::make_un
         opt_.rank, opt_.world_size, opt_.master_addr, opt_.master_port, opt_.timeout_s,
         c10::GetExceptionString(e).substr(0, 300)));
   }
+  check_job_token();
   try {
     auto go = c10d::ProcessGroupGloo::Options::create(timeout);
     if (!opt_.interface.empty())
@@ -149,6 +188,47 @@ Distributed::Distributed(const DistOptions& opt) : opt_(opt), impl_(std::make_un
 
 Distributed::~Distributed() {
   for (auto& [t, h] : impl_->hooks) t.remove_hook(h);
+}
+
+// Rank 0 publishes its token; every other rank compares it with its own and publishes its own, which rank 0
+// compares in turn, so both sides of a mismatch name it. Before Gloo connects: a stranger never joins the group.
+void Distributed::check_job_token() {
+  auto& store = *impl_->store;
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  const auto timeout = to_ms(opt_.timeout_s);
+  auto mismatch = [&](int other) {
+    return InputError(fmt::format(
+        "distributed: rank {} and rank {} hold different job tokens (BRAID_JOB_TOKEN): they were started for two "
+        "different jobs that share {}:{}; give each job its own MASTER_PORT", opt_.rank, other, opt_.master_addr,
+        opt_.master_port));
+  };
+  try {
+    if (is_main()) {
+      store.set("job-token", bytes(opt_.job_token));
+      for (int r = 1; r < opt_.world_size; ++r) {
+        const std::string key = "job-token/" + std::to_string(r);
+        store.wait({key}, timeout);
+        const bool same = store.get(key) == bytes(opt_.job_token);
+        // The store lives in this process: keep it up until rank r has read rank 0's token, so that a
+        // mismatch is reported by both sides instead of as a lost connection.
+        store.wait({"job-token-read/" + std::to_string(r)}, timeout);
+        if (!same) throw mismatch(r);
+      }
+    } else {
+      store.set("job-token/" + std::to_string(opt_.rank), bytes(opt_.job_token));
+      store.wait({"job-token"}, timeout);
+      const bool same = store.get("job-token") == bytes(opt_.job_token);
+      store.set("job-token-read/" + std::to_string(opt_.rank), std::vector<uint8_t>{1});
+      if (!same) throw mismatch(0);
+    }
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+    throw PeerLost(fmt::format("distributed: rank {} of {}: the job token check failed ({})", opt_.rank,
+                               opt_.world_size, msg.substr(0, msg.find('\n'))));
+  }
 }
 
 // Wait for `work`, turning a Gloo failure into an error that says who and what.
@@ -407,6 +487,7 @@ Distributed::Distributed(const DistOptions& opt) : opt_(opt) {
                            "(install libgloo-dev and rebuild)");
 }
 Distributed::~Distributed() = default;
+void Distributed::check_job_token() {}
 std::string Distributed::share_from_main(const std::string& d, double) { return d; }
 std::string Distributed::broadcast_bytes(const std::string&, const std::string&) { return {}; }
 void Distributed::broadcast_module(torch::nn::Module&) {}

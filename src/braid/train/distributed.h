@@ -47,6 +47,10 @@ struct DistOptions {
   double timeout_s = 60;                 // rendezvous and every collective wait at most this long
   bool overlap = true;                   // all-reduce buckets from gradient hooks during backward
   double bucket_mb = 25;                 // gradient bucket size
+  // The job's secret (BRAID_JOB_TOKEN; `braid train --nproc` makes a random one for its ranks). Every rank
+  // checks it against rank 0's right after the rendezvous, before any other exchange: a process of another
+  // job that reaches the same store (a MASTER_PORT collision) is refused. "" on every rank = no check.
+  std::string job_token;
 
   bool enabled() const { return world_size > 1; }
   // Intra-op threads for this rank when the recipe leaves `threads` at 0: cores / local ranks.
@@ -95,11 +99,24 @@ class Distributed {
   struct Impl;  // c10d objects (distributed.cpp)
 
  private:
+  void check_job_token();
   DistOptions opt_;
   std::unique_ptr<Impl> impl_;
 };
 
 // Whether this build has a distributed backend (Gloo; false on builds without libgloo-dev).
 bool distributed_available();
+
+// A random job token (32 hex digits from /dev/urandom) for a launcher to hand its ranks.
+std::string new_job_token();
+
+// Whether `name` is a plain file name: not empty, not "." or "..", without '/', '\\' or NUL. File names that
+// arrive through the store (rank 0's run files) must be, or they could write outside their folder.
+bool is_plain_file_name(const std::string& name);
+
+// A fresh private folder (mkdtemp below the system temp folder, mode 0700: no other user can predict or
+// pre-create it) holding `files` (name -> bytes). InputError naming the first name that is not plain; nothing
+// is written then. `tag` becomes part of the folder name ("braid-<tag>-XXXXXX").
+std::string write_private_files(const std::vector<std::pair<std::string, std::string>>& files, const std::string& tag);
 
 }  // namespace braid::train

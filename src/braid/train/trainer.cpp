@@ -152,15 +152,13 @@ std::string unpack_run_files(const std::string& packed, int rank) {
     if (j.value("input", false)) throw InputError(msg);
     throw std::runtime_error(msg);
   }
-  auto dir = (std::filesystem::temp_directory_path() /
-              fmt::format("braid-rank{}-{}", rank, static_cast<long>(::getpid()))).string();
-  braid::remove_tree(dir);
-  make_dirs(dir);
+  // File names from the store are checked (plain names only) and land in a fresh mkdtemp folder.
+  std::vector<std::pair<std::string, std::string>> files;
   for (auto& [name, v] : j["files"].items()) {
     const auto& b = v.get_binary();
-    atomic_write_text(dir + "/" + name, std::string(b.begin(), b.end()));
+    files.emplace_back(name, std::string(b.begin(), b.end()));
   }
-  return dir;
+  return write_private_files(files, "rank" + std::to_string(rank));
 }
 
 }  // namespace
