@@ -41,6 +41,14 @@ Generator::Prepared Generator::prepare(const GenerateRequest& r) {
     out.request.options = r.options;
     if (out.request.options.stop_tokens.empty() && spec_.eos >= 0) out.request.options.stop_tokens = {spec_.eos};
     out.request.options.pad_id = spec_.pad;
+    // a model's vocab_size may exceed its tokenizer's (padding rows): never emit an id it cannot decode
+    const int64_t tv = p_.tokenizer->vocab_size();
+    auto user_allowed = out.request.options.allowed;
+    out.request.options.allowed = [tv, user_allowed](const std::vector<std::vector<int64_t>>& made, int64_t v) {
+      auto ok = torch::ones({static_cast<int64_t>(made.size()), v}, torch::kBool);
+      if (tv < v) ok.narrow(1, tv, v - tv).fill_(false);
+      return user_allowed ? user_allowed(made, v).to(torch::kBool).logical_and(ok) : ok;
+    };
     out.batch.index = {0};
     return out;
   }
