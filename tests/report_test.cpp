@@ -471,7 +471,7 @@ TEST(Report, ConfusionInputErrorsNameTheManifestOrSplit) {
 namespace {
 
 // A tiny align run (image, text, audio towers, CLIP loss) and a tiny generative run on one toy dataset;
-// the align run sits in a fake `braid bench fusion` output folder (OUT/runs/align) beside OUT/results.json.
+// the align run sits in a fake `braid bench fusion` output folder (OUT/runs/late/seed0) below OUT/results.json.
 const char* kAlignRecipe = R"(
 task: align
 threads: 1
@@ -520,7 +520,7 @@ const TrainedMore& trained_more() {
     write_file(t.dir + "/align.yaml", kAlignRecipe);
     write_file(t.dir + "/gen.yaml", kGenerateRecipe);
     t.bench = t.dir + "/bench";
-    t.align = t.bench + "/runs/align";
+    t.align = t.bench + "/runs/late/seed0";  // where `braid bench fusion` puts its runs
     t.gen = t.dir + "/gen";
     for (const auto& [recipe, run] : {std::pair{t.dir + "/align.yaml", t.align}, std::pair{t.dir + "/gen.yaml", t.gen}}) {
       auto r = run_braid("train " + q(recipe) + " --data " + q(t.manifest) + " --out " + q(run));
@@ -553,7 +553,7 @@ std::string between(const std::string& s, const std::string& open, const std::st
 
 // An align run's report with --data: query images of the split, each with the 5 texts and 5 other images
 // whose `braid embed` vectors are closest by cosine (recounted here from the CLI's embeddings), images inlined
-// as data: URIs; and the robustness curves of the bench results.json found beside the run (OUT/runs/align),
+// as data: URIs; and the robustness curves of the bench results.json found above the run (OUT/runs/late/seed0),
 // drawn with one line per method plus this run's.
 TEST(ReportBrowser, RetrievalExamplesAndRobustnessCurves) {
   const std::string chromium = chromium_path();

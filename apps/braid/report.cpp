@@ -1124,8 +1124,9 @@ bool add_robustness(RunData& run, const std::string& file) {
   };
   std::string path = file;
   json results, entry;
-  if (path.empty()) {  // a bench run lives in OUT/runs/<name>; OUT/results.json lists it
-    for (const fs::path& dir : {self.parent_path(), self.parent_path().parent_path()}) {
+  if (path.empty()) {  // a bench run lives in OUT/runs/<method>/seed<k>; OUT/results.json lists it
+    for (const fs::path& dir :
+         {self.parent_path(), self.parent_path().parent_path(), self.parent_path().parent_path().parent_path()}) {
       const std::string cand = (dir / "results.json").string();
       if (!file_exists(cand)) continue;
       json j = json::parse(read_text_file(cand), nullptr, false);

@@ -90,8 +90,8 @@ nlohmann::json generated_samples(const std::string& dir, const ConfusionRequest&
 
 // The robustness curves of `braid bench fusion` (its results.json: per noised modality, the test metric at
 // each noise level, mean over seeds per method) as charts "robustness/<modality>" added to `run.charts`, with
-// this run's own curve when results.json lists it. `file` "" = look for results.json in the run's parent and
-// grandparent directories (a bench run lives in OUT/runs/...) that lists this run. Returns false when none.
+// this run's own curve when results.json lists it. `file` "" = look for a results.json that lists this run in
+// the 3 directories above it (a bench run is OUT/runs/<method>/seed<k>). Returns false when none.
 // InputError when `file` (given or found) is not a bench results file.
 bool add_robustness(RunData& run, const std::string& file);
 
