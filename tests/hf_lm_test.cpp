@@ -19,6 +19,7 @@
 using braid::test::AllClose;
 using braid::test::ExpectInputError;
 using braid::test::TempDir;
+using braid::test::ToyOptions;
 using nlohmann::json;
 
 namespace {
@@ -212,6 +213,44 @@ TEST(HFLMImport, SmolLMRunGeneratesLikeTransformersAndExportsBack) {
   ASSERT_EQ(back.size(), ck.size());
   for (const auto& [name, t] : ck) EXPECT_TRUE(torch::equal(back.at(name), t)) << name;
   EXPECT_EQ(json::parse(braid::test::read_file(out + "/hf/config.json")).at("tie_word_embeddings"), true);
+
+  // model.init_from of an MLLM whose lm has the fixture's shape (frozen): its decoder layers and final norm are
+  // the checkpoint's (the embeddings differ: the MLLM trains its own tokenizer with the chat pieces)
+  {
+    ToyOptions to;
+    to.n = 16, to.classes = 2, to.audio = false;
+    const auto manifest = braid::test::make_toy_dataset(d.path.string() + "/data", to);
+    const std::string recipe = R"(
+task: generate
+threads: 1
+data: {image: {size: 16}, text: {vocab: 60, view: en}}
+model:
+  name: mllm
+  modalities: [image, text]
+  tokens: 2
+  projector: {name: linear}
+  lm: {dim: 48, layers: 2, heads: 6, kv_heads: 2, hidden: 96, max_seq: 64, norm_eps: 1e-5, tie_embeddings: true}
+  encoders:
+    image: {name: image_cnn, channels: [4], dim: 8}
+  tasks:
+    - {name: name, modality: image, prompt: "what is shown?", answer: text}
+  freeze: [lm]
+  init_from: )" + run + R"(
+train: {epochs: 1, batch_size: 8, lr: 0.01}
+)";
+    const std::string mrun = d.path.string() + "/mllm";
+    auto t = braid::test::run_braid("train " + braid::test::q(d.file("m.yaml", recipe)) + " --data " +
+                                    braid::test::q(manifest) + " --out " + braid::test::q(mrun));
+    ASSERT_EQ(t.code, 0) << t.err;
+    EXPECT_NE(t.err.find("initialized 19 tensors from"), std::string::npos) << t.err;
+    auto mp = braid::run::open_run(mrun, "model", "cpu");
+    const auto mt = braid::module_tensors(*mp.model);
+    for (const auto& [name, w] : ck) {
+      if (name == "model.embed_tokens.weight") continue;
+      ASSERT_TRUE(mt.count("lm." + name)) << name;
+      EXPECT_TRUE(torch::equal(mt.at("lm." + name), w)) << name;
+    }
+  }
 
   // a folder without tokenizer.json is refused naming it; a second import into the run too
   auto no_tok = braid::test::run_braid("import hf " + braid::test::q(fixture("llama_linear")) + " --out " +

@@ -189,8 +189,10 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
         const RunDir from(dir);
         if (!file_exists(from.facts()) || !file_exists(from.tokenizer())) continue;
         try {
-          if (nlohmann::json::parse(read_text_file(from.facts())).value("task", "") == "generate")
-            inherited = from.tokenizer();
+          // (not from an imported LM, `braid import hf`: its tokenizer has no chat pieces; the decoder layers
+          // still load by name and shape, the embeddings only with the same vocabulary)
+          const auto f = nlohmann::json::parse(read_text_file(from.facts()));
+          if (f.value("task", "") == "generate" && !f.contains("imported")) inherited = from.tokenizer();
         } catch (const nlohmann::json::exception&) {
         }
       }
