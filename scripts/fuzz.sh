@@ -56,6 +56,7 @@ flock "$lock" cmake --build "$build" -j2 --target $(printf 'fuzz_%s ' "${targets
 # UBSan reports are findings (halt); LeakSanitizer stays on (libFuzzer checks each input for leaks).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_odr_violation=0:alloc_dealloc_mismatch=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}  # library leaks, documented
 export OMP_NUM_THREADS=1
 
 total_found=0

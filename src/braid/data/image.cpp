@@ -36,9 +36,14 @@ const char* sniff_format(const uint8_t* b, size_t n) {
   return "";
 }
 
+// stb's reason is meant to be a static string, but the fuzzer found inputs after which it is not text
+// ("\f\n..."; fuzz/regressions/image/): printable ASCII only, at most 80 characters, so the error stays one line.
 std::string stb_reason() {
   const char* r = stbi_failure_reason();
-  return r ? r : "unknown error";
+  std::string s;
+  for (; r && *r && s.size() < 80; ++r)
+    if (*r >= 0x20 && *r < 0x7f) s += *r;
+  return s.empty() ? "unknown error" : s;
 }
 
 }  // namespace
