@@ -197,6 +197,22 @@ TEST(HfTokenizer, AFolderLoadsItsTokenizerFile) {
   braid::test::ExpectInputError([&] { Tokenizer::load(d.path.string()); }, d.path.string(), "has no tokenizer.json");
 }
 
+// tokenizers >= 0.20 writes merges as ["a", "b"] pairs instead of "a b" strings: the same tokenizer.
+TEST(HfTokenizer, MergesAsPairsLoadTheSame) {
+  json j = json::parse(braid::test::read_file(fixture_dir() + "/gpt2/tokenizer.json"));
+  json pairs = json::array();
+  for (const auto& m : j["model"]["merges"]) {
+    const std::string line = m.get<std::string>();
+    pairs.push_back({line.substr(0, line.find(' ')), line.substr(line.find(' ') + 1)});
+  }
+  j["model"]["merges"] = pairs;
+  braid::test::TempDir d("hftok_pairs");
+  const Tokenizer t = Tokenizer::load(d.file("tokenizer.json", j.dump()));
+  const auto& r = refs()["tokenizers"]["gpt2/tokenizer.json"];
+  for (size_t i = 0; i < refs()["texts"].size(); ++i)
+    EXPECT_EQ(t.encode(refs()["texts"][i].get<std::string>()), r["ids"][i].get<std::vector<int>>()) << "text " << i;
+}
+
 TEST(HfTokenizer, DecodeRejectsIdsOutsideTheVocabulary) {
   const Tokenizer t = Tokenizer::load(fixture_dir() + "/gpt2/tokenizer.json");
   braid::test::ExpectInputError([&] { t.decode({1, t.vocab_size()}); }, "gpt2/tokenizer.json", "outside the vocabulary");
