@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "braid/core/error.h"
@@ -176,6 +177,25 @@ TEST(HFClip, OpenClipUnsupportedConfigKeysAreNamed) {
     "head_width": 8, "mlp_ratio": 2.0}, "text_cfg": {"context_length": 16, "vocab_size": 99, "width": 24,
     "heads": 4, "layers": 2}})");
   ExpectInputError([&] { braid::run::convert_openclip(w, p); }, w, "text_projection");
+}
+
+}  // namespace
+
+namespace {
+
+// The CLI: `braid import openclip` with a tokenizer larger than the text tower is exit 2 and one line; a
+// SigLIP folder without a tokenizer names what it looked for.
+TEST(HFClip, ImportCommandsRefuseWithOneLine) {
+  TempDir tmp("clip_cli");
+  auto r = run_braid("import openclip " + q(kDir + "/openclip/open_clip_model.safetensors") + " --model-config " +
+                     q(kDir + "/openclip/model_config.json") + " --tokenizer " + q(kDir + "/clip/tokenizer.json") +
+                     " --out " + q(tmp.path.string() + "/run"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("the tokenizer has 500 ids, the model's token embedding only 99"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_braid("import hf " + q(kDir + "/siglip") + " --out " + q(tmp.path.string() + "/run2"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("no tokenizer to read text with"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/data/tokenizer.h"
 #include "braid/run/pipeline.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
@@ -457,6 +458,13 @@ nlohmann::json write_clip_run(const ClipImport& im, const std::string& tokenizer
   BRAID_INPUT_CHECK(!tokenizer.empty(), "{}: no tokenizer to read text with (tokenizer.json / spiece.model beside the "
                     "checkpoint, or --tokenizer FILE)", im.source);
   BRAID_INPUT_CHECK(file_exists(tokenizer), "{}: no such tokenizer file", tokenizer);
+  {  // before anything is written: the tokenizer's ids must index the text tower's embedding
+    const auto recipe = Config::from_string(im.recipe_yaml, "<imported recipe>");
+    const int64_t vocab = recipe.at("model").at("encoders").at("text").get<int64_t>("vocab", 0);
+    const int64_t n = data::Tokenizer::load(tokenizer).vocab_size();
+    BRAID_INPUT_CHECK(n <= vocab, "{}: the tokenizer has {} ids, the model's token embedding only {} ({})", tokenizer, n,
+                      vocab, im.source);
+  }
   make_dirs(out_dir);
   atomic_write_text(rd.tokenizer_as(tokenizer), read_text_file(tokenizer));
   json imported = {{"format", im.kind == "openclip" ? "openclip" : "huggingface"},
