@@ -372,3 +372,26 @@ train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
   }
   EXPECT_EQ(compared, 37u);
 }
+
+TEST(HfBert, ImportWithVocabTxtOnly) {
+  // a checkpoint with vocab.txt (+ tokenizer_config.json) and no tokenizer.json: the run reads text the same
+  TempDir d("hfbert");
+  auto dir = edited_copy(d, [](TensorMap&) {});
+  std::filesystem::remove(dir + "/tokenizer.json");
+  const std::string out = (d.path / "run").string();
+  auto r = test::run_braid("import hf " + test::q(dir) + " --out " + test::q(out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const run::RunDir rd(out);
+  EXPECT_EQ(rd.tokenizer(), out + "/vocab.txt");
+  EXPECT_TRUE(file_exists(rd.tokenizer_config()));
+  auto golden = nlohmann::json::parse(test::read_file(std::string(BRAID_FIXTURES) + "/hf/bert/golden.json"));
+  r = test::run_braid("embed " + test::q(out) + " --threads 1 --text " + test::q(golden["texts"][1].get<std::string>()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto got = torch::tensor(nlohmann::json::parse(r.out)["embedding"].get<std::vector<float>>()).unsqueeze(0);
+  EXPECT_TRUE(test::AllClose(got, bert_golden()["st"].slice(0, 1, 2), 1e-4, "vocab.txt run vs sentence-transformers"));
+  // no tokenizer at all: refused naming the folder
+  std::filesystem::remove(dir + "/vocab.txt");
+  r = test::run_braid("import hf " + test::q(dir) + " --out " + test::q(out + "2"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no tokenizer.json or vocab.txt"), std::string::npos) << r.err;
+}
