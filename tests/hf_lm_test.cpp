@@ -257,6 +257,17 @@ train: {epochs: 1, batch_size: 8, lr: 0.01}
                                        braid::test::q(d.path.string() + "/run2"));
   EXPECT_NE(no_tok.code, 0);
   EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;
+  {  // a tokenizer larger than the model's vocabulary
+    TempDir q("hf_lm_bigtok");
+    for (const char* f : {"config.json", "model.safetensors"})
+      std::filesystem::copy_file(fixture("qwen2") + "/" + f, q.path / f);
+    std::filesystem::copy_file(fixture("smollm") + "/tokenizer.json", q.path / "tokenizer.json");
+    auto big = braid::test::run_braid("import hf " + braid::test::q(q.path.string()) + " --out " +
+                                      braid::test::q(q.path.string() + "/run"));
+    EXPECT_NE(big.code, 0);
+    EXPECT_NE(big.err.find("the tokenizer has 400 tokens but config.json key 'vocab_size' is 96"), std::string::npos)
+        << big.err;
+  }
   auto again = braid::test::run_braid("import hf " + braid::test::q(fixture("smollm")) + " --out " + braid::test::q(run));
   EXPECT_NE(again.code, 0);
   EXPECT_NE(again.err.find("already a braid run"), std::string::npos) << again.err;

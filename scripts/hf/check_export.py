@@ -2,7 +2,7 @@
 """`braid export` read back by PyTorch and transformers (docs/weights.md, "braid export").
 
   /tmp/hfv2/bin/python scripts/hf/check_export.py --braid build/apps/braid/braid \\
-      --clip-run runs/clip --lm-run runs/mllm_emoji --work /tmp/check_export
+      --clip-run runs/clip --lm-run runs/mllm_emoji/stage2 --qwen2 --work /tmp/check_export
 
 CLIP (a dual_tower run with image_vit + text_transformer towers, e.g. recipes/emoji_clip.yaml): exports the run,
 loads DIR/model.safetensors into bench/peer/clip_peer.py's DualTower (braid's module names; every tensor of the
@@ -13,7 +13,8 @@ data.text.max_tokens). Prints the smallest cosine and the largest |difference| p
 
 LM (a run whose model has a Llama-family LM, e.g. recipes/emoji_mllm.yaml): exports it, loads DIR/hf with
 transformers' AutoModelForCausalLM.from_pretrained and compares its logits for DIR/lm_check.safetensors' ids
-with braid's logits stored there. Exits 1 when a difference exceeds --tol (1e-4).
+with braid's logits stored there. --qwen2: a tiny random Qwen2ForCausalLM (biases) through braid import hf and
+braid export, loaded back by transformers. Exits 1 when a difference exceeds --tol (1e-4).
 """
 import argparse
 import json
@@ -144,11 +145,43 @@ def check_lm(args):
     return compare("lm logits (transformers vs braid)", logits.flatten(0, 1), probe["logits"].flatten(0, 1), args.tol)
 
 
+def check_qwen2(args):
+    """A tiny random Qwen2ForCausalLM (untied, q/k/v biases drawn nonzero, vocab 400) through braid import hf and
+    braid export: transformers loads DIR/hf as Qwen2ForCausalLM with braid's logits and the original's."""
+    import shutil
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    d = os.path.join(args.work, "qwen2")
+    shutil.rmtree(d, ignore_errors=True)
+    torch.manual_seed(0)
+    m = Qwen2ForCausalLM(Qwen2Config(vocab_size=400, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                     rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=0,
+                                     eos_token_id=0)).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("bias"):
+                p.normal_(0, 0.2)
+    m.save_pretrained(os.path.join(d, "hf"), safe_serialization=True)
+    shutil.copy(os.path.join(HERE, "..", "..", "tests", "fixtures", "hf", "tokenizers", "smollm2", "tokenizer.json"),
+                os.path.join(d, "hf"))
+    run([args.braid, "import", "hf", os.path.join(d, "hf"), "--out", os.path.join(d, "run")])
+    run([args.braid, "export", os.path.join(d, "run"), "--out", os.path.join(d, "export")])
+    back = AutoModelForCausalLM.from_pretrained(os.path.join(d, "export", "hf")).eval()
+    probe = load_file(os.path.join(d, "export", "lm_check.safetensors"))
+    with torch.no_grad():
+        a, b = back(probe["ids"]).logits, m(probe["ids"]).logits
+    print(f"qwen2: {type(back).__name__} from the export")
+    ok = compare("qwen2 logits (exported, transformers vs braid)", a.flatten(0, 1), probe["logits"].flatten(0, 1), args.tol)
+    return ok & compare("qwen2 logits (original, transformers vs braid)", b.flatten(0, 1), probe["logits"].flatten(0, 1),
+                        args.tol)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--braid", default="build/apps/braid/braid")
     ap.add_argument("--clip-run", default="")
     ap.add_argument("--lm-run", default="")
+    ap.add_argument("--qwen2", action="store_true", help="also a tiny Qwen2ForCausalLM through import and export")
     ap.add_argument("--work", default="/tmp/braid_check_export")
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
@@ -159,6 +192,8 @@ def main():
         ok &= check_clip(args)
     if args.lm_run:
         ok &= check_lm(args)
+    if args.qwen2:
+        ok &= check_qwen2(args)
     return 0 if ok else 1
 
 

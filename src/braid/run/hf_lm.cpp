@@ -10,6 +10,7 @@
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/data/tokenizer.h"
 #include "braid/run/hf_checkpoint.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
@@ -198,6 +199,10 @@ nlohmann::json import_hf_lm(const HfCheckpoint& ck, const std::string& out_dir) 
   const std::string tok = (fs::path(ck.dir) / "tokenizer.json").string();
   BRAID_INPUT_CHECK(file_exists(tok), "{}: no tokenizer.json in the checkpoint folder (braid reads and writes text "
                     "with the checkpoint's own tokenizer)", ck.dir);
+
+  const int64_t tok_vocab = data::Tokenizer::load(tok).vocab_size();
+  BRAID_INPUT_CHECK(tok_vocab <= o.vocab_size, "{}: the tokenizer has {} tokens but config.json key 'vocab_size' is {} "
+                    "(ids past the embedding)", tok, tok_vocab, o.vocab_size);
 
   const RunDir rd(out_dir);
   BRAID_INPUT_CHECK(!rd.is_run(), "{}: already a braid run ({} exists); pick another --out or remove it", out_dir,
