@@ -199,3 +199,33 @@ TEST(HFClip, ImportCommandsRefuseWithOneLine) {
 }
 
 }  // namespace
+
+namespace {
+
+// The new data.image keys are checked with the key named.
+TEST(HFClip, ImageRecipeKeysAreChecked) {
+  auto bad = [](const std::string& image) {
+    auto cfg = braid::Config::from_string("data:\n  image: " + image + "\n", "r.yaml");
+    return [cfg] { braid::data::PreprocessOptions::from_config(cfg.at("data")); };
+  };
+  ExpectInputError(bad("{size: 30, filter: lanczos}"), "r.yaml", "data.image.filter");
+  ExpectInputError(bad("{size: 30, resize: longest}"), "r.yaml", "data.image.resize");
+  ExpectInputError(bad("{size: 30, resize: shortest, resize_size: 20}"), "r.yaml", "data.image.resize_size");
+  // shortest side then the centre crop: a 40x52 image -> 34x44 -> rows 5..34 of the resized image
+  braid::data::RawImage img{40, 52, std::vector<uint8_t>(40 * 52 * 3)};
+  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = static_cast<uint8_t>((i * 7) % 251);
+  braid::data::ImageOptions o;
+  o.size = 30;
+  o.resize = "shortest";
+  o.resize_size = 34;
+  o.filter = "bicubic";
+  auto x = braid::data::fit_image(img, o);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 30, 30}));
+  auto full = braid::data::resize_bicubic_u8(img, 44, 34);
+  EXPECT_EQ(full.width, 34);
+  EXPECT_EQ(full.height, 44);
+  // pixel (row 0, col 0) of the crop is (row 7, col 2) of the resized image: top (44-30)//2, left (34-30)//2
+  EXPECT_FLOAT_EQ(x[0][0][0].item<float>(), float(full.rgb[(7 * 34 + 2) * 3]) / 255.0f);
+}
+
+}  // namespace
