@@ -84,6 +84,38 @@ TEST(Export, GenerativeRunRoundTripsWithItsLMAsHuggingFace) {
   EXPECT_TRUE(AllClose(back->forward(probe.at("ids")), probe.at("logits"), 1e-6, "lm_check logits"));
 }
 
+// A classification run (no LM): model.safetensors + braid_config.json, no hf/.
+TEST(Export, ClassifierRunHasNoHuggingFaceFolder) {
+  TempDir d("export_cls");
+  ToyOptions to;
+  to.n = 16, to.classes = 2, to.audio = false, to.text = false;
+  const auto manifest = make_toy_dataset(d.path.string() + "/data", to);
+  const auto run = d.path.string() + "/run", out = d.path.string() + "/out";
+  auto t = run_braid("train " + q(d.file("r.yaml", R"(
+threads: 1
+data: {image: {size: 8}}
+model:
+  name: fusion_classifier
+  encoders:
+    image: {name: image_cnn, channels: [4], dim: 8}
+train: {epochs: 1, batch_size: 8}
+)")) + " --data " + q(manifest) + " --out " + q(run));
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto r = run_braid("export " + q(run) + " --out " + q(out) + " --weights model");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto p = braid::run::open_run(run, "model", "cpu");
+  const auto want = braid::module_tensors(*p.model);
+  const auto got = braid::read_safetensors(out + "/model.safetensors");
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [n, w] : want) EXPECT_TRUE(got.count(n) && torch::equal(got.at(n), w)) << n;
+  const auto bc = json::parse(read_file(out + "/braid_config.json"));
+  EXPECT_TRUE(bc.at("hf").is_null());
+  EXPECT_EQ(bc.at("recipe").at("model").at("name"), "fusion_classifier");
+  EXPECT_EQ(bc.at("facts").at("task"), "classify");
+  EXPECT_FALSE(std::filesystem::exists(out + "/hf"));
+  EXPECT_FALSE(std::filesystem::exists(out + "/lm_check.safetensors"));
+}
+
 TEST(Export, NotARunIsOneLine) {
   TempDir d("export_bad");
   auto r = run_braid("export " + q(d.path.string()) + " --out " + q(d.path.string() + "/o"));
