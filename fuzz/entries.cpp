@@ -59,6 +59,11 @@ void check(bool ok, const std::string& what) {
   if (!ok) throw Finding(what);
 }
 
+// An InputError the entry expects and goes on after: still held to the one-line contract.
+void one_line(const InputError& e) {
+  check(std::strchr(e.what(), '\n') == nullptr, std::string("InputError of more than one line: ") + e.what());
+}
+
 void manifest(const uint8_t* d, size_t n) {
   auto m = data::Manifest::load(put_file("manifest.jsonl", d, n));
   // What the loader does next with each record (inline series become tensors; text views are looked up).
@@ -102,7 +107,8 @@ void npy(const uint8_t* d, size_t n) {
   try {
     auto s = data::load_series_file(path);
     check(s.dim() == 2, ".npy series is not 2-D");
-  } catch (const InputError&) {
+  } catch (const InputError& e) {
+    one_line(e);
   }
 }
 
@@ -111,16 +117,17 @@ void recipe(const uint8_t* d, size_t n) {
   // Read every key the ways recipes are read (16 levels deep); then the unknown-key check and dump.
   auto read_all = [](const Config& cfg, auto& self, int depth) -> void {
     for (const auto& k : cfg.keys()) {
-      try { (void)cfg.get<int64_t>(k, 0); } catch (const InputError&) {}
-      try { (void)cfg.get<double>(k, 0.0); } catch (const InputError&) {}
-      try { (void)cfg.get<bool>(k, false); } catch (const InputError&) {}
-      try { (void)cfg.get<std::string>(k, ""); } catch (const InputError&) {}
-      try { (void)cfg.get<std::vector<std::string>>(k, {}); } catch (const InputError&) {}
-      try { (void)cfg.get<std::vector<double>>(k, {}); } catch (const InputError&) {}
+      try { (void)cfg.get<int64_t>(k, 0); } catch (const InputError& e) { one_line(e); }
+      try { (void)cfg.get<double>(k, 0.0); } catch (const InputError& e) { one_line(e); }
+      try { (void)cfg.get<bool>(k, false); } catch (const InputError& e) { one_line(e); }
+      try { (void)cfg.get<std::string>(k, ""); } catch (const InputError& e) { one_line(e); }
+      try { (void)cfg.get<std::vector<std::string>>(k, {}); } catch (const InputError& e) { one_line(e); }
+      try { (void)cfg.get<std::vector<double>>(k, {}); } catch (const InputError& e) { one_line(e); }
       if (depth < 16) {
         try {
           self(cfg.at(k), self, depth + 1);
-        } catch (const InputError&) {
+        } catch (const InputError& e) {
+          one_line(e);
         }
       }
     }
@@ -168,7 +175,8 @@ void tokenizer_entry(const uint8_t* d, size_t n) {
   for (size_t i = 0; i + 1 < n && raw.size() < 64; i += 2) raw.push_back(int(int16_t(d[i] | (d[i + 1] << 8))));
   try {
     (void)tok.decode(raw);
-  } catch (const InputError&) {
+  } catch (const InputError& e) {
+    one_line(e);
   }
   for (int id : raw) (void)tok.piece(id);
 }
@@ -238,8 +246,7 @@ bool run_entry(const std::string& target, const uint8_t* data, size_t size) {
     it->second(data, size);
     return true;
   } catch (const InputError& e) {
-    // The contract: one line.
-    check(std::strchr(e.what(), '\n') == nullptr, std::string("InputError of more than one line: ") + e.what());
+    one_line(e);  // the contract: one line
     return false;
   }
 }

@@ -65,6 +65,7 @@ for t in "${targets[@]}"; do
   work=$build/work/$t
   found=$build/findings/$t
   mkdir -p "$work" "$found"
+  rm -f "$found"/*  # this run's findings only (fixed ones live on in fuzz/regressions/)
   cp -n "$root/fuzz/corpus/$t/"* "$work/" 2> /dev/null || true
   log=$build/logs/$t.log
   mkdir -p "$(dirname "$log")"
@@ -79,11 +80,14 @@ for t in "${targets[@]}"; do
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   nfound=$(find "$found" -type f | wc -l)
   total_found=$((total_found + nfound))
-  summary+=$(printf '\n%-12s %10s %8s %6s %8s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" \
-    "$(ls "$work" | wc -l)" "$nfound$([ $rc -ne 0 ] && echo " (exit $rc; see $log)")")
+  note=""
+  if [ "$rc" -ne 0 ]; then note=" (exit $rc; see $log)"; fi
+  line=$(printf '%-12s %10s %8s %6s %8s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$(ls "$work" | wc -l)" \
+    "$nfound$note")
+  summary+=$'\n'"$line"
 done
 echo "$summary"
 echo "findings: $total_found (inputs under $build/findings/)"

@@ -3,6 +3,21 @@
 #include <cstdint>
 
 namespace braid {
+namespace {
+// Recipe text quoted in an error (a YAML parser message, a value): control bytes as \xHH, so the error
+// stays one line whatever the recipe holds (found by fuzz_recipe; fuzz/regressions/recipe/).
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+}  // namespace
+}  // namespace braid
+
+namespace braid {
 namespace detail {
 template <> const char* yaml_type_name<bool>() { return "a boolean (true/false)"; }
 template <> const char* yaml_type_name<int>() { return "an integer"; }
@@ -25,7 +40,7 @@ Config Config::from_string(const std::string& yaml, const std::string& origin) {
   try {
     n = YAML::Load(yaml);
   } catch (const YAML::ParserException& e) {
-    input_error("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg);
+    input_error("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, one_line(e.msg));
   }
   if (!n || n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
   BRAID_INPUT_CHECK(n.IsMap(), "{}: a recipe must be a YAML map of keys", origin);
@@ -39,7 +54,7 @@ Config Config::from_file(const std::string& path) {
   } catch (const YAML::BadFile&) {
     input_error("{}: cannot open recipe file", path);
   } catch (const YAML::ParserException& e) {
-    input_error("{}:{}: invalid YAML: {}", path, e.mark.line + 1, e.msg);
+    input_error("{}:{}: invalid YAML: {}", path, e.mark.line + 1, one_line(e.msg));
   }
   if (!n || n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
   BRAID_INPUT_CHECK(n.IsMap(), "{}: a recipe must be a YAML map of keys", path);
@@ -47,6 +62,8 @@ Config Config::from_file(const std::string& path) {
 }
 
 void Config::mark(const std::string& key) const { used_->insert(full(key)); }
+
+
 
 Config Config::at(const std::string& key) const {
   mark(key);
@@ -67,7 +84,11 @@ bool Config::has(const std::string& key) const {
 
 std::vector<std::string> Config::keys() const {
   std::vector<std::string> out;
-  for (auto it = node_.begin(); it != node_.end(); ++it) out.push_back(it->first.as<std::string>());
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    BRAID_INPUT_CHECK(it->first.IsScalar(), "{}: a recipe key must be a plain name, got '{}'", origin_,
+                      describe(it->first));
+    out.push_back(it->first.as<std::string>());
+  }
   return out;
 }
 
@@ -112,13 +133,15 @@ void Config::set_path(const std::string& dotted, const std::string& yaml_value) 
 void Config::check_node(const YAML::Node& n, const std::string& path) const {
   if (!n.IsMap()) return;
   for (auto it = n.begin(); it != n.end(); ++it) {
+    BRAID_INPUT_CHECK(it->first.IsScalar(), "{}: a recipe key must be a plain name, got '{}'", origin_,
+                      describe(it->first));
     std::string key = it->first.as<std::string>();
     std::string p = path.empty() ? key : path + "." + key;
     // a key is used when it, or a subtree above it, was read
     bool used = used_->count(p) > 0;
     for (size_t dot = p.rfind('.'); !used && dot != std::string::npos; dot = dot == 0 ? std::string::npos : p.rfind('.', dot - 1))
       used = used_->count(p.substr(0, dot) + ".*") > 0;
-    BRAID_INPUT_CHECK(used, "{}: unknown recipe key '{}'", origin_, p);
+    BRAID_INPUT_CHECK(used, "{}: unknown recipe key '{}'", origin_, one_line(p));
     check_node(it->second, p);
   }
 }
@@ -126,10 +149,15 @@ void Config::check_node(const YAML::Node& n, const std::string& path) const {
 void Config::check_all_used() const { check_node(node_, path_); }
 
 std::string Config::describe(const YAML::Node& n) {
-  if (n.IsScalar()) return n.Scalar();
-  YAML::Emitter e;
-  e << YAML::Flow << n;
-  std::string s = e.c_str();
+  std::string s;
+  if (n.IsScalar()) {
+    s = n.Scalar();
+  } else {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    s = e.c_str();
+  }
+  s = one_line(s);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 

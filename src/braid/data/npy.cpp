@@ -20,6 +20,18 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 1 << 20;  // numpy writes < 64 KiB; anything near 1 MiB is garbage
 
+// Header text quoted in an error: control and non-ASCII bytes as \xHH, at most 40 characters, so the
+// message stays one line whatever the file holds (found by fuzz_npy; fuzz/regressions/npy/).
+std::string shown(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && out.size() < 40; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  return s.size() > 40 ? out + "..." : out;
+}
+
 struct DType {
   torch::ScalarType type;
   size_t itemsize;
@@ -27,11 +39,11 @@ struct DType {
 
 // The little-endian / byte-order-free descr strings we read.
 DType parse_descr(const std::string& d, const std::string& path) {
-  BRAID_INPUT_CHECK(d.size() >= 3, "{}: unsupported npy dtype '{}'", path, d);
+  BRAID_INPUT_CHECK(d.size() >= 3, "{}: unsupported npy dtype '{}'", path, shown(d));
   const char order = d[0];
   const std::string kind = d.substr(1);
   BRAID_INPUT_CHECK(order == '<' || order == '|' || order == '=' || order == '>',
-                    "{}: unsupported npy dtype '{}'; expected e.g. '<f4'", path, d);
+                    "{}: unsupported npy dtype '{}'; expected e.g. '<f4'", path, shown(d));
   DType t;
   if (kind == "f4") t = {torch::kFloat32, 4};
   else if (kind == "f8") t = {torch::kFloat64, 8};
@@ -41,9 +53,9 @@ DType parse_descr(const std::string& d, const std::string& path) {
   else if (kind == "u1") t = {torch::kUInt8, 1};
   else if (kind == "i1") t = {torch::kInt8, 1};
   else if (kind == "b1") t = {torch::kBool, 1};
-  else input_error("{}: unsupported npy dtype '{}'; expected one of <f4 <f8 <i2 <i4 <i8 |u1 |i1 |b1", path, d);
+  else input_error("{}: unsupported npy dtype '{}'; expected one of <f4 <f8 <i2 <i4 <i8 |u1 |i1 |b1", path, shown(d));
   BRAID_INPUT_CHECK(order != '>' || t.itemsize == 1, "{}: big-endian npy dtype '{}'; expected little-endian ('<')",
-                    path, d);
+                    path, shown(d));
   return t;
 }
 
@@ -78,7 +90,7 @@ class HeaderParser {
         shape = tuple_lit();
         have_shape = true;
       } else {
-        fail("unexpected key '" + key + "'");
+        fail("unexpected key '" + shown(key) + "'");
       }
       skip_ws();
       if (peek() == ',') {
@@ -207,7 +219,7 @@ torch::Tensor read_npy(const std::string& path) {
   const uint64_t data_bytes = count * dt.itemsize;  // <= span
   const uint64_t have = file_size - prefix - header_len;
   BRAID_INPUT_CHECK(data_bytes <= have, "{}: .npy header claims {} data bytes ({} x {}) but the file holds only {}",
-                    path, data_bytes, descr, fmt::join(shape, "x"), have);
+                    path, data_bytes, shown(descr), fmt::join(shape, "x"), have);
   int dims_above_one = 0;
   for (int64_t d : shape) dims_above_one += d > 1;
   // Fortran order only changes the layout when more than one dimension exceeds 1.
