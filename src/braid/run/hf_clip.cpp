@@ -391,6 +391,8 @@ ClipImport convert_openclip(const std::string& weights, const std::string& model
   const json& vc = mc["vision_cfg"];
   const json& tc = mc["text_cfg"];
   const std::string vw = mcp + " vision_cfg", tw = mcp + " text_cfg";
+  BRAID_INPUT_CHECK(!mc.contains("quick_gelu") || mc["quick_gelu"].is_boolean(),
+                    "{}: key 'quick_gelu': expected true or false", mcp);
   const bool quick = mc.value("quick_gelu", false);
   Tower v, t;
   v.variant = t.variant = "clip";
