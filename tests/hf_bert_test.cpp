@@ -389,6 +389,13 @@ TEST(HfBert, ImportWithVocabTxtOnly) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto got = torch::tensor(nlohmann::json::parse(r.out)["embedding"].get<std::vector<float>>()).unsqueeze(0);
   EXPECT_TRUE(test::AllClose(got, bert_golden()["st"].slice(0, 1, 2), 1e-4, "vocab.txt run vs sentence-transformers"));
+  // a vocabulary with more ids than the embedding rows: refused before anything is written
+  test::write_file(dir + "/vocab.txt", test::read_file(dir + "/vocab.txt") + "extra1\nextra2\nextra3\n");
+  r = test::run_braid("import hf " + test::q(dir) + " --out " + test::q(out + "3"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("vocab.txt: the tokenizer has 100 ids but config.json vocab_size is 97"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out + "3"));
   // no tokenizer at all: refused naming the folder
   std::filesystem::remove(dir + "/vocab.txt");
   r = test::run_braid("import hf " + test::q(dir) + " --out " + test::q(out + "2"));

@@ -9,6 +9,7 @@
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/data/tokenizer.h"
 #include "braid/models/model.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
@@ -169,6 +170,11 @@ nlohmann::json import_hf_bert(const HfCheckpoint& ck, const std::string& out_dir
   BRAID_INPUT_CHECK(!tok.empty(), "{}: no tokenizer.json or vocab.txt in the checkpoint folder (braid reads text with "
                     "the checkpoint's own tokenizer)", ck.dir);
 
+  {  // a tokenizer with ids past the embedding rows would make a run that cannot open: refuse before writing
+    const int64_t n = data::Tokenizer::load(tok).vocab_size();
+    BRAID_INPUT_CHECK(n <= o.vocab_size, "{}: the tokenizer has {} ids but config.json vocab_size is {}", tok, n,
+                      o.vocab_size);
+  }
   const RunDir rd(out_dir);
   BRAID_INPUT_CHECK(!rd.is_run(), "{}: already a braid run ({} exists); pick another --out or remove it", out_dir,
                     rd.recipe());
