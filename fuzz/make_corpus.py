@@ -6,7 +6,8 @@ fuzz/regressions/<target>/ that are not fuzzer finds (run by hand; the files are
 
 Every seed is small (< 4 KB: libFuzzer's default -max_len follows the largest seed) and valid, or
 nearly so, for its parser, so mutations start inside the format. FLAC and OGG seeds are written
-through libsndfile (ctypes), the library braid decodes them with.
+through libsndfile (ctypes), the library braid decodes them with; the OGG seed differs from run to run
+(libsndfile picks a random stream serial number), the other files are byte-identical.
 """
 import ctypes
 import ctypes.util
@@ -156,6 +157,10 @@ def recipe():
          "    text: {name: bow, dim: 16}\ntrain:\n  epochs: 2\n  lr: 1.0e-3\n  batch_size: 8\n  modalities: [image, text]\n")
     seed("recipe", "anchors.yaml", "base: &b {dim: 8, dropout: 0.1}\nmodel:\n  encoders:\n    a: *b\n    b:\n      <<: *b\n"
          "      dim: 4\nlist: [1, 2.5, x, true, ~]\n")
+    # Written by hand while fixing the fuzzer's recipe finding: a non-scalar key (was a YAML::BadConversion,
+    # not an InputError) and a value holding a newline (echoed into a type error's message).
+    regression("recipe", "sequence_as_key.yaml", "? [a, b]\n: 1\n")
+    regression("recipe", "value_with_newline.yaml", 'a: "x\\ny"\nb: [1, 2]\n')
     here = os.path.join(ROOT, "..", "recipes", "emoji_clip.yaml")
     with open(here, "rb") as f:
         seed("recipe", "emoji_clip.yaml", f.read())
