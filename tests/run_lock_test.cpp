@@ -2,6 +2,7 @@
 // the same moment into one --out, and a checkpoint write that fails mid-way (a file-size limit, the same
 // EFBIG a full disk gives as ENOSPC: the write fails part-way through the temporary file).
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -132,4 +133,59 @@ TEST(RunLock, CheckpointWriteFailingMidwayKeepsThePreviousCheckpoint) {
   ASSERT_EQ(res.code, 0) << res.err;
   EXPECT_TRUE(fs::exists(run + "/model.pt"));
   EXPECT_NE(read_file(last), before) << "the resumed run checkpointed again";
+}
+
+// Ctrl-C while the trainer validates: the step is checkpointed with its validation owed, and --resume runs
+// that validation first, so the finished run equals an uninterrupted one (metrics' validation lines, best.pt,
+// model.pt). Validation here takes most of each step (50 val samples, eval_every 1), so the interrupt lands
+// in it at the first or a later try.
+TEST(RunLock, InterruptDuringValidationCheckpointsTheStepAndResumeValidatesIt) {
+  Dataset d;
+  d.dir = temp_dir("valint");
+  ToyOptions o;
+  o.n = 200;
+  o.audio = false;
+  d.manifest = make_toy_dataset(d.dir + "/data", o);
+  d.recipe = d.dir + "/recipe.yaml";
+  std::string recipe = kRecipe;
+  const std::string from = "train: {epochs: 3, batch_size: 4, lr: 0.01, checkpoint_every: 4, eval_every: 100}";
+  recipe.replace(recipe.find(from), from.size(), "train: {epochs: 1, batch_size: 4, lr: 0.01, checkpoint_every: 1000, eval_every: 1}");
+  write_file(d.recipe, recipe);
+
+  const std::string ref = d.dir + "/ref", run = d.dir + "/run";
+  auto r = run_braid(train_args(d, ref));
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  bool landed = false;
+  for (int attempt = 0; attempt < 8 && !landed; ++attempt) {
+    const std::string log = d.dir + "/try" + std::to_string(attempt) + ".log";
+    const pid_t pid = spawn_braid(train_args(d, run) + (attempt ? " --resume" : ""), log);
+    const int64_t at = last_logged_step(run + "/metrics.jsonl") + 3;
+    ASSERT_TRUE(wait_for_step(pid, run, at, 120, false)) << read_file(log);
+    kill(pid, SIGINT);
+    ASSERT_EQ(wait_exit(pid), 130) << read_file(log);
+    landed = read_file(log).find("interrupted during validation") != std::string::npos;
+  }
+  ASSERT_TRUE(landed) << "8 interrupts, none during validation";
+  auto res = run_braid(train_args(d, run) + " --resume");
+  ASSERT_EQ(res.code, 0) << res.err;
+  auto val_steps = [](const std::string& dir) {
+    std::vector<std::pair<int64_t, double>> v;
+    for (const auto& j : read_jsonl(dir + "/metrics.jsonl"))
+      if (j.contains("split")) v.emplace_back(j["step"].get<int64_t>(), j.value("accuracy", -1.0));
+    return v;
+  };
+  EXPECT_EQ(val_steps(run), val_steps(ref)) << "every step validated once, with the same scores";
+  for (const char* f : {"/checkpoints/best.pt", "/model.pt"}) {
+    torch::serialize::InputArchive x, y;
+    x.load_from(run + f);
+    y.load_from(ref + f);
+    ASSERT_EQ(x.keys(), y.keys()) << f;
+    for (const auto& k : x.keys()) {
+      torch::Tensor a, b;
+      x.read(k, a, true);
+      y.read(k, b, true);
+      EXPECT_TRUE(torch::equal(a, b)) << f << ": tensor " << k << " differs from the uninterrupted run's";
+    }
+  }
 }

@@ -300,13 +300,13 @@ TrainResult train(const RunOptions& ro) {
     if (dist) {
       // every rank restores rank 0's checkpoint; its bytes travel over the process group
       std::string bytes = dist->broadcast_bytes(main_rank ? read_text_file(last) : std::string(), "the checkpoint");
-      std::string src = last;
-      if (!main_rank) {
-        src = (std::filesystem::temp_directory_path() / fmt::format("braid-ckpt-{}.pt", ::getpid())).string();
-        atomic_write_text(src, bytes);
+      std::string src = last, dir;
+      if (!main_rank) {  // a fresh private folder (mkdtemp), not a predictable name in the shared temp folder
+        dir = write_private_files({{"last.pt", bytes}}, "ckpt-rank" + std::to_string(dist->rank()));
+        src = dir + "/last.pt";
       }
       st = load_checkpoint(src, model, *opt);
-      if (!main_rank) std::filesystem::remove(src);
+      if (!main_rank) braid::remove_tree(dir);
     } else {
       st = load_checkpoint(last, model, *opt);
     }
@@ -409,6 +409,11 @@ TrainResult train(const RunOptions& ro) {
                  std::string("val ") + eval::headline_name(p.task), s, st.best, st.best_step);
   };
 
+  if (st.extra.value("validate_pending", false)) {  // the run was interrupted while validating this step
+    st.extra.erase("validate_pending");
+    validate();
+    checkpoint();
+  }
   model.train();
   Progress bar("train", total, "steps");
   double ema_loss = NAN;
@@ -459,7 +464,19 @@ TrainResult train(const RunOptions& ro) {
       }
       bar.update(st.step, fmt::format("epoch {}/{} loss {:.4f}", st.epoch + 1, epochs, ema_loss), b->size());
       bool do_eval = st.step % eval_every == 0 || st.step == total;
-      if (do_eval) validate();
+      if (do_eval) {
+        try {
+          validate();
+        } catch (const Interrupted&) {
+          // Ctrl-C during validation: the step is done, so it is checkpointed with its validation still owed;
+          // --resume runs that validation first, so the metrics and best.pt match an uninterrupted run.
+          st.extra["validate_pending"] = true;
+          checkpoint();
+          spdlog::info("interrupted during validation: checkpoint written at step {}; --resume validates it first",
+                       st.step);
+          throw;
+        }
+      }
       if (do_eval || st.step % to.checkpoint_every == 0) checkpoint();
     }
     if (st.step < total || st.batch >= per_epoch) {
