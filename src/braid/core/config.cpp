@@ -14,6 +14,31 @@ std::string one_line(const std::string& s) {
   }
   return out;
 }
+
+// Every key of the tree must be a plain name: a scalar without control characters (a YAML key can be a
+// list or span lines; the fuzzer found both reaching errors that quote the key path).
+void check_keys(const YAML::Node& n, const std::string& origin, const std::string& path) {
+  if (n.IsSequence()) {
+    for (const auto& c : n) check_keys(c, origin, path);
+    return;
+  }
+  if (!n.IsMap()) return;
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const bool scalar = it->first.IsScalar();
+    const std::string key = scalar ? it->first.Scalar() : "";
+    bool plain = scalar;
+    for (unsigned char c : key) plain = plain && c >= 0x20 && c != 0x7f;
+    if (!plain) {
+      YAML::Emitter e;
+      e << YAML::Flow << it->first;
+      std::string shown = one_line(e.c_str());
+      if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+      input_error("{}: a recipe key{} must be a plain name, got '{}'", origin, path.empty() ? "" : " under '" +
+                  one_line(path) + "'", shown);
+    }
+    check_keys(it->second, origin, path.empty() ? key : path + "." + key);
+  }
+}
 }  // namespace
 }  // namespace braid
 
@@ -44,6 +69,7 @@ Config Config::from_string(const std::string& yaml, const std::string& origin) {
   }
   if (!n || n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
   BRAID_INPUT_CHECK(n.IsMap(), "{}: a recipe must be a YAML map of keys", origin);
+  check_keys(n, origin, "");
   return Config(n, "", origin, std::make_shared<std::set<std::string>>());
 }
 
@@ -58,6 +84,7 @@ Config Config::from_file(const std::string& path) {
   }
   if (!n || n.IsNull()) n = YAML::Node(YAML::NodeType::Map);
   BRAID_INPUT_CHECK(n.IsMap(), "{}: a recipe must be a YAML map of keys", path);
+  check_keys(n, path, "");
   return Config(n, "", path, std::make_shared<std::set<std::string>>());
 }
 
