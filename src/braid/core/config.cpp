@@ -17,9 +17,16 @@ std::string one_line(const std::string& s) {
 
 // Every key of the tree must be a plain name: a scalar without control characters (a YAML key can be a
 // list or span lines; the fuzzer found both reaching errors that quote the key path).
-void check_keys(const YAML::Node& n, const std::string& origin, const std::string& path) {
+// Nesting is bounded: an alias can make the tree a cycle ('a: &x [*x]'), which every later walk of the
+// recipe (the unknown-key check, dump) would follow until the stack overflows (found by fuzz_recipe).
+constexpr int kMaxRecipeDepth = 64;
+
+void check_keys(const YAML::Node& n, const std::string& origin, const std::string& path, int depth = 0) {
+  if (depth > kMaxRecipeDepth)
+    input_error("{}: the recipe nests deeper than {} levels at '{}' (or an alias refers to itself)", origin,
+                kMaxRecipeDepth, one_line(path.substr(0, 60)));
   if (n.IsSequence()) {
-    for (const auto& c : n) check_keys(c, origin, path);
+    for (const auto& c : n) check_keys(c, origin, path, depth + 1);
     return;
   }
   if (!n.IsMap()) return;
@@ -36,7 +43,7 @@ void check_keys(const YAML::Node& n, const std::string& origin, const std::strin
       input_error("{}: a recipe key{} must be a plain name, got '{}'", origin, path.empty() ? "" : " under '" +
                   one_line(path) + "'", shown);
     }
-    check_keys(it->second, origin, path.empty() ? key : path + "." + key);
+    check_keys(it->second, origin, path.empty() ? key : path + "." + key, depth + 1);
   }
 }
 }  // namespace
