@@ -280,8 +280,8 @@ torch::Tensor preprocess(const data::Preprocessor& pre, const std::string& modal
     case Input::Bytes: return run::preprocess_query(pre, run::Query{modality, in.payload, in.name});
     case Input::Text: return run::preprocess_query(pre, run::Query{"text", in.payload, in.name});
     case Input::Raw:
-      return data::normalize_image(data::resize_image(in.raw, pre.options().image.size, pre.options().image.size),
-                                   pre.options().image);
+      // the run's geometric path (resize mode, filter, centre crop), as for files
+      return data::normalize_image(data::fit_image(in.raw, pre.options().image), pre.options().image);
     case Input::Wave:
       return run::preprocess_query(pre, run::Query{"audio", wav_bytes(in.wave, pre.options().audio.sample_rate), in.name});
   }
