@@ -49,7 +49,7 @@ Manifest Manifest::load(const std::string& path) {
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number overflowing a double (1e999)
       input_error("{}: not valid JSON ({}); expected one JSON object per line", at, e.what());
     }
     BRAID_INPUT_CHECK(j.is_object(), "{}: expected a JSON object, got {}", at, type_name(j));
