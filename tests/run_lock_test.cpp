@@ -83,8 +83,12 @@ std::string last_line(const std::string& s) {
 TEST(RunLock, TwoTrainersStartedTogetherOneWinsTheOtherNamesIt) {
   auto d = dataset("runlock");
   const std::string run = d.dir + "/run";
-  const pid_t a = spawn_braid(train_args(d, run), d.dir + "/a.log");
-  const pid_t b = spawn_braid(train_args(d, run), d.dir + "/b.log");
+  // 200 epochs (2,400 steps, ~6 s) keep the first trainer alive well past the second one's start-up even on a
+  // loaded machine: a trainer that starts after the run has ended finds a finished run instead (a
+  // different refusal, "already holds a run"), which is not the race this test is about.
+  const std::string args = train_args(d, run) + " --set train.epochs=200";
+  const pid_t a = spawn_braid(args, d.dir + "/a.log");
+  const pid_t b = spawn_braid(args, d.dir + "/b.log");
   const int ca = wait_exit(a), cb = wait_exit(b);
   const std::string la = read_file(d.dir + "/a.log"), lb = read_file(d.dir + "/b.log");
   ASSERT_TRUE((ca == 0 && cb == 2) || (ca == 2 && cb == 0)) << "exit codes " << ca << " and " << cb << "\nA:\n"
