@@ -28,6 +28,25 @@ TEST(BenchLM, TinyModelReportsPositiveRates) {
   EXPECT_EQ(j["token_sums"]["gen_tokens_per_s_b8_cache"], j["token_sums"]["gen_tokens_per_s_b8_nocache"]);
 }
 
+// `--cases forward` (inference logits, named only): rates at B = 1 and B = --batch, and nothing else;
+// the default "all" does not run it.
+TEST(BenchLM, ForwardCaseOnlyWhenNamed) {
+  auto r = run_braid("bench lm --dim 32 --layers 2 --heads 4 --kv-heads 2 --hidden 48 --vocab 64 --seq 8 --batch 3 "
+                     "--steps 1 --warmup 1 --repeats 2 --threads 1 --cases forward --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = braid::test::last_json_line(r.out);
+  ASSERT_TRUE(j.contains("forward_tokens_per_s_b1")) << r.out;
+  ASSERT_TRUE(j.contains("forward_tokens_per_s_b3")) << r.out;
+  EXPECT_GT(j["forward_tokens_per_s_b1"].get<double>(), 0.0);
+  EXPECT_GT(j["forward_tokens_per_s_b3"].get<double>(), 0.0);
+  EXPECT_FALSE(j.contains("train_tokens_per_s"));
+  EXPECT_FALSE(j.contains("gen_tokens_per_s_b1_cache"));
+  auto all = run_braid("bench lm --dim 32 --layers 1 --heads 4 --kv-heads 2 --hidden 48 --vocab 64 --seq 8 --batch 2 "
+                       "--prompt 4 --new-tokens 2 --steps 1 --warmup 0 --repeats 1 --threads 1 --json");
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_FALSE(braid::test::last_json_line(all.out).contains("forward_tokens_per_s_b1"));
+}
+
 TEST(BenchLM, BadConfigIsAnInputError) {
   auto r = run_braid("bench lm --heads 3 --dim 32 --json");
   EXPECT_EQ(r.code, 2) << r.out << r.err;

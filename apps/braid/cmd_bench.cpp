@@ -134,7 +134,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   lmc->add_option("--repeats", lmb->o.repeats, "repeats; the median is reported")->capture_default_str();
   lmc->add_option("--threads", lmb->o.threads, "intra-op threads (0 = all cores)")->capture_default_str();
   lmc->add_option("--seed", lmb->o.seed, "seed of the weights, batch and prompts")->capture_default_str();
-  lmc->add_option("--cases", lmb->o.cases, "all, or a comma list of train, b1_cache, b1_nocache, b8_cache, b8_nocache")
+  lmc->add_option("--cases", lmb->o.cases, "all, or a comma list of train, b1_cache, b1_nocache, b8_cache, b8_nocache; forward (inference logits of [batch, seq] at B = 1 and --batch) runs only when named")
       ->capture_default_str();
   lmc->add_flag("--json", lmb->json, "print one JSON line");
   out.emplace_back(lmc, [lmb] {

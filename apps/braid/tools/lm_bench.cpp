@@ -118,6 +118,24 @@ nlohmann::json measure_lm(const LMBenchOptions& o) {
     }
     out[c.key] = median(rates);
   }
+  // ---- inference forward (only when --cases names it): logits of every position of [B, seq] random ids at
+  // B = 1 and B = batch, no gradient -> tokens/s (the ONNX Runtime comparison of bench/import_speed_ort.sh)
+  if (("," + o.cases + ",").find(",forward,") != std::string::npos) {
+    torch::NoGradGuard ng;
+    for (int64_t B : {int64_t{1}, o.batch}) {
+      const auto x = torch::randint(o.vocab, {B, o.seq}, torch::kLong);
+      for (int64_t i = 0; i < std::max<int64_t>(1, o.warmup); ++i) lm->forward(x);
+      std::vector<double> rates;
+      for (int64_t r = 0; r < o.repeats; ++r) {
+        check_interrupt();
+        auto t0 = clock::now();
+        for (int64_t i = 0; i < o.steps; ++i) lm->forward(x);
+        rates.push_back(static_cast<double>(o.steps * B * o.seq) / since(t0));
+      }
+      out["forward_tokens_per_s_b" + std::to_string(B)] = median(rates);
+      if (B == o.batch) break;  // batch 1: one entry
+    }
+  }
   if (!train_rates.empty()) out["train_tokens_per_s"] = median(train_rates);
   out["runs"] = runs;
   out["parameters"] = params;

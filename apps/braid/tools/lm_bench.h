@@ -23,7 +23,8 @@ struct LMBenchOptions {
   int64_t repeats = 5;       // the median of the repeats is reported
   int threads = 0;           // intra-op threads (0 = all cores)
   uint64_t seed = 0;         // weights, batch and prompts
-  std::string cases = "all"; // "all" or a comma list of train, b1_cache, b1_nocache, b8_cache, b8_nocache (profiling)
+  std::string cases = "all"; // "all" or a comma list of train, b1_cache, b1_nocache, b8_cache, b8_nocache (profiling),
+                             // plus forward (inference logits at B = 1 and batch; only when named)
 };
 
 // Builds CausalLM(o) with Hugging Face's initialisation under `seed`, times training steps (forward,
