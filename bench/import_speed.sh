@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Speed of an imported CLIP ViT-B/16 image tower: braid vs transformers (PyTorch) in one process.
+# Speed of an imported CLIP ViT-B/16 image tower: braid vs transformers (PyTorch) in one process; then (unless
+# ONLY_CLIP=1) bench/import_speed_ort.sh (the same tower in ONNX Runtime) and bench/import_speed_lm.sh (the
+# SmolLM2-135M-shaped LM: braid vs transformers vs ONNX Runtime).
 #
 #   bash bench/import_speed.sh            (THREADS=2 BATCHES="1 32" REPEATS=3 OUT=/tmp/braid-import-speed)
 #
@@ -78,3 +80,11 @@ for B in batches:
     print(f"| {B} | {mb:.3f} | {B / mb:.2f} | {mt:.3f} | {B / mt:.2f} | {mt / mb:.2f} | {np.abs(a - b).max():.1e} |")
 EOF
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The same run goes on with the ONNX Runtime column of this tower and the SmolLM2-135M-shaped LM (braid vs
+# transformers vs ONNX Runtime); ONLY_CLIP=1 stops here.
+if [ "${ONLY_CLIP:-0}" != 1 ]; then
+  echo; echo "## ONNX Runtime, the same CLIP image tower"
+  THREADS=$THREADS BATCHES="$BATCHES" REPEATS=$REPEATS OUT=$OUT bash "$ROOT/bench/import_speed_ort.sh"
+  echo; echo "## SmolLM2-135M-shaped LM, inference forward"
+  THREADS=$THREADS REPEATS=$REPEATS BRAID=$BRAID bash "$ROOT/bench/import_speed_lm.sh"
+fi
