@@ -10,6 +10,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -87,10 +88,16 @@ RunLock::RunLock(const RunDir& rd) {
   BRAID_INPUT_CHECK(fd_ >= 0, "{}: cannot open the run's lock file ({})", path, std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    std::string holder(256, '\0');
-    const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
-    holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    // The holder writes its pid right after taking the lock: a trainer that started at the same moment
+    // can find the file still empty, so it waits up to ~0.2 s for the holder's line.
+    std::string holder;
+    for (int attempt = 0; attempt < 40 && holder.empty(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      holder.assign(256, '\0');
+      const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
+      holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    }
     ::close(fd_);
     fd_ = -1;
     BRAID_INPUT_CHECK(err != EWOULDBLOCK, "{}: another braid process is training this run ({}); wait for it to end or "
