@@ -63,13 +63,12 @@ torch::Tensor AudioTCNNImpl::augment(torch::Tensor x, const torch::Tensor& lengt
 
 torch::Tensor AudioTCNNImpl::encode(const ModalityBatch& mb) {
   auto x = mb.data;  // [B, n_mels, T]
-  auto len = mb.lengths.clone();
+  auto len = mb.lengths;  // halved with each pooling
   if (is_training()) x = augment(x, len);
   // frames past a row's length are zeroed before every convolution and pooling, so a sample's features do
   // not depend on how much padding its batch has (the kernel sees zeros there, as at the edges)
   auto zero_padding = [&](const torch::Tensor& t) {
-    auto valid = torch::arange(t.size(2), len.options()).unsqueeze(0) < len.unsqueeze(1);  // [B, T]
-    return t * valid.unsqueeze(1).to(t.scalar_type());
+    return t.masked_fill(padding_mask(len, t.size(2)).unsqueeze(1), 0.0);
   };
   const size_t n = convs_->size();
   x = zero_padding(x);
@@ -83,9 +82,8 @@ torch::Tensor AudioTCNNImpl::encode(const ModalityBatch& mb) {
   }
   auto seq = x.transpose(1, 2);  // [B, T', C]
   if (options.pool == "mean") return out_->forward(masked_mean(seq, len));
-  const int64_t T = seq.size(1);
-  auto valid = torch::arange(T, len.options()).unsqueeze(0) < len.clamp_min(1).unsqueeze(1);  // [B, T']
-  auto pooled = seq.masked_fill(~valid.unsqueeze(2), -std::numeric_limits<float>::infinity()).amax(1);
+  auto pad = padding_mask(len.clamp_min(1), seq.size(1));  // [B, T']; an empty row pools its first frame
+  auto pooled = seq.masked_fill(pad.unsqueeze(2), -std::numeric_limits<float>::infinity()).amax(1);
   return out_->forward(pooled);
 }
 

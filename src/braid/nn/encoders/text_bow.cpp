@@ -27,7 +27,7 @@ torch::Tensor TextBowImpl::encode(const ModalityBatch& mb) {
   auto x = emb_->forward(mb.data);  // [B, L, embed]
   if (!is_training() || options.token_dropout <= 0) return mlp_->forward(masked_mean(x, mb.lengths));
   const int64_t L = mb.data.size(1);
-  auto valid = torch::arange(L, mb.lengths.options()).unsqueeze(0) < mb.lengths.unsqueeze(1);  // [B, L]
+  auto valid = ~padding_mask(mb.lengths, L);  // [B, L]
   auto keep = valid & (torch::rand({mb.data.size(0), L}, x.options()) >= options.token_dropout);
   keep = torch::where(keep.any(1, /*keepdim=*/true), keep, valid);  // never an empty row
   auto w = keep.to(x.scalar_type()).unsqueeze(2);
