@@ -2,6 +2,7 @@
 #include "braid/data/image.h"
 
 #include <torch/nn/functional/upsampling.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #endif
 #include <stb_image.h>
+#include <stb_image_write.h>  // declarations only (the implementation: data/write.cpp)
 
 namespace braid::data {
 namespace {
@@ -371,6 +373,49 @@ torch::Tensor normalize_image(const torch::Tensor& chw, const ImageOptions& opt)
   auto mean = torch::tensor(opt.mean, opts).to(chw.scalar_type()).view({3, 1, 1});
   auto std = torch::tensor(opt.std, opts).to(chw.scalar_type()).view({3, 1, 1});
   return (chw - mean) / std;
+}
+
+namespace {
+void append_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+}  // namespace
+
+std::string encode_png(const torch::Tensor& chw01) {
+  BRAID_INPUT_CHECK(chw01.dim() == 3 && chw01.size(0) == 3 && chw01.size(1) > 0 && chw01.size(2) > 0,
+                    "encode_png: expected a [3, H, W] image, got {}", fmt::format("[{}]", fmt::join(chw01.sizes(), ", ")));
+  BRAID_INPUT_CHECK(chw01.size(1) <= kMaxSide && chw01.size(2) <= kMaxSide,
+                    "encode_png: image of {}x{}; expected at most {} on each side", chw01.size(1), chw01.size(2),
+                    kMaxSide);
+  BRAID_INPUT_CHECK(chw01.is_floating_point(), "encode_png: expected a floating-point image in [0, 1]");
+  // [3, H, W] in [0, 1] -> [H, W, 3] bytes, rounded to nearest (NaN becomes 0)
+  auto hwc = torch::nan_to_num(chw01.detach().to(torch::kCPU, torch::kFloat32), 0.0)
+                 .clamp(0, 1)
+                 .mul(255.0f)
+                 .round()
+                 .to(torch::kUInt8)
+                 .permute({1, 2, 0})
+                 .contiguous();
+  const int H = static_cast<int>(hwc.size(0)), W = static_cast<int>(hwc.size(1));
+  std::string out;
+  const int ok = stbi_write_png_to_func(append_bytes, &out, W, H, 3, hwc.data_ptr<uint8_t>(), W * 3);
+  if (!ok || out.empty()) throw std::runtime_error("encode_png: stb_image_write failed");
+  return out;
+}
+
+torch::Tensor image_grid(const torch::Tensor& nchw, int64_t cols, int64_t gap) {
+  BRAID_INPUT_CHECK(nchw.dim() == 4 && nchw.size(0) > 0 && nchw.size(1) == 3 && nchw.size(2) > 0 && nchw.size(3) > 0,
+                    "image_grid: expected images [N, 3, H, W] with N >= 1, got {}", fmt::format("[{}]", fmt::join(nchw.sizes(), ", ")));
+  BRAID_INPUT_CHECK(cols >= 1, "image_grid: cols must be >= 1, got {}", cols);
+  BRAID_INPUT_CHECK(gap >= 0 && gap <= 1024, "image_grid: gap must be in 0..1024, got {}", gap);
+  const int64_t n = nchw.size(0), H = nchw.size(2), W = nchw.size(3);
+  const int64_t c = std::min(cols, n), rows = (n + c - 1) / c;
+  auto grid = torch::ones({3, rows * H + (rows - 1) * gap, c * W + (c - 1) * gap}, nchw.options());
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y = (i / c) * (H + gap), x = (i % c) * (W + gap);
+    grid.slice(1, y, y + H).slice(2, x, x + W).copy_(nchw[i]);
+  }
+  return grid;
 }
 
 torch::Tensor load_image(const std::string& path, const ImageOptions& opt) {

@@ -60,4 +60,13 @@ torch::Tensor load_image(const std::string& path, const ImageOptions& opt);
 // Write 8-bit RGB or grey pixels as PNG (used by dataset builders and tests).
 void write_png(const std::string& path, int64_t width, int64_t height, int64_t channels, const uint8_t* pixels);
 
+// The PNG file bytes (8-bit RGB) of a [3, H, W] float image in [0, 1] (values outside are clamped; any
+// device and floating dtype). InputError for another shape or an empty image.
+std::string encode_png(const torch::Tensor& chw01);
+
+// Images [N, 3, H, W] laid out as one [3, rows*H + (rows-1)*gap, cols*W + (cols-1)*gap] image, row-major,
+// `cols` per row (cols > N: N), `gap` pixels of white (1.0) between cells and in the unused cells of the
+// last row. InputError for another shape, N = 0, cols < 1 or gap < 0.
+torch::Tensor image_grid(const torch::Tensor& nchw, int64_t cols, int64_t gap = 2);
+
 }  // namespace braid::data
