@@ -42,6 +42,47 @@ struct ServeArgs {
   int threads = 0;
 };
 
+void attach_report(ServeArgs& va) {  // the run's training report at /report (a run without metrics just has none)
+  try {
+    va.opt.report_html = report::render({report::load_run(va.run)}, false);
+  } catch (const std::exception& e) {
+    const std::string why = e.what();
+    spdlog::warn("no report at /report: {}", why.substr(0, why.find('\n')));
+  }
+}
+
+// Serve until SIGINT / SIGTERM.
+void serve_until_stopped(serve::Server& server) {
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {  // SIGINT / SIGTERM set braid's interrupt flag; stop the server then
+    while (!done.load()) {
+      if (interrupted()) {
+        server.stop();
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  server.run();
+  done = true;
+  watcher.join();
+}
+
+// `braid serve RUN` without --index: a generative run's /api/generate and page only.
+int serve_generator_only(ServeArgs& va) {
+  run::Generator gen(va.run, va.weights);  // InputError for a run that is not generative
+  va.opt.generator = &gen;
+  attach_report(va);
+  serve::Server server(va.run, va.opt);
+  const int port = server.bind();
+  fmt::print("serving {} (no index; /api/generate{}) on http://{}:{}/  (Ctrl-C stops)\n", va.run,
+             gen.draws() ? ", draws images" : "", va.opt.host, port);
+  std::fflush(stdout);
+  serve_until_stopped(server);
+  fmt::print("stopped\n");
+  return 0;
+}
+
 }  // namespace
 
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
@@ -144,7 +185,8 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   auto va = std::make_shared<ServeArgs>();
   auto* v = app.add_subcommand("serve", "serve search over HTTP: JSON API and a web page");
   v->add_option("run", va->run, "run directory (the model that embedded the index)")->required();
-  v->add_option("--index", va->index, "index directory from `braid index build`")->required();
+  v->add_option("--index", va->index, "index directory from `braid index build` (a generative run may go without: "
+                                      "then only /api/generate and the page's chat box / drawing form)");
   v->add_option("--host", va->opt.host, "address to bind (127.0.0.1 = this machine only)")->capture_default_str();
   v->add_option("--allow-host", va->opt.allow_hosts,
                  "Host header name the server answers (repeatable; '*' = any; default: localhost, 127.0.0.1, [::1] and --host)");
@@ -172,9 +214,12 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       ->check(CLI::Range(1, 256));
   v->add_option("--max-new-tokens", va->opt.max_new_tokens, "generative runs: the largest max_tokens of /api/generate")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  v->add_option("--max-draw", va->opt.max_draw, "drawing runs: the most images one /api/generate request may ask for")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   out.emplace_back(v, [va] {
     va->opt.max_body = static_cast<size_t>(va->max_body_mb * 1024 * 1024);
     va->opt.batch.threads = configure_threads(va->threads);
+    if (va->index.empty()) return serve_generator_only(*va);
     auto ix = serve::VectorIndex::load(va->index);
     serve::Embedder emb(va->run, va->weights);
     {  // the run must embed into the index's space
@@ -193,30 +238,13 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       gen = std::make_unique<run::Generator>(va->run, va->weights);
       va->opt.generator = gen.get();
     }
-    try {  // the run's training report at /report (a run without metrics, or a damaged log, just has none)
-      va->opt.report_html = report::render({report::load_run(va->run)}, false);
-    } catch (const std::exception& e) {
-      const std::string why = e.what();
-      spdlog::warn("no report at /report: {}", why.substr(0, why.find('\n')));
-    }
+    attach_report(*va);
     serve::Server server(emb, ix, va->opt);
     const int port = server.bind();
-    std::atomic<bool> done{false};
-    std::thread watcher([&] {  // SIGINT / SIGTERM set braid's interrupt flag; stop the server then
-      while (!done.load()) {
-        if (interrupted()) {
-          server.stop();
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    });
     fmt::print("serving {} ({} {} vectors, {} index{}) on http://{}:{}/  (Ctrl-C stops)\n", va->run, ix.size(),
                ix.modality(), ix.spec().type, gen ? "; /api/generate" : "", va->opt.host, port);
     std::fflush(stdout);
-    server.run();
-    done = true;
-    watcher.join();
+    serve_until_stopped(server);
     fmt::print("stopped after {} requests in {} batches\n", server.batcher().items(), server.batcher().batches());
     return 0;
   });

@@ -1,5 +1,6 @@
-// braid/serve/assets.cpp — the search page, its script, style and logo, compiled into the binary
-// (nothing is downloaded at run time; the page works offline).
+// braid/serve/assets.cpp — the search page (with the chat box of generative runs and the drawing form of
+// drawing runs), its script, style and logo, compiled into the binary (nothing is downloaded at run time; the
+// page works offline).
 #include <map>
 #include <string>
 
@@ -25,6 +26,7 @@ const char* kPage = R"HTML(<!doctype html>
   <span id="info" class="info"></span>
   <a id="reportlink" class="info" href="/report" hidden>training report</a>
 </header>
+<section id="search">
 <form id="textform" autocomplete="off">
   <input id="q" name="q" type="search" placeholder="describe what you look for, e.g. red heart" autofocus>
   <button type="submit">Search</button>
@@ -32,6 +34,18 @@ const char* kPage = R"HTML(<!doctype html>
 <form id="fileform">
   <label>or upload an image or audio file: <input id="file" type="file" accept="image/*,audio/*"></label>
 </form>
+</section>
+<section id="draw" class="chat" hidden>
+  <form id="drawform" autocomplete="off">
+    <input id="drawtext" type="text" placeholder="what to draw, e.g. red heart">
+    <label>images <input id="drawn" type="number" min="1" max="16" value="8"></label>
+    <label>guidance <input id="drawg" type="number" min="0" max="100" step="0.5" value="3"></label>
+    <label>seed <input id="drawseed" type="number" min="0" value="0"></label>
+    <button type="submit">Draw</button>
+  </form>
+  <p id="drawstatus" class="asked"></p>
+  <div id="drawings" class="drawgrid"></div>
+</section>
 <section id="chat" class="chat" hidden>
   <form id="askform" autocomplete="off">
     <input id="prompt" type="text" placeholder="ask about an image or a recording, e.g. what is shown?">
@@ -105,9 +119,39 @@ $("file").addEventListener("change", () => {
 });
 
 fetch("/api/health").then((r) => r.json()).then((h) => {
+  if (!h.index) { $("info").textContent = h.run + (h.draws ? " \u00b7 draws images" : "") + " \u00b7 no index"; return; }
   $("info").textContent = h.index.count + " " + h.index.modality + " items \u00b7 " + h.index.type + " index \u00b7 " +
     "queries: " + h.modalities.join(", ");
 }).catch(() => {});
+
+// The drawing form (drawing runs): POST /api/generate {text, n, guidance, seed} -> a grid of PNG data URLs.
+async function draw(text) {
+  if (!text) return;
+  const st = $("drawstatus"), box = $("drawings");
+  st.textContent = "drawing \u201c" + text + "\u201d\u2026"; st.dataset.state = "drawing";
+  const body = {text: text, n: Number($("drawn").value) || 1, guidance: Number($("drawg").value) || 0,
+                seed: Number($("drawseed").value) || 0};
+  try {
+    const res = await fetch("/api/generate", {method: "POST", body: JSON.stringify(body),
+                                              headers: {"Content-Type": "application/json"}});
+    const j = await res.json();
+    if (!res.ok || j.error) { st.textContent = "Error: " + (j.error || res.status); st.dataset.state = "error"; return; }
+    box.innerHTML = "";
+    for (const url of j.images) {
+      const img = document.createElement("img");
+      img.src = url; img.alt = j.text; img.width = 96; img.height = 96; img.className = "drawn";
+      box.appendChild(img);
+    }
+    st.textContent = j.images.length + " image" + (j.images.length === 1 ? "" : "s") + " of \u201c" + j.text +
+      "\u201d (" + j.width + "\u00d7" + j.height + ", guidance " + j.guidance + ", seed " + j.seed + ") in " +
+      j.seconds.toFixed(2) + " s";
+    st.dataset.state = "done";
+  } catch (e) {
+    st.textContent = "Error: " + e; st.dataset.state = "error";
+  }
+}
+
+$("drawform").addEventListener("submit", (ev) => { ev.preventDefault(); draw($("drawtext").value.trim()); });
 
 // The chat box (generative runs): POST /api/generate, the answer streamed in as server-sent events.
 function onEvent(raw) {
@@ -172,8 +216,15 @@ const q0 = params.get("q");
 if (q0) { $("q").value = q0; searchText(q0); }
 
 // `?ask=PROMPT&media=SLOT` asks about an indexed file on load (links, tests)
+// `?draw=TEXT` draws on load (links, tests)
 fetch("/api/health").then((r) => r.json()).then(async (h) => {
   if (h.report) $("reportlink").hidden = false;
+  if (h.searches === false) $("search").hidden = true;
+  if (h.draws) {
+    $("draw").hidden = false;
+    const d0 = params.get("draw");
+    if (d0) { $("drawtext").value = d0; draw(d0); }
+  }
   if (!h.generates) return;
   $("chat").hidden = false;
   const p0 = params.get("ask"), m0 = params.get("media");
@@ -206,6 +257,10 @@ button { font-size: 1.1em; padding: 0.3em 1em; background: #3a6ea5; color: white
 #prompt { width: 24em; max-width: 60vw; font-size: 1.05em; padding: 0.3em 0.5em; }
 .asked { color: #555; margin: 0.4em 0 0; font-size: 0.9em; }
 .answer { font-size: 1.3em; margin: 0.2em 0; min-height: 1.4em; }
+#drawtext { width: 20em; max-width: 60vw; font-size: 1.05em; padding: 0.3em 0.5em; }
+#drawform input[type=number] { width: 4em; }
+.drawgrid { display: grid; grid-template-columns: repeat(auto-fill, 96px); gap: 6px; margin-top: 0.4em; }
+.drawgrid img { image-rendering: pixelated; background: #fff; border: 1px solid #ddd; }
 )CSS";
 
 const char* kLogo = R"SVG(<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40">

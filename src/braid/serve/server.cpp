@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "braid/core/error.h"
+#include "braid/data/image.h"
 
 namespace braid::serve {
 
@@ -46,6 +47,26 @@ int64_t parse_count(const std::string& s, const char* what) {
                     }),
                     "{} must be a positive integer, got '{}'", what, s.substr(0, 32));
   return std::stoll(s);
+}
+
+// RFC 4648 base64 with padding (PNG data URLs).
+std::string base64(const std::string& bytes) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint8_t(bytes[i + 2]);
+    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+    out += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8);
+    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
+  }
+  return out;
 }
 
 void send_error(httplib::Response& res, int status, const std::string& msg) {
@@ -495,10 +516,11 @@ class ConnectionPool : public httplib::TaskQueue {
 }  // namespace
 
 struct Server::Impl {
-  Embedder& e;
-  const VectorIndex& index;
+  Embedder* e;                       // null (with index and batcher): a generative run served without an index
+  const VectorIndex* index;
+  std::string run_dir;               // the run directory (/api/health)
   ServerOptions opt;
-  Batcher batcher;
+  std::unique_ptr<Batcher> batcher;
   HttpServer http;
   int port = -1;
   // image/audio decodes running (bounded by opt.max_decodes) and the most seen at once
@@ -507,9 +529,15 @@ struct Server::Impl {
   int decoding = 0;
   std::atomic<int> decode_peak{0};
   std::atomic<int64_t> generations{0};  // answers streamed by /api/generate
+  std::atomic<int64_t> drawings{0};     // requests answered with images by /api/generate
 
-  Impl(Embedder& em, const VectorIndex& ix, const ServerOptions& o)
-      : e(em), index(ix), opt(o), batcher(em, o.batch), http(o) {}
+  Impl(Embedder* em, const VectorIndex* ix, std::string dir, const ServerOptions& o)
+      : e(em),
+        index(ix),
+        run_dir(std::move(dir)),
+        opt(o),
+        batcher(em ? std::make_unique<Batcher>(*em, o.batch) : nullptr),
+        http(o) {}
 
   // Holds one of opt.max_decodes decode slots; Busy (503) when none frees up within decode_wait_s.
   struct DecodeSlot {
@@ -570,8 +598,8 @@ struct Server::Impl {
     }
     if (req.has_param("k")) *k = parse_count(req.get_param_value("k"), "parameter 'k'");
     BRAID_INPUT_CHECK(*k >= 1 && *k <= opt.max_k, "k = {}: expected 1..{}", *k, opt.max_k);
-    BRAID_INPUT_CHECK(e.embeds(q.modality), "this run does not embed '{}' (it embeds {})", q.modality,
-                      fmt::format("{}", fmt::join(e.modalities(), ", ")));
+    BRAID_INPUT_CHECK(e->embeds(q.modality), "this run does not embed '{}' (it embeds {})", q.modality,
+                      fmt::format("{}", fmt::join(e->modalities(), ", ")));
     return q;
   }
 
@@ -645,16 +673,75 @@ struct Server::Impl {
     return r;
   }
 
+  // POST /api/generate on a drawing run: JSON {"text", "n", "guidance", "seed", "temperature", "top_k", "top_p"}.
+  run::DrawRequest parse_draw(const json& j) {
+    BRAID_INPUT_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(),
+                      "this run draws images: expected a JSON object with a string field 'text', e.g. "
+                      "{{\"text\": \"red heart\", \"n\": 4}} (or a multipart upload 'image' to name it)");
+    for (const auto& [k, v] : j.items())
+      BRAID_INPUT_CHECK(k == "text" || k == "n" || k == "guidance" || k == "seed" || k == "temperature" ||
+                            k == "top_k" || k == "top_p",
+                        "unknown field '{}'; a drawing request takes text, n, guidance, seed, temperature, top_k, top_p",
+                        k.substr(0, 32));
+    auto integer = [&](const char* k, int64_t def) {
+      if (!j.contains(k)) return def;
+      BRAID_INPUT_CHECK(j[k].is_number_integer(), "field '{}' must be an integer", k);
+      BRAID_INPUT_CHECK(!j[k].is_number_unsigned() || j[k].get<uint64_t>() <= uint64_t(INT64_MAX),
+                        "field '{}' is too large", k);
+      return j[k].get<int64_t>();
+    };
+    auto real = [&](const char* k, double def) {
+      if (!j.contains(k)) return def;
+      BRAID_INPUT_CHECK(j[k].is_number(), "field '{}' must be a number", k);
+      return j[k].get<double>();
+    };
+    run::DrawRequest d;
+    d.text = text_prefix(j["text"].get<std::string>(), opt.generator->pipeline().pre->options().text.max_tokens);
+    BRAID_INPUT_CHECK(!d.text.empty(), "field 'text' is empty; say what to draw, e.g. \"red heart\"");
+    d.n = integer("n", 1);
+    BRAID_INPUT_CHECK(d.n >= 1 && d.n <= opt.max_draw, "n = {}: expected 1..{}", d.n, opt.max_draw);
+    d.guidance = real("guidance", 0.0);
+    BRAID_INPUT_CHECK(d.guidance >= 0 && d.guidance <= 100, "guidance = {}: expected 0..100", d.guidance);
+    const int64_t seed = integer("seed", 0);
+    BRAID_INPUT_CHECK(seed >= 0, "seed = {}: expected >= 0", seed);
+    d.seed = static_cast<uint64_t>(seed);
+    d.sample.temperature = real("temperature", d.sample.temperature);
+    BRAID_INPUT_CHECK(d.sample.temperature >= 0 && d.sample.temperature <= 100, "temperature = {}: expected 0..100",
+                      d.sample.temperature);
+    d.sample.top_k = integer("top_k", 0);
+    BRAID_INPUT_CHECK(d.sample.top_k >= 0, "top_k = {}: expected >= 0", d.sample.top_k);
+    d.sample.top_p = real("top_p", 1.0);
+    BRAID_INPUT_CHECK(d.sample.top_p > 0 && d.sample.top_p <= 1, "top_p = {}: expected (0, 1]", d.sample.top_p);
+    return d;
+  }
+
+  // The images of a drawing request as PNG data URLs, and their size.
+  json draw(const run::DrawRequest& d) {
+    single_threaded_worker();
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::Tensor images = opt.generator->draw(d);  // [n, 3, H, W] in [0, 1]
+    TORCH_CHECK(images.dim() == 4 && images.size(0) == d.n && images.size(1) == 3, "draw returned shape ",
+                images.sizes(), " for n = ", d.n);
+    json urls = json::array();
+    for (int64_t i = 0; i < d.n; ++i)
+      urls.push_back("data:image/png;base64," + base64(data::encode_png(images[i])));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++drawings;
+    return {{"images", urls},      {"text", d.text},         {"n", d.n},
+            {"width", images.size(3)}, {"height", images.size(2)}, {"guidance", d.guidance},
+            {"seed", d.seed},      {"temperature", d.sample.temperature}, {"seconds", secs}};
+  }
+
   torch::Tensor embed(const Query& q) {
     single_threaded_worker();
     torch::Tensor x;
     if (q.modality == "text") {
-      x = preprocess_query(e.preprocessor(), q);
+      x = preprocess_query(e->preprocessor(), q);
     } else {  // a decode can take ~1 GB (the pixel limit): only opt.max_decodes at once
       DecodeSlot slot(*this);
-      x = preprocess_query(e.preprocessor(), q);
+      x = preprocess_query(e->preprocessor(), q);
     }
-    return batcher.embed(q.modality, x);
+    return batcher->embed(q.modality, x);
   }
 
   // Run a handler, mapping InputError to 400 and anything else to 500.
@@ -742,18 +829,31 @@ struct Server::Impl {
     });
     http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"},
-                           {"run", e.run()},
-                           {"index", index.describe()},
-                           {"modalities", e.modalities()},
-                           {"batches", batcher.batches()},
-                           {"requests", batcher.items()},
+                           {"run", run_dir},
+                           {"index", index ? index->describe() : json()},
+                           {"searches", index != nullptr},
+                           {"modalities", e ? json(e->modalities()) : json::array()},
+                           {"batches", batcher ? batcher->batches() : 0},
+                           {"requests", batcher ? batcher->items() : 0},
                            {"generates", opt.generator != nullptr},
+                           {"draws", opt.generator != nullptr && opt.generator->draws()},
                            {"report", !opt.report_html.empty()},
-                           {"generations", generations.load()}});
+                           {"generations", generations.load()},
+                           {"drawings", drawings.load()}});
     });
     if (opt.generator) {
       http.Post("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
         guarded(res, [&] {
+          if (opt.generator->draws() && !req.is_multipart_form_data()) {  // text -> images, one JSON answer
+            json j;
+            try {
+              j = json::parse(req.body);
+            } catch (const json::exception&) {
+              input_error("request body is not JSON; expected {{\"text\": \"red heart\", \"n\": 4}} (or a "
+                          "multipart upload 'image' to name it)");
+            }
+            return send_json(res, 200, draw(parse_draw(j)));
+          }
           auto r = parse_generate(req);
           std::shared_ptr<run::Generator::Prepared> pr;
           {  // bad input is a plain 400 before the stream starts; decodes share the decode slots
@@ -783,6 +883,29 @@ struct Server::Impl {
         });
       });
     }
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      if (Conn* c = tl_conn) {  // the limits of ConnStream, seen by the parser as a failed read
+        if (c->head_overflow)
+          return send_error(res, 431, fmt::format("request line or headers over the limit ({} bytes, {} lines)",
+                                                  opt.max_header_bytes, opt.max_headers));
+        if (c->body_overflow || res.status == 413)
+          return send_error(res, 413, fmt::format("request body over the size limit ({} bytes)", opt.max_body));
+        if (c->timed_out) return send_error(res, 408, "request not received in time");
+      }
+      if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
+      else if (res.status == 413) send_error(res, 413, "request body over the size limit");
+      else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
+    });
+    if (!index) {  // a generative run served without an index: no search routes
+      auto none = [](const httplib::Request&, httplib::Response& res) {
+        send_error(res, 404, "this server has no index (braid serve RUN --index DIR): only /api/generate");
+      };
+      http.Post("/api/embed", none);
+      http.Post("/api/search", none);
+      http.Get(R"(/media/(\d{1,12}))", none);
+      return;
+    }
     http.Post("/api/embed", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(res, [&] {
         int64_t k = 1;
@@ -798,11 +921,11 @@ struct Server::Impl {
         int64_t k = opt.default_k;
         auto q = parse_query(req, &k);
         auto v = embed(q);
-        auto hits = index.search(v, k);
+        auto hits = index->search(v, k);
         json results = json::array();
         int rank = 1;
         for (const auto& h : hits.at(0)) {
-          const auto& en = index.entries()[static_cast<size_t>(h.slot)];
+          const auto& en = index->entries()[static_cast<size_t>(h.slot)];
           results.push_back({{"rank", rank++},
                              {"slot", h.slot},
                              {"score", h.score},
@@ -814,10 +937,10 @@ struct Server::Impl {
         }
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         json query = {{"modality", q.modality}, {"name", q.name}};
-        if (q.modality == "text") query["text"] = text_prefix(q.payload, e.preprocessor().options().text.max_tokens);
+        if (q.modality == "text") query["text"] = text_prefix(q.payload, e->preprocessor().options().text.max_tokens);
         send_json(res, 200, {{"query", query},
                              {"k", k},
-                             {"index", index.describe()},
+                             {"index", index->describe()},
                              {"took_ms", ms},
                              {"results", results}});
       });
@@ -825,8 +948,8 @@ struct Server::Impl {
     // Only files the index references, addressed by slot number: no client path reaches the file system.
     http.Get(R"(/media/(\d{1,12}))", [this](const httplib::Request& req, httplib::Response& res) {
       const long long slot = std::stoll(req.matches[1]);
-      if (slot < 0 || slot >= index.size()) return send_error(res, 404, "no such index entry");
-      const std::string& path = index.entries()[static_cast<size_t>(slot)].path;
+      if (slot < 0 || slot >= index->size()) return send_error(res, 404, "no such index entry");
+      const std::string& path = index->entries()[static_cast<size_t>(slot)].path;
       if (path.empty()) return send_error(res, 404, "index entry has no file");
       std::ifstream f(path, std::ios::binary);
       if (!f.good()) return send_error(res, 404, "file of index entry is missing");
@@ -834,33 +957,27 @@ struct Server::Impl {
       res.set_header("Cache-Control", "max-age=3600");
       res.set_content(bytes, content_type_of(path).c_str());
     });
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      if (Conn* c = tl_conn) {  // the limits of ConnStream, seen by the parser as a failed read
-        if (c->head_overflow)
-          return send_error(res, 431, fmt::format("request line or headers over the limit ({} bytes, {} lines)",
-                                                  opt.max_header_bytes, opt.max_headers));
-        if (c->body_overflow || res.status == 413)
-          return send_error(res, 413, fmt::format("request body over the size limit ({} bytes)", opt.max_body));
-        if (c->timed_out) return send_error(res, 408, "request not received in time");
-      }
-      if (res.status == 404) send_error(res, 404, "no route " + req.method + " " + req.path);
-      else if (res.status == 413) send_error(res, 413, "request body over the size limit");
-      else send_error(res, res.status, "HTTP error " + std::to_string(res.status));
-    });
   }
 };
 
 Server::Server(Embedder& e, const VectorIndex& index, ServerOptions opt)
-    : opt_(std::move(opt)), impl_(std::make_unique<Impl>(e, index, opt_)) {
+    : opt_(std::move(opt)), impl_(std::make_unique<Impl>(&e, &index, e.run(), opt_)) {
   BRAID_INPUT_CHECK(index.dim() > 0, "index is empty");
+  impl_->routes();
+}
+
+Server::Server(const std::string& run, ServerOptions opt)
+    : opt_(std::move(opt)), impl_(std::make_unique<Impl>(nullptr, nullptr, run, opt_)) {
+  BRAID_INPUT_CHECK(opt_.generator, "{}: a server without an index needs a generative run (task: generate)", run);
   impl_->routes();
 }
 
 Server::~Server() {
   stop();
-  impl_->batcher.stop();
+  if (impl_->batcher) impl_->batcher->stop();
 }
+
+bool Server::searches() const { return impl_->index != nullptr; }
 
 int Server::bind() {
   auto& h = impl_->http;
@@ -886,6 +1003,9 @@ void Server::stop() {
 
 int Server::decodes_peak() const { return impl_->decode_peak.load(); }
 
-const Batcher& Server::batcher() const { return impl_->batcher; }
+const Batcher& Server::batcher() const {
+  TORCH_CHECK(impl_->batcher, "Server::batcher(): this server has no index (searches() is false)");
+  return *impl_->batcher;
+}
 
 }  // namespace braid::serve

@@ -2,7 +2,7 @@
 //
 //   GET  /                 the search page (query box, upload field, result images with scores;
 //                          `/?q=red+heart` searches on load)
-//   GET  /api/health       {"status": "ok", run, index, modalities}
+//   GET  /api/health       {"status": "ok", run, index, modalities, searches, generates, draws, ...}
 //   POST /api/embed        JSON {"text": "..."} or multipart upload (field image | audio) -> {modality, dim, vector}
 //   POST /api/search       the same inputs (+ "k") -> {results: [{rank, score, id, row, path, label, url}]}
 //   GET  /media/<slot>     the file of index entry <slot> (only files the index references)
@@ -10,8 +10,13 @@
 //                          "temperature", "top_k", "top_p", "seed"} or the same as multipart fields with a file
 //                          field image | audio -> server-sent events: "data: {"text": piece}" per step, then
 //                          "event: done" with {"text", "task", "prompt", "tokens", "stopped"}
+//                          drawing runs (Generator::draws()): JSON {"text", "n", "guidance", "seed", "temperature",
+//                          "top_k", "top_p"} -> JSON {"images": ["data:image/png;base64,..."], "width", "height",
+//                          "seconds", ...}; a multipart upload 'image' is named as above
 //   GET  /static/<name>    assets compiled into the binary
 //   GET  /report           the served run's `braid report` page (made when the server starts)
+// A generative run may be served without an index (Server(run, opt)): then /api/embed, /api/search and
+// /media answer 404 and the page shows only the chat box / drawing form.
 // Errors are JSON {"error": "..."}: 400 bad input, 404 unknown route, 408 request too slow, 413 body
 // over the limit (chunked bodies too), 415 compressed body, 431 headers over the limit, 503 busy.
 // Every connection runs under limits of its own (ServerOptions below; docs/serve.md "Security").
@@ -58,12 +63,16 @@ struct ServerOptions {
   double drain_s = 10;                  // stop(): in-flight requests get this long to finish
   run::Generator* generator = nullptr;  // a generative run (task: generate): POST /api/generate, the chat box
   int64_t max_new_tokens = 128;         // /api/generate: max_tokens at most
+  int64_t max_draw = 16;                // /api/generate on a drawing run: images per request at most
   std::string report_html;              // the run's `braid report` page, served at GET /report (empty: 404)
 };
 
 class Server {
  public:
   Server(Embedder& e, const VectorIndex& index, ServerOptions opt);
+  // A generative run without an index (`opt.generator` must be set; `run` names it in /api/health):
+  // /api/generate and the page, no search.
+  Server(const std::string& run, ServerOptions opt);
   ~Server();
   // Bind the listening socket; returns the port (useful with port 0). InputError when it cannot bind.
   int bind();
@@ -75,6 +84,8 @@ class Server {
   // Most image/audio decodes that ran at once so far (<= max_decodes).
   int decodes_peak() const;
   const ServerOptions& options() const { return opt_; }
+  // Whether the server has an index (search routes); batcher() needs one.
+  bool searches() const;
   const Batcher& batcher() const;
 
  private:
