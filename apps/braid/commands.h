@@ -23,6 +23,14 @@ void add_report_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
 void add_export_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid export
 void add_import_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);     // braid import
 void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // embed, index, search, serve
+void add_tokenize_image_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out);  // tokenize-image
+
+// Output files of commands (`generate --out`, `tokenize-image --out`; cmd_generate.cpp). check_output_file:
+// before the work, an InputError naming `option` and `path` when the file cannot be written there (a folder,
+// a parent that is a file or not writable); creates missing parent folders. write_output_file: the bytes,
+// atomically (temp file + rename); a failed write is an InputError naming the path.
+void check_output_file(const std::string& path, const std::string& option);
+void write_output_file(const std::string& path, const std::string& bytes, const std::string& option);
 
 // The command line this process was started with (argv[0] first), for commands that re-run
 // the binary (train --nproc).

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   braid::cli::add_report_command(app, cmds);
   braid::cli::add_import_command(app, cmds);
   braid::cli::add_export_command(app, cmds);
+  braid::cli::add_tokenize_image_command(app, cmds);
 #if BRAID_WITH_SERVE
   braid::cli::add_serve_commands(app, cmds);
 #endif
