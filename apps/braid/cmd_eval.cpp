@@ -1,4 +1,5 @@
 // braid eval RUN --data MANIFEST [--split test] [--task NAME] [--text-view V] [--json]
+//   --task draw --classifier RUN --clip RUN [--guidance 3] [--per-prompt 3] [--seed 0] [--out DIR]
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/eval/cmg.h"
+#include "braid/eval/drawing.h"
 #include "braid/eval/tasks.h"
 #include "braid/run/run_dir.h"
 #include "commands.h"
@@ -104,7 +106,7 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("--weights", a->weights, run::weights_help())->capture_default_str();
   e->add_option("--threads", a->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   e->add_option("--device", a->device, "cpu, cuda or cuda:N (default: the run's device)");
-  e->add_option("--task", a->task, "evaluation (`braid list tasks`): metrics, retrieval, zeroshot, probe, cmg, caption, qa "
+  e->add_option("--task", a->task, "evaluation (`braid list tasks`): metrics, retrieval, zeroshot, probe, cmg, caption, qa, draw "
                  "(default: retrieval for align runs, caption for generate runs, else metrics)");
   e->add_option("--text-view", a->text_view, "read this text view of the samples (e.g. zh: cross-lingual retrieval)");
   e->add_option("--template", a->req.templates, "zero-shot prompt template, '{}' = class name (repeatable)");
@@ -116,12 +118,24 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("--cmg-epochs", a->req.cmg_epochs, "cmg: full-batch training steps of each A->B head")->capture_default_str();
   e->add_option("--max-tokens", a->req.max_tokens, "caption/qa: new tokens per answer at most")->capture_default_str();
   e->add_option("--examples", a->req.examples, "caption/qa: generated examples kept in the JSON")->capture_default_str();
+  e->add_option("--classifier", a->req.classifier, "draw: a classify run on images only, judging the drawn images (CAS)");
+  e->add_option("--clip", a->req.clip,
+                 "draw: an align run embedding image and text (retrieval R@1/R@10, KID, the nearest-name baseline)");
+  e->add_option("--judge-weights", a->req.judge_weights, "draw: weights of the --classifier and --clip runs")
+      ->capture_default_str();
+  e->add_option("--guidance", a->req.guidance, "draw: classifier-free guidance weight (0 = unguided)")
+      ->capture_default_str();
+  e->add_option("--per-prompt", a->req.per_prompt, "draw: images drawn per row of the split")->capture_default_str();
+  e->add_option("--seed", a->req.seed, "draw: seed of the sampling and of the KID subsets")->capture_default_str();
+  e->add_option("--out", a->req.out_dir, "draw: write every drawn PNG (<row id>-<k>.png), grid.png and prompts.txt here");
   e->add_flag("--json", a->json, "print one JSON object of metrics as the last line of stdout");
   out.emplace_back(e, [a] {
     configure_threads(a->threads);
     auto m = evaluate_run(a->run, a->data, a->split, a->weights, a->device, a->task, a->text_view, a->req);
     if (m["task"] == "cmg")
       fmt::print("{}", eval::format_cmg(m));
+    else if (m["task"] == "draw")
+      fmt::print("{}", eval::format_drawing(m));
     else
       print_metrics(fmt::format("{} on {} ({})", a->run, a->data, a->split), m);
     if (a->json) fmt::print("{}\n", m.dump());

@@ -6,9 +6,11 @@
 
 #include "braid/core/error.h"
 #include "braid/eval/cmg.h"
+#include "braid/eval/drawing.h"
 #include "braid/eval/generation.h"
 #include "braid/eval/rerank.h"
 #include "braid/eval/zeroshot.h"
+#include "braid/run/run_dir.h"
 
 namespace braid::eval {
 
@@ -119,6 +121,27 @@ const TaskRegistry& task_registry() {
                      "the references: exact match, token F1, BLEU-4, chrF, with the nearest-train-answer and "
                      "LM-prior baselines",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "caption"); });
+    t.add("draw", "text -> image runs: draw each row's text, score the images by a classifier trained on real "
+                  "images (CAS, --classifier), retrieval of the row's group and KID in an align run's image space "
+                  "(--clip), against the nearest-train-name and image-token (VQ) ceiling baselines",
+          [](const Config&, Pipeline& p, const TaskRequest& r) {
+            BRAID_INPUT_CHECK(!r.classifier.empty() && !r.clip.empty(),
+                              "task draw: give --classifier RUN (a classify run on images) and --clip RUN (an align "
+                              "run embedding image and text)");
+            const std::string device = p.device.str();
+            auto clf = run::open_run(r.classifier, r.judge_weights, device);
+            auto clip = run::open_run(r.clip, r.judge_weights, device);
+            DrawEvalOptions o;
+            o.split = r.split;
+            o.guidance = r.guidance;
+            o.per_prompt = r.per_prompt;
+            o.seed = r.seed;
+            o.out_dir = r.out_dir;
+            auto res = evaluate_drawing(p, clf, clip, r.manifest, o);
+            res["classifier"] = r.classifier;
+            res["clip"] = r.clip;
+            return res;
+          });
     t.add("qa", "generate runs: the answers of the label tasks (which group is this?): accuracy, with the "
                 "nearest-neighbour and LM-prior baselines",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "qa"); });

@@ -26,6 +26,14 @@ struct TaskRequest {
   int64_t cmg_epochs = 300;            // cmg: full-batch training steps of each A->B head
   int64_t max_tokens = 16;             // caption / qa: new tokens per answer at most
   int64_t examples = 20;               // caption / qa: generated examples kept in the output
+  // draw (text -> image runs, eval/drawing.h): the judging runs and the sampling
+  std::string classifier;              // draw: a classify run over images only (CAS)
+  std::string clip;                    // draw: an align run embedding image and text (retrieval, KID, nearest name)
+  std::string judge_weights = "model"; // draw: weights of the classifier and clip runs (run/run_dir.h)
+  double guidance = 3.0;               // draw: classifier-free guidance weight (0 = unguided)
+  int64_t per_prompt = 3;              // draw: images per row of the split
+  uint64_t seed = 0;                   // draw: sampling and KID subsets
+  std::string out_dir;                 // draw: write every image, grid.png and prompts.txt here ("" = none)
 };
 
 using TaskRegistry = Registry<nlohmann::json, Pipeline&, const TaskRequest&>;
