@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
 #include "braid/eval/generation.h"
@@ -23,8 +25,46 @@ void for_each_batch(Pipeline& p, data::Loader& loader, const std::string& label,
   bar.finish();
 }
 
+nlohmann::json evaluate_scores(Pipeline& p, data::Loader& loader, const std::string& label) {
+  torch::NoGradGuard ng;
+  bool was_training = p.model->is_training();
+  p.model->eval();
+  const auto caps = p.model->capabilities();
+  std::map<std::string, double> sums;
+  int64_t rows = 0;
+  torch::Tensor hist;
+  if (caps.codes > 0) hist = torch::zeros({caps.codes}, torch::kLong);
+  for_each_batch(p, loader, label, [&](const Batch& b, const Batch& dev) {
+    AutocastScope ac(p.device.type(), p.precision);
+    for (const auto& [k, v] : p.model->score_batch(dev)) sums[k] += v * static_cast<double>(b.size());
+    rows += b.size();
+    auto im = dev.mods.find("image");
+    if (hist.defined() && im != dev.mods.end() && im->second.data.defined()) {
+      auto keep = im->second.present.to(torch::kBool);
+      auto c = p.model->codes("image", im->second).to(torch::kCPU).index({keep.to(torch::kCPU)});
+      hist += torch::bincount(c.reshape(-1), {}, caps.codes);
+    }
+  });
+  p.model->train(was_training);
+  nlohmann::json m = {{"n", rows}};
+  for (const auto& [k, v] : sums) m[k] = rows ? v / static_cast<double>(rows) : 0.0;
+  if (hist.defined() && hist.sum().item<int64_t>() > 0) {
+    auto pr = hist.to(torch::kDouble) / hist.sum().to(torch::kDouble);
+    auto nz = pr.index({pr > 0});
+    m["code_perplexity"] = std::exp(-(nz * nz.log()).sum().item<double>());
+    m["codes_used"] = nz.numel();
+    m["codes"] = caps.codes;
+    m["live_codes"] = p.model->live_codes();
+  }
+  return m;
+}
+
 nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label,
                         const std::vector<std::string>& drop) {
+  if (p.model->capabilities().scores) {
+    BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs");
+    return evaluate_scores(p, loader, label);
+  }
   if (p.task == Task::Align) {
     BRAID_INPUT_CHECK(drop.empty(), "missing-modality evaluation applies to classify/regress runs, not align");
     return evaluate_alignment(p, loader, label);
@@ -112,6 +152,7 @@ nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::
 }
 
 double headline_score(const nlohmann::json& m, Task task) {
+  if (m.contains("score") && m["score"].is_number()) return m["score"].get<double>();  // models that score themselves
   switch (task) {
     case Task::Classify: return m.value("accuracy", 0.0);
     case Task::Regress: return m.value("ccc", -1.0);

@@ -22,7 +22,8 @@ void for_each_batch(Pipeline& p, data::Loader& loader, const std::string& label,
                     const std::function<void(const Batch& host, const Batch& dev)>& fn);
 
 // Run the model over a loader and score it (classification or regression metrics; for align,
-// retrieval between every pair of modalities, see evaluate_alignment).
+// retrieval between every pair of modalities, see evaluate_alignment; a model that scores itself,
+// capabilities().scores, gives its own metrics, see evaluate_scores).
 // `drop`: modalities masked out of every batch (the missing-modality condition).
 nlohmann::json evaluate(Pipeline& p, data::Loader& loader, const std::string& label = "eval",
                         const std::vector<std::string>& drop = {});
@@ -38,6 +39,11 @@ Embeddings embed_all(Pipeline& p, data::Loader& loader, const std::string& label
 // Retrieval both ways for every pair of embedded modalities (query and gallery: the samples that
 // have both), relevant = same group; "mean_r1" averages R@1 over the directions.
 nlohmann::json evaluate_alignment(Pipeline& p, data::Loader& loader, const std::string& label = "eval");
+
+// The row-weighted means of the model's score_batch() over a loader (its "score" is the headline), and for a
+// model with an image codebook the usage of the split's image codes: code_perplexity (exp of the entropy of
+// the code histogram), codes_used (codes assigned at least once) of codes, and the codebook's live_codes.
+nlohmann::json evaluate_scores(Pipeline& p, data::Loader& loader, const std::string& label = "eval");
 
 // Task name of a metrics set's headline score and its value (higher is better).
 double headline_score(const nlohmann::json& m, Task task);

@@ -4,6 +4,7 @@
 
 #include "braid/core/error.h"
 #include "braid/models/dual_tower.h"
+#include "braid/models/early_fusion.h"
 #include "braid/models/fusion_classifier.h"
 #include "braid/models/language_model.h"
 #include "braid/models/mctn.h"
@@ -12,6 +13,7 @@
 #include "braid/models/mult.h"
 #include "braid/models/single_tower.h"
 #include "braid/models/unicode.h"
+#include "braid/models/vq_image.h"
 
 namespace braid::models {
 
@@ -38,6 +40,11 @@ const ModelRegistry& model_registry() {
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<MLLMImpl>(c, ctx); });
     r.add("lm", "a Llama-family causal LM on its own (task generate; braid import hf of Llama/SmolLM2/Qwen2)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<LanguageModelImpl>(c, ctx); });
+    r.add("vq_image", "VQ image tokenizer: conv encoder -> codebook (EMA, dead-code reset) -> conv decoder (task align)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<VQImageImpl>(c, ctx); });
+    r.add("early_fusion", "one LM over text tokens and VQ image codes: draws from text and names images, "
+                          "classifier-free guidance (task generate)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<EarlyFusionImpl>(c, ctx); });
     return r;
   }();
   return r;
@@ -54,6 +61,18 @@ torch::Tensor ModelImpl::match_logits(const ModalityBatch&, const ModalityBatch&
 
 torch::Tensor ModelImpl::codes(const std::string&, const ModalityBatch&) {
   input_error("this model has no discrete codebook (code statistics need one, e.g. unicode)");
+}
+
+torch::Tensor ModelImpl::decode_codes(const std::string&, const torch::Tensor&) {
+  input_error("this model has no code decoder (decoding codes to images needs an image tokenizer, e.g. vq_image)");
+}
+
+std::map<std::string, double> ModelImpl::score_batch(const Batch&) {
+  input_error("this model does not score itself (evaluation by its own metrics needs e.g. vq_image)");
+}
+
+torch::Tensor ModelImpl::draw(const DrawRequest&) {
+  input_error("this model does not draw (text -> image needs a 'task: generate' run of model early_fusion)");
 }
 
 nn::lm::Generated ModelImpl::generate(const Batch&, const GenerateRequest&) {

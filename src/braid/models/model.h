@@ -61,6 +61,8 @@ class ModelImpl : public torch::nn::Module {
     bool matches = false;             // match_logits(): an image-text matching head (ITM re-ranking)
     int64_t codes = 0;                // codes(): entries of a discrete codebook shared by modalities (0 = none)
     bool generates = false;           // generate(): writes text about its inputs
+    bool draws = false;               // draw(): makes images from text (image codes -> decode_codes())
+    bool scores = false;              // score_batch(): evaluation reports the model's own metrics
   };
   virtual Capabilities capabilities() const { return {}; }
   // Matching head: logit[match] - logit[no match] of row-aligned (image, text) pairs, [B].
@@ -68,6 +70,28 @@ class ModelImpl : public torch::nn::Module {
   // Code ids [B, T] of one modality's sequence in the shared codebook; live codes of that codebook.
   virtual torch::Tensor codes(const std::string& modality, const ModalityBatch& mb);
   virtual int64_t live_codes() const { return 0; }
+  // Images [B, 3, H, W] in [0, 1] of code ids [B, T] of `modality` (image tokenizers: codes("image", ..) back
+  // to pixels). InputError for ids out of [0, capabilities().codes) or a length the decoder cannot lay out.
+  virtual torch::Tensor decode_codes(const std::string& modality, const torch::Tensor& codes);
+
+  // Models that score themselves (an image tokenizer's reconstruction, a generator's code likelihood): the
+  // metrics of one batch, each a mean over its rows; eval averages them over batches weighted by rows. The
+  // key "score" is the headline (higher is better: best.pt follows it).
+  virtual std::map<std::string, double> score_batch(const Batch& batch);
+
+  // Image generators: `per_prompt` images for each prompt (token ids of the run's tokenizer, no specials).
+  struct DrawRequest {
+    std::vector<std::vector<int64_t>> prompts;
+    int64_t per_prompt = 1;
+    // classifier-free guidance weight w: logits = cond + w (cond - uncond) = uncond + (1 + w)(cond - uncond);
+    // 0 = the conditional logits alone (no unconditional pass)
+    double guidance = 0.0;
+    nn::lm::SampleOptions sample{1.0};  // temperature 1 over every code by default
+    uint64_t seed = 0;                  // seeds the sampling generator: same request and seed, same images
+    bool use_cache = true;
+  };
+  // -> [prompts * per_prompt, 3, H, W] float in [0, 1], prompt-major. InputError: no prompt, or one too long.
+  virtual torch::Tensor draw(const DrawRequest& request);
 
   // Generative models: continue the chat of every row of `batch` that has `modality` ("" = none) after
   // `prompt_ids` (the question, no template tokens) -> new token ids. Rows lacking the modality are an

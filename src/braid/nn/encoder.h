@@ -8,6 +8,8 @@
 #include <torch/nn/module.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "braid/core/registry.h"
 #include "braid/core/batch.h"
@@ -22,6 +24,7 @@ struct EncoderContext {
   int64_t n_mels = 0;            // audio
   int64_t series_channels = 0;   // series
   bool channels_last = false;    // conv stacks on CPU in the channels-last layout (recipe `channels_last`)
+  std::vector<double> image_mean, image_std;  // per-channel normalization of the image tensors (data.image)
 };
 
 class EncoderImpl : public torch::nn::Module {

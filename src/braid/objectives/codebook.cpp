@@ -3,12 +3,17 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace braid::objectives {
 
 SharedCodebookImpl::SharedCodebookImpl(CodebookOptions o) : options(std::move(o)) {
   TORCH_CHECK(options.codes > 0 && options.dim > 0, "codebook: codes and dim must be positive");
+  TORCH_CHECK(options.reset_from == "codes" || options.reset_from == "features",
+              "codebook: reset_from must be codes or features");
+  TORCH_CHECK(options.reset_from == "codes" || options.reset_after <= 0 || options.recent < options.reset_after,
+              "codebook: with reset_from features, recent (the grace of a reset code) must be < reset_after");
   const double r = 1.0 / static_cast<double>(options.codes);
   embedding_ = register_buffer("embedding", torch::empty({options.codes, options.dim}).uniform_(-r, r));
   ema_count_ = register_buffer("ema_count", torch::zeros({options.codes}));
@@ -64,6 +69,15 @@ torch::Tensor SharedCodebookImpl::teacher_features(const std::vector<torch::Tens
   return t;
 }
 
+namespace {
+// every modality's vectors [N, D] in one matrix
+torch::Tensor all_vectors(const std::vector<torch::Tensor>& s, int64_t dim) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& x : s) flat.push_back(x.reshape({-1, dim}));
+  return torch::cat(flat);
+}
+}  // namespace
+
 void SharedCodebookImpl::update(const std::vector<torch::Tensor>& s_in, const std::vector<torch::Tensor>& index) {
   torch::NoGradGuard ng;
   TORCH_CHECK(s_in.size() == index.size() && !s_in.empty(), "codebook update: one index tensor per modality expected");
@@ -72,8 +86,20 @@ void SharedCodebookImpl::update(const std::vector<torch::Tensor>& s_in, const st
   const int64_t K = options.codes;
   const double g = options.decay, eps = options.epsilon;
   const int64_t step = updates_.item<int64_t>() + 1;
+  const bool from_features = options.reset_from == "features";
+  std::vector<torch::Tensor> fresh_index;  // "features": the first update seeds every code from the vectors
+  if (from_features && step == 1) {
+    auto pool = all_vectors(s, options.dim);
+    if (pool.size(0) > 0) {
+      auto pick = torch::randint(pool.size(0), {K}, torch::kLong).to(pool.device());
+      embedding_.copy_(pool.index_select(0, pick));
+      ema_count_.fill_(static_cast<double>(pool.size(0)) / static_cast<double>(K));
+      ema_sum_.copy_(embedding_ * ema_count_.unsqueeze(1));
+      for (const auto& x : s) fresh_index.push_back(assign(x));
+    }
+  }
   for (size_t a = 0; a < s.size(); ++a) {
-    auto idx = index[a].reshape(-1);
+    auto idx = (fresh_index.empty() ? index[a] : fresh_index[a]).reshape(-1);
     auto enc = torch::one_hot(idx, K).to(s[a].dtype());                  // [N, K]
     auto target = teacher_features(s, a).reshape({-1, options.dim});     // [N, D]
     ema_count_.mul_(g).add_(enc.sum(0), 1 - g);
@@ -88,17 +114,29 @@ void SharedCodebookImpl::update(const std::vector<torch::Tensor>& s_in, const st
   if (options.reset_after <= 0) return;
   auto age = step - last_used_;
   auto dead = (age >= options.reset_after).nonzero().reshape(-1);
-  auto recent = (age < options.recent).nonzero().reshape(-1);
-  if (dead.numel() == 0 || recent.numel() == 0) return;
+  if (dead.numel() == 0) return;
+  torch::Tensor fresh;
   // random draws on the CPU generator (the same stream on every device), then moved
-  auto pick = recent.index_select(0, torch::randint(recent.numel(), {dead.numel()}, torch::kLong).to(recent.device()));
-  const double r = 1.0 / 1024.0;
-  auto fresh = embedding_.index_select(0, pick) + torch::empty({dead.numel(), options.dim}).uniform_(-r, r).to(embedding_.device());
+  if (from_features) {
+    auto pool = all_vectors(s, options.dim);
+    if (pool.size(0) == 0) return;
+    auto pick = torch::randint(pool.size(0), {dead.numel()}, torch::kLong).to(pool.device());
+    fresh = pool.index_select(0, pick).to(embedding_.dtype());
+  } else {
+    auto recent = (age < options.recent).nonzero().reshape(-1);
+    if (recent.numel() == 0) return;
+    auto pick = recent.index_select(0, torch::randint(recent.numel(), {dead.numel()}, torch::kLong).to(recent.device()));
+    const double r = 1.0 / 1024.0;
+    fresh = embedding_.index_select(0, pick) +
+            torch::empty({dead.numel(), options.dim}).uniform_(-r, r).to(embedding_.device());
+  }
   embedding_.index_copy_(0, dead, fresh);
   auto n = ema_count_.sum();
   auto smoothed = ((ema_count_ + eps) / (n + K * eps) * n).index_select(0, dead);
   ema_sum_.index_copy_(0, dead, fresh * smoothed.unsqueeze(1));
-  last_used_.index_fill_(0, dead, step);
+  // "features": `recent` updates of grace before the next reset; not live until assigned (live_codes)
+  last_used_.index_fill_(0, dead, from_features ? step - options.reset_after + std::min(options.recent, options.reset_after)
+                                                : step);
   last_resets_ = dead.numel();
 }
 
@@ -106,7 +144,12 @@ int64_t SharedCodebookImpl::live_codes() const {
   const int64_t window = options.reset_after > 0 ? options.reset_after : options.recent;
   const int64_t step = updates_.item<int64_t>();
   if (step == 0) return 0;
-  return (((step - last_used_) < window) & (last_used_ > 0)).sum().item<int64_t>();
+  auto age = step - last_used_;
+  auto live = (age < window) & (last_used_ > 0);
+  // "features": a reset code sits at age reset_after - grace until an assignment renews it
+  if (options.reset_from == "features" && options.reset_after > 0)
+    live = live & (age < options.reset_after - std::min(options.recent, options.reset_after));
+  return live.sum().item<int64_t>();
 }
 
 CodeStats code_stats(const torch::Tensor& index, int64_t codes) {

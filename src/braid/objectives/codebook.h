@@ -16,8 +16,8 @@
 //   commitment  Σ_a [2β·‖s^a − sg(q^a)‖² + Σ_{b≠a} β/(M−1)·‖s^a − sg(q^b)‖²] (means over elements; M = 2:
 //               2β own + β other; M = 3: 2β own + 0.5β each other, as in the released code).
 //   reset       a code not assigned for `reset_after` updates becomes a random code assigned within the
-//               last `recent` updates plus U(−1/1024, 1/1024) noise; its EMA sum is set so that
-//               m_k / N_k reproduces the new code, and it counts as just used.
+//               last `recent` updates plus U(−1/1024, 1/1024) noise (or a random input vector of the update,
+//               reset_from "features"); its EMA sum is set so that m_k / N_k reproduces the new code.
 // Everything that changes during training (codebook, EMA counts and sums, last-use step, update
 // counter) is a registered buffer, so checkpoints and resume keep it.
 #pragma once
@@ -41,6 +41,12 @@ struct CodebookOptions {
   std::string teacher = "mean";  // MM-EMA teacher: "mean" (same positions, released code) | "attention"
   int64_t reset_after = 300;   // dead-code reset after this many updates unused; 0 = never
   int64_t recent = 100;        // a replacement is drawn from codes used within this many updates
+  // Where a dead code's replacement comes from: "codes" (a random code used within `recent` updates, as
+  // Uni-Code's released code; the reset code counts as just used) or "features" (a random input vector of
+  // this update, as VQ image tokenizers do; the reset code gets `recent` updates to win an assignment before
+  // it may be reset again, and live_codes() counts it only once it does; the first update also seeds every
+  // code from random input vectors, with EMA counts of an even share, so no code starts far from the data).
+  std::string reset_from = "codes";
 };
 
 struct Quantized {

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "braid/core/error.h"
 #include "braid/run/chat.h"
 #include "braid/run/run_dir.h"
@@ -10,19 +12,22 @@ namespace braid::run {
 
 Generator::Generator(const std::string& run, const std::string& weights, const std::string& device)
     : p_(open_run(run, weights, device)) {
-  BRAID_INPUT_CHECK(p_.task == Task::Generate && p_.model->capabilities().generates,
+  const auto caps = p_.model->capabilities();
+  BRAID_INPUT_CHECK(p_.task == Task::Generate && (caps.generates || caps.draws),
                     "{}: run was trained with a task other than 'generate'; it writes no text", run);
   p_.model->eval();
   plain_ = p_.recipe.at("model").get<std::string>("name", "") == "lm";
-  if (plain_) {  // a plain causal LM: the prompt is continued as the tokenizer encodes it, up to its eos
+  draws_ = caps.draws;
+  if (plain_ || draws_) {  // no chat template: the tokenizer's own specials  // a plain causal LM: the prompt is continued as the tokenizer encodes it, up to its eos
     spec_.pad = std::max(p_.tokenizer->pad_id(), 0);
     spec_.bos = p_.tokenizer->bos_id();
     spec_.eos = p_.tokenizer->eos_id();
   } else {
     spec_ = chat_spec(*p_.tokenizer, p_.recipe.at("model"));
   }
-  for (const auto& m : p_.model->capabilities().embeds)
+  for (const auto& m : caps.embeds)
     if (m == "image" || m == "audio") inputs_.push_back(m);
+  if (draws_ && caps.generates) inputs_ = {"image"};  // early fusion: it reads an image's codes and names it
 }
 
 Generator::Prepared Generator::prepare(const GenerateRequest& r) {
@@ -32,6 +37,17 @@ Generator::Prepared Generator::prepare(const GenerateRequest& r) {
                     "{}: this run reads no {} (it reads {})", r.input.name.empty() ? "input" : r.input.name, m,
                     inputs_.empty() ? std::string("no input") : fmt::format("{}", fmt::join(inputs_, ", ")));
   std::string prompt = r.prompt;
+  if (draws_) {
+    BRAID_INPUT_CHECK(m == "image" && r.task.empty() && prompt.empty(),
+                      "this run draws images from text (--out FILE.png with --text) and names an image (--image "
+                      "FILE, no prompt or task)");
+    out.request.modality = m;
+    out.request.options = r.options;
+    if (out.request.options.stop_tokens.empty() && spec_.eos >= 0) out.request.options.stop_tokens = {spec_.eos};
+    out.request.options.pad_id = spec_.pad;
+    out.batch = query_batch(m, {preprocess_query(*p_.pre, r.input)}).to(p_.device);
+    return out;
+  }
   if (plain_) {
     BRAID_INPUT_CHECK(m.empty() && r.task.empty() && !prompt.empty(),
                       "this run is a language model (model 'lm'): give the text to continue (--text), no input or task");
@@ -115,6 +131,25 @@ GenerateAnswer Generator::generate(Prepared pr, const std::function<bool(const s
   if (on_text && a.text.size() > shown.size() && a.text.compare(0, shown.size(), shown) == 0)
     on_text(a.text.substr(shown.size()));  // whatever the last step left unsent
   return a;
+}
+
+torch::Tensor Generator::draw(const DrawRequest& r) {
+  BRAID_INPUT_CHECK(draws_, "this run does not draw images (text -> image needs a run of model early_fusion)");
+  BRAID_INPUT_CHECK(r.n >= 1 && r.n <= 64, "draw: n must be in [1, 64], got {}", r.n);
+  BRAID_INPUT_CHECK(std::isfinite(r.guidance) && r.guidance >= 0 && r.guidance <= 100,
+                    "draw: guidance must be in [0, 100], got {}", r.guidance);
+  const std::string text = text_prefix(r.text, p_.pre->options().text.max_tokens);
+  auto ids = prompt_ids(*p_.tokenizer, text);
+  BRAID_INPUT_CHECK(!ids.empty(), "draw: the text is empty (say what to draw, e.g. --text \"red heart\")");
+  models::ModelImpl::DrawRequest d;
+  d.prompts = {ids};
+  d.per_prompt = r.n;
+  d.guidance = r.guidance;
+  d.sample = r.sample;
+  d.seed = r.seed;
+  d.use_cache = r.use_cache;
+  std::lock_guard<std::mutex> lock(mu_);
+  return p_.model->draw(d).to(torch::kCPU);
 }
 
 torch::Tensor Generator::prompt_logits(const GenerateRequest& r) {

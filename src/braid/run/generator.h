@@ -29,6 +29,16 @@ struct GenerateAnswer {
   bool stopped = false;         // ended at <eos> (else at max_tokens or by the callback)
 };
 
+// Text -> image of a drawing run (model capabilities().draws, e.g. early_fusion).
+struct DrawRequest {
+  std::string text;              // the prompt, e.g. "red heart" (tokenized and cut as the run's text)
+  int64_t n = 1;                 // images
+  double guidance = 0.0;         // classifier-free guidance weight (models::ModelImpl::DrawRequest)
+  nn::lm::SampleOptions sample{1.0};
+  uint64_t seed = 0;
+  bool use_cache = true;
+};
+
 class Generator {
  public:
   // `weights`: "model", "best", "last" or a file (run/run_dir.h); device "" = the run's.
@@ -48,6 +58,11 @@ class Generator {
   GenerateAnswer generate(const GenerateRequest& r,
                           const std::function<bool(const std::string& delta)>& on_text = {});
   GenerateAnswer generate(Prepared pr, const std::function<bool(const std::string& delta)>& on_text = {});
+  // Images [n, 3, H, W] float in [0, 1] for one prompt. InputError when the run does not draw (draws()), the
+  // text is empty or n is out of [1, 64]. Thread-safe (one generation at a time).
+  torch::Tensor draw(const DrawRequest& r);
+  bool draws() const { return draws_; }
+
   // Logits [T, V] of the rendered prompt of `r` (the parity check of training, CLI and server).
   torch::Tensor prompt_logits(const GenerateRequest& r);
 
@@ -60,6 +75,7 @@ class Generator {
   Pipeline p_;
   nn::lm::ChatSpec spec_;
   std::vector<std::string> inputs_;
+  bool draws_ = false;  // capabilities().draws: draw() works; generate() then captions an image without a prompt
   bool plain_ = false;  // model 'lm': no chat template (the prompt's own token ids; stop at the tokenizer's eos)
   std::mutex mu_;
 };

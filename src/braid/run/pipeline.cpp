@@ -82,7 +82,15 @@ static void build(Pipeline& p) {
     BRAID_INPUT_CHECK(p.tokenizer, "{}: task 'generate' needs 'text' in model.modalities (the answers)",
                       p.recipe.origin());
     // model 'lm' (a plain causal LM, e.g. imported) continues text without the chat template
-    if (mcfg.get<std::string>("name", "") != "lm") ctx.chat = chat_spec(*p.tokenizer, mcfg);
+    // model 'early_fusion' has no chat either: its own sequences of text and image codes (models/early_fusion.h)
+    const auto name = mcfg.get<std::string>("name", "");
+    if (name == "early_fusion") {
+      ctx.chat.pad = std::max(p.tokenizer->pad_id(), 0);
+      ctx.chat.bos = p.tokenizer->bos_id();
+      ctx.chat.eos = p.tokenizer->eos_id();
+    } else if (name != "lm") {
+      ctx.chat = chat_spec(*p.tokenizer, mcfg);
+    }
   }
   if ((p.task == Task::Align || p.task == Task::Generate) && p.classes && p.tokenizer) {
     auto cb = text_batch(*p.pre, p.classes->names());
@@ -94,6 +102,8 @@ static void build(Pipeline& p) {
     e.modality = m;
     e.vocab_size = p.tokenizer ? p.tokenizer->vocab_size() : 0;
     e.image_size = popt.image.size;
+    e.image_mean = popt.image.mean;
+    e.image_std = popt.image.std;
     e.n_mels = popt.audio.n_mels;
     e.series_channels = p.facts.value("series_channels", 0);
     e.channels_last = p.recipe.get<bool>("channels_last", false);

@@ -405,8 +405,8 @@ TrainResult train(const RunOptions& ro) {
       st.best_step = st.step;
       if (main_rank) run::save_weights(model, best);
     }
-    spdlog::info("step {}: {} {:.4f} (best {:.4f} at step {})", st.step,
-                 std::string("val ") + eval::headline_name(p.task), s, st.best, st.best_step);
+    const std::string name = m.contains("score") && p.model->capabilities().scores ? "score" : eval::headline_name(p.task);
+    spdlog::info("step {}: val {} {:.4f} (best {:.4f} at step {})", st.step, name, s, st.best, st.best_step);
   };
 
   if (st.extra.value("validate_pending", false)) {  // the run was interrupted while validating this step
