@@ -4,17 +4,15 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <chrono>
+#include <cstdlib>
 #include <filesystem>
-#include <thread>
 
 #include "braid/core/error.h"
 #include "braid/data/image.h"
+#include "draw_fixture.h"
+#include "serve_process.h"
 #include "test_util.h"
 
 using namespace braid::test;
@@ -94,35 +92,7 @@ TEST(DrawCli, HelpersRejectBadShapes) {
 
 namespace {
 
-// 16x16 images -> 4x4 codes of a 32-entry codebook; a 1-layer LM over text (captions cut to 2 tokens) + codes.
-const char* kTinyVQRecipe = R"(
-task: align
-threads: 1
-data: {image: {size: 16}}
-model:
-  name: vq_image
-  modalities: [image]
-  vq: {channels: [8, 8], res_blocks: 0, dim: 8, codes: 32, reset_after: 10, recent: 4}
-train: {epochs: 2, batch_size: 8, lr: 0.01}
-)";
-
-std::string tiny_t2i_recipe(const std::string& vq_run) {
-  return R"(
-task: generate
-threads: 1
-data: {image: {size: 16}, text: {vocab: 60, view: en, max_tokens: 2}}
-model:
-  name: early_fusion
-  modalities: [image, text]
-  init_from: )" + vq_run + R"(
-  vq: {channels: [8, 8], res_blocks: 0, dim: 8, codes: 32, reset_after: 10, recent: 4}
-  lm: {dim: 32, layers: 1, heads: 4, kv_heads: 2, hidden: 48, max_seq: 40}
-  cond_drop: 0.1
-  caption: 0.25
-train: {epochs: 2, batch_size: 8, lr: 0.01}
-)";
-}
-
+// The tiny recipes (draw_fixture.h): 16x16 images -> 4x4 codes of a 32-entry codebook.
 constexpr int64_t kSide = 16, kGrid = 4, kCodes = 32;
 
 struct DrawRuns {
@@ -140,7 +110,7 @@ const DrawRuns& draw_runs() {
     t.vq = t.dir + "/vq";
     auto r = run_braid("train " + q(t.dir + "/vq.yaml") + " --data " + q(t.manifest) + " --out " + q(t.vq));
     if (r.code != 0) return t.why = "vq train failed: " + r.err, t;
-    write_file(t.dir + "/t2i.yaml", tiny_t2i_recipe(t.vq));
+    write_file(t.dir + "/t2i.yaml", tiny_t2i_recipe(t.vq, "  cond_drop: 0.1\n  caption: 0.25\n"));
     t.t2i = t.dir + "/t2i";
     r = run_braid("train " + q(t.dir + "/t2i.yaml") + " --data " + q(t.manifest) + " --out " + q(t.t2i));
     if (r.code != 0) return t.why = "early_fusion train failed: " + r.err, t;
@@ -327,43 +297,10 @@ TEST(DrawCli, TokenizeImageRejectsBadCodesFiles) {
 
 namespace {
 
-// `braid serve RUN --port 0` (no index) in a child process; SIGTERM on destruction.
-class DrawServe {
- public:
-  explicit DrawServe(const std::string& run) {
-    static int counter = 0;
-    log_ = draw_runs().dir + "/serve_" + std::to_string(counter++) + ".log";
-    const std::string cmd = "exec " + std::string(BRAID_EXE) + " serve " + q(run) + " --port 0 --threads 1 >" +
-                            q(log_) + " 2>&1";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(std::chrono::milliseconds(50))) {
-      const auto text = read_file(log_);
-      const auto at = text.find("http://127.0.0.1:");
-      if (at != std::string::npos && text.find('/', at + 17) != std::string::npos) {
-        port_ = std::stoi(text.substr(at + 17));
-        break;
-      }
-    }
-  }
-  ~DrawServe() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st;
-      waitpid(pid_, &st, 0);
-    }
-  }
-  int port() const { return port_; }
-  std::string log() const { return read_file(log_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = -1;
-  std::string log_;
+// `braid serve RUN --port 0` (no index) in a child process, its log beside the runs; SIGTERM on destruction.
+struct DrawServe : ServeProcess {
+  explicit DrawServe(const std::string& run)
+      : ServeProcess(q(run) + " --port 0 --threads 1", fresh_serve_log(draw_runs().dir)) {}
 };
 
 std::string unbase64(const std::string& s) {

@@ -31,6 +31,7 @@
 #include "braid/run/chat.h"
 #include "braid/run/pipeline.h"
 #include "braid/run/query.h"
+#include "draw_fixture.h"
 #include "test_util.h"
 
 using namespace braid;
@@ -458,18 +459,8 @@ TEST(DrawingEval, SameSeedSameCallsAndRolesAreChecked) {
 namespace {
 
 // Tiny runs on the toy data for `braid eval --task draw` through the CLI: a vq_image tokenizer (16x16 -> 4x4
-// codes), an early_fusion drawer from it, an image-only classifier at the drawer's size and an align run at half
-// its size (the resize path).
-const char* kTinyVQ = R"(
-task: align
-threads: 1
-data: {image: {size: 16}}
-model:
-  name: vq_image
-  modalities: [image]
-  vq: {channels: [8, 8], res_blocks: 0, dim: 8, codes: 32, reset_after: 10, recent: 4}
-train: {epochs: 2, batch_size: 8, lr: 0.01}
-)";
+// codes) and an early_fusion drawer from it (draw_fixture.h), an image-only classifier at the drawer's size and
+// an align run at half its size (the resize path).
 const char* kTinyClassifier = R"(
 task: classify
 threads: 1
@@ -493,20 +484,6 @@ model:
   embed_dim: 8
 train: {epochs: 1, batch_size: 8}
 )";
-std::string tiny_t2i(const std::string& vq) {
-  return R"(
-task: generate
-threads: 1
-data: {image: {size: 16}, text: {vocab: 60, view: en, max_tokens: 2}}
-model:
-  name: early_fusion
-  modalities: [image, text]
-  init_from: )" + vq + R"(
-  vq: {channels: [8, 8], res_blocks: 0, dim: 8, codes: 32, reset_after: 10, recent: 4}
-  lm: {dim: 32, layers: 1, heads: 4, kv_heads: 2, hidden: 48, max_seq: 40}
-train: {epochs: 2, batch_size: 8, lr: 0.01}
-)";
-}
 
 }  // namespace
 
@@ -519,8 +496,8 @@ TEST(DrawingEvalCli, TinyRunsEndToEnd) {
     auto r = run_braid("train " + q(d + "/" + name + ".yaml") + " --data " + q(manifest) + " --out " + q(d + "/" + name));
     ASSERT_EQ(r.code, 0) << name << ": " << r.err;
   };
-  train("vq", kTinyVQ);
-  train("t2i", tiny_t2i(d + "/vq"));
+  train("vq", kTinyVQRecipe);
+  train("t2i", tiny_t2i_recipe(d + "/vq"));
   train("clf", kTinyClassifier);
   train("clip", kTinyClip);
   const auto m = data::Manifest::load(manifest);

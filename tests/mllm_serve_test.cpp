@@ -4,15 +4,13 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
+#include <cstdlib>
 #include <filesystem>
-#include <thread>
+#include <sstream>
 
 #include "mllm_fixture.h"
+#include "serve_process.h"
 #include "test_util.h"
 
 using namespace braid::test;
@@ -48,44 +46,12 @@ const GenRun& gen_run() {
   return t;
 }
 
-// `braid serve RUN --index IDX --port 0` in a child process; SIGTERM on destruction.
-class Serve {
- public:
-  explicit Serve(const std::string& extra = "") {
-    const auto& t = gen_run();
-    static int counter = 0;
-    log_ = t.dir + "/serve_" + std::to_string(counter++) + ".log";  // a fresh log: never an old server's port
-    const std::string cmd = "exec " + std::string(BRAID_EXE) + " serve " + q(t.run) + " --index " + q(t.index) +
-                            " --port 0 --threads 1 " + extra + " >" + q(log_) + " 2>&1";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(std::chrono::milliseconds(50))) {
-      const auto text = read_file(log_);
-      const auto at = text.find("http://127.0.0.1:");
-      if (at != std::string::npos && text.find('/', at + 17) != std::string::npos) {
-        port_ = std::stoi(text.substr(at + 17));
-        break;
-      }
-    }
-  }
-  ~Serve() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int st;
-      waitpid(pid_, &st, 0);
-    }
-  }
-  int port() const { return port_; }
-  std::string log() const { return read_file(log_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = -1;
-  std::string log_;
+// `braid serve RUN --index IDX --port 0 EXTRA` in a child process, a fresh log beside the run for each;
+// SIGTERM on destruction.
+struct Serve : ServeProcess {
+  explicit Serve(const std::string& extra = "")
+      : ServeProcess(q(gen_run().run) + " --index " + q(gen_run().index) + " --port 0 --threads 1 " + extra,
+                     fresh_serve_log(gen_run().dir)) {}
 };
 
 // The events of a text/event-stream body: (name, data JSON).
