@@ -15,6 +15,7 @@
 #   RUNS=/tmp/gen_smoke OUT=/tmp/gen_smoke/out EXTRA="--set train.max_steps=20" bash scripts/generate_emoji.sh
 # Environment: BRAID (build/apps/braid/braid), DATA (data/emoji), MANIFEST ($DATA/manifest.names.jsonl: the
 # names are the prompts), RUNS (runs), OUT (docs/results/generate_emoji), THREADS (0 = all), GUIDANCE (3),
+# TEMPERATURE (1) and TOP_K (0: all codes) of the sampling,
 # PER_PROMPT (3), SEED (0), EXTRA (extra `braid train` arguments for every run, e.g. --set train.max_steps=20),
 # T2I_EXTRA (extra arguments for the t2i run only).
 set -euo pipefail
@@ -26,6 +27,8 @@ RUNS=${RUNS:-runs}
 OUT=${OUT:-docs/results/generate_emoji}
 THREADS=${THREADS:-0}
 GUIDANCE=${GUIDANCE:-3}
+TEMPERATURE=${TEMPERATURE:-1}
+TOP_K=${TOP_K:-0}
 PER_PROMPT=${PER_PROMPT:-3}
 SEED=${SEED:-0}
 EXTRA=${EXTRA:-}
@@ -56,7 +59,7 @@ stage clf recipes/emoji_late_fusion.yaml --set 'model.modalities=[image]' $EXTRA
 
 echo "[generate] eval: braid eval $RUNS/t2i --task draw --guidance $GUIDANCE --per-prompt $PER_PROMPT --out $OUT"
 "$BRAID" eval "$RUNS/t2i" --data "$MANIFEST" --split test --task draw --classifier "$RUNS/clf" --clip "$RUNS/clip" \
-  --guidance "$GUIDANCE" --per-prompt "$PER_PROMPT" --seed "$SEED" --out "$OUT" --threads "$THREADS" --json \
+  --guidance "$GUIDANCE" --temperature "$TEMPERATURE" --top-k "$TOP_K" --per-prompt "$PER_PROMPT" --seed "$SEED" --out "$OUT" --threads "$THREADS" --json \
   | tee "$OUT/eval.txt"
 tail -n 1 "$OUT/eval.txt" > "$OUT/eval.json"
 rm -f "$OUT/eval.txt"
@@ -67,7 +70,8 @@ r = json.load(open(sys.argv[1]))
 runs = sys.argv[2]
 def f(s, k, d=3):
     return f"{s[k]:.{d}f}" if k in s else "-"
-names = {"generated": f"braid text -> image (guidance {r['guidance']:g}, {r['per_prompt']} per name)",
+names = {"generated": f"braid text -> image (guidance {r['guidance']:g}, temperature {r.get('temperature', 1):g}, "
+                      f"top-k {r.get('top_k', 0)}, {r['per_prompt']} per name)",
          "nearest_name": "real image of the nearest train name",
          "vq_ceiling": "VQ reconstruction of the real image (ceiling)",
          "real": "real test image"}

@@ -126,6 +126,10 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
   e->add_option("--guidance", a->req.guidance, "draw: classifier-free guidance weight (0 = unguided)")
       ->capture_default_str();
   e->add_option("--per-prompt", a->req.per_prompt, "draw: images drawn per row of the split")->capture_default_str();
+  e->add_option("--temperature", a->req.temperature, "draw: sampling temperature of the image codes (0 = greedy)")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  e->add_option("--top-k", a->req.top_k, "draw: sample among the k most likely codes (0 = all)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   e->add_option("--seed", a->req.seed, "draw: seed of the sampling and of the KID subsets")->capture_default_str();
   e->add_option("--out", a->req.out_dir, "draw: write every drawn PNG (<row id>-<k>.png), grid.png and prompts.txt here");
   e->add_flag("--json", a->json, "print one JSON object of metrics as the last line of stdout");

@@ -298,6 +298,8 @@ nlohmann::json evaluate_drawing(Pipeline& drawer, Pipeline& classifier, Pipeline
       d.prompts.assign(ids.begin() + a, ids.begin() + b);
       d.per_prompt = K;
       d.guidance = o.guidance;
+      d.sample.temperature = o.temperature;
+      d.sample.top_k = o.top_k;
       d.seed = mix_seed(o.seed, static_cast<uint64_t>(call), 0xd7a3);
       auto img = drawer.model->draw(d).to(torch::kCPU).to(torch::kFloat);
       TORCH_CHECK(img.dim() == 4 && img.size(0) == (b - a) * K && img.size(1) == 3,
@@ -390,6 +392,8 @@ nlohmann::json evaluate_drawing(Pipeline& drawer, Pipeline& classifier, Pipeline
   res["rows_skipped"] = skipped;
   res["per_prompt"] = K;
   res["guidance"] = o.guidance;
+  res["temperature"] = o.temperature;
+  res["top_k"] = o.top_k;
   res["seed"] = o.seed;
   res["train_split"] = train_split;
   res["kid_features"] = fmt::format("--clip image embeddings (unit length) x sqrt({})", real_emb.size(1));

@@ -34,6 +34,8 @@ struct DrawEvalOptions {
   std::string train_split;           // nearest_name looks here ("" = the drawing recipe's data.train_split)
   double guidance = 3.0;             // classifier-free guidance weight of the drawing (0 = unguided)
   int64_t per_prompt = 3;            // images drawn per row
+  double temperature = 1.0;          // sampling of the codes (0 = greedy)
+  int64_t top_k = 0;                 // sample among the k most likely codes (0 = all)
   uint64_t seed = 0;                 // sampling (call c of the split is seeded mix_seed(seed, c)) and KID subsets
   int64_t prompts_per_call = 32;     // rows per ModelImpl::draw call (part of the seeding: keep it for
                                      // reproducible images)

@@ -135,6 +135,8 @@ const TaskRegistry& task_registry() {
             o.split = r.split;
             o.guidance = r.guidance;
             o.per_prompt = r.per_prompt;
+            o.temperature = r.temperature;
+            o.top_k = r.top_k;
             o.seed = r.seed;
             o.out_dir = r.out_dir;
             auto res = evaluate_drawing(p, clf, clip, r.manifest, o);

@@ -32,6 +32,8 @@ struct TaskRequest {
   std::string judge_weights = "model"; // draw: weights of the classifier and clip runs (run/run_dir.h)
   double guidance = 3.0;               // draw: classifier-free guidance weight (0 = unguided)
   int64_t per_prompt = 3;              // draw: images per row of the split
+  double temperature = 1.0;            // draw: sampling temperature of the codes (0 = greedy)
+  int64_t top_k = 0;                   // draw: sample among the k most likely codes (0 = all)
   uint64_t seed = 0;                   // draw: sampling and KID subsets
   std::string out_dir;                 // draw: write every image, grid.png and prompts.txt here ("" = none)
 };
