@@ -17,7 +17,8 @@
 # names are the prompts), RUNS (runs), OUT (docs/results/generate_emoji), THREADS (0 = all), GUIDANCE (3),
 # TEMPERATURE (1) and TOP_K (0: all codes) of the sampling,
 # PER_PROMPT (3), SEED (0), EXTRA (extra `braid train` arguments for every run, e.g. --set train.max_steps=20),
-# T2I_EXTRA (extra arguments for the t2i run only).
+# T2I_EXTRA (extra arguments for the t2i run only), CLIP (another align run as the judge's image and text
+# towers instead of training $RUNS/clip, e.g. the LiT run of recipes/emoji_lit.yaml with a pretrained text tower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
@@ -53,12 +54,13 @@ stage vq recipes/emoji_vq.yaml $EXTRA
 # shellcheck disable=SC2086
 stage t2i recipes/emoji_t2i.yaml --set "model.init_from=$RUNS/vq" $EXTRA $T2I_EXTRA
 # shellcheck disable=SC2086
-stage clip recipes/emoji_clip.yaml $EXTRA
+[ -n "${CLIP:-}" ] || stage clip recipes/emoji_clip.yaml $EXTRA
+CLIP=${CLIP:-$RUNS/clip}
 # shellcheck disable=SC2086
 stage clf recipes/emoji_late_fusion.yaml --set 'model.modalities=[image]' $EXTRA
 
 echo "[generate] eval: braid eval $RUNS/t2i --task draw --guidance $GUIDANCE --per-prompt $PER_PROMPT --out $OUT"
-"$BRAID" eval "$RUNS/t2i" --data "$MANIFEST" --split test --task draw --classifier "$RUNS/clf" --clip "$RUNS/clip" \
+"$BRAID" eval "$RUNS/t2i" --data "$MANIFEST" --split test --task draw --classifier "$RUNS/clf" --clip "$CLIP" \
   --guidance "$GUIDANCE" --temperature "$TEMPERATURE" --top-k "$TOP_K" --per-prompt "$PER_PROMPT" --seed "$SEED" --out "$OUT" --threads "$THREADS" --json \
   | tee "$OUT/eval.txt"
 tail -n 1 "$OUT/eval.txt" > "$OUT/eval.json"
