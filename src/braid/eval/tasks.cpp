@@ -70,6 +70,7 @@ nlohmann::json generation(Pipeline& p, const TaskRequest& r, const std::string& 
 }  // namespace
 
 std::string default_task(const Pipeline& p) {
+  if (p.model->capabilities().scores) return "metrics";  // its own metrics (a tokenizer's PSNR, a drawer's code NLL)
   if (p.task == Task::Generate) return "caption";
   return p.task == Task::Align ? "retrieval" : "metrics";
 }
@@ -78,7 +79,8 @@ const TaskRegistry& task_registry() {
   static const TaskRegistry reg = [] {
     TaskRegistry t("eval task");
     t.add("metrics", "the run's own metrics: accuracy, macro-F1 and per-class recall (classify), CCC and MSE "
-                     "(regress), retrieval (align)",
+                     "(regress), retrieval (align), a self-scoring model's own (vq_image: PSNR, SSIM, code usage; "
+                     "early_fusion: code NLL)",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return retrieval(p, r); });
     t.add("retrieval", "align runs: R@1/5/10 and median rank both ways for every modality pair (relevant = same "
                        "group); models with a matching head also re-rank the top k by ITM",
