@@ -14,8 +14,8 @@
 #   bash scripts/generate_emoji.sh
 #   RUNS=/tmp/gen_smoke OUT=/tmp/gen_smoke/out EXTRA="--set train.max_steps=20" bash scripts/generate_emoji.sh
 # Environment: BRAID (build/apps/braid/braid), DATA (data/emoji), MANIFEST ($DATA/manifest.names.jsonl: the
-# names are the prompts), RUNS (runs), OUT (docs/results/generate_emoji), THREADS (0 = all), GUIDANCE (3),
-# TEMPERATURE (1) and TOP_K (0: all codes) of the sampling,
+# names are the prompts), RUNS (runs), OUT ($RUNS/draw_eval: every drawn PNG; the grids of docs/results/generate_emoji/ come from there), THREADS (0 = all), GUIDANCE (1),
+# TEMPERATURE (0.7) and TOP_K (32) of the sampling (the settings of the results table),
 # PER_PROMPT (3), SEED (0), EXTRA (extra `braid train` arguments for every run, e.g. --set train.max_steps=20),
 # T2I_EXTRA (extra arguments for the t2i run only), CLIP (another align run as the judge's image and text
 # towers instead of training $RUNS/clip, e.g. the LiT run of recipes/emoji_lit.yaml with a pretrained text tower).
@@ -25,11 +25,11 @@ BRAID=${BRAID:-build/apps/braid/braid}
 DATA=${DATA:-data/emoji}
 MANIFEST=${MANIFEST:-$DATA/manifest.names.jsonl}
 RUNS=${RUNS:-runs}
-OUT=${OUT:-docs/results/generate_emoji}
+OUT=${OUT:-$RUNS/draw_eval}
 THREADS=${THREADS:-0}
-GUIDANCE=${GUIDANCE:-3}
-TEMPERATURE=${TEMPERATURE:-1}
-TOP_K=${TOP_K:-0}
+GUIDANCE=${GUIDANCE:-1}
+TEMPERATURE=${TEMPERATURE:-0.7}
+TOP_K=${TOP_K:-32}
 PER_PROMPT=${PER_PROMPT:-3}
 SEED=${SEED:-0}
 EXTRA=${EXTRA:-}
