@@ -17,7 +17,8 @@
 # names are the prompts), RUNS (runs), OUT ($RUNS/draw_eval: every drawn PNG; the grids of docs/results/generate_emoji/ come from there), THREADS (0 = all), GUIDANCE (1),
 # TEMPERATURE (0.7) and TOP_K (32) of the sampling (the settings of the results table),
 # PER_PROMPT (3), SEED (0), EXTRA (extra `braid train` arguments for every run, e.g. --set train.max_steps=20),
-# T2I_EXTRA (extra arguments for the t2i run only), CLIP (another align run as the judge's image and text
+# T2I_EXTRA (extra arguments for the t2i run only), T2I_TEXT (names: the drawing model reads the names; mixed:
+# the name or the keyword text of each row at random, which drew better, see the results page), CLIP (another align run as the judge's image and text
 # towers instead of training $RUNS/clip, e.g. the LiT run of recipes/emoji_lit.yaml with a pretrained text tower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,15 +45,37 @@ stage() {  # name, then braid train arguments; records the wall seconds in $RUNS
   fi
   echo "[generate] $name: braid train $*"
   local t0; t0=$(date +%s.%N)
-  "$BRAID" train "$@" --data "$MANIFEST" --out "$RUNS/$name" --threads "$THREADS" 2>&1 \
+  "$BRAID" train "$@" --data "${STAGE_DATA:-$MANIFEST}" --out "$RUNS/$name" --threads "$THREADS" 2>&1 \
     | grep -v '^\(train\|validate\|eval\|embed\|draw\) ' | tee "$RUNS/$name.log"
   awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' > "$RUNS/$name.seconds"
 }
 
 # shellcheck disable=SC2086
 stage vq recipes/emoji_vq.yaml $EXTRA
-# shellcheck disable=SC2086
-stage t2i recipes/emoji_t2i.yaml --set "model.init_from=$RUNS/vq" $EXTRA $T2I_EXTRA
+T2I_TEXT=${T2I_TEXT:-names}
+if [ "$T2I_TEXT" = mixed ]; then
+  # each train row's name or its keyword text ("grinning face, cheerful, cheery, grin"), drawn at random each
+  # epoch: two text views of one manifest and data.text.view random; the prompts stay the names
+  /usr/bin/python3 - "$DATA" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+names = {}
+for line in open(os.path.join(d, "manifest.names.jsonl"), encoding="utf-8"):
+    r = json.loads(line)
+    names[r["id"]] = r["text"]["en"]
+with open(os.path.join(d, "manifest.mixed.jsonl"), "w", encoding="utf-8") as out:
+    for line in open(os.path.join(d, "manifest.jsonl"), encoding="utf-8"):
+        r = json.loads(line)
+        r["text"] = {"name": names[r["id"]], "full": r["text"]["en"]}
+        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+PY
+  # shellcheck disable=SC2086
+  STAGE_DATA=$DATA/manifest.mixed.jsonl stage t2i recipes/emoji_t2i.yaml --set "model.init_from=$RUNS/vq" \
+    --set data.text.view=random $EXTRA $T2I_EXTRA
+else
+  # shellcheck disable=SC2086
+  stage t2i recipes/emoji_t2i.yaml --set "model.init_from=$RUNS/vq" $EXTRA $T2I_EXTRA
+fi
 # shellcheck disable=SC2086
 [ -n "${CLIP:-}" ] || stage clip recipes/emoji_clip.yaml $EXTRA
 CLIP=${CLIP:-$RUNS/clip}
