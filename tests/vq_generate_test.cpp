@@ -172,7 +172,7 @@ TEST(VQImage, PsnrAndSsim) {
   EXPECT_LT(ssim(x, torch::rand({2, 3, 32, 32})).mean().item<double>(), 0.2);
 }
 
-TEST(EarlyFusion, GuidanceWeightZeroEqualsUnguidedLogits) {
+TEST(EarlyFusionDraw, GuidanceWeightZeroEqualsUnguidedLogits) {
   torch::manual_seed(2);
   auto m = small_fusion();
   ModelImpl::DrawRequest r;
@@ -194,7 +194,7 @@ TEST(EarlyFusion, GuidanceWeightZeroEqualsUnguidedLogits) {
   EXPECT_TRUE(AllClose(plain, teacher, 1e-4, "sampling loop vs training forward"));
 }
 
-TEST(EarlyFusion, CachedAndUncachedSamplingAgree) {
+TEST(EarlyFusionDraw, CachedAndUncachedSamplingAgree) {
   torch::manual_seed(3);
   auto m = small_fusion();
   ModelImpl::DrawRequest r;
