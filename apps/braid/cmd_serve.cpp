@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "braid/core/error.h"
@@ -70,7 +71,14 @@ void serve_until_stopped(serve::Server& server) {
 
 // `braid serve RUN` without --index: a generative run's /api/generate and page only.
 int serve_generator_only(ServeArgs& va) {
-  run::Generator gen(va.run, va.weights);  // InputError for a run that is not generative
+  std::unique_ptr<run::Generator> made;
+  try {
+    made = std::make_unique<run::Generator>(va.run, va.weights);
+  } catch (const InputError& e) {  // not generative: it serves search, which needs an index
+    input_error("{}: --index is required (only a generative run serves without one; make one with `braid embed` and "
+                "`braid index build`): {}", va.run, e.what());
+  }
+  run::Generator& gen = *made;
   va.opt.generator = &gen;
   attach_report(va);
   serve::Server server(va.run, va.opt);
