@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 
+#include "braid/core/base64.h"
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
@@ -817,22 +818,7 @@ std::string data_uri(const std::string& path) {
   const char* mime = b.rfind("\x89PNG", 0) == 0 ? "image/png" : b.rfind("\xff\xd8", 0) == 0 ? "image/jpeg"
                      : b.rfind("BM", 0) == 0 ? "image/bmp" : nullptr;
   if (!mime) return "";
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string o = std::string("data:") + mime + ";base64,";
-  o.reserve(o.size() + (b.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < b.size(); i += 3) {
-    const uint32_t v = (uint8_t(b[i]) << 16) | (uint8_t(b[i + 1]) << 8) | uint8_t(b[i + 2]);
-    o += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
-  }
-  if (i + 1 == b.size()) {
-    const uint32_t v = uint8_t(b[i]) << 16;
-    o += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == b.size()) {
-    const uint32_t v = (uint8_t(b[i]) << 16) | (uint8_t(b[i + 1]) << 8);
-    o += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
-  }
-  return o;
+  return std::string("data:") + mime + ";base64," + base64(b);
 }
 
 std::string img_tag(const json& j, const char* key, const std::string& alt, int px) {
