@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
 #include "braid/train/distributed.h"
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   // Environment overrides are read here, in apps/, and passed down (the library reads none).
   const char* malloc_mode = std::getenv("BRAID_MALLOC");
   const char* tunables = std::getenv("GLIBC_TUNABLES");
+  // BRAID_CPU_BF16=0: `precision: auto` treats the CPU as having no native bf16 (docs/cli.md)
+  if (const char* b = std::getenv("BRAID_CPU_BF16"); b && std::string(b) == "0") braid::set_cpu_bf16_allowed(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
@@ -113,7 +114,9 @@ static void build(Pipeline& p) {
   p.model = models::model_registry().make(mcfg, ctx);
   p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
   p.model->to(p.device);
-  p.precision = parse_precision(p.recipe.get<std::string>("precision", "fp32"), p.recipe.origin());
+  // fp32 | bf16 | auto (bf16 on CPUs with native bf16 GEMMs; core/cpu_features.h)
+  p.precision = resolve_precision(p.recipe.get<std::string>("precision", "fp32"), p.device.type(), p.recipe.origin())
+                    .precision;
   // these are read by the trainer and the CLI; touch them so they count as known
   p.loader_options(true);
   p.recipe.get<int64_t>("threads", 0);
