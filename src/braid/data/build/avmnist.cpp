@@ -43,23 +43,6 @@ struct Utterance {
   int split = 0;
 };
 
-// Cut leading and trailing silence (below 2 % of the peak) keeping 10 ms margins; normalize the peak.
-std::vector<float> trim_normalize(const std::vector<float>& x, int64_t rate, const std::string& path) {
-  float peak = 0;
-  for (float v : x) peak = std::max(peak, std::fabs(v));
-  if (peak <= 1e-4f) throw std::runtime_error(fmt::format("{}: espeak-ng wrote silence", path));
-  const float thr = 0.02f * peak;
-  size_t a = 0, b = x.size();
-  while (a < b && std::fabs(x[a]) < thr) ++a;
-  while (b > a && std::fabs(x[b - 1]) < thr) --b;
-  const size_t margin = static_cast<size_t>(rate / 100);
-  a = a > margin ? a - margin : 0;
-  b = std::min(x.size(), b + margin);
-  std::vector<float> y(x.begin() + static_cast<std::ptrdiff_t>(a), x.begin() + static_cast<std::ptrdiff_t>(b));
-  for (auto& v : y) v /= peak;
-  return y;
-}
-
 // One training clip: the utterance at a random offset in a fixed-length clip, white or pink noise at
 // a random SNR (5..20 dB, relative to the speech power), then a random peak gain (0.3..0.95).
 std::vector<float> augment(const std::vector<float>& speech, int64_t clip_len, Rng& rng) {
@@ -72,25 +55,8 @@ std::vector<float> augment(const std::vector<float>& speech, int64_t clip_len, R
   const bool pink = rng.uniform() < 0.5;
   const double gain = rng.uniform(0.3, 0.95);
 
-  std::vector<float> noise(static_cast<size_t>(clip_len));
-  double b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, npow = 0;
-  for (auto& v : noise) {
-    double w = rng.normal();
-    if (pink) {  // Paul Kellet's refined pink-noise filter (-3 dB/octave above ~10 Hz)
-      b0 = 0.99886 * b0 + w * 0.0555179;
-      b1 = 0.99332 * b1 + w * 0.0750759;
-      b2 = 0.96900 * b2 + w * 0.1538520;
-      b3 = 0.86650 * b3 + w * 0.3104856;
-      b4 = 0.55000 * b4 + w * 0.5329522;
-      b5 = -0.7616 * b5 - w * 0.0168980;
-      double p = b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362;
-      b6 = w * 0.115926;
-      w = p;
-    }
-    v = static_cast<float>(w);
-    npow += w * w;
-  }
-  npow /= static_cast<double>(clip_len);
+  double npow = 0;
+  const std::vector<float> noise = noise_wave(clip_len, pink, rng, &npow);
   const double scale = std::sqrt(power / std::max(npow, 1e-12) / std::pow(10.0, snr_db / 10.0));
   std::vector<float> y(static_cast<size_t>(clip_len));
   float peak = 0;

@@ -24,6 +24,9 @@ const DatasetRegistry& dataset_registry() {
     add("fashion-mnist", "Fashion-MNIST images + class-name text (Debian dataset-fashion-mnist); label = class",
         build::build_fashion_mnist);
     add("prosody", "synthetic speech + text with arousal/valence targets (regression, CCC)", build::build_prosody);
+    add("ave", "audio-visual event localization: 10 one-second segments (emoji frames + speech/noise), an event "
+               "(an emoji shown and its name spoken) over a span; per-segment labels in target (0 = background)",
+        build::build_ave);
     return r;
   }();
   return reg;

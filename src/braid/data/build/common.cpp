@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -166,6 +167,45 @@ nlohmann::json parse_json_file(const std::string& path) {
 }
 
 // ---- workers ----------------------------------------------------------------------------------
+
+std::vector<float> trim_normalize(const std::vector<float>& x, int64_t rate, const std::string& path) {
+  float peak = 0;
+  for (float v : x) peak = std::max(peak, std::fabs(v));
+  if (peak <= 1e-4f) throw std::runtime_error(fmt::format("{}: espeak-ng wrote silence", path));
+  const float thr = 0.02f * peak;
+  size_t a = 0, b = x.size();
+  while (a < b && std::fabs(x[a]) < thr) ++a;
+  while (b > a && std::fabs(x[b - 1]) < thr) --b;
+  const size_t margin = static_cast<size_t>(rate / 100);
+  a = a > margin ? a - margin : 0;
+  b = std::min(x.size(), b + margin);
+  std::vector<float> y(x.begin() + static_cast<std::ptrdiff_t>(a), x.begin() + static_cast<std::ptrdiff_t>(b));
+  for (auto& v : y) v /= peak;
+  return y;
+}
+
+std::vector<float> noise_wave(int64_t n, bool pink, Rng& rng, double* mean_power) {
+  std::vector<float> noise(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  double b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, power = 0;
+  for (auto& v : noise) {
+    double w = rng.normal();
+    if (pink) {  // Paul Kellet's refined pink-noise filter (-3 dB/octave above ~10 Hz)
+      b0 = 0.99886 * b0 + w * 0.0555179;
+      b1 = 0.99332 * b1 + w * 0.0750759;
+      b2 = 0.96900 * b2 + w * 0.1538520;
+      b3 = 0.86650 * b3 + w * 0.3104856;
+      b4 = 0.55000 * b4 + w * 0.5329522;
+      b5 = -0.7616 * b5 - w * 0.0168980;
+      double p = b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362;
+      b6 = w * 0.115926;
+      w = p;
+    }
+    v = static_cast<float>(w);
+    power += w * w;
+  }
+  if (mean_power) *mean_power = noise.empty() ? 0.0 : power / static_cast<double>(noise.size());
+  return noise;
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -93,6 +93,15 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn
 // Mono 16-bit WAV reader via libsndfile for files this builder just made (espeak-ng output).
 std::vector<float> read_wav_mono(const std::string& path, int64_t* sample_rate);
 
+// Cut leading and trailing silence (below 2 % of the peak) keeping 10 ms margins and scale the peak to 1;
+// `path` names the file in the error for an utterance that is silent.
+std::vector<float> trim_normalize(const std::vector<float>& x, int64_t rate, const std::string& path);
+
+// n samples of white (N(0, 1)) or pink noise (Paul Kellet's refined filter, -3 dB/octave above ~10 Hz, on
+// N(0, 1) input) from `rng`: one normal draw per sample. `mean_power`, when given, gets the mean square of
+// the samples before their rounding to float.
+std::vector<float> noise_wave(int64_t n, bool pink, Rng& rng, double* mean_power = nullptr);
+
 // Seconds since `start` (steady clock).
 double seconds_since(std::chrono::steady_clock::time_point start);
 
@@ -101,6 +110,7 @@ BuildReport build_emoji(const BuildOptions& opt);
 BuildReport build_avmnist(const BuildOptions& opt);
 BuildReport build_fashion_mnist(const BuildOptions& opt);
 BuildReport build_prosody(const BuildOptions& opt);
+BuildReport build_ave(const BuildOptions& opt);
 
 // English voices of espeak-ng (accent + variant) used by the speech builders, in a fixed order.
 std::vector<std::string> english_voices();

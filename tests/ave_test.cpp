@@ -1,0 +1,335 @@
+// The AVE-style localization set (braid data build ave, data/build/ave.h) and the localization scores
+// (eval/localization.h). The builder is checked on a tiny build (12 sequences, 30 emoji in the pool): one
+// contiguous event span inside [0, T) per sequence whose per-segment ids agree with the label, events.tsv
+// agreeing with the manifest (the event emoji shown and named over the span only; background speech never
+// names the emoji on screen), louder segments where the name is spoken than where there is only noise,
+// emoji disjoint across splits, and byte-identical rebuilds with the same seed (and thread count 1 vs 2).
+// The scores are compared with hand-computed cases.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "braid/core/error.h"
+#include "braid/data/audio.h"
+#include "braid/data/build/ave.h"
+#include "braid/data/build/build.h"
+#include "braid/data/image.h"
+#include "braid/data/manifest.h"
+#include "braid/eval/localization.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using braid::data::kAveFrameSide;
+using braid::data::kAveGridCols;
+using braid::data::kAveSampleRate;
+using braid::data::kAveSegments;
+using braid::eval::EventSpan;
+using braid::test::TempDir;
+
+namespace {
+
+fs::path checkout_root() { return fs::path(BRAID_FIXTURES).parent_path().parent_path(); }
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> split_on(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep)) out.push_back(cur);
+  return out;
+}
+
+braid::data::BuildOptions options(const fs::path& out, uint64_t seed, int threads = 2) {
+  braid::data::BuildOptions o;
+  o.out_dir = out.string();
+  o.npm_root = checkout_root().string();
+  o.limit = 12;
+  o.seed = seed;
+  o.threads = threads;
+  return o;
+}
+
+// One tiny build shared by the builder tests (built once, ~1.5 s).
+class AveBuild : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(checkout_root() / "node_modules/emoji-datasource/emoji.json")) return;
+    dir_ = new TempDir("ave");
+    report_ = new braid::data::BuildReport(braid::data::build_dataset("ave", options(dir_->path / "a", 3)));
+  }
+  static void TearDownTestSuite() {
+    delete report_;
+    delete dir_;
+    report_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!report_) GTEST_SKIP() << "node_modules/emoji-datasource is absent; `bash scripts/setup.sh` installs it";
+  }
+  static fs::path root() { return dir_->path / "a"; }
+  static std::vector<nlohmann::json> lines() {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(slurp(root() / "manifest.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+  // events.tsv rows as column -> value
+  static std::vector<std::map<std::string, std::string>> events() {
+    std::istringstream in(slurp(root() / "events.tsv"));
+    std::string line;
+    std::getline(in, line);
+    const auto header = split_on(line, '\t');
+    std::vector<std::map<std::string, std::string>> rows;
+    while (std::getline(in, line)) {
+      auto cells = split_on(line, '\t');
+      EXPECT_EQ(cells.size(), header.size()) << line;
+      std::map<std::string, std::string> row;
+      for (size_t k = 0; k < header.size() && k < cells.size(); ++k) row[header[k]] = cells[k];
+      rows.push_back(row);
+    }
+    return rows;
+  }
+  static TempDir* dir_;
+  static braid::data::BuildReport* report_;
+};
+TempDir* AveBuild::dir_ = nullptr;
+braid::data::BuildReport* AveBuild::report_ = nullptr;
+
+}  // namespace
+
+TEST_F(AveBuild, ManifestLoadsWithOneContiguousSpanPerSequence) {
+  const auto& classes = braid::data::ave_segment_classes();
+  ASSERT_EQ(classes.size(), 10u);
+  EXPECT_EQ(classes[0], "background");
+  // The manifest loader accepts it (known keys only; a group never spans two splits).
+  auto m = braid::data::Manifest::load(report_->manifest);
+  ASSERT_EQ(m.samples().size(), 12u);
+  EXPECT_EQ(m.target_dim(), kAveSegments);
+  EXPECT_EQ(report_->per_split.at("train"), 8);
+  EXPECT_EQ(report_->per_split.at("val"), 2);
+  EXPECT_EQ(report_->per_split.at("test"), 2);
+  for (const auto& j : lines()) {
+    SCOPED_TRACE(j.dump());
+    std::set<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
+    EXPECT_EQ(keys, (std::set<std::string>{"id", "split", "label", "group", "target", "image", "audio"}));
+    const auto label_it = std::find(classes.begin() + 1, classes.end(), j["label"].get<std::string>());
+    ASSERT_NE(label_it, classes.end());
+    const int64_t cid = label_it - classes.begin();
+    ASSERT_EQ(j["target"].size(), static_cast<size_t>(kAveSegments));
+    std::vector<int64_t> ids;
+    for (const auto& v : j["target"]) {
+      ASSERT_TRUE(v.is_number_integer());
+      ids.push_back(v.get<int64_t>());
+    }
+    // Labels per segment agree with the span: exactly one event, of the label's class, 2..8 segments inside [0, T).
+    auto spans = braid::eval::event_spans(ids);
+    ASSERT_EQ(spans.size(), 1u);
+    EXPECT_EQ(spans[0].cls, cid);
+    EXPECT_GE(spans[0].start, 0);
+    EXPECT_LE(spans[0].end, kAveSegments);
+    EXPECT_GE(spans[0].end - spans[0].start, 2);
+    EXPECT_LE(spans[0].end - spans[0].start, 8);
+    for (int64_t t = 0; t < kAveSegments; ++t)
+      EXPECT_EQ(ids[static_cast<size_t>(t)], t >= spans[0].start && t < spans[0].end ? cid : 0) << t;
+  }
+}
+
+TEST_F(AveBuild, EventsTableAgreesAndSpeechIsWhereTheTableSays) {
+  const auto rows = events();
+  const auto js = lines();
+  ASSERT_EQ(rows.size(), js.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    const auto& j = js[i];
+    SCOPED_TRACE(j.dump());
+    EXPECT_EQ(r.at("id"), j["id"].get<std::string>());
+    EXPECT_EQ(r.at("event"), j["group"].get<std::string>());
+    EXPECT_EQ(r.at("label"), j["label"].get<std::string>());
+    const int64_t start = std::stoll(r.at("start")), end = std::stoll(r.at("end"));
+    const auto frames = split_on(r.at("frames"), ','), speech = split_on(r.at("speech"), ',');
+    ASSERT_EQ(frames.size(), static_cast<size_t>(kAveSegments));
+    ASSERT_EQ(speech.size(), static_cast<size_t>(kAveSegments));
+    const std::string ev = r.at("event");
+    auto shown = [&](int64_t t) {  // "<code>-<style>" -> code
+      const auto& f = frames[static_cast<size_t>(t)];
+      return f.substr(0, f.rfind('-'));
+    };
+    for (int64_t t = 0; t < kAveSegments; ++t) {
+      const bool in = t >= start && t < end;
+      EXPECT_EQ(j["target"][static_cast<size_t>(t)].get<int64_t>() != 0, in) << t;
+      EXPECT_EQ(shown(t) == ev, in) << "segment " << t << " shows " << frames[static_cast<size_t>(t)];
+      EXPECT_EQ(speech[static_cast<size_t>(t)] == ev, in) << "segment " << t;
+      if (!in) EXPECT_NE(speech[static_cast<size_t>(t)], shown(t)) << "background speech names the emoji on screen at " << t;
+    }
+    // The audio: 10 s at 16 kHz; every segment with a name spoken is louder than every noise-only one.
+    auto w = braid::data::decode_audio_file((root() / j["audio"].get<std::string>()).string());
+    ASSERT_EQ(w.sample_rate, kAveSampleRate);
+    ASSERT_EQ(static_cast<int64_t>(w.samples.size()), kAveSegments * kAveSampleRate);
+    double min_speech = 1e9, max_noise = 0;
+    for (int64_t t = 0; t < kAveSegments; ++t) {
+      double ss = 0;
+      for (int64_t k = t * kAveSampleRate; k < (t + 1) * kAveSampleRate; ++k) ss += w.samples[static_cast<size_t>(k)] * w.samples[static_cast<size_t>(k)];
+      const double rms = std::sqrt(ss / kAveSampleRate);
+      if (speech[static_cast<size_t>(t)] == "-") max_noise = std::max(max_noise, rms);
+      else min_speech = std::min(min_speech, rms);
+    }
+    if (max_noise > 0) EXPECT_GT(min_speech, max_noise);
+    // The frames: a 128 x 128 grid whose cells after the 10th are white.
+    auto img = braid::data::decode_image_file((root() / j["image"].get<std::string>()).string());
+    const int64_t side = kAveGridCols * kAveFrameSide;
+    ASSERT_EQ(img.width, side);
+    ASSERT_EQ(img.height, side);
+    for (int64_t cell = kAveSegments; cell < kAveGridCols * kAveGridCols; ++cell) {
+      const int64_t y0 = cell / kAveGridCols * kAveFrameSide, x0 = cell % kAveGridCols * kAveFrameSide;
+      bool white = true;
+      for (int64_t y = y0; y < y0 + kAveFrameSide; ++y)
+        for (int64_t x = x0; x < x0 + kAveFrameSide; ++x)
+          for (int c = 0; c < 3; ++c) white = white && img.rgb[static_cast<size_t>((y * side + x) * 3 + c)] == 255;
+      EXPECT_TRUE(white) << "cell " << cell;
+    }
+  }
+}
+
+TEST_F(AveBuild, SplitsAreDisjointByEmoji) {
+  // Every emoji seen or heard anywhere in a sequence belongs to that sequence's split only.
+  std::map<std::string, std::string> split_of;
+  std::set<std::string> splits;
+  for (const auto& r : events()) {
+    splits.insert(r.at("split"));
+    std::vector<std::string> codes = {r.at("event")};
+    for (const auto& f : split_on(r.at("frames"), ',')) codes.push_back(f.substr(0, f.rfind('-')));
+    for (const auto& s : split_on(r.at("speech"), ','))
+      if (s != "-") codes.push_back(s);
+    for (const auto& c : codes) {
+      auto [it, fresh] = split_of.emplace(c, r.at("split"));
+      EXPECT_EQ(it->second, r.at("split")) << c << " occurs in " << it->second << " and " << r.at("split");
+    }
+  }
+  EXPECT_EQ(splits, (std::set<std::string>{"train", "val", "test"}));
+}
+
+TEST_F(AveBuild, SameSeedSameBytesOtherSeedOtherSequences) {
+  const fs::path b = dir_->path / "b", c = dir_->path / "c";
+  braid::data::build_dataset("ave", options(b, 3, /*threads=*/1));
+  braid::data::build_dataset("ave", options(c, 4));
+  EXPECT_EQ(slurp(root() / "manifest.jsonl"), slurp(b / "manifest.jsonl"));
+  EXPECT_EQ(slurp(root() / "events.tsv"), slurp(b / "events.tsv"));
+  for (const auto& j : lines()) {
+    for (const char* key : {"image", "audio"}) {
+      const std::string rel = j[key];
+      EXPECT_EQ(slurp(root() / rel), slurp(b / rel)) << rel;
+    }
+  }
+  EXPECT_NE(slurp(root() / "events.tsv"), slurp(c / "events.tsv"));
+  EXPECT_FALSE(fs::exists(root() / ".ave-pool"));
+}
+
+TEST(AveBuildErrors, TooSmallLimitIsAnInputError) {
+  TempDir tmp("ave-small");
+  auto o = options(tmp.path / "x", 0);
+  o.limit = 2;
+  try {
+    braid::data::build_dataset("ave", o);
+    FAIL() << "expected an InputError";
+  } catch (const braid::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--limit 2"), std::string::npos) << e.what();
+  }
+}
+
+// ---- localization scores ---------------------------------------------------------------------------
+
+TEST(AveMetrics, EventSpansAreMaximalRunsOfOneClass) {
+  using V = std::vector<EventSpan>;
+  EXPECT_EQ(braid::eval::event_spans({0, 3, 3, 0, 0, 5, 5, 5, 3, 0}), (V{{1, 3, 3}, {5, 8, 5}, {8, 9, 3}}));
+  EXPECT_EQ(braid::eval::event_spans({0, 0, 0}), V{});
+  EXPECT_EQ(braid::eval::event_spans({2, 2, 2}), (V{{0, 3, 2}}));
+  EXPECT_EQ(braid::eval::event_spans({4, 0, 4}), (V{{0, 1, 4}, {2, 3, 4}}));
+  EXPECT_THROW(braid::eval::event_spans({0, -1}), braid::InputError);
+}
+
+TEST(AveMetrics, HandComputedThreeSequences) {
+  // row 0: true event [2, 6) class 4, predicted [1, 5) class 4 -> 8/10 segments; boundaries off by 1 each.
+  // row 1: true [6, 9) class 7, predicted [6, 9) class 3 -> 7/10 segments; wrong class, never matched.
+  // row 2: true [0, 3) class 1, predicted [0, 3) class 1 and [8, 10) class 2 -> 8/10; one exact match, one false event.
+  auto truth = torch::tensor({0, 0, 4, 4, 4, 4, 0, 0, 0, 0,  //
+                              0, 0, 0, 0, 0, 0, 7, 7, 7, 0,  //
+                              1, 1, 1, 0, 0, 0, 0, 0, 0, 0}, torch::kLong).view({3, 10});
+  auto pred = torch::tensor({0, 4, 4, 4, 4, 0, 0, 0, 0, 0,  //
+                             0, 0, 0, 0, 0, 0, 3, 3, 3, 0,  //
+                             1, 1, 1, 0, 0, 0, 0, 0, 2, 2}, torch::kLong).view({3, 10});
+  auto m = braid::eval::localization_metrics(pred, truth, 1);
+  EXPECT_EQ(m["n"], 3);
+  EXPECT_EQ(m["segments"], 30);
+  EXPECT_NEAR(m["segment_accuracy"].get<double>(), 23.0 / 30, 1e-12);
+  EXPECT_NEAR(m["event_segment_accuracy"].get<double>(), 6.0 / 10, 1e-12);  // 3 of 4, 0 of 3, 3 of 3
+  EXPECT_NEAR(m["background_accuracy"].get<double>(), 17.0 / 20, 1e-12);    // 5 of 6, 7 of 7, 5 of 7
+  EXPECT_EQ(m["events"], 3);
+  EXPECT_EQ(m["predicted_events"], 4);
+  // tolerance 1: rows 0 and 2 match -> P = 2/4, R = 2/3, F1 = 4/7; exact: row 2 only -> P = 1/4, R = 1/3, F1 = 2/7.
+  EXPECT_NEAR(m["boundary_precision"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(m["boundary_recall"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(m["boundary_f1"].get<double>(), 4.0 / 7, 1e-12);
+  EXPECT_NEAR(m["boundary_f1_exact"].get<double>(), 2.0 / 7, 1e-12);
+  // Targets as a manifest stores them (floats holding integers) give the same scores.
+  auto m2 = braid::eval::localization_metrics(pred.to(torch::kFloat), truth.to(torch::kFloat), 1);
+  EXPECT_EQ(m2.dump(), m.dump());
+  // Perfect predictions.
+  auto p = braid::eval::localization_metrics(truth, truth, 0);
+  EXPECT_EQ(p["segment_accuracy"], 1.0);
+  EXPECT_EQ(p["boundary_f1"], 1.0);
+  EXPECT_EQ(p["boundary_f1_exact"], 1.0);
+}
+
+TEST(AveMetrics, EachTrueEventMatchesOncePerTolerance) {
+  // truth [2, 5) class 3; predicted [2, 4) and [5, 6) class 3.
+  std::vector<EventSpan> truth{{2, 5, 3}}, pred{{2, 4, 3}, {5, 6, 3}};
+  auto c1 = braid::eval::match_events(pred, truth, 1);  // only [2, 4) fits (start 0 off, end 1 off)
+  EXPECT_EQ(c1.matched, 1);
+  EXPECT_EQ(c1.predicted, 2);
+  EXPECT_EQ(c1.truth, 1);
+  auto c3 = braid::eval::match_events(pred, truth, 3);  // both fit; the one true event counts once
+  EXPECT_EQ(c3.matched, 1);
+  EXPECT_DOUBLE_EQ(c3.precision(), 0.5);
+  EXPECT_DOUBLE_EQ(c3.recall(), 1.0);
+  EXPECT_NEAR(c3.f1(), 2.0 / 3, 1e-12);
+  auto c0 = braid::eval::match_events(pred, truth, 0);
+  EXPECT_EQ(c0.matched, 0);
+  EXPECT_DOUBLE_EQ(c0.f1(), 0.0);
+  EXPECT_THROW(braid::eval::match_events(pred, truth, -1), braid::InputError);
+}
+
+TEST(AveMetrics, EmptyCasesAndBadInput) {
+  // No event anywhere, none predicted: precision = recall = F1 = 1.
+  auto zeros = torch::zeros({2, 10}, torch::kLong);
+  auto m = braid::eval::localization_metrics(zeros, zeros);
+  EXPECT_EQ(m["boundary_f1"], 1.0);
+  EXPECT_EQ(m["events"], 0);
+  // An event missed entirely: precision 1 (nothing predicted), recall 0, F1 0.
+  auto truth = zeros.clone();
+  truth[0].slice(0, 3, 6).fill_(2);
+  auto miss = braid::eval::localization_metrics(zeros, truth);
+  EXPECT_EQ(miss["boundary_precision"], 1.0);
+  EXPECT_EQ(miss["boundary_recall"], 0.0);
+  EXPECT_EQ(miss["boundary_f1"], 0.0);
+  EXPECT_NEAR(miss["segment_accuracy"].get<double>(), 17.0 / 20, 1e-12);
+  EXPECT_THROW(braid::eval::localization_metrics(zeros, torch::zeros({2, 9}, torch::kLong)), braid::InputError);
+  EXPECT_THROW(braid::eval::localization_metrics(zeros.view({20}), zeros.view({20})), braid::InputError);
+  EXPECT_THROW(braid::eval::localization_metrics(zeros.to(torch::kFloat) + 0.5, zeros), braid::InputError);
+  EXPECT_THROW(braid::eval::localization_metrics(zeros - 1, zeros), braid::InputError);
+}
