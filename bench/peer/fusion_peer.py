@@ -221,6 +221,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="", choices=["", "fp32", "bf16"],
+                    help="fp32 | bf16 (CPU autocast around forward + loss, as braid's AutocastScope; default: braid's, "
+                         "from model.json)")
     ap.add_argument("--weights", help="a braid run's model.pt: load it (strictly: same names and shapes) and report "
                                       "the loaded model's accuracy on the dumped batch as batch_accuracy")
     args = ap.parse_args()
@@ -253,15 +256,22 @@ def main():
 
     opt = torch.optim.AdamW(model.parameters(), lr=float(info["lr"]), weight_decay=float(info["weight_decay"]))
     clip = float(info["grad_clip"])
+    precision = args.precision or info.get("precision", "fp32")
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
 
     def step():
-        out = model(batch)
-        loss = F.cross_entropy(out, labels)
+        with autocast():
+            out = model(batch)
+            loss = F.cross_entropy(out, labels)
         opt.zero_grad()
         loss.backward()
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
+
+    def infer(b):
+        with autocast():
+            return model(b)
 
     model.train()
     for _ in range(args.warmup):
@@ -269,7 +279,7 @@ def main():
     train_flops, _ = count_flops(step)  # FLOPs of one training step and one batch-B forward (torch profiler)
     model.eval()
     with torch.no_grad():
-        infer_flops, _ = count_flops(lambda: model(batch))
+        infer_flops, _ = count_flops(lambda: infer(batch))
     train, infer_b, infer_1, runs = [], [], [], []
     for _ in range(args.repeats):
         model.train()
@@ -279,15 +289,15 @@ def main():
         train.append(args.steps / (time.perf_counter() - t0))
         model.eval()
         with torch.no_grad():
-            model(batch)  # warm
+            infer(batch)  # warm
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                model(batch)
+                infer(batch)
             infer_b.append(args.steps * B / (time.perf_counter() - t0))
             n1 = args.steps * 4
             t0 = time.perf_counter()
             for _ in range(n1):
-                model(one)
+                infer(one)
             infer_1.append(n1 / (time.perf_counter() - t0))
         runs.append({"train_steps_per_s": train[-1], "infer_samples_per_s_b64": infer_b[-1],
                      "infer_samples_per_s_b1": infer_1[-1]})
@@ -295,7 +305,7 @@ def main():
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,
                       "train_flops_per_step": train_flops, "infer_flops_per_batch": infer_flops,
-                      "torch": torch.__version__, **extra}))
+                      "torch": torch.__version__, "precision": precision, **extra}))
 
 
 if __name__ == "__main__":
