@@ -8,6 +8,7 @@
 #include "braid/eval/cmg.h"
 #include "braid/eval/drawing.h"
 #include "braid/eval/generation.h"
+#include "braid/eval/localization.h"
 #include "braid/eval/rerank.h"
 #include "braid/eval/zeroshot.h"
 #include "braid/run/run_dir.h"
@@ -65,6 +66,40 @@ nlohmann::json generation(Pipeline& p, const TaskRequest& r, const std::string& 
   o.train_manifest = r.manifest;
   auto loader = split_loader(p, r, r.split);
   return evaluate_generation(p, *loader, o, which + " " + r.split);
+}
+
+// Event localization (eval/localization.h): the model's per-segment logits [B, T * C] (segment-major) against
+// the manifest target's T per-segment ids; with the all-background baseline and class-agnostic detection.
+nlohmann::json localize(Pipeline& p, const TaskRequest& r) {
+  BRAID_INPUT_CHECK(p.task == Task::Regress && r.manifest->target_dim() > 0,
+                    "task localize: needs a run trained with task: regress on per-segment ids in 'target' (e.g. "
+                    "recipes/ave_localize.yaml on braid data build ave)");
+  auto loader = split_loader(p, r, r.split);
+  torch::NoGradGuard ng;
+  const bool was_training = p.model->is_training();
+  p.model->eval();
+  std::vector<torch::Tensor> preds, truths;
+  for_each_batch(p, *loader, "localize " + r.split, [&](const Batch& b, const Batch& dev) {
+    AutocastScope ac(p.device.type(), p.precision);
+    auto out = p.model->forward(dev).to(torch::kCPU).to(torch::kFloat);
+    const int64_t T = b.targets.size(1);
+    BRAID_INPUT_CHECK(out.dim() == 2 && out.size(1) % T == 0 && out.size(1) / T >= 2,
+                      "task localize: the model's outputs [{}] are not per-segment logits [B, {} * classes]",
+                      fmt::join(out.sizes(), ", "), T);
+    preds.push_back(out.view({out.size(0), T, -1}).argmax(2));
+    truths.push_back(b.targets);
+  });
+  p.model->train(was_training);
+  auto pred = torch::cat(preds), truth = torch::cat(truths);
+  auto m = localization_metrics(pred, truth, 1);
+  auto base = localization_metrics(torch::zeros_like(pred), truth, 1);
+  m["baseline_background"] = {{"segment_accuracy", base["segment_accuracy"]}, {"boundary_f1", base["boundary_f1"]}};
+  auto det = localization_metrics(pred.gt(0).to(torch::kLong), truth.gt(0).to(torch::kLong), 1);
+  m["detection"] = {{"segment_accuracy", det["segment_accuracy"]},
+                    {"boundary_f1", det["boundary_f1"]},
+                    {"boundary_f1_exact", det["boundary_f1_exact"]}};
+  m["split"] = r.split;
+  return m;
 }
 
 }  // namespace
@@ -149,6 +184,10 @@ const TaskRegistry& task_registry() {
     t.add("qa", "generate runs: the answers of the label tasks (which group is this?): accuracy, with the "
                 "nearest-neighbour and LM-prior baselines",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "qa"); });
+    t.add("localize", "event localization runs (ave_localizer on braid data build ave): segment accuracy and "
+                      "event-boundary F1 (start and end within 1 segment, and exact) vs the all-background baseline, "
+                      "and class-agnostic detection",
+          [](const Config&, Pipeline& p, const TaskRequest& r) { return localize(p, r); });
     return t;
   }();
   return reg;

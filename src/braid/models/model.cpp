@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "braid/core/error.h"
+#include "braid/models/ave_localizer.h"
 #include "braid/models/dual_tower.h"
 #include "braid/models/early_fusion.h"
 #include "braid/models/fusion_classifier.h"
@@ -45,6 +46,10 @@ const ModelRegistry& model_registry() {
     r.add("early_fusion", "one LM over text tokens and VQ image codes: draws from text and names images, "
                           "classifier-free guidance (task generate)",
           [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<EarlyFusionImpl>(c, ctx); });
+    r.add("ave_localizer", "audio-visual event localization: per-segment image and audio encoders, fused per "
+                           "segment, a bidirectional GRU over the segments, a per-segment classifier (task regress, "
+                           "loss segment_ce; braid data build ave)",
+          [](const Config& c, const ModelContext& ctx) -> ModelPtr { return std::make_shared<AveLocalizerImpl>(c, ctx); });
     return r;
   }();
   return r;

@@ -26,6 +26,24 @@ torch::Tensor ccc_loss(const torch::Tensor& pred, const torch::Tensor& target) {
   return 1 - concordance(pred, target).mean();
 }
 
+namespace {
+
+// Mean cross-entropy over every segment of [B, T * C] logits against [B, T] integer class ids (floats from a
+// manifest target). InputError for a width that is not a multiple of T or ids outside [0, C).
+torch::Tensor segment_cross_entropy(const torch::Tensor& out, const torch::Tensor& y, double smoothing) {
+  BRAID_INPUT_CHECK(out.dim() == 2 && y.dim() == 2 && out.size(0) == y.size(0) && y.size(1) > 0 &&
+                        out.size(1) % y.size(1) == 0 && out.size(1) / y.size(1) >= 2,
+                    "loss segment_ce: outputs [{}] are not [B, T * C] for per-segment targets [{}]",
+                    fmt::join(out.sizes(), ", "), fmt::join(y.sizes(), ", "));
+  const int64_t C = out.size(1) / y.size(1);
+  auto ids = y.round().to(torch::kLong);
+  BRAID_INPUT_CHECK(torch::equal(ids.to(y.dtype()), y) && ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < C,
+                    "loss segment_ce: targets must be class ids 0..{} per segment (0 = background)", C - 1);
+  return cross_entropy(out.reshape({-1, C}), ids.reshape({-1}), smoothing);
+}
+
+}  // namespace
+
 const std::map<std::string, SupervisedLoss>& supervised_losses() {
   static const std::map<std::string, SupervisedLoss> table = {
       {"ce", {"cross-entropy of class logits, with train.label_smoothing (task classify; the default)", true,
@@ -34,6 +52,9 @@ const std::map<std::string, SupervisedLoss>& supervised_losses() {
                [](const torch::Tensor& o, const torch::Tensor& y, double) { return torch::mse_loss(o, y); }}},
       {"ccc", {"1 - mean concordance correlation of outputs and targets per dimension (task regress)", false,
                [](const torch::Tensor& o, const torch::Tensor& y, double) { return ccc_loss(o, y); }}},
+      {"segment_ce", {"cross-entropy per segment: targets [B, T] hold class ids, outputs [B, T * C] the logits "
+                      "segment by segment, with train.label_smoothing (task regress; ave_localizer)", false,
+                      [](const torch::Tensor& o, const torch::Tensor& y, double s) { return segment_cross_entropy(o, y, s); }}},
   };
   return table;
 }
