@@ -124,10 +124,14 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
     projectors_.emplace(m, register_module("prj_" + m, nn::Projector(nn::ProjectorOptions::from_config(prj.at(m)),
                                                                      encoders_[m]->out_dim())));
   }
+  const int64_t cache_mb = cfg.get<int64_t>("frozen_cache_mb", 256);
+  BRAID_INPUT_CHECK(cache_mb >= 0, "{}: recipe key '{}' must be >= 0 (MiB; 0 = no cache), got {}", cfg.origin(),
+                    cfg.full("frozen_cache_mb"), cache_mb);
   for (const auto& m : cfg.get<std::vector<std::string>>("freeze", {})) {
     BRAID_INPUT_CHECK(encoders_.count(m), "{}: recipe key '{}': '{}' is not one of the model's modalities", cfg.origin(),
                       cfg.full("freeze"), m);
     frozen_.insert(m);
+    frozen_cache_.emplace(m, nn::FrozenFeatureCache(cache_mb << 20));
     for (auto& p : encoders_[m]->parameters()) p.requires_grad_(false);
     encoders_[m]->eval();
   }
@@ -206,7 +210,8 @@ torch::Tensor DualTowerImpl::project(const std::string& modality, const Modality
     auto h = pj->second->forward(tok) * mb.present.to(tok.dtype()).unsqueeze(1);
     return projections_.at(modality)->forward(h);
   }
-  auto h = it->second->forward(mb);
+  auto fc = frozen_cache_.find(modality);
+  auto h = fc != frozen_cache_.end() ? fc->second.forward(*it->second, mb) : it->second->forward(mb);
   auto pr = projections_.find(modality);
   return pr == projections_.end() ? h : pr->second->forward(h);  // identity projection: none
 }

@@ -34,6 +34,7 @@
 #include "braid/core/config.h"
 #include "braid/models/model.h"
 #include "braid/nn/blocks.h"
+#include "braid/nn/frozen_cache.h"
 #include "braid/nn/projectors.h"
 
 namespace braid::models {
@@ -89,6 +90,7 @@ class DualTowerImpl : public ModelImpl {
   std::map<std::string, nn::MLP> projections_;
   std::map<std::string, nn::Projector> projectors_;  // cross-attention over encoder tokens
   std::set<std::string> frozen_;
+  std::map<std::string, nn::FrozenFeatureCache> frozen_cache_;  // frozen towers' outputs (nn/frozen_cache.h)
   std::vector<std::pair<std::string, std::string>> pairs_;
   std::vector<std::string> losses_;
   std::map<std::string, double> weights_;

@@ -23,6 +23,24 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
   for (const auto& k : enc_cfg.keys())
     if (std::find(modalities_.begin(), modalities_.end(), k) == modalities_.end()) enc_cfg.mark_subtree(k);
 
+  const int64_t cache_mb = cfg.get<int64_t>("frozen_cache_mb", 256);
+  BRAID_INPUT_CHECK(cache_mb >= 0, "{}: recipe key '{}' must be >= 0 (MiB; 0 = no cache), got {}", cfg.origin(),
+                    cfg.full("frozen_cache_mb"), cache_mb);
+  for (const auto& m : cfg.get<std::vector<std::string>>("freeze", {})) {
+    auto it = std::find(modalities_.begin(), modalities_.end(), m);
+    if (it == modalities_.end()) {
+      // a unimodal run of a shared recipe may name an encoder it does not read; anything else is a typo
+      BRAID_INPUT_CHECK(enc_cfg.has(m), "{}: recipe key '{}': '{}' names no encoder of model.encoders", cfg.origin(),
+                        cfg.full("freeze"), m);
+      continue;
+    }
+    const auto i = static_cast<size_t>(it - modalities_.begin());
+    for (auto& p : encoders_[i]->parameters()) p.requires_grad_(false);
+    encoders_[i]->eval();
+    frozen_.emplace(i, nn::FrozenFeatureCache(cache_mb << 20));
+  }
+  cfg.mark_subtree("init_from");  // read by the trainer (train/trainer.cpp)
+
   auto head = cfg.at("head");
   nn::MLPOptions ho;
   ho.hidden = head.get<std::vector<int64_t>>("hidden", {128});
@@ -62,11 +80,18 @@ std::vector<torch::Tensor> FusionClassifierImpl::encode(const Batch& batch, torc
   for (size_t i = 0; i < modalities_.size(); ++i) {
     auto it = batch.mods.find(modalities_[i]);
     TORCH_CHECK(it != batch.mods.end(), "batch has no '", modalities_[i], "' entry");
-    feats.push_back(encoders_[i]->forward(it->second));
+    auto fz = frozen_.find(i);
+    feats.push_back(fz != frozen_.end() ? fz->second.forward(*encoders_[i], it->second)
+                                        : encoders_[i]->forward(it->second));
     pres.push_back(it->second.present);
   }
   if (present) *present = torch::stack(pres, 1).to(feats[0].dtype());  // [B, M]
   return feats;
+}
+
+void FusionClassifierImpl::train(bool on) {
+  ModelImpl::train(on);
+  for (const auto& f : frozen_) encoders_[f.first]->eval();
 }
 
 torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present) {

@@ -16,6 +16,11 @@
 // Robust training: `modality_dropout` p hides each present modality of a training sample with
 // probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
 // cross-entropy, weighted by λ, joins the training loss (classification).
+//
+// Pretrained encoders: `freeze: [text]` keeps the named modalities' encoders fixed (no gradient,
+// always in evaluation mode; load them with `init_from: RUN`, e.g. an imported MiniLM). A frozen
+// encoder's output per distinct input is computed once and remembered (nn/frozen_cache.h), up to
+// `frozen_cache_mb` MiB per encoder (default 256; 0 = recompute every time).
 #pragma once
 
 #include <torch/nn/modules/container/modulelist.h>
@@ -23,6 +28,7 @@
 #include "braid/core/config.h"
 #include "braid/models/model.h"
 #include "braid/nn/blocks.h"
+#include "braid/nn/frozen_cache.h"
 #include "braid/nn/fusion.h"
 
 namespace braid::models {
@@ -32,6 +38,7 @@ class FusionClassifierImpl : public ModelImpl {
   FusionClassifierImpl(const Config& cfg, const ModelContext& ctx);
   torch::Tensor forward(const Batch& batch) override;
   torch::Tensor auxiliary_loss() override { return aux_loss_; }
+  void train(bool on = true) override;  // frozen encoders stay in evaluation mode
   // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
   std::vector<torch::Tensor> encode(const Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
@@ -41,6 +48,7 @@ class FusionClassifierImpl : public ModelImpl {
   torch::Tensor combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present);
   std::vector<std::string> modalities_;
   std::vector<nn::EncoderPtr> encoders_;
+  std::map<size_t, nn::FrozenFeatureCache> frozen_;  // encoder index -> its cache (model.freeze)
   nn::FusionPtr fusion_;
   nn::MLP head_{nullptr};
   torch::nn::ModuleList modality_heads_{nullptr};  // late fusion experts or auxiliary heads
