@@ -42,7 +42,8 @@ constexpr int64_t kDefaultSequences = 900;   // 600 / 150 / 150
 constexpr int64_t kUtterancesPerEmoji = 2;   // speech pool: two voices per emoji
 constexpr int64_t kMinPool = 30;             // emoji in the pool of a small build (>= 2 per split)
 constexpr int64_t kMinSpan = 2, kMaxSpan = 8; // event length in segments
-constexpr int64_t kMaxRun = 3;               // background images and sounds last 1..3 segments
+constexpr int64_t kMaxRun = kMaxSpan;        // background images and sounds last 1..8 segments, like events
+constexpr double kBackgroundSpeech = 0.7;    // share of background sound runs that are another emoji's name
 constexpr int64_t kFramePixels = 3 * kAveFrameSide * kAveFrameSide;
 const char* const kStyles[2] = {"google", "twitter"};
 
@@ -198,7 +199,8 @@ BuildReport build_ave(const BuildOptions& opt) {
         p.end = p.start + len;
         const int event_style = static_cast<int>(rng.below(2));
         const int64_t event_utt = rng.below(kUtterancesPerEmoji);
-        // Visual: the event emoji over the span; elsewhere other emoji held for 1..3 segments (never across the span).
+        // Visual: the event emoji over the span; elsewhere other emoji held for 1..8 segments (never across the span),
+        // so how long a picture stays says nothing about whether it is the event.
         for (int64_t t = 0; t < T;) {
           if (t >= p.start && t < p.end) {
             p.frame[static_cast<size_t>(t)] = p.event, p.style[static_cast<size_t>(t)] = event_style, ++t;
@@ -211,8 +213,8 @@ BuildReport build_ave(const BuildOptions& opt) {
           const int st = static_cast<int>(rng.below(2));
           for (; t < run_end; ++t) p.frame[static_cast<size_t>(t)] = other, p.style[static_cast<size_t>(t)] = st;
         }
-        // Audio: the event name over the span; elsewhere runs of 1..3 segments of noise only or another emoji's
-        // name (never the event's nor one shown during the run).
+        // Audio: the event name over the span; elsewhere runs of 1..8 segments of another emoji's name (p = 0.7; never
+        // the event's nor one shown during the run) or noise only.
         std::vector<float> wave(static_cast<size_t>(T * kAveSampleRate), 0.0f);
         p.speech.fill(-1);
         const double event_gain = rng.uniform(0.3, 0.7);
@@ -226,7 +228,7 @@ BuildReport build_ave(const BuildOptions& opt) {
           }
           const int64_t stop = t < p.start ? p.start : T;
           const int64_t run_end = std::min(stop, t + rng.range(1, kMaxRun));
-          if (rng.uniform() < 0.5) {
+          if (rng.uniform() < kBackgroundSpeech) {
             std::vector<int64_t> shown;
             for (int64_t k = t; k < run_end; ++k) shown.push_back(p.frame[static_cast<size_t>(k)]);
             const int64_t other = pick_other(choices, p.event, shown, rng);
