@@ -373,6 +373,57 @@ train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
   EXPECT_EQ(compared, 37u);
 }
 
+// `braid quickstart --pretrained-text RUN`: a text_pretrained row and a fused_pretrained model that
+// read text through the frozen imported tower (its weights unchanged in both), beside the
+// from-scratch rows; a folder that holds no text tower is refused before any work starts.
+TEST(HfBert, QuickstartReadsTextThroughTheFrozenImportedTower) {
+  TempDir d("hfbert");
+  const std::string bert_run = (d.path / "bert").string();
+  auto r = test::run_braid("import hf " + test::q(bert_dir()) + " --out " + test::q(bert_run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  test::ToyOptions toy;
+  toy.n = 24;
+  test::make_toy_dataset((d.path / "data").string(), toy);
+  const std::string out = (d.path / "qs").string();
+  r = test::run_braid("quickstart --threads 1 --data " + test::q((d.path / "data").string()) + " --out " + test::q(out) +
+                      " --pretrained-text " + test::q(bert_run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto res = nlohmann::json::parse(test::read_file(out + "/results.json"));
+  std::vector<std::string> rows;
+  for (const auto& row : res["rows"]) rows.push_back(row["model"]);
+  EXPECT_EQ(rows, (std::vector<std::string>{"image", "text", "text_pretrained", "audio", "fused_pretrained"}));
+  EXPECT_EQ(res["pretrained_text"], bert_run);
+  auto ck = run::open_hf_checkpoint(bert_dir());
+  auto want = run::hf_bert_tensors(ck, run::hf_bert_options(ck));
+  for (const char* name : {"text_pretrained", "fused_pretrained"}) {
+    const run::RunDir rd(out + "/" + name);
+    EXPECT_TRUE(test::read_file(rd.tokenizer()) == test::read_file(bert_dir() + "/tokenizer.json"))
+        << name << " reads text with " << rd.tokenizer();
+    torch::serialize::InputArchive ar;
+    ar.load_from(rd.model());
+    for (const auto& [n, t] : want) {
+      torch::Tensor got;
+      ASSERT_TRUE(ar.try_read("enc_text." + n, got)) << name << " " << n;
+      EXPECT_TRUE(torch::equal(got, t)) << name << " " << n;
+    }
+  }
+  // the from-scratch text row keeps its own tokenizer and bag of words
+  EXPECT_NE(test::read_file(run::RunDir(out + "/text").recipe()).find("text_bow"), std::string::npos);
+
+  // a run folder without a text tower: one line naming the folder and the key, nothing trained
+  const std::string bad = (d.path / "notext").string();
+  std::filesystem::create_directories(bad);
+  test::write_file(bad + "/model.pt", "x");
+  test::write_file(bad + "/recipe.resolved.yaml", "model: {name: dual_tower, encoders: {image: {name: image_cnn}}}\n");
+  r = test::run_braid("quickstart --data " + test::q((d.path / "nodata").string()) + " --out " +
+                      test::q((d.path / "qs2").string()) + " --pretrained-text " + test::q(bad));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--pretrained-text " + bad + ": " + bad + "/recipe.resolved.yaml has no model.encoders.text"),
+            std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(d.path / "nodata"));
+  EXPECT_FALSE(std::filesystem::exists(d.path / "qs2"));
+}
+
 TEST(HfBert, ImportWithVocabTxtOnly) {
   // a checkpoint with vocab.txt (+ tokenizer_config.json) and no tokenizer.json: the run reads text the same
   TempDir d("hfbert");

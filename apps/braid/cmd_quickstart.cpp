@@ -2,6 +2,7 @@
 // classifiers of the emoji group, evaluate them on the held-out test emoji, print a table.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -28,11 +29,32 @@ struct QuickArgs {
   int threads = 0;
   std::string device;  // "" = the recipe's (cpu)
   bool fresh = false;
+  int64_t seed = -1;  // -1 = the recipe's
+  std::string pretrained_text = "runs/minilm";  // an imported text tower (`braid import hf`), "" = none
 };
+
+// --set overrides that make the recipe's text encoder the frozen tower of an imported run (its
+// encoder map, its tokenizer, its weights); empty when `dir` holds no such run.
+std::vector<std::string> pretrained_text_sets(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const run::RunDir rd(dir);
+  if (dir.empty() || !file_exists(rd.model()) || !file_exists(rd.recipe())) return {};
+  const YAML::Node enc = YAML::LoadFile(rd.recipe())["model"]["encoders"]["text"];
+  BRAID_INPUT_CHECK(enc && enc.IsMap() && enc["name"], "quickstart --pretrained-text {}: {} has no model.encoders.text "
+                    "(expected a text tower imported with `braid import hf`)", dir, rd.recipe());
+  const std::string tok = rd.tokenizer();
+  BRAID_INPUT_CHECK(file_exists(tok), "quickstart --pretrained-text {}: its tokenizer {} is missing", dir, tok);
+  YAML::Emitter e;
+  e << YAML::Flow << enc;
+  return {"model.encoders.text=" + std::string(e.c_str()), "model.freeze=[text]",
+          "model.init_from=" + fs::absolute(dir).string(), "data.text.tokenizer=" + fs::absolute(tok).string()};
+}
 
 int run_quickstart(const QuickArgs& a) {
   namespace fs = std::filesystem;
   auto t0 = std::chrono::steady_clock::now();
+  const auto text_sets = pretrained_text_sets(a.pretrained_text);  // checked before the long work starts
+  const bool pretrained = !text_sets.empty();
   const std::string manifest = a.data + "/manifest.jsonl";
   if (!file_exists(manifest)) {
     spdlog::info("building the emoji dataset into {}", a.data);
@@ -45,11 +67,19 @@ int run_quickstart(const QuickArgs& a) {
     spdlog::info("using the emoji dataset in {}", a.data);
   }
   struct Job {
-    const char* name;
-    const char* modalities;
+    std::string name, modalities;
+    bool pretrained = false;  // the text encoder is the frozen imported tower
   };
-  const std::vector<Job> jobs = {{"image", "[image]"}, {"text", "[text]"}, {"audio", "[audio]"},
-                                 {"fused", "[image, text, audio]"}};
+  if (pretrained)
+    spdlog::info("text encoder: the frozen tower of {} (--pretrained-text); the from-scratch bag of words is the "
+                 "'text' row", a.pretrained_text);
+  else if (!a.pretrained_text.empty())
+    spdlog::warn("no imported text tower in {} (bash scripts/fetch_minilm.sh makes one): every text encoder is the "
+                 "from-scratch bag of words", a.pretrained_text);
+  std::vector<Job> jobs = {{"image", "[image]"}, {"text", "[text]"}};
+  if (pretrained) jobs.push_back({"text_pretrained", "[text]", true});
+  jobs.push_back({"audio", "[audio]"});
+  jobs.push_back({pretrained ? "fused_pretrained" : "fused", "[image, text, audio]", pretrained});
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& j : jobs) {
     const std::string run = a.out + "/" + j.name;
@@ -67,7 +97,11 @@ int run_quickstart(const QuickArgs& a) {
       ro.threads = a.threads;
       ro.device = a.device;
       ro.resume = rd.has_checkpoint();
-      if (!ro.resume) ro.sets = {std::string("model.modalities=") + j.modalities};
+      if (!ro.resume) {
+        ro.sets = {"model.modalities=" + j.modalities};
+        if (a.seed >= 0) ro.sets.push_back(fmt::format("seed={}", a.seed));
+        if (j.pretrained) ro.sets.insert(ro.sets.end(), text_sets.begin(), text_sets.end());
+      }
       spdlog::info("training the {} model ({})", j.name, j.modalities);
       train::train(ro);
     }
@@ -84,7 +118,7 @@ int run_quickstart(const QuickArgs& a) {
   }
   double best_uni = 0;
   std::string best_name;
-  for (size_t i = 0; i + 1 < rows.size(); ++i)
+  for (size_t i = 0; i + 1 < rows.size(); ++i)  // every row but the fused one
     if (rows[i]["test_accuracy"].get<double>() > best_uni) {
       best_uni = rows[i]["test_accuracy"];
       best_name = rows[i]["model"];
@@ -118,7 +152,8 @@ int run_quickstart(const QuickArgs& a) {
   atomic_write_text(a.out + "/results.json",
                     nlohmann::json{{"rows", rows}, {"fused_beats_best_unimodal", fused > best_uni},
                                    {"majority_baseline", majority}, {"majority_class", majority_label},
-                                   {"seconds", total}}.dump(1) + "\n");
+                                   {"seconds", total}, {"seed", a.seed >= 0 ? a.seed : 0},
+                                   {"pretrained_text", pretrained ? a.pretrained_text : ""}}.dump(1) + "\n");
   fmt::print("\n{}", md);
   fmt::print("(tables in {}/results.md and results.json)\n", a.out);
   return 0;
@@ -136,6 +171,11 @@ void add_quickstart_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runn
   q->add_option("--threads", a->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   q->add_option("--device", a->device, "cpu, cuda or cuda:N (default: cpu)");
   q->add_flag("--fresh", a->fresh, "retrain even when finished runs exist in --out");
+  q->add_option("--seed", a->seed, "training seed of every run (default: the recipe's, 0)")->check(CLI::NonNegativeNumber);
+  q->add_option("--pretrained-text", a->pretrained_text,
+                "run of an imported text tower (bash scripts/fetch_minilm.sh): a 'text_pretrained' row, and the "
+                "fused model reads text through it; \"\" or a missing run = from-scratch text only")
+      ->capture_default_str();
   out.emplace_back(q, [a] { return run_quickstart(*a); });
 }
 
