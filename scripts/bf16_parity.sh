@@ -12,7 +12,8 @@
 # mean of image->text and text->image); embed = the fp32 CLIP run of each seed re-embedded under bf16: the cosine of
 # each sample's bf16 embedding to its fp32 one (min and mean over the test split, image and text).
 # Environment: BRAID (build/apps/braid/braid), DATA (data/emoji/manifest.jsonl), OUT (temp dir, kept),
-# SEEDS (0 1 2), ROWS (text image fused clip embed), THREADS (2).
+# SEEDS (0 1 2), ROWS (text image fused clip embed), THREADS (2), TABLE_ONLY (1: only print the table of
+# what OUT holds; rows print the seeds that have both precisions).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BRAID=${BRAID:-$ROOT/build/apps/braid/braid}
@@ -54,6 +55,7 @@ embed_pair() {  # seed: the fp32 CLIP run embedded under fp32 and (a copy whose 
 }
 
 for seed in $SEEDS; do
+  [ "${TABLE_ONLY:-0}" = 1 ] && break
   for prec in fp32 bf16; do
     for row in $ROWS; do
       case $row in
@@ -83,8 +85,8 @@ def metrics(row, d):
         return {"R@1": statistics.mean(x["r1"] for x in r), "R@10": statistics.mean(x["r10"] for x in r)}
     return {"accuracy": d["accuracy"], "macro_f1": d["macro_f1"]}
 
-print("| row | metric | fp32 per seed | bf16 per seed | fp32 mean | bf16 mean | bf16 - fp32 (points) | train s fp32 / bf16 |")
-print("| --- | --- | --- | --- | ---: | ---: | ---: | --- |")
+print("| row | metric | seeds | fp32 per seed | bf16 per seed | fp32 mean | bf16 mean | bf16 - fp32 (points) | train s fp32 / bf16 |")
+print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- |")
 for row in rows:
     if row == "embed":
         continue
@@ -96,9 +98,9 @@ for row in rows:
         fa = [metrics(row, a)[key] for _, a, _ in pairs]
         fb = [metrics(row, b)[key] for _, _, b in pairs]
         ts = "; ".join(f"{a['train_seconds']:.0f} / {b['train_seconds']:.0f}" for _, a, b in pairs)
-        print(f"| {row} | {key} | {', '.join(f'{x:.3f}' for x in fa)} | {', '.join(f'{x:.3f}' for x in fb)} | "
+        print(f"| {row} | {key} | {' '.join(s for s, _, _ in pairs)} | {', '.join(f'{x:.3f}' for x in fa)} | {', '.join(f'{x:.3f}' for x in fb)} | "
               f"{statistics.mean(fa):.3f} | {statistics.mean(fb):.3f} | {100 * (statistics.mean(fb) - statistics.mean(fa)):+.1f} | {ts} |")
-print(f"\nseeds: {' '.join(s for s, _, _ in pairs) if rows else ''}; test split; each run evaluated under its own precision")
+print("\ntest split; each run evaluated under the precision it trained with; train seconds are wall time on a shared machine")
 
 if "embed" in rows:
     import struct
