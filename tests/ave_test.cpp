@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -242,6 +243,53 @@ TEST_F(AveBuild, SameSeedSameBytesOtherSeedOtherSequences) {
   }
   EXPECT_NE(slurp(root() / "events.tsv"), slurp(c / "events.tsv"));
   EXPECT_FALSE(fs::exists(root() / ".ave-pool"));
+}
+
+// The recipe trains on the fixture through the CLI, and `braid eval --task localize` agrees with the model's own
+// segment accuracy (task metrics) and with baselines recomputed here from the manifest.
+TEST_F(AveBuild, RecipeTrainsAndEvalLocalizeAgreesWithHandBaselines) {
+  using braid::test::q;
+  using braid::test::run_braid;
+  const std::string run = (dir_->path / "run").string(), data = (root() / "manifest.jsonl").string();
+  auto t = run_braid("train " + q((checkout_root() / "recipes/ave_localize.yaml").string()) + " --data " + q(data) +
+                     " --out " + q(run) + " --threads 1 --set train.epochs=2 --set 'model.encoders.image.channels=[8]'" +
+                     " --set 'model.encoders.audio.channels=[8]'");
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto last_json = [](std::string out) {
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return nlohmann::json::parse(out.substr(out.rfind('\n') + 1));
+  };
+  auto e = run_braid("eval " + q(run) + " --data " + q(data) + " --split test --task localize --threads 1 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto m = last_json(e.out);
+  auto own = run_braid("eval " + q(run) + " --data " + q(data) + " --split test --threads 1 --json");
+  ASSERT_EQ(own.code, 0) << own.err;
+  EXPECT_NEAR(m["segment_accuracy"].get<double>(), last_json(own.out)["score"].get<double>(), 1e-9);
+  // Baselines by hand: all background, and per position the train split's most frequent id / event-or-not.
+  std::vector<std::array<int64_t, 10>> train, test;
+  for (const auto& j : lines()) {
+    std::array<int64_t, 10> ids{};
+    for (size_t k = 0; k < 10; ++k) ids[k] = j["target"][k].get<int64_t>();
+    if (j["split"] == "train") train.push_back(ids);
+    else if (j["split"] == "test") test.push_back(ids);
+  }
+  ASSERT_EQ(m["n"], static_cast<int64_t>(test.size()));
+  int64_t zeros = 0, prior_hits = 0, det_hits = 0;
+  for (size_t k = 0; k < 10; ++k) {
+    std::map<int64_t, int64_t> c;
+    int64_t ev = 0;
+    for (const auto& r : train) c[r[k]]++, ev += r[k] > 0;
+    int64_t best = 0, n = -1;
+    for (const auto& [id, cnt] : c)
+      if (cnt > n) best = id, n = cnt;
+    const bool det = 2 * ev > static_cast<int64_t>(train.size());
+    for (const auto& r : test) zeros += r[k] == 0, prior_hits += r[k] == best, det_hits += (r[k] > 0) == det;
+  }
+  const double segs = 10.0 * static_cast<double>(test.size());
+  EXPECT_NEAR(m["baseline_background"]["segment_accuracy"].get<double>(), zeros / segs, 1e-12);
+  EXPECT_NEAR(m["baseline_position"]["segment_accuracy"].get<double>(), prior_hits / segs, 1e-12);
+  EXPECT_NEAR(m["baseline_position"]["detection_segment_accuracy"].get<double>(), det_hits / segs, 1e-12);
+  EXPECT_EQ(m["events"], static_cast<int64_t>(test.size()));  // one event per sequence
 }
 
 TEST(AveBuildErrors, TooSmallLimitIsAnInputError) {

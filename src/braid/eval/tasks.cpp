@@ -69,7 +69,8 @@ nlohmann::json generation(Pipeline& p, const TaskRequest& r, const std::string& 
 }
 
 // Event localization (eval/localization.h): the model's per-segment logits [B, T * C] (segment-major) against
-// the manifest target's T per-segment ids; with the all-background baseline and class-agnostic detection.
+// the manifest target's T per-segment ids; with the all-background and position-prior baselines and
+// class-agnostic detection.
 nlohmann::json localize(Pipeline& p, const TaskRequest& r) {
   BRAID_INPUT_CHECK(p.task == Task::Regress && r.manifest->target_dim() > 0,
                     "task localize: needs a run trained with task: regress on per-segment ids in 'target' (e.g. "
@@ -98,6 +99,33 @@ nlohmann::json localize(Pipeline& p, const TaskRequest& r) {
   m["detection"] = {{"segment_accuracy", det["segment_accuracy"]},
                     {"boundary_f1", det["boundary_f1"]},
                     {"boundary_f1_exact", det["boundary_f1_exact"]}};
+  // The position prior: at every segment the id most frequent there in the train split (ties: the lower id); for
+  // detection, event where more train sequences have an event there than not.
+  const std::string train_split = p.recipe.at("data").get<std::string>("train_split", "train");
+  const int64_t T = truth.size(1);
+  std::vector<std::map<int64_t, int64_t>> counts(static_cast<size_t>(T));
+  for (auto i : r.manifest->split_indices(train_split)) {
+    const auto& tg = r.manifest->samples()[static_cast<size_t>(i)].target;
+    if (static_cast<int64_t>(tg.size()) != T) continue;
+    for (int64_t t = 0; t < T; ++t) counts[static_cast<size_t>(t)][std::llround(tg[static_cast<size_t>(t)])]++;
+  }
+  auto prior = torch::zeros({T}, torch::kLong), event_prior = torch::zeros({T}, torch::kLong);
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t best = 0, n = -1, events = 0, background = 0;
+    for (const auto& [id, c] : counts[static_cast<size_t>(t)]) {
+      if (c > n) best = id, n = c;
+      (id > 0 ? events : background) += c;
+    }
+    prior[t] = best;
+    event_prior[t] = events > background ? 1 : 0;  // detection: event vs background at this position
+  }
+  auto pm = localization_metrics(prior.unsqueeze(0).expand_as(truth).contiguous(), truth, 1);
+  auto pd = localization_metrics(event_prior.unsqueeze(0).expand_as(truth).contiguous(), truth.gt(0).to(torch::kLong), 1);
+  m["baseline_position"] = {{"segment_accuracy", pm["segment_accuracy"]},
+                            {"boundary_f1", pm["boundary_f1"]},
+                            {"detection_segment_accuracy", pd["segment_accuracy"]},
+                            {"detection_boundary_f1", pd["boundary_f1"]},
+                            {"train_split", train_split}};
   m["split"] = r.split;
   return m;
 }
@@ -185,8 +213,8 @@ const TaskRegistry& task_registry() {
                 "nearest-neighbour and LM-prior baselines",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return generation(p, r, "qa"); });
     t.add("localize", "event localization runs (ave_localizer on braid data build ave): segment accuracy and "
-                      "event-boundary F1 (start and end within 1 segment, and exact) vs the all-background baseline, "
-                      "and class-agnostic detection",
+                      "event-boundary F1 (start and end within 1 segment, and exact) vs the all-background and the "
+                      "per-position majority (train split) baselines, and class-agnostic detection",
           [](const Config&, Pipeline& p, const TaskRequest& r) { return localize(p, r); });
     return t;
   }();
