@@ -321,12 +321,45 @@ TEST(HfBert, CliImportDispatchesOnModelType) {
   EXPECT_NE(r.err.find("'gpt2'; braid imports bert"), std::string::npos) << r.err;
 }
 
+namespace {
+
+// `braid import hf` of the fixture into DIR/bert; returns the run directory.
+std::string import_fixture_bert(const TempDir& d) {
+  const std::string bert_run = (d.path / "bert").string();
+  auto r = test::run_braid("import hf " + test::q(bert_dir()) + " --out " + test::q(bert_run));
+  EXPECT_EQ(r.code, 0) << r.err;
+  return bert_run;
+}
+
+// The run in `run_dir` reads text with the fixture's tokenizer and its enc_text.* tensors are the fixture's
+// (a frozen tower left unchanged by training); returns how many tensors were compared.
+size_t expect_fixture_text_tower(const std::string& run_dir) {
+  const run::RunDir rd(run_dir);
+  EXPECT_TRUE(test::read_file(rd.tokenizer()) == test::read_file(bert_dir() + "/tokenizer.json"))
+      << run_dir << " reads text with " << rd.tokenizer();
+  auto ck = run::open_hf_checkpoint(bert_dir());
+  auto want = run::hf_bert_tensors(ck, run::hf_bert_options(ck));
+  torch::serialize::InputArchive ar;
+  ar.load_from(rd.model());
+  size_t compared = 0;
+  for (const auto& [n, t] : want) {
+    torch::Tensor got;
+    if (!ar.try_read("enc_text." + n, got)) {
+      ADD_FAILURE() << run_dir << ": no enc_text." << n;
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(got, t)) << run_dir << " " << n;
+    ++compared;
+  }
+  return compared;
+}
+
+}  // namespace
+
 TEST(HfBert, LiTRecipeTrainsImageTowerAgainstFrozenImportedText) {
   // `model.init_from` an imported run + freeze: [text] + data.text.tokenizer = the run's tokenizer.json
   TempDir d("hfbert");
-  const std::string bert_run = (d.path / "bert").string();
-  auto r = test::run_braid("import hf " + test::q(bert_dir()) + " --out " + test::q(bert_run));
-  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string bert_run = import_fixture_bert(d);
   test::ToyOptions toy;
   toy.n = 24;
   toy.audio = false;
@@ -353,24 +386,11 @@ model:
 train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
 )");
   const std::string run = (d.path / "lit").string();
-  r = test::run_braid("train " + test::q(recipe) + " --data " + test::q(manifest) + " --out " + test::q(run));
+  auto r = test::run_braid("train " + test::q(recipe) + " --data " + test::q(manifest) + " --out " + test::q(run));
   ASSERT_EQ(r.code, 0) << r.err;
-  const run::RunDir rd(run);
-  EXPECT_EQ(rd.tokenizer(), run + "/tokenizer.json");
-  EXPECT_EQ(test::read_file(rd.tokenizer()), test::read_file(bert_dir() + "/tokenizer.json"));
+  EXPECT_EQ(run::RunDir(run).tokenizer(), run + "/tokenizer.json");
   // the text tower is the imported one, unchanged by training; the image tower trained
-  auto ck = run::open_hf_checkpoint(bert_dir());
-  auto want = run::hf_bert_tensors(ck, run::hf_bert_options(ck));
-  torch::serialize::InputArchive ar;
-  ar.load_from(rd.model());
-  size_t compared = 0;
-  for (const auto& [n, t] : want) {
-    torch::Tensor got;
-    ASSERT_TRUE(ar.try_read("enc_text." + n, got)) << n;
-    EXPECT_TRUE(torch::equal(got, t)) << n;
-    ++compared;
-  }
-  EXPECT_EQ(compared, 37u);
+  EXPECT_EQ(expect_fixture_text_tower(run), 37u);
 }
 
 // `braid quickstart --pretrained-text RUN`: a text_pretrained row and a fused_pretrained model that
@@ -378,14 +398,12 @@ train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
 // from-scratch rows; a folder that holds no text tower is refused before any work starts.
 TEST(HfBert, QuickstartReadsTextThroughTheFrozenImportedTower) {
   TempDir d("hfbert");
-  const std::string bert_run = (d.path / "bert").string();
-  auto r = test::run_braid("import hf " + test::q(bert_dir()) + " --out " + test::q(bert_run));
-  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string bert_run = import_fixture_bert(d);
   test::ToyOptions toy;
   toy.n = 24;
   test::make_toy_dataset((d.path / "data").string(), toy);
   const std::string out = (d.path / "qs").string();
-  r = test::run_braid("quickstart --threads 1 --data " + test::q((d.path / "data").string()) + " --out " + test::q(out) +
+  auto r = test::run_braid("quickstart --threads 1 --data " + test::q((d.path / "data").string()) + " --out " + test::q(out) +
                       " --pretrained-text " + test::q(bert_run));
   ASSERT_EQ(r.code, 0) << r.err;
   auto res = nlohmann::json::parse(test::read_file(out + "/results.json"));
@@ -393,20 +411,7 @@ TEST(HfBert, QuickstartReadsTextThroughTheFrozenImportedTower) {
   for (const auto& row : res["rows"]) rows.push_back(row["model"]);
   EXPECT_EQ(rows, (std::vector<std::string>{"image", "text", "text_pretrained", "audio", "fused_pretrained"}));
   EXPECT_EQ(res["pretrained_text"], bert_run);
-  auto ck = run::open_hf_checkpoint(bert_dir());
-  auto want = run::hf_bert_tensors(ck, run::hf_bert_options(ck));
-  for (const char* name : {"text_pretrained", "fused_pretrained"}) {
-    const run::RunDir rd(out + "/" + name);
-    EXPECT_TRUE(test::read_file(rd.tokenizer()) == test::read_file(bert_dir() + "/tokenizer.json"))
-        << name << " reads text with " << rd.tokenizer();
-    torch::serialize::InputArchive ar;
-    ar.load_from(rd.model());
-    for (const auto& [n, t] : want) {
-      torch::Tensor got;
-      ASSERT_TRUE(ar.try_read("enc_text." + n, got)) << name << " " << n;
-      EXPECT_TRUE(torch::equal(got, t)) << name << " " << n;
-    }
-  }
+  for (const char* name : {"text_pretrained", "fused_pretrained"}) EXPECT_EQ(expect_fixture_text_tower(out + "/" + name), 37u);
   // the from-scratch text row keeps its own tokenizer and bag of words
   EXPECT_NE(test::read_file(run::RunDir(out + "/text").recipe()).find("text_bow"), std::string::npos);
 
