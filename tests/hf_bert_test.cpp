@@ -382,7 +382,7 @@ model:
   embed_dim: 16
   loss: clip
   freeze: [text]
-  init_from: )" + bert_run + R"(
+  init_from: [)" + bert_run + R"(]   # a list of runs (one here); dual_tower used to refuse the list form
 train: {epochs: 2, batch_size: 8, lr: 0.003, log_every: 1}
 )");
   const std::string run = (d.path / "lit").string();

@@ -135,7 +135,7 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
     for (auto& p : encoders_[m]->parameters()) p.requires_grad_(false);
     encoders_[m]->eval();
   }
-  cfg.get<std::string>("init_from", "");  // read by the trainer (train/trainer.cpp)
+  cfg.mark_subtree("init_from");  // read by the trainer (train/trainer.cpp): a run directory or a list
 
   // objectives: one name or a list
   YAML::Node ln = cfg.node()["loss"];
