@@ -7,6 +7,7 @@
 #   bash scripts/ave_localize.sh                            # variants fused image audio nogru, seed 0
 #   SEEDS="0 1 2" VARIANTS="fused" bash scripts/ave_localize.sh
 #   EXTRA="--set train.epochs=2" bash scripts/ave_localize.sh   # extra arguments for every `braid train`
+#   TABLE_ONLY=1 SEEDS="0 1 2" bash scripts/ave_localize.sh      # the table of the runs that exist, no training
 # Builds $DATA (default data/ave) when its manifest is missing. Outputs: $OUT (default runs/ave)/<variant>_s<seed>/
 # (the run, localize.json, time.txt), $OUT/logs/ and $OUT/table.md. Runs whose localize.json exists are not redone.
 set -euo pipefail
@@ -19,6 +20,7 @@ SEEDS=${SEEDS:-"0"}
 VARIANTS=${VARIANTS:-"fused image audio nogru"}
 EXTRA=${EXTRA:-}
 THREADS=${THREADS:-2}
+TABLE_ONLY=${TABLE_ONLY:-}
 DATA="$DATA_DIR/manifest.jsonl"
 
 sets() {
@@ -31,9 +33,10 @@ sets() {
   esac
 }
 
-[[ -f "$DATA" ]] || "$BRAID" data build ave --out "$DATA_DIR" --threads "$THREADS"
+[[ -n "$TABLE_ONLY" || -f "$DATA" ]] || "$BRAID" data build ave --out "$DATA_DIR" --threads "$THREADS"
 mkdir -p "$OUT/logs"
 for v in $VARIANTS; do
+  [[ -n "$TABLE_ONLY" ]] && break
   for s in $SEEDS; do
     run="$OUT/${v}_s$s"
     [[ -f "$run/localize.json" ]] && continue
@@ -66,8 +69,8 @@ def ms(xs):
 cols = [("segment_accuracy", "segment acc"), ("event_segment_accuracy", "event segments"),
         ("background_accuracy", "background segments"), ("boundary_f1", "boundary F1 (±1)"),
         ("boundary_f1_exact", "boundary F1 (exact)")]
-print("| model | seeds | " + " | ".join(c[1] for c in cols) + " | detection F1 (±1) | train s |")
-print("|" + "---|" * (len(cols) + 4))
+print("| model | seeds | " + " | ".join(c[1] for c in cols) + " | detection acc | detection F1 (±1) | train s |")
+print("|" + "---|" * (len(cols) + 5))
 base = None
 for v in variants:
     rs = []
@@ -82,11 +85,16 @@ for v in variants:
         continue
     base = base or rs[0]
     print(f"| {v} | {len(rs)} | " + " | ".join(ms([r[k] for r in rs]) for k, _ in cols)
-          + f" | {ms([r['detection']['boundary_f1'] for r in rs])} | {ms([r['_time'] for r in rs])} |")
+          + f" | {ms([r['detection']['segment_accuracy'] for r in rs])} | {ms([r['detection']['boundary_f1'] for r in rs])}"
+          + f" | {sum(r['_time'] for r in rs) / len(rs):.0f} |")
 if base:
     b = base["baseline_background"]
-    print(f"| all background | — | {b['segment_accuracy']:.3f} | 0.000 | 1.000 | {b['boundary_f1']:.3f} | "
-          f"{b['boundary_f1']:.3f} | 0.000 | — |")
+    print(f"| all background | — | {b['segment_accuracy']:.3f} | 0.000 | 1.000 | 0.000 | 0.000 | "
+          f"{b['segment_accuracy']:.3f} | 0.000 | — |")
+    p = base.get("baseline_position")
+    if p:
+        print(f"| position prior (train split) | — | {p['segment_accuracy']:.3f} | — | — | {p['boundary_f1']:.3f} | — | "
+              f"{p['detection_segment_accuracy']:.3f} | {p['detection_boundary_f1']:.3f} | — |")
     print()
     print(f"Test split: {base['n']} sequences, {base['segments']} segments, {base['events']} events.")
 PY
