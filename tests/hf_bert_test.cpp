@@ -427,6 +427,11 @@ TEST(HfBert, QuickstartReadsTextThroughTheFrozenImportedTower) {
             std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(d.path / "nodata"));
   EXPECT_FALSE(std::filesystem::exists(d.path / "qs2"));
+  test::write_file(bad + "/recipe.resolved.yaml", "model: [1, 2\n");
+  r = test::run_braid("quickstart --data " + test::q((d.path / "nodata").string()) + " --out " +
+                      test::q((d.path / "qs2").string()) + " --pretrained-text " + test::q(bad));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(bad + "/recipe.resolved.yaml: invalid YAML"), std::string::npos) << r.err;
 }
 
 TEST(HfBert, ImportWithVocabTxtOnly) {

@@ -39,7 +39,12 @@ std::vector<std::string> pretrained_text_sets(const std::string& dir) {
   namespace fs = std::filesystem;
   const run::RunDir rd(dir);
   if (dir.empty() || !file_exists(rd.model()) || !file_exists(rd.recipe())) return {};
-  const YAML::Node enc = YAML::LoadFile(rd.recipe())["model"]["encoders"]["text"];
+  YAML::Node enc;
+  try {
+    enc = YAML::LoadFile(rd.recipe())["model"]["encoders"]["text"];
+  } catch (const YAML::Exception& e) {
+    input_error("quickstart --pretrained-text {}: {}: invalid YAML ({})", dir, rd.recipe(), e.what());
+  }
   BRAID_INPUT_CHECK(enc && enc.IsMap() && enc["name"], "quickstart --pretrained-text {}: {} has no model.encoders.text "
                     "(expected a text tower imported with `braid import hf`)", dir, rd.recipe());
   const std::string tok = rd.tokenizer();
