@@ -43,12 +43,7 @@ namespace {
 
 fs::path checkout_root() { return fs::path(BRAID_FIXTURES).parent_path().parent_path(); }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const fs::path& p) { return braid::test::read_file(p.string()); }
 
 std::vector<std::string> split_on(const std::string& s, char sep) {
   std::vector<std::string> out;

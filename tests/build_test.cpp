@@ -27,12 +27,7 @@ namespace {
 // The checkout root: BRAID_FIXTURES is <root>/tests/fixtures.
 fs::path checkout_root() { return fs::path(BRAID_FIXTURES).parent_path().parent_path(); }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const fs::path& p) { return braid::test::read_file(p.string()); }
 
 using braid::test::TempDir;
 
