@@ -36,13 +36,15 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
   const auto present = mb.present.to(torch::kCPU).to(torch::kBool);
   const int64_t B = data.size(0);
   std::vector<std::string> keys(B);
+  std::vector<const torch::Tensor*> hit(B, nullptr);  // stored vector of each hit row (element pointers
+                                                      // stay valid while misses are inserted below)
   std::vector<int64_t> miss;
-  std::vector<char> is_miss(B, 0);
   for (int64_t i = 0; i < B; ++i) {
     if (!present[i].item<bool>()) continue;  // absent: zeros, computed with the misses
     keys[i] = row_key(data, lengths, i);
-    if (map_.count(keys[i])) ++hits_;
-    else miss.push_back(i), is_miss[i] = 1;
+    auto it = map_.find(keys[i]);
+    if (it != map_.end()) hit[i] = &it->second, ++hits_;
+    else miss.push_back(i);
   }
   misses_ += static_cast<int64_t>(miss.size());
   torch::Tensor fresh;  // encoder output of the rows not in the cache, in `miss` order
@@ -57,6 +59,10 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
   auto out_opts = fresh.defined() ? fresh.options() : torch::TensorOptions().device(mb.present.device());
   if (!fresh.defined() && !map_.empty()) out_opts = out_opts.dtype(map_.begin()->second.dtype());
   auto out = torch::zeros({B, D}, out_opts);
+  std::vector<int64_t> hit_rows;
+  std::vector<torch::Tensor> hit_vecs;
+  for (int64_t i = 0; i < B; ++i)
+    if (hit[i]) hit_rows.push_back(i), hit_vecs.push_back(*hit[i]);
   if (fresh.defined()) {
     auto fresh_cpu = fresh.to(torch::kCPU);
     for (size_t j = 0; j < miss.size(); ++j) {
@@ -66,15 +72,6 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
       if (!keys[i].empty() && bytes_ + cost <= max_bytes_ && map_.emplace(keys[i], v).second) bytes_ += cost;
     }
     out.index_copy_(0, torch::tensor(miss, torch::kLong).to(out.device()), fresh);
-  }
-  std::vector<int64_t> hit_rows;
-  std::vector<torch::Tensor> hit_vecs;
-  for (int64_t i = 0; i < B; ++i) {
-    if (keys[i].empty() || is_miss[i]) continue;
-    auto it = map_.find(keys[i]);
-    if (it == map_.end()) continue;
-    hit_rows.push_back(i);
-    hit_vecs.push_back(it->second);
   }
   if (!hit_rows.empty())
     out.index_copy_(0, torch::tensor(hit_rows, torch::kLong).to(out.device()),
