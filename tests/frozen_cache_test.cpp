@@ -135,6 +135,42 @@ TEST(FrozenFeatureCache, MemoryBoundIsKept) {
   EXPECT_EQ(enc->rows, 2);  // the two rows that did not fit are encoded again
 }
 
+// Caches with an identity share a process-wide store when the encoder's weights are the same too
+// (two models freezing one imported tower): the second cache encodes nothing it already has. Other
+// weights or another identity get their own store; the store outlives the first cache.
+TEST(FrozenFeatureCache, SameIdentityAndWeightsShareOneStore) {
+  torch::manual_seed(3);
+  auto enc = counting_text_encoder();
+  auto b = text_batch({{3, 4, 5}, {6, 7}}, 4);
+  const std::string id = "name: text_bow # SameIdentityAndWeightsShareOneStore";
+  {
+    braid::nn::FrozenFeatureCache first(1 << 20, id);
+    first.forward(*enc, b);
+    EXPECT_EQ(enc->rows, 2);
+  }  // the first model is gone; its entries stay for the next one
+  braid::nn::FrozenFeatureCache second(1 << 20, id);
+  enc->rows = 0;
+  auto got = second.forward(*enc, b);
+  EXPECT_EQ(enc->rows, 0);
+  EXPECT_EQ(second.hits(), 2);
+  EXPECT_EQ(second.entries(), 2);
+  EXPECT_LT(max_diff(got, enc->forward(b)), 1e-6);
+
+  // another identity: its own store
+  braid::nn::FrozenFeatureCache other_id(1 << 20, id + " (other)");
+  enc->rows = 0;
+  other_id.forward(*enc, b);
+  EXPECT_EQ(enc->rows, 2);
+
+  // the same identity over other weights: its own store, and the new weights' output
+  auto enc2 = counting_text_encoder();  // another random init
+  braid::nn::FrozenFeatureCache third(1 << 20, id);
+  auto got2 = third.forward(*enc2, b);
+  EXPECT_EQ(enc2->rows, 2);
+  EXPECT_LT(max_diff(got2, enc2->forward(b)), 1e-6);
+  EXPECT_GT(max_diff(got2, got), 1e-4);
+}
+
 // fusion_classifier `freeze: [text]`: the text encoder has no trainable parameters, stays in
 // evaluation mode when the model trains, and the model's output equals the unfrozen model's in
 // evaluation (same weights); a name that is no encoder is an error naming the key.

@@ -131,7 +131,8 @@ DualTowerImpl::DualTowerImpl(const Config& cfg, const ModelContext& ctx) : modal
     BRAID_INPUT_CHECK(encoders_.count(m), "{}: recipe key '{}': '{}' is not one of the model's modalities", cfg.origin(),
                       cfg.full("freeze"), m);
     frozen_.insert(m);
-    frozen_cache_.emplace(m, nn::FrozenFeatureCache(cache_mb << 20));
+    // shared with other models of this process that freeze the same tower (nn/frozen_cache.h)
+    frozen_cache_.emplace(m, nn::FrozenFeatureCache(cache_mb << 20, enc_cfg.at(m).dump()));
     for (auto& p : encoders_[m]->parameters()) p.requires_grad_(false);
     encoders_[m]->eval();
   }

@@ -37,7 +37,8 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
     const auto i = static_cast<size_t>(it - modalities_.begin());
     for (auto& p : encoders_[i]->parameters()) p.requires_grad_(false);
     encoders_[i]->eval();
-    frozen_.emplace(i, nn::FrozenFeatureCache(cache_mb << 20));
+    // shared with other models of this process that freeze the same tower (nn/frozen_cache.h)
+    frozen_.emplace(i, nn::FrozenFeatureCache(cache_mb << 20, enc_cfg.at(m).dump()));
   }
   cfg.mark_subtree("init_from");  // read by the trainer (train/trainer.cpp)
 

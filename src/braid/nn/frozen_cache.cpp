@@ -1,12 +1,62 @@
 #include "braid/nn/frozen_cache.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <functional>
+#include <list>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace braid::nn {
 
+struct FrozenFeatureCache::Store {
+  std::mutex mu;
+  std::unordered_map<std::string, torch::Tensor> map;
+  int64_t max_bytes = 0, bytes = 0;
+};
+
 namespace {
+
+// the weights the encoder computes with: names, shapes, dtypes and bytes of every parameter and buffer
+std::string weights_fingerprint(EncoderImpl& enc) {
+  size_t h = 0;
+  auto mix = [&h](std::string_view s) { h ^= std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    mix(name);
+    std::string shape(c.dtype().name());
+    for (auto d : c.sizes()) shape += "," + std::to_string(d);
+    mix(shape);
+    mix(std::string_view(reinterpret_cast<const char*>(c.data_ptr()), c.numel() * c.element_size()));
+  };
+  for (const auto& p : enc.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : enc.named_buffers()) add(b.key(), b.value());
+  // CPU autocast changes the numbers (bf16 training, fp32 evaluation)
+  const bool autocast = at::autocast::is_cpu_enabled();
+  return std::to_string(h) + "/" + std::to_string(enc.out_dim()) +
+         (autocast ? std::string("/autocast ") + c10::toString(at::autocast::get_autocast_cpu_dtype()) : "");
+}
+
+// process-wide stores by identity + weights; the most recently used ones are kept when their models go
+std::shared_ptr<FrozenFeatureCache::Store> shared_store(const std::string& key, int64_t max_bytes) {
+  static std::mutex mu;
+  static std::list<std::pair<std::string, std::shared_ptr<FrozenFeatureCache::Store>>> lru;  // newest first
+  constexpr size_t kKeep = 2;
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = lru.begin(); it != lru.end(); ++it)
+    if (it->first == key) {
+      lru.splice(lru.begin(), lru, it);
+      return lru.front().second;
+    }
+  auto s = std::make_shared<FrozenFeatureCache::Store>();
+  s->max_bytes = max_bytes;
+  lru.emplace_front(key, s);
+  if (lru.size() > kKeep) lru.pop_back();
+  return s;
+}
 
 // the bytes of row i's valid input (see the header)
 std::string row_key(const torch::Tensor& data, const torch::Tensor& lengths, int64_t i) {
@@ -24,13 +74,28 @@ std::string row_key(const torch::Tensor& data, const torch::Tensor& lengths, int
 }  // namespace
 
 void FrozenFeatureCache::clear() {
-  map_.clear();
-  bytes_ = hits_ = misses_ = 0;
+  store_.reset();
+  hits_ = misses_ = 0;
 }
+
+int64_t FrozenFeatureCache::entries() const { return store_ ? static_cast<int64_t>(store_->map.size()) : 0; }
+int64_t FrozenFeatureCache::bytes() const { return store_ ? store_->bytes : 0; }
 
 torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch& mb) {
   torch::NoGradGuard ng;
   if (!mb.data.defined() || max_bytes_ <= 0) return enc.forward(mb);
+  if (!store_) {
+    if (identity_.empty()) {
+      store_ = std::make_shared<Store>();
+      store_->max_bytes = max_bytes_;
+    } else {
+      store_ = shared_store(identity_ + "\n" + weights_fingerprint(enc), max_bytes_);
+    }
+  }
+  std::lock_guard<std::mutex> lock(store_->mu);
+  auto& map = store_->map;
+  auto& bytes = store_->bytes;
+  const int64_t max_bytes = store_->max_bytes;
   const auto data = mb.data.to(torch::kCPU);
   const auto lengths = mb.lengths.defined() ? mb.lengths.to(torch::kCPU) : torch::Tensor();
   const auto present = mb.present.to(torch::kCPU).to(torch::kBool);
@@ -42,8 +107,8 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
   for (int64_t i = 0; i < B; ++i) {
     if (!present[i].item<bool>()) continue;  // absent: zeros, computed with the misses
     keys[i] = row_key(data, lengths, i);
-    auto it = map_.find(keys[i]);
-    if (it != map_.end()) hit[i] = &it->second, ++hits_;
+    auto it = map.find(keys[i]);
+    if (it != map.end()) hit[i] = &it->second, ++hits_;
     else miss.push_back(i);
   }
   misses_ += static_cast<int64_t>(miss.size());
@@ -57,7 +122,7 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
   // every row from the cache or `fresh`; absent rows stay zero
   const int64_t D = enc.out_dim();
   auto out_opts = fresh.defined() ? fresh.options() : torch::TensorOptions().device(mb.present.device());
-  if (!fresh.defined() && !map_.empty()) out_opts = out_opts.dtype(map_.begin()->second.dtype());
+  if (!fresh.defined() && !map.empty()) out_opts = out_opts.dtype(map.begin()->second.dtype());
   auto out = torch::zeros({B, D}, out_opts);
   std::vector<int64_t> hit_rows;
   std::vector<torch::Tensor> hit_vecs;
@@ -69,7 +134,7 @@ torch::Tensor FrozenFeatureCache::forward(EncoderImpl& enc, const ModalityBatch&
       const int64_t i = miss[j];
       auto v = fresh_cpu[static_cast<int64_t>(j)].clone();
       const int64_t cost = static_cast<int64_t>(keys[i].size()) + v.numel() * v.element_size();
-      if (!keys[i].empty() && bytes_ + cost <= max_bytes_ && map_.emplace(keys[i], v).second) bytes_ += cost;
+      if (!keys[i].empty() && bytes + cost <= max_bytes && map.emplace(keys[i], v).second) bytes += cost;
     }
     out.index_copy_(0, torch::tensor(miss, torch::kLong).to(out.device()), fresh);
   }
