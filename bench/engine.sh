@@ -12,14 +12,29 @@
 #      GEMMs, avx512_bf16 / amx_bf16; fp32 elsewhere) vs PyTorch fp32 (its default) and vs PyTorch under CPU
 #      autocast bf16, on the same two models: PREC_ROUNDS rounds of three processes in rotating order;
 #      ratio = median over rounds of braid / PyTorch within the round; rates are medians of all repeats.
+#   5. ort (issue 19, inference vs ONNX Runtime): the bench CLIP's image and text towers (model as in 2; the text
+#      tower is timed by putting text first in model.modalities, which DualTower::forward embeds) through
+#      `braid bench speed --infer-only` (as it is, and with OMP_WAIT_POLICY=passive), through the PyTorch peer (clip_peer.py --infer-only) and through ONNX
+#      Runtime 1.19.2 (npm onnxruntime-node, CPU; bench/peer/ort_tower_bench.js) on the ONNX files that
+#      bench/peer/clip_onnx.py exports from the peer (same architecture and names; ORT's embeddings of the dumped
+#      batch are checked against the peer's first). Same batch (B and B=1), same THREADS, same loop; ORT_ROUNDS
+#      rounds of the three sides in rotating order; ratios = median over rounds within the round.
+#      Contention (ORT_BUSY=1): each side again while a busy BUSY_THREADS-thread process (a PyTorch matmul loop)
+#      runs, then quiet right after, for braid as it is, braid with OMP_WAIT_POLICY=passive, braid with
+#      GOMP_SPINCOUNT=BUSY_SPINCOUNT, and ORT; slowdown = quiet rate / busy rate.
 # No GPU part here (none in the session that wrote this).
 #
 #   bash bench/engine.sh
 #   PARTS=precision bash bench/engine.sh      # only part 4
+#   PARTS=ort THREADS=2 bash bench/engine.sh  # only part 5
 #
-# Environment: PARTS ("speed dp precision": which parts run), THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS
+# Environment: PARTS ("speed dp precision ort": which parts run), THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS
 #   (CLIP: 3/1/5/2; AV-MNIST uses FUSION_STEPS 10, FUSION_WARMUP 2), DP_STEPS (40), DP_ROUNDS (3),
-#   PREC_ROUNDS (3), AV_DATA (data/avmnist/manifest.jsonl, built when missing), BRAID, OUT.
+#   PREC_ROUNDS (3), AV_DATA (data/avmnist/manifest.jsonl, built when missing), BRAID, OUT;
+#   part 5: ORT_ROUNDS (3), ORT_STEPS (10: batches per repeat; 4x as many at B=1), ORT_DIR (where npm installs
+#   onnxruntime-node, ~/.cache/braid/onnxruntime-node-1.19.2; installed there when missing, never at braid run
+#   time), ORT_BUSY (1), BUSY_THREADS (2), BUSY_SPINCOUNT (10000), BUSY_LIMIT (240: seconds per contended process),
+#   BUSY_REPEATS (3: repeats of the contended and quiet runs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/clip_speed.sh
@@ -29,7 +44,7 @@ DP_ROUNDS=${DP_ROUNDS:-3}
 AV_DATA=${AV_DATA:-$ROOT/data/avmnist/manifest.jsonl}
 EMOJI_DATA=$ROOT/data/emoji/manifest.jsonl
 
-PARTS=${PARTS:-speed dp precision}
+PARTS=${PARTS:-speed dp precision ort}
 PREC_ROUNDS=${PREC_ROUNDS:-3}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -71,6 +86,95 @@ if part precision; then
    precision_trio avmnist-auto "$ROOT/recipes/avmnist_late_fusion.yaml" "$AV_DATA" "$ROOT/bench/peer/fusion_peer.py")
 fi
 
+ORT_VERSION=1.19.2
+ORT_DIR=${ORT_DIR:-$HOME/.cache/braid/onnxruntime-node-$ORT_VERSION}
+ORT_ROUNDS=${ORT_ROUNDS:-3}
+ORT_STEPS=${ORT_STEPS:-10}
+ORT_BUSY=${ORT_BUSY:-1}
+BUSY_THREADS=${BUSY_THREADS:-2}
+BUSY_SPINCOUNT=${BUSY_SPINCOUNT:-10000}
+BUSY_LIMIT=${BUSY_LIMIT:-240}
+BUSY_REPEATS=${BUSY_REPEATS:-3}
+ort_setup() {  # onnxruntime-node (pinned) into ORT_DIR with npm, once
+  if [ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]; then
+    command -v npm >/dev/null || { say "part ort needs node and npm (apt-get install nodejs npm)"; exit 2; }
+    say "installing onnxruntime-node@$ORT_VERSION into $ORT_DIR (npm, --ignore-scripts: the CPU library only)"
+    mkdir -p "$ORT_DIR"
+    (cd "$ORT_DIR" && npm install --no-audit --no-fund --no-save --loglevel=error --ignore-scripts \
+      "onnxruntime-node@$ORT_VERSION" >&2)
+  fi
+  export NODE_PATH="$ORT_DIR/node_modules"
+}
+# the tower's modality first in model.modalities: DualTower::forward embeds the first one the batch has
+ort_sets() { if [ "$1" = text ]; then echo 'model.modalities=[text, image]'; else echo 'model.modalities=[image, text]'; fi; }
+# ort_side TOWER SIDE FILE [ENV...]: one inference timing of TOWER by SIDE (braid | torch | ort) into FILE (JSON);
+# LIMIT: a time limit in seconds (none when empty)
+ort_side() {
+  local tower=$1 side=$2 file=$3; shift 3
+  local run=(${LIMIT:+timeout "$LIMIT"} env "$@")
+  case $side in
+    braid|braidp) "${run[@]}" "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --set "$(ort_sets "$tower")" \
+             --threads "$THREADS" --steps "$ORT_STEPS" --repeats "$REPEATS" --infer-only --json >"$file.tmp" ;;
+    torch) "${run[@]}" "$PY" "$ROOT/bench/peer/clip_peer.py" "$OUT/ort-$tower" --threads "$THREADS" --steps "$ORT_STEPS" \
+             --repeats "$REPEATS" --infer-only >"$file.tmp" ;;
+    ort) "${run[@]}" node "$ROOT/bench/peer/ort_tower_bench.js" "$OUT/onnx" "$THREADS" "$ORT_STEPS" "$REPEATS" "$tower" \
+           >"$file.tmp" ;;
+  esac && mv "$file.tmp" "$file"
+}
+busy_start() {  # a busy BUSY_THREADS-thread process (PyTorch matmuls) in the background; BUSY_PID
+  "$PY" -c "import torch
+torch.set_num_threads($BUSY_THREADS)
+a = torch.randn(1024, 1024)
+while True:
+    a @ a" &
+  BUSY_PID=$!
+  sleep 2
+}
+ort_part() {
+  ort_setup
+  local tower round side order variant
+  for tower in image text; do  # the dumped batch + the peer's ONNX export of this tower (both towers each time)
+    "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --set "$(ort_sets "$tower")" \
+      --threads "$THREADS" --steps 1 --repeats 1 --infer-only --dump "$OUT/ort-$tower" --json >/dev/null
+  done
+  say "== exporting the towers to ONNX ($OUT/onnx)"
+  "$PY" "$ROOT/bench/peer/clip_onnx.py" "$OUT/ort-image" "$OUT/onnx" 2> >(grep -v -i warn >&2)
+  for round in $(seq 1 "$ORT_ROUNDS"); do
+    case $((round % 3)) in 1) order="braid torch ort" ;; 2) order="torch ort braid" ;; *) order="ort braid torch" ;; esac
+    for tower in image text; do
+      for side in $order; do
+        say "== ort part, round $round: $tower tower, $side"
+        if [ "$side" = braid ]; then  # braid as it is, then with passive OpenMP waits, back to back
+          ort_side "$tower" braid "$OUT/ort.$tower.braid.$round.json"
+          ort_side "$tower" braidp "$OUT/ort.$tower.braidp.$round.json" OMP_WAIT_POLICY=passive
+        else ort_side "$tower" "$side" "$OUT/ort.$tower.$side.$round.json"; fi
+      done
+    done
+  done
+  [ "$ORT_BUSY" = 1 ] || return 0
+  for tower in image text; do
+    for variant in braid braid-passive braid-spin ort; do
+      local envs=() side=${variant%%-*}
+      case $variant in
+        braid-passive) envs=(OMP_WAIT_POLICY=passive) ;;
+        braid-spin) envs=(GOMP_SPINCOUNT="$BUSY_SPINCOUNT") ;;
+      esac
+      say "== contention: $tower tower, $variant, with a busy $BUSY_THREADS-thread process"
+      busy_start
+      BUSY_LOAD=$(cut -d' ' -f1 /proc/loadavg)
+      REPEATS=$BUSY_REPEATS LIMIT=$BUSY_LIMIT ort_side "$tower" "$side" "$OUT/busy.$tower.$variant.busy.json" "${envs[@]}" ||
+        say "   ($variant under contention: no result within BUSY_LIMIT=$BUSY_LIMIT s)"
+      kill "$BUSY_PID"; wait "$BUSY_PID" 2>/dev/null || true
+      echo "$BUSY_LOAD" >"$OUT/busy.$tower.$variant.load"
+      say "== contention: $tower tower, $variant, quiet"
+      REPEATS=$BUSY_REPEATS ort_side "$tower" "$side" "$OUT/busy.$tower.$variant.quiet.json" "${envs[@]}"
+    done
+  done
+}
+if part ort; then
+  ort_part
+fi
+
 dp_run() {  # nproc threads batch round
   local d="$OUT/dp_n$1_r$4" s e
   rm -rf "$d"
@@ -99,6 +203,12 @@ if part precision; then
   "$PY" "$ROOT/bench/peer/precision_table.py" "$OUT" "$PREC_ROUNDS" clip-auto avmnist-auto
   echo
   echo "CPU bf16 flags (/proc/cpuinfo): $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')"
+  echo
+fi
+if part ort; then
+  echo "## CPU inference: braid vs PyTorch vs ONNX Runtime $ORT_VERSION (bench CLIP towers, $THREADS threads)"
+  echo
+  "$PY" "$ROOT/bench/peer/ort_table.py" "$OUT" "$ORT_ROUNDS" "$ORT_BUSY" "$BUSY_THREADS" "$BUSY_SPINCOUNT"
   echo
 fi
 if part dp; then

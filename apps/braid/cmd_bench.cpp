@@ -164,6 +164,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   sp->add_option("--dump", a->speed.dump_dir, "write the batch (.npy) and model.json here for a peer");
   sp->add_option("--profile", a->speed.profile,
                  "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
+  sp->add_flag("--infer-only", a->speed.infer_only, "time inference only (no training steps; for bench/engine.sh PARTS=ort)");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {
     // BRAID_ADAMW=loop|foreach|fused|auto: an override of train.adamw for benchmark scripts (bench/gpu.sh)
@@ -172,7 +173,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     if (a->json) {
       fmt::print("{}\n", r.dump());
     } else {
-      fmt::print("train steps/s        {:.2f}\n", r["train_steps_per_s"].get<double>());
+      if (r.contains("train_steps_per_s")) fmt::print("train steps/s        {:.2f}\n", r["train_steps_per_s"].get<double>());
       fmt::print("infer samples/s (B)  {:.1f}  (B = {})\n", r["infer_samples_per_s_b64"].get<double>(),
                  r["batch_size"].get<int64_t>());
       fmt::print("infer samples/s (1)  {:.1f}\n", r["infer_samples_per_s_b1"].get<double>());

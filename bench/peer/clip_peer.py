@@ -231,6 +231,8 @@ def main():
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (a reference, not the peer)")
     ap.add_argument("--trace", default="", help="after timing, write a profiler trace (Chrome JSON, CPU + CUDA) of "
                     "2 train steps + 2 inference batches here (as braid bench speed --profile)")
+    ap.add_argument("--infer-only", action="store_true", help="time inference only (no training steps, no FLOP "
+                    "counting; as braid bench speed --infer-only)")
     ap.add_argument("--peak", action="store_true", help="also measure the bf16/fp32 matmul peak (8192^3) on the device")
     args = ap.parse_args()
 
@@ -283,11 +285,11 @@ def main():
             return forward(b)
 
     model.train()
-    for _ in range(args.warmup):
+    for _ in range(0 if args.infer_only else args.warmup):
         step()
     sync()
     train_flops, train_ops, infer_flops = None, {}, None
-    if not args.compile:  # (the counting mode would make torch.compile recompile; the eager run counts)
+    if not args.compile and not args.infer_only:  # (the counting mode would make torch.compile recompile; the eager run counts)
         train_flops, train_ops = count_flops(step)
         model.eval()
         with torch.no_grad():
@@ -301,13 +303,14 @@ def main():
 
     train, infer_b, infer_1, runs = [], [], [], []
     for _ in range(args.repeats):
-        model.train()
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        sync()
-        train.append(args.steps / (time.perf_counter() - t0))
+        if not args.infer_only:
+            model.train()
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            sync()
+            train.append(args.steps / (time.perf_counter() - t0))
         model.eval()
         with torch.no_grad():
             infer(batch)
@@ -323,8 +326,8 @@ def main():
                 infer(one)
             sync()
             infer_1.append(n1 / (time.perf_counter() - t0))
-        runs.append({"train_steps_per_s": train[-1], "infer_samples_per_s_b64": infer_b[-1],
-                     "infer_samples_per_s_b1": infer_1[-1]})
+        runs.append({"infer_samples_per_s_b64": infer_b[-1], "infer_samples_per_s_b1": infer_1[-1],
+                     **({} if args.infer_only else {"train_steps_per_s": train[-1]})})
     if args.trace:
         from torch.profiler import ProfilerActivity, profile
         model.train()
@@ -337,7 +340,7 @@ def main():
                     infer(batch)
             sync()
         prof.export_chrome_trace(args.trace)
-    print(json.dumps({"train_steps_per_s": median(train), "infer_samples_per_s_b64": median(infer_b),
+    print(json.dumps({"train_steps_per_s": median(train) if train else None, "infer_samples_per_s_b64": median(infer_b),
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,
                       "train_flops_per_step": train_flops, "infer_flops_per_batch": infer_flops,

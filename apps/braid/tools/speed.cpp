@@ -159,17 +159,21 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     return std::chrono::duration<double>(clock::now() - a).count();
   };
   model.train();
-  for (int64_t i = 0; i < so.warmup; ++i) step();
+  if (!so.infer_only)
+    for (int64_t i = 0; i < so.warmup; ++i) step();
   if (cuda) torch::cuda::synchronize();
   std::vector<double> train_rates, infer_b, infer_1;
   nlohmann::json runs = nlohmann::json::array();
   auto one = first_rows(batch, 1);
   for (int64_t r = 0; r < so.repeats; ++r) {
     check_interrupt();
-    model.train();
     auto t0 = clock::now();
-    for (int64_t i = 0; i < so.steps; ++i) step();
-    train_rates.push_back(so.steps / secs(t0));
+    if (!so.infer_only) {
+      model.train();
+      t0 = clock::now();
+      for (int64_t i = 0; i < so.steps; ++i) step();
+      train_rates.push_back(so.steps / secs(t0));
+    }
     model.eval();
     torch::NoGradGuard ng;
     forward(batch);  // warm
@@ -181,8 +185,8 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     const int64_t n1 = so.steps * 4;
     for (int64_t i = 0; i < n1; ++i) forward(one);
     infer_1.push_back(n1 / secs(t0));
-    runs.push_back({{"train_steps_per_s", train_rates.back()}, {"infer_samples_per_s_b64", infer_b.back()},
-                    {"infer_samples_per_s_b1", infer_1.back()}});
+    runs.push_back({{"infer_samples_per_s_b64", infer_b.back()}, {"infer_samples_per_s_b1", infer_1.back()}});
+    if (!so.infer_only) runs.back()["train_steps_per_s"] = train_rates.back();
   }
   if (!so.profile.empty()) {
     model.train();
@@ -194,10 +198,12 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     });
   }
   braid::remove_tree(tmp);
-  return {{"train_steps_per_s", median(train_rates)}, {"infer_samples_per_s_b64", median(infer_b)},
-          {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
-          {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
-          {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}};
+  nlohmann::json out = {{"infer_samples_per_s_b64", median(infer_b)},
+                        {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
+                        {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
+                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}};
+  if (!so.infer_only) out["train_steps_per_s"] = median(train_rates);
+  return out;
 }
 
 nlohmann::json measure_gemm(int64_t n, int threads, int repeats) {

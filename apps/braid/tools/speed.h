@@ -16,13 +16,15 @@ struct SpeedOptions {
   int64_t warmup = 5;     // untimed steps before the first repeat
   int64_t repeats = 5;    // the median of the repeats is reported
   std::string dump_dir;   // write the batch as .npy files + model.json here ("" = no)
+  bool infer_only = false;  // time inference only: no warm-up or timed training steps (train_steps_per_s is
+                           // then absent); the model is still built and put in eval mode the same way
   std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
                           // activities) of 2 training steps and 2 inference batches here ("" = no)
 };
 
 // Builds the recipe's model on `ro.data`'s first train batch and times it. Returns
 // {"train_steps_per_s", "infer_samples_per_s_b64", "infer_samples_per_s_b1", "runs", "threads",
-//  "parameters", "batch_size"}.
+//  "parameters", "batch_size"} (no "train_steps_per_s" with `so.infer_only`).
 nlohmann::json measure_speed(const train::RunOptions& ro, const SpeedOptions& so);
 
 // The machine's fp32 matrix-multiply peak as this build reaches it: C = A·B with n×n matrices

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Tables of bench/engine.sh PARTS=ort: ort_table.py OUT ROUNDS BUSY BUSY_THREADS SPINCOUNT.
+
+Reads OUT/ort.TOWER.SIDE.R.json (SIDE braid | torch | ort: inference samples/s at the dumped batch B and at B=1)
+and, with BUSY=1, OUT/busy.TOWER.VARIANT.{busy,quiet}.json + .load (the same timing with and without a busy process).
+Rates: median of all repeats of a side; ratio: median over rounds of braid / other within the round (> 1: braid faster).
+"""
+import json
+import os
+import statistics
+import sys
+
+out, rounds, busy, busy_threads, spincount = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+TOWERS = ("image", "text")
+SIDES = ("braid", "braidp", "torch", "ort")
+KEYS = (("infer_samples_per_s_b64", "B"), ("infer_samples_per_s_b1", "1"))
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+rows, meta = [], {}
+for tower in TOWERS:
+    docs = {s: [load(os.path.join(out, f"ort.{tower}.{s}.{r}.json")) for r in range(1, rounds + 1)] for s in SIDES}
+    B = docs["braid"][0]["batch_size"]
+    for key, label in KEYS:
+        rate = {s: statistics.median(run[key] for d in docs[s] for run in d["runs"]) for s in SIDES}
+        ratio = {(a, o): statistics.median(docs[a][r][key] / docs[o][r][key] for r in range(rounds))
+                 for a in ("braid", "braidp") for o in ("torch", "ort")}
+        rows.append((tower, B if label == "B" else 1, rate, ratio))
+    meta = {"threads": {s: docs[s][0]["threads"] for s in SIDES}, "repeats": docs["braid"][0]["repeats"],
+            "steps": docs["braid"][0]["steps"], "diff": docs["ort"][0].get("max_abs_diff_vs_torch"),
+            "ortv": docs["ort"][0].get("ort")}
+
+print("| tower | batch | braid samples/s | braid, passive waits | PyTorch samples/s | ONNX Runtime samples/s | "
+      "braid / PyTorch | braid / ORT | braid passive / PyTorch | braid passive / ORT |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for tower, b, rate, ratio in rows:
+    print(f"| {tower} | {b} | {rate['braid']:.1f} | {rate['braidp']:.1f} | {rate['torch']:.1f} | {rate['ort']:.1f} | "
+          + " | ".join(f"{ratio[(a, o)]:.2f}" for a in ("braid", "braidp") for o in ("torch", "ort")) + " |")
+print()
+print(f"rates: median of {rounds} processes x {meta['repeats']} repeats per side (each repeat: {meta['steps']} batches, "
+      f"then {4 * meta['steps']} single rows, after a warm forward); ratio: median over rounds of back-to-back processes; "
+      f"braid, passive waits: the same braid command with OMP_WAIT_POLICY=passive (libgomp threads sleep instead of "
+      f"spinning when idle); "
+      f"threads braid {meta['threads']['braid']}, PyTorch {meta['threads']['torch']}, ORT {meta['threads']['ort']} "
+      f"(ORT {meta['ortv']}: intra-op threads, 1 inter-op, sequential); ONNX Runtime vs PyTorch peer embeddings, "
+      f"max abs diff {meta['diff']:.1e}")
+
+if busy:
+    print()
+    print(f"### With a busy {busy_threads}-thread process (a PyTorch matmul loop) on the machine")
+    print()
+    print("| tower | side | B quiet | B busy | slowdown | B=1 quiet | B=1 busy | slowdown | load (1 min) when busy |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    names = {"braid": "braid", "braid-passive": "braid, OMP_WAIT_POLICY=passive",
+             "braid-spin": f"braid, GOMP_SPINCOUNT={spincount}", "ort": "ONNX Runtime"}
+    for tower in TOWERS:
+        for v, label in names.items():
+            q = os.path.join(out, f"busy.{tower}.{v}.quiet.json")
+            b = os.path.join(out, f"busy.{tower}.{v}.busy.json")
+            if not os.path.exists(q):
+                continue
+            q = load(q)
+            b = load(b) if os.path.exists(b) else None
+            ld = open(os.path.join(out, f"busy.{tower}.{v}.load")).read().strip()
+            cells = [tower, label]
+            for key, _ in KEYS:
+                if b is None:
+                    cells += [f"{q[key]:.1f}", "timed out", "-"]
+                else:
+                    cells += [f"{q[key]:.1f}", f"{b[key]:.1f}", f"{q[key] / b[key]:.1f}x"]
+            print("| " + " | ".join(cells + [ld]) + " |")
+    print()
+    print("slowdown = quiet rate / busy rate (the quiet run right after the busy one, same settings); one process each")
