@@ -36,13 +36,25 @@ SingleTowerImpl::SingleTowerImpl(const Config& cfg, const ModelContext& ctx) : m
   max_text_ = cfg.get<int64_t>("max_text", max_text_);
   embed_dim_ = cfg.get<int64_t>("embed_dim", embed_dim_);
   mask_prob_ = cfg.get<double>("mask_prob", mask_prob_);
+  patch_mask_prob_ = cfg.get<double>("patch_mask_prob", patch_mask_prob_);
+  mrc_bins_ = cfg.get<int64_t>("mrc_bins", mrc_bins_);
   auto w = cfg.at("weights");
   for (const char* k : {"itc", "itm", "mlm"}) weights_[k] = w.get<double>(k, 1.0);
+  for (const char* k : {"mrfr", "mrc"}) weights_[k] = w.get<double>(k, 0.0);
+  for (const auto& [k, v] : weights_)
+    BRAID_INPUT_CHECK(std::isfinite(v) && v >= 0, "{}: recipe key '{}' must be a finite weight >= 0, got {}",
+                      cfg.origin(), cfg.full("weights." + k), v);
+  BRAID_INPUT_CHECK(patch_mask_prob_ > 0 && patch_mask_prob_ <= 1, "{}: recipe key '{}' must be in (0, 1]",
+                    cfg.origin(), cfg.full("patch_mask_prob"));
+  BRAID_INPUT_CHECK(mrc_bins_ >= 2 && mrc_bins_ <= 16, "{}: recipe key '{}' must be in [2, 16], got {}",
+                    cfg.origin(), cfg.full("mrc_bins"), mrc_bins_);
   BRAID_INPUT_CHECK(dim_ > 0 && heads > 0 && dim_ % heads == 0, "{}: '{}': dim must be a positive multiple of heads",
                     cfg.origin(), cfg.path());
   BRAID_INPUT_CHECK(mask_prob_ > 0 && mask_prob_ < 1, "{}: recipe key '{}' must be in (0, 1)", cfg.origin(),
                     cfg.full("mask_prob"));
   const auto& ie = ctx.encoders.at("image");
+  image_mean_ = ie.image_mean;
+  image_std_ = ie.image_std;
   BRAID_INPUT_CHECK(patch_ > 0 && ie.image_size >= patch_, "{}: recipe key '{}': patch {} does not fit {}-px images",
                     cfg.origin(), cfg.full("patch"), patch_, ie.image_size);
   vocab_ = ctx.encoders.at("text").vocab_size;
@@ -70,10 +82,36 @@ SingleTowerImpl::SingleTowerImpl(const Config& cfg, const ModelContext& ctx) : m
   mlm_ = register_module("mlm", torch::nn::Linear(dim_, vocab_));
   for (const auto& m : modalities_) proj_.emplace(m, register_module("proj_" + m, torch::nn::Linear(dim_, embed_dim_)));
   logit_scale_ = register_parameter("logit_scale", torch::tensor(std::log(1 / 0.07)));
+  // registered last and only when used: runs without MRFR / MRC keep their parameters and init draws
+  if (weight("mrfr") > 0 || weight("mrc") > 0)
+    patch_mask_token_ = register_parameter("patch_mask", torch::randn({1, 1, dim_}) * 0.02);
+  if (weight("mrfr") > 0) mrfr_ = register_module("mrfr", torch::nn::Linear(dim_, 3 * patch_ * patch_));
+  if (weight("mrc") > 0) mrc_ = register_module("mrc", torch::nn::Linear(dim_, mrc_bins_ * mrc_bins_ * mrc_bins_));
+}
+
+torch::Tensor SingleTowerImpl::patch_pixels(const torch::Tensor& images) const {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) % patch_ == 0 && images.size(3) % patch_ == 0,
+              "single_tower: patch_pixels needs [B, 3, H, W] images with H and W multiples of ", patch_, ", got ",
+              images.sizes());
+  const int64_t B = images.size(0), h = images.size(2) / patch_, w = images.size(3) / patch_;
+  // [B, 3, h, p, w, p] -> [B, h, w, 3, p, p] -> [B, h·w, 3·p·p]
+  return images.reshape({B, 3, h, patch_, w, patch_}).permute({0, 2, 4, 1, 3, 5}).reshape({B, h * w, 3 * patch_ * patch_});
+}
+
+torch::Tensor SingleTowerImpl::colour_bins(const torch::Tensor& pixels) const {
+  torch::NoGradGuard ng;
+  const int64_t B = pixels.size(0), N = pixels.size(1);
+  auto mean = pixels.reshape({B, N, 3, -1}).mean(-1);  // [B, N, 3] normalized mean colour
+  auto opt = pixels.options();
+  auto m = image_mean_.size() == 3 ? torch::tensor(image_mean_, opt.dtype(torch::kDouble)).to(opt) : torch::zeros({3}, opt);
+  auto s = image_std_.size() == 3 ? torch::tensor(image_std_, opt.dtype(torch::kDouble)).to(opt) : torch::ones({3}, opt);
+  auto rgb = (mean * s + m).clamp(0.0, 1.0);           // [0, 1]
+  auto bin = (rgb * static_cast<double>(mrc_bins_)).floor().to(torch::kLong).clamp_max(mrc_bins_ - 1);
+  return (bin.select(2, 0) * mrc_bins_ + bin.select(2, 1)) * mrc_bins_ + bin.select(2, 2);
 }
 
 SingleTowerImpl::Tokens SingleTowerImpl::tokens(const std::string& modality, const ModalityBatch& mb,
-                                                const torch::Tensor& ids_override) {
+                                                const torch::Tensor& ids_override, const torch::Tensor& patch_mask) {
   Tokens t;
   auto type = type_->weight[kType.at(modality)];
   if (modality == "text") {
@@ -90,6 +128,7 @@ SingleTowerImpl::Tokens SingleTowerImpl::tokens(const std::string& modality, con
     auto x = patch_embed_->forward(mb.data).flatten(2).transpose(1, 2);
     BRAID_INPUT_CHECK(x.size(1) == image_pos_.size(1), "single_tower: {}x{} images give {} patches, the model has {}",
                       mb.data.size(2), mb.data.size(3), x.size(1), image_pos_.size(1));
+    if (patch_mask.defined()) x = torch::where(patch_mask.unsqueeze(-1), patch_mask_token_.to(x.dtype()), x);
     t.x = x + image_pos_ + type;
     t.pad = torch::zeros({x.size(0), x.size(1)}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
   } else {
@@ -192,8 +231,9 @@ torch::Tensor SingleTowerImpl::objective(const Batch& batch) {
     auto both = mods["image"].present.to(torch::kBool).logical_and(mods["text"].present.to(torch::kBool));
     auto idx = both.nonzero().squeeze(1);
     const int64_t B = idx.numel();
-    if (B >= 2) {
-      auto im = rows(mods["image"], idx), tx = rows(mods["text"], idx);
+    auto im = B >= 2 ? rows(mods["image"], idx) : ModalityBatch{};
+    auto tx = B >= 2 ? rows(mods["text"], idx) : ModalityBatch{};
+    if (B >= 2 && weight("itm") > 0) {
       // hard negatives from the contrastive similarities; identical texts are never negatives
       torch::Tensor sim;
       {
@@ -217,12 +257,32 @@ torch::Tensor SingleTowerImpl::objective(const Batch& batch) {
         torch::NoGradGuard ng;
         terms_["itm_acc"] = logits.argmax(1).eq(target).to(torch::kDouble).mean().item<double>();
       }
+    }
+    const int64_t L = B >= 2 ? std::min(tx.data.size(1), max_text_) : 0;  // text tokens of a fused pass
+    if (B >= 2 && weight("mlm") > 0) {
       // MLM on a separate fused pass with masked text
-      auto ids = tx.data.size(1) > max_text_ ? tx.data.slice(1, 0, max_text_) : tx.data;
+      auto ids = tx.data.slice(1, 0, L);
       auto masked = objectives::mask_tokens(ids.cpu(), mask_id_, vocab_, mask_prob_);
       auto out = encode({tokens("text", tx, masked.input.to(ids.device())), tokens("image", im)});
-      auto text_out = out.slice(1, 1, 1 + ids.size(1));
+      auto text_out = out.slice(1, 1, 1 + L);
       terms["mlm"] = objectives::mlm_loss(nn::linear(mlm_, text_out), masked.targets.to(ids.device()));
+    }
+    if (B >= 2 && (weight("mrfr") > 0 || weight("mrc") > 0)) {
+      // MRFR / MRC on one more fused pass: clean text, masked image patches
+      auto pixels = patch_pixels(im.data).detach();  // [B, N, 3·p²]
+      const int64_t N = pixels.size(1);
+      auto pmask = objectives::mask_patches(B, N, patch_mask_prob_).to(im.data.device());
+      auto out = encode({tokens("text", tx), tokens("image", im, {}, pmask)});
+      auto image_out = out.slice(1, 1 + L, 1 + L + N);  // [B, N, dim]
+      if (weight("mrfr") > 0)
+        terms["mrfr"] = objectives::mrfr_loss(nn::linear(mrfr_, image_out), pixels.to(image_out.dtype()), pmask);
+      if (weight("mrc") > 0) {
+        auto logits = nn::linear(mrc_, image_out);  // [B, N, bins³]
+        auto bins = colour_bins(pixels);
+        terms["mrc"] = objectives::mrc_loss(logits, bins, pmask);
+        torch::NoGradGuard ng;
+        terms_["mrc_acc"] = logits.argmax(-1).eq(bins).masked_select(pmask).to(torch::kDouble).mean().item<double>();
+      }
     }
   }
   terms_["temperature"] = 1.0 / std::exp(logit_scale_.item<double>());
@@ -233,7 +293,7 @@ torch::Tensor SingleTowerImpl::objective(const Batch& batch) {
   }
   std::map<std::string, double> logged, weights;
   for (const auto& [k, w] : weights_)
-    if (terms.count(k)) weights[k] = w;  // ITM / MLM sit out a batch without two image-text rows
+    if (terms.count(k)) weights[k] = w;  // ITM / MLM / MRFR / MRC sit out a batch without two image-text rows
   auto total = objectives::weighted_sum(terms, weights, &logged);
   for (auto& [k, v] : logged) terms_[k] = v;
   return total;
