@@ -1,4 +1,4 @@
-// braid data build | data check
+// braid data build | data check | data filter
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -10,6 +10,7 @@
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
 #include "braid/data/build/build.h"
+#include "braid/data/filter.h"
 #include "braid/data/preprocess.h"
 #include "commands.h"
 
@@ -21,6 +22,21 @@ struct BuildArgs {
   std::string name;
   data::BuildOptions opt{"", "", 0, 0, 2};
 };
+
+struct FilterArgs {
+  std::string manifest, out;
+  std::vector<std::string> keep, drop;
+};
+
+int run_filter(FilterArgs& a) {
+  data::FilterOptions o;
+  for (const auto& k : a.keep) o.keep.push_back(data::parse_filter_rule(k, "--keep"));
+  o.drop = a.drop;
+  auto r = data::filter_manifest(a.manifest, a.out, o);
+  fmt::print("{}: kept {} of {} samples\n", r.out, r.kept, r.read);
+  for (const auto& [split, n] : r.per_split) fmt::print("  {:<6} {}\n", split, n);
+  return 0;
+}
 
 struct CheckArgs {
   std::string manifest;
@@ -124,6 +140,20 @@ void add_data_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>&
   check->add_option("--max-errors", c->max_errors, "print at most this many bad samples")->capture_default_str();
   check->add_flag("--json", c->json, "print the counts as one JSON line");
   out.emplace_back(check, [c] { return run_check(*c); });
+
+  auto f = std::make_shared<FilterArgs>();
+  auto* filter = data->add_subcommand(
+      "filter", "write the samples that pass --keep rules as a new manifest (paths re-based, no data copied), "
+                "optionally without some modalities: held-out-style and missing-modality test sets");
+  filter->add_option("manifest", f->manifest, "JSONL manifest to read")->required();
+  filter->add_option("--out", f->out, "the filtered manifest to write")->required();
+  filter->add_option("--keep", f->keep,
+                     "[SPLITS:]KEY~SUBSTRING (repeatable; all must hold): keep a sample of SPLITS (comma list; "
+                     "default all) only when KEY (id, label, group, text, image, audio, series) contains SUBSTRING, "
+                     "e.g. 'image~/google/' or 'test:image~/twitter/'");
+  filter->add_option("--drop", f->drop, "remove this modality (image, audio, text, series) from every kept sample "
+                                        "(repeatable)");
+  out.emplace_back(filter, [f] { return run_filter(*f); });
 }
 
 }  // namespace braid::cli

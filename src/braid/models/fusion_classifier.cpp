@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "braid/nn/fusion/late_confidence.h"
 #include "braid/objectives/supervised.h"
 
 namespace braid::models {
@@ -58,6 +59,14 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
   if (fname == "late_mean") late_ = Late::Mean;
   else if (fname == "late_weighted") late_ = Late::Weighted;
   else if (fname == "late_poe") late_ = Late::Poe;
+  else if (fname == "late_conf") {
+    late_ = Late::Conf;
+    conf_power_ = fcfg.get<double>("power", 1.0);
+    BRAID_INPUT_CHECK(conf_power_ >= 0 && conf_power_ <= 16, "{}: recipe key '{}' must be in [0, 16], got {}",
+                      fcfg.origin(), fcfg.full("power"), conf_power_);
+    BRAID_INPUT_CHECK(classify_ && ctx.outputs >= 2, "{}: fusion 'late_conf' needs task classify with 2 or more classes",
+                      fcfg.origin());
+  }
   if (late_ != Late::None || aux_weight_ > 0) {
     modality_heads_ = register_module("modality_heads", torch::nn::ModuleList());
     for (size_t i = 0; i < modalities_.size(); ++i) {
@@ -107,6 +116,7 @@ torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor
   }
   auto logp = torch::log_softmax(o, -1);
   if (late_ == Late::Poe) return (logp * mask).sum(1);  // product of experts, renormalized by the loss
+  if (late_ == Late::Conf) return nn::confidence_fuse(logp, present, conf_power_);
   torch::Tensor w;                                      // [B, M] weights over present experts
   if (late_ == Late::Weighted) {
     auto logits = late_weights_.unsqueeze(0).expand_as(present).masked_fill(present.eq(0), -1e9);

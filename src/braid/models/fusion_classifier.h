@@ -12,6 +12,9 @@
 // modality its own head and combine the predictions: the mean of the class probabilities,
 // a learned softmax-weighted mean of them, or a product of experts (sum of log-probabilities;
 // for regression the mean of the per-modality outputs). An absent modality's expert is dropped.
+// `late_conf` (fusion: {name: late_conf, power: 1.0}) weights each expert's log-probabilities
+// per sample by its confidence 1 − H/log K raised to `power` (nn/fusion/late_confidence.h): an
+// expert unsure of a sample — an input style it never saw — gives way to a sure one.
 //
 // Robust training: `modality_dropout` p hides each present modality of a training sample with
 // probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
@@ -44,7 +47,7 @@ class FusionClassifierImpl : public ModelImpl {
   const std::vector<std::string>& modalities() const { return modalities_; }
 
  private:
-  enum class Late { None, Mean, Weighted, Poe };
+  enum class Late { None, Mean, Weighted, Poe, Conf };
   torch::Tensor combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present);
   std::vector<std::string> modalities_;
   std::vector<nn::EncoderPtr> encoders_;
@@ -56,6 +59,7 @@ class FusionClassifierImpl : public ModelImpl {
   Late late_ = Late::None;
   bool classify_ = true;
   double modality_dropout_ = 0.0, aux_weight_ = 0.0;
+  double conf_power_ = 1.0;  // late_conf: exponent of the per-sample confidence
   torch::Tensor aux_loss_;
 };
 

@@ -1,0 +1,31 @@
+// braid/nn/fusion/late_confidence.h — confidence-weighted decision fusion (fusion_classifier's
+// `late_conf`): each modality's expert gives class log-probabilities; each expert's vote is
+// weighted per sample by how sure it is, so an expert that is unsure on a sample (an input out of
+// its training distribution, a noisy one) gives way to a sure one, and an absent one has no say.
+//
+//   c_m = 1 − H(p_m) / log K                    confidence of expert m on this sample, in [0, 1]
+//   w_m = present_m · c_m^power / Σ_present c^power   (an absent expert: w_m = 0)
+//   log p = log_softmax(Σ_m w_m · log p_m)       a weighted product of experts
+//
+// power 0 is the plain (geometric-mean) product of experts; larger powers let the surest expert
+// dominate more. Nothing present gives the uniform distribution. The weights are a decision
+// rule, not learned: `confidence_fuse` computes them from detached log-probabilities, so training
+// through it moves the experts, never the weights' own inputs. Pure functions, no parameters.
+#pragma once
+
+#include <torch/types.h>
+
+namespace braid::nn {
+
+// c = 1 − H(softmax)/log K per expert: logp [B, M, K] log-probabilities (K ≥ 2) -> [B, M].
+torch::Tensor expert_confidence(const torch::Tensor& logp);
+
+// w [B, M]: present [B, M] (0/1) · c^power, normalized over the present experts of each row
+// (a row with nothing present is all 0; present experts with c = 0 share equally).
+torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power);
+
+// The fused log-probabilities [B, K] of the rule above. c10::Error naming the tensors when
+// logp is not [B, M, K] with K ≥ 2, present not [B, M], or power < 0.
+torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power);
+
+}  // namespace braid::nn
