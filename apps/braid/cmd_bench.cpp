@@ -27,6 +27,7 @@ struct PipelineArgs {
 struct FusionArgs {
   tools::FusionBenchOptions o;
   std::string methods = "all";
+  std::vector<std::string> model_recipes;  // METHOD=RECIPE
 };
 
 void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& out) {
@@ -39,8 +40,14 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
                                              "accuracy, noise and missing-modality robustness, and cost");
   fu->add_option("--recipe", f->o.recipe, "base recipe (a fusion_classifier)")->capture_default_str();
   fu->add_option("--data", f->o.data, "manifest JSONL")->required();
-  fu->add_option("--methods", f->methods, "all, or a comma list of fusion names (concat, tfn, ...), early, late_mean, "
-                                          "late_weighted, late_poe, uni:<modality>")->capture_default_str();
+  fu->add_option("--methods", f->methods, "comma list of: all (every fusion_classifier method below), fusion names "
+                                          "(concat, tfn, ...), early, late_mean, late_weighted, late_poe, "
+                                          "uni:<modality>, and the temporal models mult, mfn, mctn (group: temporal)")
+      ->capture_default_str();
+  fu->add_option("--model-recipe", f->model_recipes,
+                 "METHOD=RECIPE: the recipe whose model: section a temporal method (mult, mfn, mctn) trains "
+                 "(repeatable; default: <first word of --recipe's name>_<method>.yaml beside it, e.g. "
+                 "recipes/avmnist_mult.yaml); data, epochs and seeds stay the base recipe's");
   fu->add_option("--seeds", f->o.seeds, "seeds per method")->capture_default_str();
   fu->add_option("--out", f->o.out, "results folder (results.json, results.md, noise_*.svg, runs/)")->required();
   fu->add_option("--threads", f->o.threads, "threads per training run (0 = cores / jobs)")->capture_default_str();
@@ -59,6 +66,13 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       } else if (c != ' ') {
         cur += c;
       }
+    }
+    f->o.model_recipes.clear();
+    for (const auto& mr : f->model_recipes) {
+      auto eq = mr.find('=');
+      BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < mr.size(),
+                        "--model-recipe '{}': expected METHOD=RECIPE (e.g. mult=recipes/avmnist_mult.yaml)", mr);
+      f->o.model_recipes[mr.substr(0, eq)] = mr.substr(eq + 1);
     }
     auto r = tools::run_fusion_bench(f->o);
     fmt::print("{}", read_text_file(f->o.out + "/results.md"));
@@ -164,6 +178,8 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   sp->add_option("--dump", a->speed.dump_dir, "write the batch (.npy) and model.json here for a peer");
   sp->add_option("--profile", a->speed.profile,
                  "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
+  sp->add_flag("--fused", a->speed.fused, "use the Transformer block's fused CPU kernels (residual + LayerNorm, "
+                                         "bias + GELU; nn/fused.h)");
   sp->add_flag("--infer-only", a->speed.infer_only, "time inference only (no training steps; for bench/engine.sh PARTS=ort)");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {

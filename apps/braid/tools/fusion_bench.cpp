@@ -35,7 +35,73 @@ std::vector<std::string> all_fusion_methods(const std::vector<std::string>& moda
   return m;
 }
 
-std::vector<std::string> method_overrides(const std::string& method, const std::vector<std::string>& modalities) {
+std::vector<std::string> temporal_methods() { return {"mult", "mfn", "mctn"}; }
+
+namespace {
+bool is_temporal(const std::string& m) {
+  auto t = temporal_methods();
+  return std::find(t.begin(), t.end(), m) != t.end();
+}
+}  // namespace
+
+std::vector<std::string> expand_methods(const std::vector<std::string>& requested,
+                                        const std::vector<std::string>& modalities) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& m) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  };
+  for (const auto& m : requested) {
+    if (m == "all") {
+      for (const auto& a : all_fusion_methods(modalities)) add(a);
+    } else if (m == "temporal") {
+      for (const auto& t : temporal_methods()) add(t);
+    } else {
+      bool ok = m.rfind("uni:", 0) == 0
+                    ? std::find(modalities.begin(), modalities.end(), m.substr(4)) != modalities.end()
+                    : m == "early" || nn::fusion_registry().contains(m) || m.rfind("late_", 0) == 0 || is_temporal(m);
+      BRAID_INPUT_CHECK(ok, "--methods: unknown method '{}' (valid: all, temporal, {}, {})", m,
+                        fmt::join(all_fusion_methods(modalities), ", "), fmt::join(temporal_methods(), ", "));
+      add(m);
+    }
+  }
+  BRAID_INPUT_CHECK(!out.empty(), "--methods: nothing to run");
+  return out;
+}
+
+std::string model_recipe_path(const std::string& method, const std::string& base_recipe,
+                              const std::map<std::string, std::string>& model_recipes) {
+  BRAID_INPUT_CHECK(is_temporal(method), "model_recipe_path: '{}' is not a temporal method ({})", method,
+                    fmt::join(temporal_methods(), ", "));
+  std::string path;
+  if (auto it = model_recipes.find(method); it != model_recipes.end()) {
+    path = it->second;
+    BRAID_INPUT_CHECK(file_exists(path), "--model-recipe {}={}: no such file", method, path);
+  } else {
+    const fs::path base(base_recipe);
+    const std::string stem = base.stem().string();
+    path = (base.parent_path() / (stem.substr(0, stem.find('_')) + "_" + method + ".yaml")).string();
+    BRAID_INPUT_CHECK(file_exists(path),
+                      "--methods {}: its model comes from {}, which does not exist; pass --model-recipe {}=RECIPE",
+                      method, path, method);
+  }
+  auto model = Config::from_file(path).at("model");
+  const auto name = model.get<std::string>("name", "");
+  BRAID_INPUT_CHECK(name == method, "{}: model.name is '{}', expected '{}' for --methods {}", path, name, method, method);
+  return path;
+}
+
+std::vector<std::string> method_overrides(const std::string& method, const std::vector<std::string>& modalities,
+                                          const std::string& base_recipe,
+                                          const std::map<std::string, std::string>& model_recipes) {
+  if (is_temporal(method)) {
+    // the whole model section, as one flow-style YAML value (comments dropped)
+    auto model = Config::from_file(model_recipe_path(method, base_recipe, model_recipes)).node()["model"];
+    YAML::Emitter e;
+    e.SetMapFormat(YAML::Flow);
+    e.SetSeqFormat(YAML::Flow);
+    e << model;
+    return {std::string("model=") + e.c_str()};
+  }
   if (method.rfind("uni:", 0) == 0) return {"model.modalities=[" + method.substr(4) + "]"};
   if (method == "early") {
     // data-level fusion: the raw inputs, concatenated, feed the one learned network (the head)
@@ -110,6 +176,14 @@ double latency_ms(run::Pipeline& p, const Batch& b, int reps) {
   return t[t.size() / 2] / b.size();
 }
 
+// The modalities the model reads at test time: MCTN reads only its source (the target is a
+// training-time translation target); every other model reads all of its modalities.
+std::vector<std::string> read_at_test(const run::Pipeline& p) {
+  auto model = p.recipe.at("model");
+  if (model.get<std::string>("name", "") == "mctn") return {model.get<std::string>("source", "")};
+  return p.modalities;
+}
+
 }  // namespace
 
 json run_fusion_bench(const FusionBenchOptions& o) {
@@ -124,21 +198,13 @@ json run_fusion_bench(const FusionBenchOptions& o) {
         mods.push_back(m);
         break;
       }
-  std::vector<std::string> methods;
-  for (const auto& m : o.methods) {
-    if (m == "all") {
-      auto a = all_fusion_methods(mods);
-      methods.insert(methods.end(), a.begin(), a.end());
-    } else {
-      methods.push_back(m);
-    }
-  }
-  BRAID_INPUT_CHECK(!methods.empty(), "--methods: nothing to run");
-  for (const auto& m : methods) {
-    bool ok = m.rfind("uni:", 0) == 0 ? std::find(mods.begin(), mods.end(), m.substr(4)) != mods.end()
-                                      : m == "early" || nn::fusion_registry().contains(m) || m.rfind("late_", 0) == 0;
-    BRAID_INPUT_CHECK(ok, "--methods: unknown method '{}' (known: {})", m, fmt::join(all_fusion_methods(mods), ", "));
-  }
+  const std::vector<std::string> methods = expand_methods(o.methods, mods);
+  for (const auto& [m, path] : o.model_recipes)
+    BRAID_INPUT_CHECK(is_temporal(m), "--model-recipe {}={}: '{}' is not a temporal method (valid: {})", m, path, m,
+                      fmt::join(temporal_methods(), ", "));
+  // every method's overrides before any training starts, so a missing model recipe stops the run here
+  std::map<std::string, std::vector<std::string>> overrides;
+  for (const auto& m : methods) overrides[m] = method_overrides(m, mods, o.recipe, o.model_recipes);
   make_dirs(o.out + "/runs");
 
   // 1. training runs, each a child process; `jobs` of them at a time
@@ -166,7 +232,7 @@ json run_fusion_bench(const FusionBenchOptions& o) {
     } else {
       braid::remove_tree(dir);
       for (const auto& s : o.sets) argv.insert(argv.end(), {"--set", s});
-      for (const auto& s : method_overrides(method, mods)) argv.insert(argv.end(), {"--set", s});
+      for (const auto& s : overrides.at(method)) argv.insert(argv.end(), {"--set", s});
     }
     make_dirs(fs::path(dir).parent_path().string());
     {
@@ -206,20 +272,27 @@ json run_fusion_bench(const FusionBenchOptions& o) {
   if (failure) std::rethrow_exception(failure);
 
   // 2. test sets: clean, and each modality with noise at every level (built once, shared)
+  // The reference run (its preprocessing and tokenizer build the sets): the first finished run that
+  // reads the most modalities (a temporal model may read fewer than the data has, e.g. no text).
   const std::string ref_run = [&] {
-    for (const auto& r : runs)
-      if (!r.contains("error") && r["method"].get<std::string>().rfind("uni:", 0) != 0) return r["run"].get<std::string>();
-    for (const auto& r : runs)
-      if (!r.contains("error")) return r["run"].get<std::string>();
-    input_error("bench fusion: every training run failed; see the .log files in {}/runs", o.out);
+    std::string best;
+    size_t most = 0;
+    for (const auto& r : runs) {
+      if (r.contains("error")) continue;
+      const size_t n = run::open_pipeline(r["run"].get<std::string>()).modalities.size();
+      if (n > most) most = n, best = r["run"].get<std::string>();
+    }
+    if (best.empty()) input_error("bench fusion: every training run failed; see the .log files in {}/runs", o.out);
+    return best;
   }();
   auto ref = run::open_pipeline(ref_run);
   const run::RunDir ref_rd(ref_run);
   std::string ref_tok = file_exists(ref_rd.tokenizer()) ? read_text_file(ref_rd.tokenizer()) : "";
+  const std::vector<std::string> set_mods = ref.modalities;
   spdlog::info("building the {} sets: clean and {} noise levels per modality", o.split, o.levels.size());
-  auto clean = make_batches(manifest, ref, mods, {}, o.split);
+  auto clean = make_batches(manifest, ref, set_mods, {}, o.split);
   std::map<std::pair<std::string, double>, std::vector<Batch>> noisy;
-  for (const auto& m : mods)
+  for (const auto& m : set_mods)
     for (double lv : o.levels) {
       if (lv <= 0) continue;
       check_interrupt();
@@ -239,18 +312,29 @@ json run_fusion_bench(const FusionBenchOptions& o) {
     const std::string dir = r["run"];
     const run::RunDir rd(dir);
     auto p = run::open_run(dir);
+    for (const auto& mod : p.modalities)
+      BRAID_INPUT_CHECK(std::find(set_mods.begin(), set_mods.end(), mod) != set_mods.end(),
+                        "bench fusion: {} reads {}, which the reference run {} (the one that reads the most "
+                        "modalities: {}) does not; the shared test sets lack it",
+                        dir, mod, ref_run, fmt::join(set_mods, ", "));
     if (p.tokenizer && read_text_file(rd.tokenizer()) != ref_tok)
       throw std::runtime_error(dir + ": its tokenizer differs from the reference run's; the shared test sets do not apply");
     auto m = eval::evaluate_batches(p, clean);
     r["clean"] = {{key, m.value(key, 0.0)}, {key2, m.value(key2, 0.0)}};
-    json noise = json::object();
+    json noise = json::object(), unread = json::array();
+    const auto reads = read_at_test(p);
     for (const auto& mod : p.modalities) {
+      if (std::find(reads.begin(), reads.end(), mod) == reads.end()) {
+        unread.push_back(mod);  // noise on it cannot change the output: no curve, "–" in the table
+        continue;
+      }
       std::vector<double> curve;
       for (double lv : o.levels)
         curve.push_back(lv <= 0 ? m.value(key, 0.0) : eval::evaluate_batches(p, noisy[{mod, lv}]).value(key, 0.0));
       noise[mod] = curve;
     }
     r["noise"] = noise;
+    if (!unread.empty()) r["not_read_at_test"] = unread;
     json missing = json::object();
     for (const auto& subset : eval::nonempty_subsets(p.modalities)) {
       std::vector<std::string> drop;
@@ -304,6 +388,7 @@ json run_fusion_bench(const FusionBenchOptions& o) {
       clean_by_mod[mod].push_back(a.mean);
       names_by_mod[mod].push_back(method);
     }
+    if (rs[0]->contains("not_read_at_test")) row["not_read_at_test"] = (*rs[0])["not_read_at_test"];
     row["noise_curve"] = curves;
     row["relative_robustness"] = rel;
     json miss = json::object();
@@ -363,6 +448,13 @@ json run_fusion_bench(const FusionBenchOptions& o) {
         fmt::format("{}", fmt::join(o.levels, ", ")) +
         " on that modality (MultiBench). Effective: relative minus the least-squares line through all methods' "
         "(clean, relative) points. Curves: `noise_<modality>.svg`.\n";
+  for (const auto& row : table)
+    if (row.contains("not_read_at_test"))
+      md += fmt::format("\n{}: – for {}: the model does not read it at test time (mctn classifies from its source "
+                        "alone; the target is a training-time translation target), so noise on it changes nothing "
+                        "and is not scored.\n",
+                        row["method"].get<std::string>(),
+                        fmt::join(row["not_read_at_test"].get<std::vector<std::string>>(), ", "));
   md += "\n## Missing modalities (test " + std::string(key) + " with only the listed modalities present)\n\n";
   auto subsets = eval::nonempty_subsets(mods);
   md += "| method |";
