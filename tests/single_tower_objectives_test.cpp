@@ -122,14 +122,20 @@ TEST(SingleTowerObjectives, AZeroWeightRemovesTheTermAndItsParameters) {
   EXPECT_FALSE(only_mrfr->loss_terms().count("mrc"));
   EXPECT_FALSE(only_mrfr->named_parameters().contains("mrc.weight"));
 
-  // ITM and MLM at weight 0 are not computed either
+  // ITM and MLM at weight 0 are not computed either; their heads get a zero gradient (not none), so
+  // weight decay and data-parallel runs treat them as when the term was weighted 0
   auto itc_only = build("weights: {itm: 0, mlm: 0}\n");
-  itc_only->objective(make_batch(4));
+  itc_only->objective(make_batch(4)).backward();
   auto t = itc_only->loss_terms();
   EXPECT_TRUE(t.count("itc"));
   EXPECT_FALSE(t.count("itm"));
   EXPECT_FALSE(t.count("itm_acc"));
   EXPECT_FALSE(t.count("mlm"));
+  for (const char* p : {"itm.weight", "itm.bias", "mlm.weight", "mlm.bias"}) {
+    auto g = grad_of(itc_only, p);
+    ASSERT_TRUE(g.defined()) << p;
+    EXPECT_EQ(g.abs().sum().item<double>(), 0) << p;
+  }
 
 }
 

@@ -296,6 +296,11 @@ torch::Tensor SingleTowerImpl::objective(const Batch& batch) {
     if (terms.count(k)) weights[k] = w;  // ITM / MLM / MRFR / MRC sit out a batch without two image-text rows
   auto total = objectives::weighted_sum(terms, weights, &logged);
   for (auto& [k, v] : logged) terms_[k] = v;
+  // The head of a term weighted 0 is not run; a zero gradient keeps it under the optimizer (weight
+  // decay) as when the term was computed and weighted 0, in one process and data-parallel alike.
+  for (const auto& [k, head] : {std::make_pair("itm", itm_), std::make_pair("mlm", mlm_)})
+    if (weight(k) == 0)
+      for (const auto& p : head->parameters()) total = total + p.sum() * 0;
   return total;
 }
 
