@@ -8,6 +8,7 @@ ImageCNNOptions ImageCNNOptions::from_config(const Config& c) {
   ImageCNNOptions o;
   o.channels = c.get<std::vector<int64_t>>("channels", o.channels);
   o.dim = c.get<int64_t>("dim", o.dim);
+  o.augment = ImageAugmentOptions::from_config(c);
   BRAID_INPUT_CHECK(!o.channels.empty() && o.dim > 0, "{}: '{}' needs channels and a positive dim", c.origin(), c.path());
   return o;
 }
@@ -19,7 +20,8 @@ ImageCNNImpl::ImageCNNImpl(ImageCNNOptions o, const EncoderContext& ctx) : optio
 }
 
 torch::Tensor ImageCNNImpl::encode(const ModalityBatch& mb) {
-  auto x = convs_.forward(mb.data);  // [B, 3, H, W] -> [B, C, h, w]
+  auto in = is_training() ? augment_images(mb.data, options.augment) : mb.data;
+  auto x = convs_.forward(in);  // [B, 3, H, W] -> [B, C, h, w]
   return out_->forward(x.mean({2, 3}));
 }
 

@@ -10,16 +10,18 @@
 
 #include "braid/core/config.h"
 #include "braid/nn/encoder.h"
+#include "braid/nn/image_augment.h"
 
 namespace braid::nn {
 
 struct ImageCNNOptions {
   std::vector<int64_t> channels{32, 64, 128};  // one conv-BN-ReLU-maxpool block per entry
   int64_t dim = 128;                           // output width
+  ImageAugmentOptions augment;                 // training-time augmentation (nn/image_augment.h)
   static ImageCNNOptions from_config(const Config& c);
 };
 
-// [B, 3, H, W] -> blocks -> global average pool -> Linear -> [B, dim].
+// [B, 3, H, W] -> (augment, training only) -> blocks -> global average pool -> Linear -> [B, dim].
 class ImageCNNImpl : public EncoderImpl {
  public:
   ImageCNNImpl(ImageCNNOptions o, const EncoderContext& ctx);
