@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -130,6 +132,14 @@ TEST(BuildDataset, EmojiManifestContractAndDeterminism) {
     ASSERT_TRUE(j["text"].is_object());
     EXPECT_FALSE(j["text"].value("en", "").empty());
     EXPECT_FALSE(j["text"].value("zh", "").empty());
+    // the caption view: the English view, then "; subgroup; group" in lower case
+    const std::string en = j["text"].value("en", ""), caption = j["text"].value("caption", "");
+    EXPECT_EQ(caption.rfind(en + "; ", 0), 0u) << caption;
+    std::string group = j["label"];
+    std::transform(group.begin(), group.end(), group.begin(), [](unsigned char c) { return std::tolower(c); });
+    EXPECT_GT(caption.size(), group.size() + 2) << caption;
+    EXPECT_EQ(caption.substr(caption.size() - group.size() - 2), "; " + group) << caption;
+    EXPECT_EQ(caption.find('-', en.size()), std::string::npos) << "subgroup words, not its slug: " << caption;
     EXPECT_NE(j["label"], "Component");
     labels.insert(j["label"].get<std::string>());
   }

@@ -68,13 +68,18 @@ BuildReport build_emoji(const BuildOptions& opt) {
       en_text += ", " + t;
       added++;
     }
+    // Caption view (retrieval and zero-shot): the English view, then the subgroup and the group, the
+    // words a user would search with. It names the label: never a classification input.
+    std::string subgroup = x.subcategory;
+    std::replace(subgroup.begin(), subgroup.end(), '-', ' ');
+    const std::string caption = en_text + "; " + subgroup + "; " + ascii_lower(x.category);
     for (const auto& [style, dir] : style_dirs) {
       Record r;
       r.id = x.unified + "-" + style;
       r.split = split;
       r.label = x.category;
       r.group = x.unified;
-      r.text = nlohmann::ordered_json{{"en", en_text}, {"zh", x.zh_label}};
+      r.text = nlohmann::ordered_json{{"en", en_text}, {"zh", x.zh_label}, {"caption", caption}};
       r.image = "images/" + style + "/" + x.image;
       r.audio = "audio/" + r.id + ".wav";
       copies.emplace_back(dir / x.image, out / r.image);
