@@ -74,6 +74,7 @@ int run_quickstart(const QuickArgs& a) {
   struct Job {
     std::string name, modalities;
     bool pretrained = false;  // the text encoder is the frozen imported tower
+    int epochs = 0;           // > 0: instead of the recipe's train.epochs
   };
   if (pretrained)
     spdlog::info("text encoder: the frozen tower of {} (--pretrained-text); the from-scratch bag of words is the "
@@ -84,7 +85,11 @@ int run_quickstart(const QuickArgs& a) {
   std::vector<Job> jobs = {{"image", "[image]"}, {"text", "[text]"}};
   if (pretrained) jobs.push_back({"text_pretrained", "[text]", true});
   jobs.push_back({"audio", "[audio]"});
-  jobs.push_back({pretrained ? "fused_pretrained" : "fused", "[image, text, audio]", pretrained});
+  // With the frozen pretrained text tower the fused model converges sooner: 16 epochs instead of 24
+  // (test accuracy 0.916 +- 0.005 vs 0.920 +- 0.001 over seeds 0-2, docs/results/quickstart.md) keep
+  // the whole job within 3 minutes on 2 cores.
+  if (pretrained) jobs.push_back({"fused_pretrained", "[image, text, audio]", true, 16});
+  else jobs.push_back({"fused", "[image, text, audio]"});
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& j : jobs) {
     const std::string run = a.out + "/" + j.name;
@@ -106,6 +111,7 @@ int run_quickstart(const QuickArgs& a) {
         ro.sets = {"model.modalities=" + j.modalities};
         if (a.seed >= 0) ro.sets.push_back(fmt::format("seed={}", a.seed));
         if (j.pretrained) ro.sets.insert(ro.sets.end(), text_sets.begin(), text_sets.end());
+        if (j.epochs > 0) ro.sets.push_back(fmt::format("train.epochs={}", j.epochs));
       }
       spdlog::info("training the {} model ({})", j.name, j.modalities);
       train::train(ro);
