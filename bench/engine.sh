@@ -22,6 +22,9 @@
 #      Contention (ORT_BUSY=1): each side again while a busy BUSY_THREADS-thread process (a PyTorch matmul loop)
 #      runs, then quiet right after, for braid as it is, braid with OMP_WAIT_POLICY=passive, braid with
 #      GOMP_SPINCOUNT=BUSY_SPINCOUNT, and ORT; slowdown = quiet rate / busy rate.
+#   6. fused (issue 19, fused CPU kernels): `braid bench speed` on the bench CLIP with and without --fused (the
+#      Transformer block's residual + LayerNorm and bias + GELU as one pass each, nn/fused.h), FUSED_ROUNDS
+#      rounds alternating the order; train steps/s and inference samples/s, ratio = fused / unfused per round.
 # No GPU part here (none in the session that wrote this).
 #
 #   bash bench/engine.sh
@@ -34,7 +37,7 @@
 #   part 5: ORT_ROUNDS (3), ORT_STEPS (10: batches per repeat; 4x as many at B=1), ORT_DIR (where npm installs
 #   onnxruntime-node, ~/.cache/braid/onnxruntime-node-1.19.2; installed there when missing, never at braid run
 #   time), ORT_BUSY (1), BUSY_THREADS (2), BUSY_SPINCOUNT (10000), BUSY_LIMIT (240: seconds per contended process),
-#   BUSY_REPEATS (3: repeats of the contended and quiet runs).
+#   BUSY_REPEATS (3: repeats of the contended and quiet runs); part 6: FUSED_ROUNDS (4).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/clip_speed.sh
@@ -175,6 +178,19 @@ if part ort; then
   ort_part
 fi
 
+FUSED_ROUNDS=${FUSED_ROUNDS:-4}
+fused_run() {  # plain|fused ROUND
+  say "== fused kernels: $1, round $2"
+  local flag=(); [ "$1" = fused ] && flag=(--fused)
+  "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --threads "$THREADS" --steps "$STEPS" \
+    --warmup "$WARMUP" --repeats "$REPEATS" "${flag[@]}" --json >"$OUT/fused.$1.$2.json"
+}
+if part fused; then
+  for r in $(seq 1 "$FUSED_ROUNDS"); do
+    if [ $((r % 2)) -eq 1 ]; then fused_run plain "$r"; fused_run fused "$r"; else fused_run fused "$r"; fused_run plain "$r"; fi
+  done
+fi
+
 dp_run() {  # nproc threads batch round
   local d="$OUT/dp_n$1_r$4" s e
   rm -rf "$d"
@@ -209,6 +225,30 @@ if part ort; then
   echo "## CPU inference: braid vs PyTorch vs ONNX Runtime $ORT_VERSION (bench CLIP towers, $THREADS threads)"
   echo
   "$PY" "$ROOT/bench/peer/ort_table.py" "$OUT" "$ORT_ROUNDS" "$ORT_BUSY" "$BUSY_THREADS" "$BUSY_SPINCOUNT"
+  echo
+fi
+if part fused; then
+  echo "## Fused CPU kernels (braid bench speed --fused vs without, bench CLIP, $THREADS threads)"
+  echo
+  "$PY" - "$OUT" "$FUSED_ROUNDS" <<'PYEOF'
+import json, os, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+KEYS = (("train_steps_per_s", "train steps/s", "{:.3f}"), ("infer_samples_per_s_b64", "infer samples/s (B)", "{:.1f}"),
+        ("infer_samples_per_s_b1", "infer samples/s (B=1)", "{:.1f}"))
+docs = {s: [json.load(open(os.path.join(out, f"fused.{s}.{r}.json"))) for r in range(1, rounds + 1)] for s in ("plain", "fused")}
+assert all(d["fused"] for d in docs["fused"]) and not any(d["fused"] for d in docs["plain"])
+print("| figure | unfused | fused | fused / unfused (median over rounds) | per-round ratios |")
+print("| --- | ---: | ---: | ---: | --- |")
+for k, label, fmt in KEYS:
+    med = {s: statistics.median(run[k] for d in docs[s] for run in d["runs"]) for s in docs}
+    per = [f[k] / p[k] for f, p in zip(docs["fused"], docs["plain"])]
+    print(f"| {label} | {fmt.format(med['plain'])} | {fmt.format(med['fused'])} | {statistics.median(per):.3f} | "
+          f"{', '.join(f'{x:.3f}' for x in per)} |")
+d0 = docs["plain"][0]
+print()
+print(f"rates: median of {rounds} processes x {d0['repeats']} repeats per side ({d0['steps']} steps or batches each); "
+      f"B = {d0['batch_size']}, threads {d0['threads']}, {d0['parameters']:,} parameters")
+PYEOF
   echo
 fi
 if part dp; then

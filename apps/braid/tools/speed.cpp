@@ -21,6 +21,7 @@
 #include "braid/core/runtime.h"
 #include "braid/data/npy.h"
 #include "braid/eval/evaluate.h"
+#include "braid/nn/fused.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/optim.h"
 
@@ -101,6 +102,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   if (ro.threads >= 0) recipe.set_path("threads", std::to_string(ro.threads));
   if (!ro.device.empty()) recipe.set_path("device", ro.device);
   const int threads = configure_threads(static_cast<int>(recipe.get<int64_t>("threads", 0)));
+  nn::set_fused_kernels(so.fused);
   torch::manual_seed(static_cast<uint64_t>(recipe.get<int64_t>("seed", 0)));
   std::string mp = ro.data.empty() ? resolve_relative(ro.recipe, recipe.at("data").get<std::string>("manifest", ""))
                                    : ro.data;
@@ -201,7 +203,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   nlohmann::json out = {{"infer_samples_per_s_b64", median(infer_b)},
                         {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
                         {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
-                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}};
+                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused}};
   if (!so.infer_only) out["train_steps_per_s"] = median(train_rates);
   return out;
 }

@@ -18,6 +18,7 @@ struct SpeedOptions {
   std::string dump_dir;   // write the batch as .npy files + model.json here ("" = no)
   bool infer_only = false;  // time inference only: no warm-up or timed training steps (train_steps_per_s is
                            // then absent); the model is still built and put in eval mode the same way
+  bool fused = false;      // the Transformer block's fused CPU kernels (nn/fused.h: residual + LayerNorm, bias + GELU)
   std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
                           // activities) of 2 training steps and 2 inference batches here ("" = no)
 };

@@ -1,5 +1,7 @@
 #include "braid/nn/blocks.h"
 
+#include "braid/nn/fused.h"
+
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -75,7 +77,18 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
   const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
   auto qkv = linear(qkv_, ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
   auto a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape({B, T, options.dim});
-  auto h = x + drop_->forward(linear(proj_, a));
+  auto o = drop_->forward(linear(proj_, a));
+  // fused CPU kernels (nn/fused.h; off unless switched on) where every operand has the parameters' dtype
+  // (not under bf16 autocast, whose GEMM outputs are bf16)
+  const auto dt = ln2_->weight.scalar_type();
+  if (fused_kernels() && x.device().is_cpu() && (dt == at::kFloat || dt == at::kDouble) && x.scalar_type() == dt &&
+      o.scalar_type() == dt) {
+    auto [h, n] = add_layer_norm(x, o, ln2_->weight, ln2_->bias, ln2_->options.eps());
+    auto z = at::linear(n, ff1_->weight);  // [B, T, ff], the bias goes into the GELU
+    if (z.scalar_type() == dt) return h + drop_->forward(linear(ff2_, bias_gelu(z, ff1_->bias)));
+    return h + drop_->forward(linear(ff2_, torch::gelu(z + ff1_->bias)));
+  }
+  auto h = x + o;
   return h + drop_->forward(linear(ff2_, torch::gelu(linear(ff1_, ln2_->forward(h)))));
 }
 
