@@ -30,8 +30,9 @@
 #   bash bench/engine.sh
 #   PARTS=precision bash bench/engine.sh      # only part 4
 #   PARTS=ort THREADS=2 bash bench/engine.sh  # only part 5
+#   PARTS=fused THREADS=1 bash bench/engine.sh  # only part 6
 #
-# Environment: PARTS ("speed dp precision ort": which parts run), THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS
+# Environment: PARTS ("speed dp precision ort fused": which parts run), THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS
 #   (CLIP: 3/1/5/2; AV-MNIST uses FUSION_STEPS 10, FUSION_WARMUP 2), DP_STEPS (40), DP_ROUNDS (3),
 #   PREC_ROUNDS (3), AV_DATA (data/avmnist/manifest.jsonl, built when missing), BRAID, OUT;
 #   part 5: ORT_ROUNDS (3), ORT_STEPS (10: batches per repeat; 4x as many at B=1), ORT_DIR (where npm installs
@@ -47,7 +48,7 @@ DP_ROUNDS=${DP_ROUNDS:-3}
 AV_DATA=${AV_DATA:-$ROOT/data/avmnist/manifest.jsonl}
 EMOJI_DATA=$ROOT/data/emoji/manifest.jsonl
 
-PARTS=${PARTS:-speed dp precision ort}
+PARTS=${PARTS:-speed dp precision ort fused}
 PREC_ROUNDS=${PREC_ROUNDS:-3}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
