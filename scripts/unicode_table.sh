@@ -120,16 +120,20 @@ def table(fname, title):
     agree = list(first.get("code_agreement", {}).keys())
     if not mods:  # not a unicode model (e.g. a dual_tower baseline): no codebook
         return
-    print("Codebook health on the test split (perplexity / codes used per modality, cross-modal code agreement, "
-          "live codes):")
+    # chance level of the agreement (rows paired with unpaired rows), when the eval wrote it
+    chance = [a for a in agree if all("code_agreement_chance" in r for rs in rows.values() for r in rs)]
+    print("Codebook health on the test split (perplexity / codes used per modality, cross-modal code agreement"
+          + (" and its chance level, the agreement with unpaired rows" if chance else "") + ", live codes):")
     print()
     print("| variant | " + " | ".join(f"ppl {m}" for m in mods) + " | " + " | ".join(f"used {m}" for m in mods) + " | "
-          + " | ".join(f"agree {a}" for a in agree) + " | live codes |")
-    print("|" + "---|" * (2 * len(mods) + len(agree) + 2))
+          + " | ".join(f"agree {a}" for a in agree) + "".join(f" | chance {a}" for a in chance) + " | live codes |")
+    print("|" + "---|" * (2 * len(mods) + len(agree) + len(chance) + 2))
     for v, rs in rows.items():
         print(f"| {v} | " + " | ".join(ms([r["codes"][m]["perplexity"] for r in rs]) for m in mods) + " | "
               + " | ".join(ms([r["codes"][m]["used"] for r in rs]) for m in mods) + " | "
-              + " | ".join(ms([r["code_agreement"][a] for r in rs]) for a in agree) + f" | {ms([r['live_codes'] for r in rs])} |")
+              + " | ".join(ms([r["code_agreement"][a] for r in rs]) for a in agree)
+              + "".join(" | " + ms([r["code_agreement_chance"][a] for r in rs]) for a in chance)
+              + f" | {ms([r['live_codes'] for r in rs])} |")
     print()
 
 table("cmg_final.json", "Final weights (after the last step; same training length for every variant)")

@@ -38,6 +38,9 @@ torch::nn::Sequential make_head(int64_t in, int64_t classes, int64_t hidden) {
   return h;
 }
 
+// rows of x [N, ..] rotated by N/2 (the chance pairing of the code-agreement statistic)
+torch::Tensor shift_half(const torch::Tensor& x) { return x.size(0) > 1 ? x.roll(x.size(0) / 2, 0) : x; }
+
 }  // namespace
 
 nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manifest>& manifest, const CmgOptions& o) {
@@ -129,6 +132,14 @@ nlohmann::json evaluate_cmg(Pipeline& p, const std::shared_ptr<const data::Manif
       for (auto b = std::next(a); b != paired.end(); ++b)
         agree[a->first + "_" + b->first] = objectives::code_agreement(torch::cat(a->second), torch::cat(b->second), C);
     r["code_agreement"] = agree;
+    // chance level: the same codes with b's rows shifted by half their number, so that every row meets an
+    // unpaired one (neighbouring rows of a split can be the same emoji; rows half a split apart are not)
+    nlohmann::json chance = nlohmann::json::object();
+    for (auto a = paired.begin(); a != paired.end(); ++a)
+      for (auto b = std::next(a); b != paired.end(); ++b)
+        chance[a->first + "_" + b->first] =
+            objectives::code_agreement(torch::cat(a->second), shift_half(torch::cat(b->second)), C);
+    r["code_agreement_chance"] = chance;
     r["live_codes"] = u->live_codes();
   }
   return r;
@@ -151,7 +162,10 @@ std::string format_cmg(const nlohmann::json& r) {
                          v["used"].get<int64_t>());
   if (r.contains("code_agreement"))
     for (auto& [k, v] : r["code_agreement"].items())
-      out += fmt::format("  code agreement {:<14} {:.4f}\n", k, v.get<double>());
+      out += fmt::format("  code agreement {:<14} {:.4f}{}\n", k, v.get<double>(),
+                         r.contains("code_agreement_chance")
+                             ? fmt::format(" (unpaired rows: {:.4f})", r["code_agreement_chance"][k].get<double>())
+                             : std::string());
   return out;
 }
 

@@ -17,6 +17,7 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   o.dim = c.get<int64_t>("dim", o.dim);
   o.hidden = c.get<int64_t>("hidden", o.hidden);
   o.text_layers = c.get<int64_t>("text_layers", o.text_layers);
+  o.semantic_norm = c.get<std::string>("semantic_norm", o.semantic_norm);
   auto& cb = o.codebook;
   cb.dim = o.dim;
   cb.codes = c.get<int64_t>("codes", 400);
@@ -25,6 +26,7 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   cb.beta = c.get<double>("beta", cb.beta);
   cb.mm_ema = c.get<bool>("mm_ema", cb.mm_ema);
   cb.teacher = c.get<std::string>("teacher", cb.teacher);
+  cb.cross_commit = c.get<std::string>("cross_commit", cb.cross_commit);
   const bool reset = c.get<bool>("reset", true);
   cb.reset_after = c.get<int64_t>("reset_after", cb.reset_after);
   cb.recent = c.get<int64_t>("recent", cb.recent);
@@ -55,6 +57,12 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   BRAID_INPUT_CHECK(cb.teacher == "mean" || cb.teacher == "attention",
                     "{}: recipe key '{}': expected mean or attention, got '{}'", c.origin(), c.full("teacher"),
                     cb.teacher);
+  BRAID_INPUT_CHECK(cb.cross_commit == "position" || cb.cross_commit == "nearest",
+                    "{}: recipe key '{}': expected position or nearest, got '{}'", c.origin(), c.full("cross_commit"),
+                    cb.cross_commit);
+  BRAID_INPUT_CHECK(o.semantic_norm == "batch" || o.semantic_norm == "layer" || o.semantic_norm == "none",
+                    "{}: recipe key '{}': expected batch, layer or none, got '{}'", c.origin(), c.full("semantic_norm"),
+                    o.semantic_norm);
   BRAID_INPUT_CHECK(o.cpc.horizon > 0 && o.cpc.horizon < o.steps, "{}: recipe key '{}': expected 1 .. steps-1",
                     c.origin(), cp.full("horizon"));
   BRAID_INPUT_CHECK(o.club.steps >= 0 && o.club.lr > 0 && o.nce_temperature > 0,
@@ -91,6 +99,12 @@ UnicodeImpl::UnicodeImpl(const Config& cfg, const ModelContext& ctx) : options(U
         text_blocks_[m].push_back(register_module("text_block" + std::to_string(l), nn::TransformerBlock(to)));
       }
     sem_.emplace(m, register_module("semantic_" + m, branch(d, o.dim)));
+    if (o.semantic_norm == "layer")
+      sem_ln_.emplace(m, register_module("semantic_norm_" + m,
+                                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}))));
+    if (o.semantic_norm == "batch")
+      sem_bn_.emplace(m, register_module("semantic_norm_" + m,
+                                         torch::nn::BatchNorm1d(torch::nn::BatchNormOptions(o.dim).affine(false))));
     spec_.emplace(m, register_module("specific_" + m, branch(d, o.dim)));
     const int64_t frames = m == "text" ? d : nn::frame_dim(ctx_[m]);
     dec_.emplace(m, register_module("decoder_" + m, branch(2 * o.dim, frames)));
@@ -116,6 +130,12 @@ UnicodeImpl::Encoded UnicodeImpl::encode(const std::string& m, const ModalityBat
   x = nn::resample_nearest(x, f.lengths, options.steps);
   Encoded e;
   e.s = sem_.at(m)->forward(x);
+  if (options.semantic_norm == "layer") e.s = sem_ln_.at(m)->forward(e.s);
+  if (options.semantic_norm == "batch") {
+    // statistics over every (row, step) vector of this modality in the batch: [B, T, D] -> [B·T, D]
+    auto flat = e.s.reshape({-1, options.dim});
+    e.s = sem_bn_.at(m)->forward(flat).reshape(e.s.sizes());
+  }
   e.p = spec_.at(m)->forward(x);
   e.present = f.present.to(torch::kBool);
   return e;

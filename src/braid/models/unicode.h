@@ -5,15 +5,15 @@
 //   task: align
 //   model: {name: unicode, modalities: [image, audio, text], steps: 8, dim: 64, hidden: 64,
 //           sequences: {image: {name: image_rows}, audio: {name: audio_frames, stride: 4}},
-//           text_layers: 1, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
+//           text_layers: 1, semantic_norm: batch, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
 //           reset: true, reset_after: 300, recent: 100,
 //           club: {hidden: 64, steps: 5, lr: 0.001}, cpc: {context: 64, horizon: 2, cross_weight: 1, self_weight: 0.1},
 //           weights: {recon: 1, commit: 1, club: 1, cpc: 1, cmcm: 1, nce: 0}, nce_temperature: 0.1}
 //
 // Per modality m: a sequence front-end (nn/sequence.h; text adds `text_layers` Transformer blocks over
 // its tokens) resampled to T = `steps` steps (nn::resample_nearest), then two branches (Linear-ReLU-Linear,
-// width `dim`): semantic s^m [B, T, D] and modality-specific p^m [B, T, D]. s^m is quantized with the
-// shared codebook (objectives/codebook.h). Training objective (rows that have every modality):
+// width `dim`): semantic s^m [B, T, D] (then normalized, `semantic_norm`: batch | layer | none) and
+// modality-specific p^m [B, T, D]. s^m is quantized with the shared codebook (objectives/codebook.h). Training objective (rows that have every modality):
 //   recon   Σ_m MSE(dec_m([ŝ^m ; p^m]), frames_m) — frames: image rows / log-mel frames (nn::raw_frames),
 //           text: its token embeddings (detached), all resampled to T
 //   commit  cross-modal commitment (β, own 2β, others β/(M−1)); the codebook itself moves by (MM-)EMA
@@ -30,6 +30,8 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/normalization.h>
 
 #include <map>
 #include <string>
@@ -54,6 +56,15 @@ struct UnicodeOptions {
   int64_t dim = 64;           // D of semantic / specific features and of the codes
   int64_t hidden = 64;        // branch and decoder hidden width
   int64_t text_layers = 1;    // Transformer blocks over text tokens
+  // Normalization of every modality's semantic branch output before quantization:
+  //   "layer": LayerNorm over D (the released code's semantic encoder is a post-norm Transformer whose last
+  //            op is a LayerNorm): every s^m_t has the same scale (‖s‖ ≈ √D);
+  //   "batch": per-modality standardization over the batch's (row, step) vectors, no affine (BatchNorm, running
+  //            statistics at eval): besides the scale it removes each modality's mean offset (the
+  //            "modality gap"), so that the modalities' features start in one region of the codebook;
+  //   "none":  the bare Linear-ReLU-Linear branch (braid before 2026-12-05: s shrank to ‖s‖ ~ 0.1, L_cmcm's
+  //            code distributions stayed uniform and no code was shared across modalities).
+  std::string semantic_norm = "batch";
   objectives::CodebookOptions codebook;   // codes, decay, epsilon, beta, mm_ema, teacher, reset_after, recent
   objectives::ClubOptions club;           // hidden, steps, lr
   objectives::CrossCPCOptions cpc;        // context, horizon, cross_weight, self_weight
@@ -88,6 +99,8 @@ class UnicodeImpl : public ModelImpl {
   std::map<std::string, nn::SequencePtr> seq_;
   std::map<std::string, std::vector<nn::TransformerBlock>> text_blocks_;
   std::map<std::string, nn::MLP> sem_, spec_, dec_;
+  std::map<std::string, torch::nn::LayerNorm> sem_ln_;     // semantic_norm "layer"
+  std::map<std::string, torch::nn::BatchNorm1d> sem_bn_;   // semantic_norm "batch"
   objectives::SharedCodebook codebook_{nullptr};
   std::map<std::string, objectives::Club> club_;
   objectives::CrossCPC cpc_{nullptr};

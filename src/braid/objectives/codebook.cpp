@@ -12,6 +12,8 @@ SharedCodebookImpl::SharedCodebookImpl(CodebookOptions o) : options(std::move(o)
   TORCH_CHECK(options.codes > 0 && options.dim > 0, "codebook: codes and dim must be positive");
   TORCH_CHECK(options.reset_from == "codes" || options.reset_from == "features",
               "codebook: reset_from must be codes or features");
+  TORCH_CHECK(options.cross_commit == "position" || options.cross_commit == "nearest",
+              "codebook: cross_commit must be position or nearest");
   TORCH_CHECK(options.reset_from == "codes" || options.reset_after <= 0 || options.recent < options.reset_after,
               "codebook: with reset_from features, recent (the grace of a reset code) must be < reset_after");
   const double r = 1.0 / static_cast<double>(options.codes);
@@ -47,7 +49,16 @@ torch::Tensor SharedCodebookImpl::commitment(const std::vector<torch::Tensor>& s
   for (size_t a = 0; a < M; ++a)
     for (size_t b = 0; b < M; ++b) {
       double w = a == b ? 2 * options.beta : options.beta / static_cast<double>(M - 1);
-      loss = loss + w * torch::mse_loss(s[a], q[b].detach());
+      if (a == b || options.cross_commit == "position") {
+        loss = loss + w * torch::mse_loss(s[a], q[b].detach());
+      } else {
+        TORCH_CHECK(s[a].dim() == 3 && q[b].dim() == 3 && s[a].size(0) == q[b].size(0),
+                    "commitment (nearest): [B, T, D] per modality with the same rows expected, got ", s[a].sizes(),
+                    " and ", q[b].sizes());
+        // [B, T, 1, D] − [B, 1, T', D] -> squared distances [B, T, T'], the nearest of b's steps per (i, t)
+        auto d2 = (s[a].unsqueeze(2) - q[b].detach().unsqueeze(1)).pow(2).sum(-1);
+        loss = loss + w * std::get<0>(d2.min(-1)).mean() / static_cast<double>(s[a].size(-1));
+      }
     }
   return loss;
 }

@@ -14,7 +14,9 @@
 //               e = m / N̂ then run once per modality, one modality after the other. Without MM-EMA,
 //               t(s^a) = s^a (a plain shared codebook, still updated once per modality).
 //   commitment  Σ_a [2β·‖s^a − sg(q^a)‖² + Σ_{b≠a} β/(M−1)·‖s^a − sg(q^b)‖²] (means over elements; M = 2:
-//               2β own + β other; M = 3: 2β own + 0.5β each other, as in the released code).
+//               2β own + β other; M = 3: 2β own + 0.5β each other, as in the released code). With
+//               cross_commit "nearest" the cross term uses, per (i, t), min_{t'} ‖s^a_{i,t} − sg(q^b_{i,t'})‖²
+//               (divided by D, so that it is a mean over elements like the positional one).
 //   reset       a code not assigned for `reset_after` updates becomes a random code assigned within the
 //               last `recent` updates plus U(−1/1024, 1/1024) noise (or a random input vector of the update,
 //               reset_from "features"); its EMA sum is set so that m_k / N_k reproduces the new code.
@@ -47,6 +49,11 @@ struct CodebookOptions {
   // it may be reset again, and live_codes() counts it only once it does; the first update also seeds every
   // code from random input vectors, with EMA counts of an even share, so no code starts far from the data).
   std::string reset_from = "codes";
+  // Which of modality b's codes the cross term of the commitment pulls s^a_{i,t} toward:
+  //   "position": q^b_{i,t}, the same (row, step) (released code; its modalities are aligned in time);
+  //   "nearest":  the nearest of q^b_{i,1..T} (same row, any step), for modalities whose steps hold
+  //               unrelated content (image rows, audio frames, text tokens).
+  std::string cross_commit = "position";
 };
 
 struct Quantized {
