@@ -19,7 +19,9 @@
 # stack (the same fusion over the unimodal runs' encoders of the same seed, loaded by
 # model.init_from and frozen: only the expert heads train, so each expert is as good as its
 # unimodal model; needs text, image and audio first); stack_p0 (stack with power 0: an unweighted
-# product of experts, to isolate the confidence weighting).
+# product of experts, to isolate the confidence weighting); image_aug (the image model trained with
+# flips, shifts of up to 3 px and grayscale copies: model.encoders.image.augment) and stack_aug (stack
+# over image_aug's encoder instead of image's).
 # Outputs: $OUT (default runs/style_shift)/runs/<variant>_s<seed>/ (run, time.txt, eval/<condition>.json),
 # $OUT/logs/, $OUT/table.md. A run whose eval files all exist is not redone.
 set -euo pipefail
@@ -28,24 +30,27 @@ BRAID=${BRAID:-build/apps/braid/braid}
 DATA=${DATA:-data/emoji/manifest.jsonl}
 OUT=${OUT:-runs/style_shift}
 SEEDS=${SEEDS:-"0"}
-VARIANTS=${VARIANTS:-"text image audio concat concat_md conf stack stack_p0"}
+VARIANTS=${VARIANTS:-"text image image_aug audio concat concat_md conf stack stack_p0 stack_aug"}
 EXTRA=${EXTRA:-}
 THREADS=${THREADS:-1}
 TABLE_ONLY=${TABLE_ONLY:-}
 STYLE_A=${STYLE_A:-google}
 STYLE_B=${STYLE_B:-twitter}
+AUG="--set model.encoders.image.augment.flip=0.5 --set model.encoders.image.augment.shift=3"
+AUG="$AUG --set model.encoders.image.augment.grayscale=0.3"
 CONDITIONS="styleA styleB styleA_noimage styleA_noaudio styleA_notext styleB_noaudio styleB_notext"
 
 recipe_and_sets() {
   case "$1" in
     text|image|audio) echo "recipes/emoji_style_shift.yaml --set model.modalities=[$1]" ;;
+    image_aug) echo "recipes/emoji_style_shift.yaml --set model.modalities=[image] $AUG" ;;
     concat) echo "recipes/emoji_style_shift.yaml" ;;
     concat_md) echo "recipes/emoji_style_shift.yaml --set model.modality_dropout=0.3" ;;
     conf) echo "recipes/emoji_style_shift_conf.yaml" ;;
-    stack|stack_p0)
-      local p=1.0; [[ $1 == stack_p0 ]] && p=0
+    stack|stack_p0|stack_aug)
+      local p=1.0 img=image; [[ $1 == stack_p0 ]] && p=0; [[ $1 == stack_aug ]] && img=image_aug
       echo "recipes/emoji_style_shift_conf.yaml --set model.fusion.power=$p --set model.freeze=[image,text,audio]" \
-        "--set model.init_from=[$OUT/runs/text_s$2,$OUT/runs/image_s$2,$OUT/runs/audio_s$2]" ;;
+        "--set model.init_from=[$OUT/runs/text_s$2,$OUT/runs/${img}_s$2,$OUT/runs/audio_s$2]" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
@@ -91,7 +96,7 @@ done
 import json, math, os, sys
 from collections import Counter
 out, variants, seeds, conds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
-uni = ["text", "image", "audio"]
+uni = ["text", "image", "image_aug", "audio"]
 names = {"styleA": "A clean", "styleB": "B (held-out style)", "styleA_noimage": "A, no image",
          "styleA_noaudio": "A, no audio", "styleA_notext": "A, no text", "styleB_noaudio": "B, no audio",
          "styleB_notext": "B, no text"}
@@ -115,7 +120,7 @@ for v in variants:
             acc.setdefault((v, c), []).append(json.load(open(os.path.join(d, c + ".json")))["accuracy"])
 
 def available(v, c):  # a unimodal model whose modality the condition lacks has nothing to say
-    return not c.endswith("_no" + v)
+    return not c.endswith("_no" + v.split("_")[0])
 
 print("| model | seeds | " + " | ".join(names.get(c, c) for c in conds) + " |")
 print("|---|---:|" + "---:|" * len(conds))
