@@ -5,6 +5,7 @@
 #   bash scripts/unicode_table.sh                     # all variants, seeds 0 1 2
 #   SEEDS="0" VARIANTS="full no_cpc" bash scripts/unicode_table.sh
 #   EXTRA="--set train.epochs=2" bash scripts/unicode_table.sh   # extra arguments for every `braid train`
+#   TABLE_ONLY=1 SEEDS="0 1 2" bash scripts/unicode_table.sh      # only the table of what $OUT holds (no runs)
 # Outputs: $OUT (default runs/unicode_table)/<variant>_s<seed>/ (runs, cmg.json, train.log, time.txt) and
 # $OUT/table.md. Runs whose cmg.json exists are not redone (delete it to rerun).
 # Two evaluations of every run: cmg.json scores model.pt (the trainer's pick: the weights with the best
@@ -43,8 +44,11 @@ eval_final() {
   tail -n 1 "$OUT/logs/${2}_s$3.eval_final.log" > "$1/cmg_final.json"
 }
 
+TABLE_ONLY=${TABLE_ONLY:-0}
+
 mkdir -p "$OUT/logs"
 for v in $VARIANTS; do
+  [[ "$TABLE_ONLY" == 1 ]] && break
   for s in $SEEDS; do
     run="$OUT/${v}_s$s"
     if [[ -f "$run/cmg.json" ]]; then

@@ -62,8 +62,8 @@ struct UnicodeOptions {
   //   "batch": per-modality standardization over the batch's (row, step) vectors, no affine (BatchNorm, running
   //            statistics at eval): besides the scale it removes each modality's mean offset (the
   //            "modality gap"), so that the modalities' features start in one region of the codebook;
-  //   "none":  the bare Linear-ReLU-Linear branch (braid before 2026-12-05: s shrank to ‖s‖ ~ 0.1, L_cmcm's
-  //            code distributions stayed uniform and no code was shared across modalities).
+  //   "none":  the bare Linear-ReLU-Linear branch (braid before 2026-12-05: nothing fixed the scale of s,
+  //            L_cmcm stayed at its uniform-distribution value 1.5·ln B all run and no code was shared).
   std::string semantic_norm = "batch";
   objectives::CodebookOptions codebook;   // codes, decay, epsilon, beta, mm_ema, teacher, reset_after, recent
   objectives::ClubOptions club;           // hidden, steps, lr
