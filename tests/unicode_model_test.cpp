@@ -106,6 +106,43 @@ TEST(UnicodeModel, BadRecipeValuesAreInputErrors) {
   EXPECT_THROW(bad("decay: 1.5\n"), InputError);
 }
 
+// A run trained before model.semantic_norm existed (no normalization, no such key in its
+// recipe.resolved.yaml) still opens: as semantic_norm none, not today's default.
+TEST(UnicodeModel, RunFromBeforeSemanticNormStillOpens) {
+  auto dir = temp_dir("unicode_old");
+  ToyOptions o;
+  o.n = 24;
+  auto manifest = make_toy_dataset(dir + "/data", o);
+  std::string model;
+  {
+    std::string line;
+    std::istringstream in(std::string(kModel) + "semantic_norm: none\n");
+    while (std::getline(in, line))
+      if (!line.empty()) model += "  " + line + "\n";
+  }
+  write_file(dir + "/recipe.yaml", "task: align\nseed: 1\nthreads: 1\ndata:\n  workers: 1\n  image: {size: 12}\n"
+             "  audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 6}\n  text: {vocab: 40}\nmodel:\n" + model +
+             "train: {epochs: 1, batch_size: 8}\n");
+  auto run = dir + "/run";
+  auto r = run_braid("train " + q(dir + "/recipe.yaml") + " --data " + q(manifest) + " --out " + q(run));
+  ASSERT_EQ(r.code, 0) << r.err;
+  // the recipe an old run wrote: no semantic_norm line
+  const std::string resolved = read_file(run + "/recipe.resolved.yaml");
+  std::string old;
+  {
+    std::string line;
+    std::istringstream in(resolved);
+    while (std::getline(in, line))
+      if (line.find("semantic_norm:") == std::string::npos) old += line + "\n";
+  }
+  ASSERT_NE(old, resolved);
+  write_file(run + "/recipe.resolved.yaml", old);
+  auto e = run_braid("eval " + q(run) + " --data " + q(manifest) + " --threads 1 --json");
+  EXPECT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.err.find("semantic_norm: none"), std::string::npos) << e.err;
+  braid::remove_tree(dir);
+}
+
 TEST(UnicodeModel, TrainAlignThenEvalCmgPrintsEveryOrderedPair) {
   auto dir = temp_dir("unicode");
   ToyOptions o;

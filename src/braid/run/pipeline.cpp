@@ -291,6 +291,14 @@ Pipeline open_pipeline(const std::string& run_dir) {
   BRAID_INPUT_CHECK(file_exists(rp), "{}: not a braid run directory (no {})", run_dir, rp);
   Pipeline p;
   p.recipe = Config::from_file(rp);
+  // A run's recipe.resolved.yaml records every default the run read. A Uni-Code run without
+  // model.semantic_norm was trained before that key existed (71896bd), with no normalization: open
+  // it as it was trained rather than with today's default.
+  if (p.recipe.has("model") && p.recipe.at("model").has("name") &&
+      p.recipe.at("model").get<std::string>("name", "") == "unicode" && !p.recipe.at("model").has("semantic_norm")) {
+    p.recipe.set_path("model.semantic_norm", "none");
+    spdlog::info("{}: a Uni-Code run from before model.semantic_norm: opened with semantic_norm: none", rp);
+  }
   p.task = parse_task(p.recipe);
   try {
     p.facts = nlohmann::json::parse(read_text_file(rd.facts()));
