@@ -54,6 +54,15 @@ Batch batch(int64_t B) {
   return b;
 }
 
+// kModel (+ extra keys) indented under a recipe's `model:`
+std::string model_section(const std::string& extra = "") {
+  std::string s, line;
+  std::istringstream in(std::string(kModel) + extra);
+  while (std::getline(in, line))
+    if (!line.empty()) s += "  " + line + "\n";
+  return s;
+}
+
 }  // namespace
 
 TEST(UnicodeModel, ObjectiveTermsGradientsAndCodebookBuffers) {
@@ -113,13 +122,7 @@ TEST(UnicodeModel, RunFromBeforeSemanticNormStillOpens) {
   ToyOptions o;
   o.n = 24;
   auto manifest = make_toy_dataset(dir + "/data", o);
-  std::string model;
-  {
-    std::string line;
-    std::istringstream in(std::string(kModel) + "semantic_norm: none\n");
-    while (std::getline(in, line))
-      if (!line.empty()) model += "  " + line + "\n";
-  }
+  const std::string model = model_section("semantic_norm: none\n");
   write_file(dir + "/recipe.yaml", "task: align\nseed: 1\nthreads: 1\ndata:\n  workers: 1\n  image: {size: 12}\n"
              "  audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 6}\n  text: {vocab: 40}\nmodel:\n" + model +
              "train: {epochs: 1, batch_size: 8}\n");
@@ -158,13 +161,7 @@ data:
   audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 6}
   text: {vocab: 40}
 model:
-)") + [] {
-    std::string s, line;
-    std::istringstream in(kModel);
-    while (std::getline(in, line))
-      if (!line.empty()) s += "  " + line + "\n";
-    return s;
-  }() + "train: {epochs: 2, batch_size: 8, lr: 0.001, weight_decay: 0, checkpoint_every: 3}\n");
+)") + model_section() + "train: {epochs: 2, batch_size: 8, lr: 0.001, weight_decay: 0, checkpoint_every: 3}\n");
   auto run = dir + "/run";
   auto r = run_braid("train " + q(dir + "/recipe.yaml") + " --data " + q(manifest) + " --out " + q(run));
   ASSERT_EQ(r.code, 0) << r.err;
