@@ -7,6 +7,7 @@
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/models/unicode.h"
+#include "unicode_fixtures.h"
 #include "braid/objectives/codebook.h"
 
 using namespace braid;
@@ -26,15 +27,7 @@ cpc: {context: 8, horizon: 1}
 )" + extra;
 }
 
-models::ModelContext context() {
-  models::ModelContext ctx;
-  ctx.modalities = {"image", "audio", "text"};
-  ctx.task = models::Task::Align;
-  ctx.encoders["image"] = {"image", 0, 12, 0, 0};
-  ctx.encoders["audio"] = {"audio", 0, 0, 6, 0};
-  ctx.encoders["text"] = {"text", 30, 0, 0, 0};
-  return ctx;
-}
+models::ModelContext context() { return test::unicode_toy_context(); }
 
 Batch batch(int64_t B) {
   Batch b;
