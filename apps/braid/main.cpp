@@ -1,5 +1,6 @@
 // braid — multimodal learning from one binary. See README.md and docs/cli.md.
 #include <c10/util/Exception.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <unistd.h>
 
 #include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
@@ -23,11 +26,46 @@ std::string first_line(const std::string& s) {
 
 std::vector<std::string> g_invocation;
 
+// The OpenMP wait policy (issue 19, docs/cli.md "Threads"). libgomp's idle threads spin for a while
+// (GOMP_SPINCOUNT, 300000 polls by default) before they sleep; on a machine whose cores are busy with other
+// processes a spinning thread holds a core its team-mates need, and a 2-thread forward ran 7-14x slower
+// than with passive waits (docs/results/engine.md). libgomp reads the setting once, in its own ELF
+// constructor, before main (a setenv in .preinit_array is undone by libc's start-up; constructor order
+// between libraries is unspecified). So when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT,
+// braid runs itself again (same arguments, /proc/self/exe) with kOmpPolicyVar=kOmpPolicyValue and
+// kOmpPolicyMarker set: ~0.25 s more start-up (libtorch is loaded twice), skipped for --help and
+// --version. The marker stops a loop; children inherit both. A user's own setting is always kept.
+constexpr const char* kOmpPolicyVar = "OMP_WAIT_POLICY";
+constexpr const char* kOmpPolicyValue = "passive";
+constexpr const char* kOmpPolicyMarker = "BRAID_OMP_POLICY_SET";
+
+void apply_omp_wait_policy(int argc, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv(kOmpPolicyMarker)) return;
+  for (int i = 1; i < argc; ++i)  // nothing runs in parallel for these
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--version")) return;
+  ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
+  ::setenv(kOmpPolicyMarker, "1", 1);
+  ::execv("/proc/self/exe", argv);
+  ::unsetenv(kOmpPolicyVar);  // no /proc, or exec refused: go on with libgomp's defaults (the marker stays: no retry)
+}
+
+// One line for `braid -v`: the policy in effect and where it came from.
+std::string omp_wait_policy_line() {
+  const char* w = std::getenv("OMP_WAIT_POLICY");
+  const char* s = std::getenv("GOMP_SPINCOUNT");
+  const char* ours = std::getenv(kOmpPolicyVar);
+  const char* by = std::getenv(kOmpPolicyMarker) && ours && std::string(ours) == kOmpPolicyValue
+                       ? "braid's default; set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose"
+                       : (w || s) ? "from the environment" : "libgomp's default";
+  return fmt::format("OpenMP waits: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={} ({})", w ? w : "(unset)", s ? s : "(unset)", by);
+}
+
 }  // namespace
 
 const std::vector<std::string>& braid::cli::invocation() { return g_invocation; }
 
 int main(int argc, char** argv) {
+  apply_omp_wait_policy(argc, argv);  // returns only when no re-exec was needed (or possible)
   g_invocation.assign(argv, argv + argc);
   // Environment overrides are read here, in apps/, and passed down (the library reads none).
   const char* malloc_mode = std::getenv("BRAID_MALLOC");
@@ -64,6 +102,7 @@ int main(int argc, char** argv) {
     return rc;
   }
   braid::setup_logging(verbose);
+  spdlog::debug("{}", omp_wait_policy_line());
   braid::install_interrupt_handler();
   try {
     for (auto& [sub, run] : cmds)
