@@ -5,7 +5,11 @@
 // names the emoji on screen), louder segments where the name is spoken than where there is only noise,
 // emoji disjoint across splits, and byte-identical rebuilds with the same seed (and thread count 1 vs 2).
 // The scores are compared with hand-computed cases; the localizer (models/ave_localizer.h) with the cells
-// and seconds each segment reads, its own scores, and the segment_ce loss by hand.
+// and seconds each segment reads, its own scores, and the segment_ce loss by hand. The Uni-Code AVE transfer:
+// the localizer on frozen Uni-Code codes (its output shape, code_modality picking the input, the Uni-Code
+// weights unchanged by training), the shipped recipe against recipes/emoji_unicode.yaml, and through the CLI
+// a toy unicode run -> a localizer on its image codes -> `braid eval --set model.code_modality=audio`.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +23,8 @@
 #include <sstream>
 #include <string>
 
+#include <torch/optim/adamw.h>
+
 #include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/data/audio.h"
@@ -27,8 +33,12 @@
 #include "braid/data/image.h"
 #include "braid/data/manifest.h"
 #include "braid/eval/localization.h"
+#include "braid/models/ave_localizer.h"
 #include "braid/models/model.h"
+#include "braid/models/unicode.h"
 #include "braid/objectives/supervised.h"
+#include "braid/run/run_dir.h"
+#include "braid/run/weights.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -385,7 +395,8 @@ TEST(AveMetrics, EmptyCasesAndBadInput) {
 
 namespace {
 
-braid::models::ModelPtr make_localizer(const std::vector<std::string>& modalities, const std::string& temporal) {
+// A regress run on the AVE grid (128 px images, 16 mel bands) reading `modalities`.
+braid::models::ModelContext localizer_context(const std::vector<std::string>& modalities) {
   braid::models::ModelContext ctx;
   ctx.modalities = modalities;
   ctx.task = braid::models::Task::Regress;
@@ -397,7 +408,12 @@ braid::models::ModelPtr make_localizer(const std::vector<std::string>& modalitie
   img.image_std = {0.5, 0.5, 0.5};
   aud.modality = "audio";
   aud.n_mels = 16;
-  ctx.encoders = {{"image", img}, {"audio", aud}};
+  for (const auto& m : modalities) ctx.encoders[m] = m == "image" ? img : aud;
+  return ctx;
+}
+
+braid::models::ModelPtr make_localizer(const std::vector<std::string>& modalities, const std::string& temporal) {
+  auto ctx = localizer_context(modalities);
   auto cfg = braid::Config::from_string(
       "{name: ave_localizer, segments: 10, classes: 10, grid: 4, dim: 8, hidden: 8, temporal: " + temporal +
           ", encoders: {image: {name: image_cnn, channels: [4, 8], dim: 8}, audio: {name: audio_tcnn, channels: [8], dim: 8}}}",
@@ -505,4 +521,192 @@ TEST(AveLocalizer, SegmentCrossEntropyByHand) {
   EXPECT_THROW(loss.fn(out, torch::tensor({1.0, 3.0}, torch::kDouble).view({1, 2}), 0.0), braid::InputError);  // id 3 >= C
   EXPECT_THROW(loss.fn(out, torch::tensor({1.0, 0.5}, torch::kDouble).view({1, 2}), 0.0), braid::InputError);  // not an id
   EXPECT_THROW(loss.fn(out, torch::zeros({1, 4}, torch::kDouble), 0.0), braid::InputError);                   // 6 % 4 != 0
+}
+
+// ---- the Uni-Code AVE transfer: the localizer on frozen Uni-Code codes (model.unicode) ------------------
+
+namespace {
+
+// A small Uni-Code model section (the localizer's model.unicode, and the model of the toy unicode run).
+const char* const kToyUnicode =
+    "{name: unicode, modalities: [image, audio], steps: 4, dim: 8, hidden: 8, codes: 16, reset_after: 0, "
+    "sequences: {image: {name: image_rows, dim: 8, pool: 2}, audio: {name: audio_frames, dim: 8, stride: 4}}, "
+    "club: {hidden: 8, steps: 1}, cpc: {context: 8, horizon: 1}}";
+
+std::shared_ptr<braid::models::AveLocalizerImpl> make_code_localizer(const std::string& code_modality,
+                                                                     const std::string& temporal = "gru") {
+  torch::manual_seed(3);
+  auto ctx = localizer_context({"image", "audio"});
+  auto cfg = braid::Config::from_string("{name: ave_localizer, dim: 8, hidden: 8, temporal: " + temporal +
+                                            ", code_modality: " + code_modality + ", unicode: " + kToyUnicode + "}",
+                                        "model.yaml");
+  auto m = std::dynamic_pointer_cast<braid::models::AveLocalizerImpl>(braid::models::model_registry().make(cfg, ctx));
+  EXPECT_TRUE(m);
+  return m;
+}
+
+// The localizer's tensors that come from the Uni-Code model (every one but its own layers), cloned.
+std::map<std::string, torch::Tensor> unicode_tensors(const torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  auto own = [](const std::string& k) {
+    for (const char* p : {"code_proj.", "fuse.", "gru.", "head."})
+      if (k.rfind(p, 0) == 0) return true;
+    return false;
+  };
+  for (const auto& p : m.named_parameters())
+    if (!own(p.key())) out[p.key()] = p.value().detach().clone();
+  for (const auto& b : m.named_buffers())
+    if (!own(b.key())) out[b.key()] = b.value().detach().clone();
+  return out;
+}
+
+}  // namespace
+
+TEST(AveUniCode, ForwardShapeAndCodeModalityPicksTheInput) {
+  torch::NoGradGuard ng;
+  for (const char* cm : {"image", "audio"}) {
+    SCOPED_TRACE(cm);
+    auto model = make_code_localizer(cm);
+    model->eval();
+    EXPECT_EQ(model->code_modality(), cm);
+    auto b = localizer_batch(2);
+    auto base = model->forward(b);
+    EXPECT_EQ(base.sizes(), (std::vector<int64_t>{2, kAveSegments * 10}));
+    // Pooled codes: one vector of the code width per segment, a mean of `steps` codebook rows.
+    auto codes = model->segment_codes(cm, b.mods.at(cm));
+    EXPECT_EQ(codes.sizes(), (std::vector<int64_t>{2, kAveSegments, 8}));
+    // New images change the output only when the codes read are the image's; new audio only when the audio's.
+    auto new_image = b, new_audio = b;
+    new_image.mods["image"].data = torch::randn_like(b.mods["image"].data) * 3;
+    new_audio.mods["audio"].data = torch::randn_like(b.mods["audio"].data) * 3;
+    const bool image = std::string(cm) == "image";
+    EXPECT_EQ(!torch::equal(base, model->forward(new_image)), image);
+    EXPECT_EQ(!torch::equal(base, model->forward(new_audio)), !image);
+    // The batch must hold the modality read.
+    auto missing = b;
+    missing.mods.erase(cm);
+    EXPECT_THROW(model->forward(missing), braid::InputError);
+  }
+  // Without the GRU, changing grid cell 6 changes the codes (and logits) of segment 6 alone.
+  auto model = make_code_localizer("image", "none");
+  model->eval();
+  auto b = localizer_batch(2);
+  auto c = b;
+  c.mods["image"].data = b.mods["image"].data.clone();
+  c.mods["image"].data.slice(2, 32, 64).slice(3, 64, 96).normal_(0.0, 3.0);
+  EXPECT_EQ(changed_segments(model->forward(b), model->forward(c)), (std::vector<int64_t>{6}));
+}
+
+TEST(AveUniCode, FrozenUniCodeWeightsDoNotChangeInATrainingStep) {
+  auto model = make_code_localizer("audio");
+  model->train();
+  auto b = localizer_batch(4);
+  b.targets = torch::randint(0, 10, {4, kAveSegments}).to(torch::kFloat);
+  const auto& loss = braid::objectives::supervised_loss("segment_ce", false, "train.loss");
+  // An untrained codebook (no live code: model.init_from forgotten) is refused in training, naming the fix.
+  try {
+    model->forward(b);
+    FAIL() << "expected an InputError";
+  } catch (const braid::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.init_from"), std::string::npos) << e.what();
+  }
+  {  // one codebook update makes its codes live (what a trained unicode run's buffers hold)
+    torch::NoGradGuard ng;
+    auto cb = model->unicode()->codebook();
+    auto s = torch::randn({4, 4, 8});
+    cb->update({s}, {cb->assign(s)});
+  }
+  ASSERT_GT(model->unicode()->live_codes(), 0);
+  const auto before = unicode_tensors(*model);
+  ASSERT_FALSE(before.empty());
+  const auto head_before = model->named_parameters()["head.weight"].detach().clone();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0.01));
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    loss.fn(model->forward(b), b.targets, 0.0).backward();
+    opt.step();
+  }
+  EXPECT_TRUE(model->is_training());
+  EXPECT_FALSE(model->unicode()->is_training());  // BatchNorm keeps its running statistics
+  for (const auto& [k, v] : unicode_tensors(*model)) {
+    SCOPED_TRACE(k);
+    EXPECT_TRUE(torch::equal(v, before.at(k)));
+  }
+  for (const auto& p : model->named_parameters())
+    if (before.count(p.key())) EXPECT_FALSE(p.value().requires_grad()) << p.key();
+  EXPECT_FALSE(torch::equal(head_before, model->named_parameters()["head.weight"]));
+  // The Uni-Code modules keep their names in a unicode run (init_from loads them by name).
+  for (const char* k : {"codebook.embedding", "seq_image.conv.weight", "semantic_audio.seq.0.weight"})
+    EXPECT_TRUE(before.count(k)) << k;
+}
+
+TEST(AveUniCode, ShippedRecipeRepeatsTheEmojiUniCodeModel) {
+  // recipes/ave_unicode_transfer.yaml's model.unicode must equal recipes/emoji_unicode.yaml's model section, or
+  // init_from would load only the tensors whose shapes happen to agree.
+  auto transfer = braid::Config::from_file((checkout_root() / "recipes/ave_unicode_transfer.yaml").string());
+  auto emoji = braid::Config::from_file((checkout_root() / "recipes/emoji_unicode.yaml").string());
+  EXPECT_EQ(YAML::Dump(transfer.at("model").at("unicode").node()), YAML::Dump(emoji.at("model").node()));
+  // and it builds: the emoji front-end (32 px frames of a 128 px grid, 40 mels)
+  auto ctx = localizer_context({"image", "audio"});
+  ctx.encoders["audio"].n_mels = 40;
+  auto m = braid::models::model_registry().make(transfer.at("model"), ctx);
+  EXPECT_EQ(std::dynamic_pointer_cast<braid::models::AveLocalizerImpl>(m)->code_modality(), "image");
+  transfer.at("model").check_all_used();
+  // Uni-Code input needs both modalities (the other is read after --set model.code_modality=...).
+  auto one = localizer_context({"image"});
+  EXPECT_THROW(braid::models::model_registry().make(
+                   braid::Config::from_string(std::string("{name: ave_localizer, unicode: ") + kToyUnicode + "}"), one),
+               braid::InputError);
+  auto bad = braid::Config::from_string(std::string("{name: ave_localizer, code_modality: text, unicode: ") +
+                                        kToyUnicode + "}");
+  EXPECT_THROW(braid::models::model_registry().make(bad, localizer_context({"image", "audio"})), braid::InputError);
+}
+
+// Through the CLI: a toy unicode run on the tiny AVE build (its grid shrunk to 32 px), a localizer trained on its
+// image codes (model.init_from), evaluated on its audio codes with `braid eval --set`.
+TEST_F(AveBuild, UniCodeTransferTrainsOnImageCodesAndEvaluatesOnAudioCodes) {
+  using braid::test::q;
+  using braid::test::run_braid;
+  const std::string data = (root() / "manifest.jsonl").string();
+  const std::string uni = (dir_->path / "uni").string(), loc = (dir_->path / "loc").string();
+  const std::string audio = "  audio: {sample_rate: 16000, n_fft: 400, hop: 160, n_mels: 16}\n";
+  braid::test::write_file(uni + ".yaml", "task: align\nseed: 1\nthreads: 1\ndata:\n  workers: 1\n  image: {size: 32}\n" +
+                                             audio + "model: " + kToyUnicode + "\ntrain: {epochs: 1, batch_size: 4}\n");
+  auto u = run_braid("train " + q(uni + ".yaml") + " --data " + q(data) + " --out " + q(uni));
+  ASSERT_EQ(u.code, 0) << u.err;
+  braid::test::write_file(loc + ".yaml", "task: regress\nseed: 1\nthreads: 1\ndata:\n  workers: 1\n  image: {size: 128}\n" +
+                                             audio + "model: {name: ave_localizer, dim: 8, hidden: 8, init_from: " + uni +
+                                             ", unicode: " + kToyUnicode + "}\n" +
+                                             "train: {loss: segment_ce, epochs: 2, batch_size: 4}\n");
+  auto t = run_braid("train " + q(loc + ".yaml") + " --data " + q(data) + " --out " + q(loc));
+  ASSERT_EQ(t.code, 0) << t.err;
+  // Every Uni-Code tensor of the localizer came from the unicode run and is unchanged after training.
+  auto trained = braid::run::open_run(loc);
+  auto source = braid::run::open_archive(uni + "/model.pt");
+  const auto tensors = unicode_tensors(*trained.model);
+  ASSERT_GT(tensors.size(), 8u);
+  EXPECT_NE(t.err.find(fmt::format("initialized {} tensors from", tensors.size())), std::string::npos) << t.err;
+  for (const auto& [k, v] : tensors) {
+    torch::Tensor want;
+    const bool buffer = !trained.model->named_parameters().contains(k);
+    ASSERT_TRUE(source.try_read(k, want, buffer)) << k;
+    EXPECT_TRUE(torch::equal(v, want)) << k;
+  }
+  // v->v and v->a: the same weights, the other modality's codes; --set names the change in the JSON.
+  const std::string eval = "eval " + q(loc) + " --data " + q(data) + " --split test --task localize --threads 1 --json";
+  auto vv = run_braid(eval);
+  ASSERT_EQ(vv.code, 0) << vv.err;
+  auto va = run_braid(eval + " --set model.code_modality=audio");
+  ASSERT_EQ(va.code, 0) << va.err;
+  auto j = braid::test::last_json_line(va.out);
+  EXPECT_EQ(j["set"], nlohmann::json::array({"model.code_modality=audio"}));
+  EXPECT_EQ(j["run"], loc);
+  EXPECT_EQ(j["n"], braid::test::last_json_line(vv.out)["n"]);
+  // The override reaches the model (an unknown modality is its error); a key the run's recipe lacks is refused.
+  auto text = run_braid(eval + " --set model.code_modality=text");
+  EXPECT_NE(text.code, 0);
+  EXPECT_NE(text.err.find("expected image or audio"), std::string::npos) << text.err;
+  auto typo = run_braid(eval + " --set model.code_modalty=audio");
+  EXPECT_NE(typo.code, 0);
+  EXPECT_NE(typo.err.find("model.code_modalty"), std::string::npos) << typo.err;
 }

@@ -1,11 +1,19 @@
-// braid eval RUN --data MANIFEST [--split test] [--task NAME] [--text-view V] [--json]
+// braid eval RUN --data MANIFEST [--split test] [--task NAME] [--text-view V] [--set key.path=value] [--json]
 //   --task draw --classifier RUN --clip RUN [--guidance 3] [--per-prompt 3] [--seed 0] [--out DIR]
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "braid/core/config.h"
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
@@ -35,6 +43,55 @@ void print_generation(const nlohmann::json& tasks) {
     if (s.contains("prior")) row(name, "prior", s["prior"]);
   }
 }
+
+// `braid eval RUN --set key.path=value`: RUN seen through a changed recipe. A temporary directory holds RUN's
+// setup files with the overrides applied to its resolved recipe, and links to RUN's weights, so the model is
+// built from the changed recipe and loads RUN's weights (e.g. --set model.code_modality=audio: a Uni-Code AVE
+// localizer reading the other modality's codes, models/ave_localizer.h). Only a key that the resolved recipe
+// holds may be set: it records every value the run read, so a key it lacks is misspelt or never read.
+class RunView {
+ public:
+  RunView(const std::string& run_dir, const std::vector<std::string>& sets) {
+    namespace fs = std::filesystem;
+    const run::RunDir src(run_dir);
+    BRAID_INPUT_CHECK(src.is_run(), "{}: not a braid run directory (no {})", run_dir, src.recipe());
+    auto recipe = Config::from_file(src.recipe());
+    for (const auto& s : sets) {
+      const auto eq = s.find('=');
+      BRAID_INPUT_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected key.path=value", s);
+      const std::string key = s.substr(0, eq);
+      // walk the tree read-only (a const node's operator[] adds no key; reset() rebinds, = would overwrite)
+      YAML::Node at = recipe.node();
+      bool holds = true;
+      for (size_t from = 0; holds && from <= key.size();) {
+        const size_t dot = std::min(key.find('.', from), key.size());
+        const YAML::Node& here = at;
+        holds = here.IsMap() && here[key.substr(from, dot - from)];
+        if (holds) at.reset(here[key.substr(from, dot - from)]);
+        from = dot + 1;
+      }
+      BRAID_INPUT_CHECK(holds, "--set '{}': {} has no key '{}' (eval may change only what the run's recipe holds)", s,
+                        src.recipe(), key);
+      recipe.set_path(key, s.substr(eq + 1));
+    }
+    std::string tmpl = (fs::temp_directory_path() / "braid-eval-XXXXXX").string();
+    BRAID_INPUT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "--set: cannot create a temporary directory ({})", tmpl);
+    dir_ = tmpl;
+    const run::RunDir view(dir_);
+    for (const auto& f : src.setup_files())
+      if (f != src.recipe()) fs::copy_file(f, dir_ + "/" + fs::path(f).filename().string());
+    atomic_write_text(view.recipe(), recipe.dump());
+    for (const auto& [from, to] : {std::pair{src.model(), view.model()}, std::pair{src.checkpoints(), view.checkpoints()}})
+      if (fs::exists(from)) fs::create_symlink(fs::absolute(from), to);
+  }
+  ~RunView() { remove_tree(dir_); }
+  RunView(const RunView&) = delete;
+  RunView& operator=(const RunView&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
 
 }  // namespace
 
@@ -77,6 +134,7 @@ struct EvalArgs {
   std::string device;
   std::string task;                    // a name of eval::task_registry(); "" = the run's default
   std::string text_view;               // read this text view (e.g. zh) instead of the run's
+  std::vector<std::string> sets;       // recipe overrides (RunView)
   eval::TaskRequest req;
 };
 
@@ -132,10 +190,20 @@ void add_eval_command(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>& 
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   e->add_option("--seed", a->req.seed, "draw: seed of the sampling and of the KID subsets")->capture_default_str();
   e->add_option("--out", a->req.out_dir, "draw: write every drawn PNG (<row id>-<k>.png), grid.png and prompts.txt here");
+  e->add_option("--set", a->sets,
+                 "evaluate the run's weights under a changed recipe value, key.path=value (repeatable; only keys of "
+                 "the run's resolved recipe, e.g. model.code_modality=audio)");
   e->add_flag("--json", a->json, "print one JSON object of metrics as the last line of stdout");
   out.emplace_back(e, [a] {
     configure_threads(a->threads);
-    auto m = evaluate_run(a->run, a->data, a->split, a->weights, a->device, a->task, a->text_view, a->req);
+    std::optional<RunView> view;
+    if (!a->sets.empty()) view.emplace(a->run, a->sets);
+    auto m = evaluate_run(view ? view->dir() : a->run, a->data, a->split, a->weights, a->device, a->task, a->text_view,
+                          a->req);
+    if (view) {
+      m["run"] = a->run;
+      m["set"] = a->sets;
+    }
     if (m["task"] == "cmg")
       fmt::print("{}", eval::format_cmg(m));
     else if (m["task"] == "draw")

@@ -1,8 +1,10 @@
 #include "braid/models/ave_localizer.h"
 
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "braid/core/error.h"
+#include "braid/models/unicode.h"
 
 namespace braid::models {
 
@@ -25,8 +27,20 @@ AveLocalizerImpl::AveLocalizerImpl(const Config& cfg, const ModelContext& ctx) :
                     "{}: model ave_localizer needs task: regress with a target of {} per-segment class ids per sample "
                     "(braid data build ave); got {} target values", cfg.origin(), segments_, ctx.outputs);
   gru_on_ = temporal == "gru";
+  const int64_t fused = cfg.has("unicode") ? build_code_input(cfg, ctx) : build_encoders(cfg, ctx);
+  fuse_ = register_module("fuse", torch::nn::Linear(fused, hidden_));
+  drop_ = register_module("drop", torch::nn::Dropout(dropout));
+  int64_t head_in = hidden_;
+  if (gru_on_) {
+    gru_ = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(hidden_, hidden_).batch_first(true).bidirectional(true)));
+    head_in = 2 * hidden_;
+  }
+  head_ = register_module("head", torch::nn::Linear(head_in, classes_));
+  train(is_training());  // the frozen Uni-Code modules start (and stay) in evaluation mode
+}
+
+int64_t AveLocalizerImpl::build_encoders(const Config& cfg, const ModelContext& ctx) {
   auto enc_cfg = cfg.at("encoders");
-  int64_t fused = 0;
   for (const auto& m : modalities_) {
     BRAID_INPUT_CHECK(m == "image" || m == "audio", "{}: model ave_localizer reads image and audio, not '{}'", cfg.origin(), m);
     BRAID_INPUT_CHECK(enc_cfg.has(m), "{}: recipe key '{}' is missing: modality '{}' needs an encoder", cfg.origin(),
@@ -45,18 +59,55 @@ AveLocalizerImpl::AveLocalizerImpl(const Config& cfg, const ModelContext& ctx) :
   }
   for (const auto& k : enc_cfg.keys())  // encoders of modalities this run does not read (ablations of one recipe)
     if (std::find(modalities_.begin(), modalities_.end(), k) == modalities_.end()) enc_cfg.mark_subtree(k);
-  fused = (image_enc_ && audio_enc_) ? 3 * dim_ : dim_;
-  fuse_ = register_module("fuse", torch::nn::Linear(fused, hidden_));
-  drop_ = register_module("drop", torch::nn::Dropout(dropout));
-  int64_t head_in = hidden_;
-  if (gru_on_) {
-    gru_ = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(hidden_, hidden_).batch_first(true).bidirectional(true)));
-    head_in = 2 * hidden_;
-  }
-  head_ = register_module("head", torch::nn::Linear(head_in, classes_));
+  return (image_enc_ && audio_enc_) ? 3 * dim_ : dim_;
 }
 
-torch::Tensor AveLocalizerImpl::frames_of(const ModalityBatch& mb) {
+int64_t AveLocalizerImpl::build_code_input(const Config& cfg, const ModelContext& ctx) {
+  code_modality_ = cfg.get<std::string>("code_modality", "image");
+  BRAID_INPUT_CHECK(code_modality_ == "image" || code_modality_ == "audio",
+                    "{}: recipe key '{}' is '{}'; expected image or audio", cfg.origin(), cfg.full("code_modality"),
+                    code_modality_);
+  const auto reads = [&](const char* m) { return std::find(modalities_.begin(), modalities_.end(), m) != modalities_.end(); };
+  BRAID_INPUT_CHECK(reads("image") && reads("audio") && modalities_.size() == 2,
+                    "{}: model ave_localizer with Uni-Code input (model.unicode) needs model.modalities [image, audio] "
+                    "(the codes of both are kept; model.code_modality picks the one read), got [{}]", cfg.origin(),
+                    fmt::join(modalities_, ", "));
+  auto ucfg = cfg.at("unicode");
+  // the unicode run's model section may be repeated as it is: its name, modalities and text front-end are not used
+  BRAID_INPUT_CHECK(ucfg.get<std::string>("name", "unicode") == "unicode", "{}: recipe key '{}' must be unicode",
+                    cfg.origin(), ucfg.full("name"));
+  ucfg.mark_subtree("modalities");
+  auto seqs = ucfg.at("sequences");
+  for (const auto& k : seqs.keys())
+    if (k != "image" && k != "audio") seqs.mark_subtree(k);
+  ModelContext uc;
+  uc.modalities = {"image", "audio"};
+  uc.task = Task::Align;
+  for (const auto& m : uc.modalities) uc.encoders[m] = ctx.encoders.at(m);
+  auto& img = uc.encoders["image"];
+  BRAID_INPUT_CHECK(img.image_size % grid_ == 0, "{}: data.image.size {} is not a multiple of model grid {}",
+                    cfg.origin(), img.image_size, grid_);
+  img.image_size /= grid_;  // the Uni-Code image path sees one frame
+  unicode_ = std::make_shared<UnicodeImpl>(ucfg, uc);
+  // The modules the codes need, under their names in a unicode run (so init_from loads them); frozen.
+  for (const auto& c : unicode_->named_children()) {
+    const std::string& n = c.key();
+    if (n == "codebook" || n.rfind("seq_", 0) == 0 || n.rfind("semantic_", 0) == 0) {
+      register_module(n, c.value());
+      for (auto& p : c.value()->parameters()) p.requires_grad_(false);
+    }
+  }
+  cfg.mark_subtree("init_from");  // read by the trainer (train/trainer.cpp)
+  code_proj_ = register_module("code_proj", torch::nn::Linear(unicode_->options.dim, dim_));
+  return dim_;
+}
+
+void AveLocalizerImpl::train(bool on) {
+  ModelImpl::train(on);
+  if (unicode_) unicode_->eval();  // every Uni-Code module, registered here or not
+}
+
+ModalityBatch AveLocalizerImpl::frame_cells(const ModalityBatch& mb) const {
   TORCH_CHECK(mb.data.dim() == 4, "ave_localizer: image batch ", mb.data.sizes(), " is not [B, 3, H, W]");
   const auto B = mb.data.size(0), H = mb.data.size(2), W = mb.data.size(3);
   TORCH_CHECK(H == W && H % grid_ == 0, "ave_localizer: image batch ", mb.data.sizes(), " is not a square grid of ",
@@ -68,10 +119,10 @@ torch::Tensor AveLocalizerImpl::frames_of(const ModalityBatch& mb) {
   f.data = cells.slice(1, 0, segments_).reshape({B * segments_, 3, s, s});
   f.lengths = torch::ones({B * segments_}, torch::dtype(torch::kLong).device(mb.data.device()));
   f.present = mb.present.repeat_interleave(segments_);
-  return image_proj_->forward(image_enc_->forward(f)).view({B, segments_, dim_});
+  return f;
 }
 
-torch::Tensor AveLocalizerImpl::sounds_of(const ModalityBatch& mb) {
+ModalityBatch AveLocalizerImpl::audio_seconds(const ModalityBatch& mb) const {
   TORCH_CHECK(mb.data.dim() == 3, "ave_localizer: audio batch ", mb.data.sizes(), " is not [B, n_mels, frames]");
   const auto B = mb.data.size(0), M = mb.data.size(1), F = mb.data.size(2) / segments_;
   TORCH_CHECK(F > 0, "ave_localizer: audio batch ", mb.data.sizes(), " has fewer frames than ",
@@ -82,15 +133,44 @@ torch::Tensor AveLocalizerImpl::sounds_of(const ModalityBatch& mb) {
   auto start = torch::arange(segments_, mb.lengths.options()).mul(F).unsqueeze(0);  // [1, T]
   a.lengths = (mb.lengths.unsqueeze(1) - start).clamp(1, F).reshape({B * segments_});
   a.present = mb.present.repeat_interleave(segments_);
-  return audio_proj_->forward(audio_enc_->forward(a)).view({B, segments_, dim_});
+  return a;
+}
+
+torch::Tensor AveLocalizerImpl::frames_of(const ModalityBatch& mb) {
+  return image_proj_->forward(image_enc_->forward(frame_cells(mb))).view({mb.data.size(0), segments_, dim_});
+}
+
+torch::Tensor AveLocalizerImpl::sounds_of(const ModalityBatch& mb) {
+  return audio_proj_->forward(audio_enc_->forward(audio_seconds(mb))).view({mb.data.size(0), segments_, dim_});
+}
+
+torch::Tensor AveLocalizerImpl::segment_codes(const std::string& modality, const ModalityBatch& mb) {
+  BRAID_INPUT_CHECK(unicode_, "ave_localizer: segment codes need Uni-Code input (model.unicode)");
+  BRAID_INPUT_CHECK(modality == "image" || modality == "audio", "ave_localizer: no Uni-Code path for '{}'", modality);
+  torch::NoGradGuard frozen;
+  auto s = unicode_->encode(modality, modality == "image" ? frame_cells(mb) : audio_seconds(mb)).s;  // [B T, steps, D]
+  auto cb = unicode_->codebook();
+  auto q = cb->embedding().index_select(0, cb->assign(s).reshape(-1)).view(s.sizes());  // the code vectors e_k*
+  return q.mean(1).view({mb.data.size(0), segments_, s.size(2)});
 }
 
 torch::Tensor AveLocalizerImpl::forward(const Batch& batch) {
   torch::Tensor v, a, z;
-  if (image_enc_) v = frames_of(batch.mods.at("image"));
-  if (audio_enc_) a = sounds_of(batch.mods.at("audio"));
-  if (v.defined() && a.defined()) z = torch::cat({v, a, v * a}, 2);
-  else z = v.defined() ? v : a;
+  if (unicode_) {
+    BRAID_INPUT_CHECK(!is_training() || unicode_->live_codes() > 0,
+                      "ave_localizer: the Uni-Code model (model.unicode) is untrained, its codebook has no live code: "
+                      "set model.init_from to the unicode run whose model section model.unicode repeats (e.g. --set "
+                      "model.init_from=runs/ave-unicode)");
+    auto it = batch.mods.find(code_modality_);
+    BRAID_INPUT_CHECK(it != batch.mods.end(), "ave_localizer: the batch has no '{}' data (model.code_modality)",
+                      code_modality_);
+    z = code_proj_->forward(segment_codes(code_modality_, it->second));  // [B, T, dim]
+  } else {
+    if (image_enc_) v = frames_of(batch.mods.at("image"));
+    if (audio_enc_) a = sounds_of(batch.mods.at("audio"));
+    if (v.defined() && a.defined()) z = torch::cat({v, a, v * a}, 2);
+    else z = v.defined() ? v : a;
+  }
   auto h = drop_->forward(torch::relu(fuse_->forward(z)));  // [B, T, hidden]
   if (gru_on_) h = drop_->forward(std::get<0>(gru_->forward(h)));  // [B, T, 2 hidden]
   return head_->forward(h).reshape({h.size(0), segments_ * classes_});
