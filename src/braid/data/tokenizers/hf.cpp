@@ -1253,6 +1253,10 @@ std::unique_ptr<Backend> load_hf_json(const std::string& path) {
     input_error("{}: not valid JSON ({})", path, e.what());
   }
   try {
+    if (j.is_object() && j.contains("model") && j["model"].is_object() && j["model"].value("type", "") == "HashedNgrams") {
+      const json& m = j["model"];
+      return make_hashed_ngrams(path, m.value("min_n", 3), m.value("max_n", 5), m.value("buckets", 20000));
+    }
     return build_hf_json(path, j);
   } catch (const json::exception& e) {  // a wrongly typed field
     input_error("{}: malformed tokenizer.json ({})", path, e.what());
