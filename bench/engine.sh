@@ -14,14 +14,16 @@
 #      ratio = median over rounds of braid / PyTorch within the round; rates are medians of all repeats.
 #   5. ort (issue 19, inference vs ONNX Runtime): the bench CLIP's image and text towers (model as in 2; the text
 #      tower is timed by putting text first in model.modalities, which DualTower::forward embeds) through
-#      `braid bench speed --infer-only` (as it is, and with OMP_WAIT_POLICY=passive), through the PyTorch peer (clip_peer.py --infer-only) and through ONNX
+#      `braid bench speed --infer-only` (as it is, and with --prepack: pre-packed oneDNN weights, nn/prepack.h), through
+#      the PyTorch peer (clip_peer.py --infer-only) and through ONNX
 #      Runtime 1.19.2 (npm onnxruntime-node, CPU; bench/peer/ort_tower_bench.js) on the ONNX files that
 #      bench/peer/clip_onnx.py exports from the peer (same architecture and names; ORT's embeddings of the dumped
 #      batch are checked against the peer's first). Same batch (B and B=1), same THREADS, same loop; ORT_ROUNDS
 #      rounds of the three sides in rotating order; ratios = median over rounds within the round.
 #      Contention (ORT_BUSY=1): each side again while a busy BUSY_THREADS-thread process (a PyTorch matmul loop)
-#      runs, then quiet right after, for braid as it is, braid with OMP_WAIT_POLICY=passive, braid with
-#      GOMP_SPINCOUNT=BUSY_SPINCOUNT, and ORT; slowdown = quiet rate / busy rate.
+#      runs, then quiet right after, for braid as it is (its default: passive OpenMP waits, apps/braid/main.cpp),
+#      braid --prepack, braid with libgomp's own default (GOMP_SPINCOUNT=300000: what braid ran with before),
+#      braid with GOMP_SPINCOUNT=BUSY_SPINCOUNT, and ORT; slowdown = quiet rate / busy rate.
 #   6. fused (issue 19, fused CPU kernels): `braid bench speed` on the bench CLIP with and without --fused (the
 #      Transformer block's residual + LayerNorm and bias + GELU as one pass each, nn/fused.h), FUSED_ROUNDS
 #      rounds alternating the order; train steps/s and inference samples/s, ratio = fused / unfused per round.
@@ -117,8 +119,10 @@ ort_side() {
   local tower=$1 side=$2 file=$3; shift 3
   local run=(${LIMIT:+timeout "$LIMIT"} env "$@")
   case $side in
-    braid|braidp) "${run[@]}" "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --set "$(ort_sets "$tower")" \
-             --threads "$THREADS" --steps "$ORT_STEPS" --repeats "$REPEATS" --infer-only --json >"$file.tmp" ;;
+    braid|braidk) local extra=(); [ "$side" = braidk ] && extra=(--prepack)
+           "${run[@]}" "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --set "$(ort_sets "$tower")" \
+             --threads "$THREADS" --steps "$ORT_STEPS" --repeats "$REPEATS" --infer-only "${extra[@]}" \
+             --json >"$file.tmp" ;;
     torch) "${run[@]}" "$PY" "$ROOT/bench/peer/clip_peer.py" "$OUT/ort-$tower" --threads "$THREADS" --steps "$ORT_STEPS" \
              --repeats "$REPEATS" --infer-only >"$file.tmp" ;;
     ort) "${run[@]}" node "$ROOT/bench/peer/ort_tower_bench.js" "$OUT/onnx" "$THREADS" "$ORT_STEPS" "$REPEATS" "$tower" \
@@ -148,19 +152,20 @@ ort_part() {
     for tower in image text; do
       for side in $order; do
         say "== ort part, round $round: $tower tower, $side"
-        if [ "$side" = braid ]; then  # braid as it is, then with passive OpenMP waits, back to back
+        if [ "$side" = braid ]; then  # braid as it is, then with pre-packed weights, back to back
           ort_side "$tower" braid "$OUT/ort.$tower.braid.$round.json"
-          ort_side "$tower" braidp "$OUT/ort.$tower.braidp.$round.json" OMP_WAIT_POLICY=passive
+          ort_side "$tower" braidk "$OUT/ort.$tower.braidk.$round.json"
         else ort_side "$tower" "$side" "$OUT/ort.$tower.$side.$round.json"; fi
       done
     done
   done
   [ "$ORT_BUSY" = 1 ] || return 0
   for tower in image text; do
-    for variant in braid braid-passive braid-spin ort; do
+    for variant in braid braid-prepack braid-gomp braid-spin ort; do
       local envs=() side=${variant%%-*}
       case $variant in
-        braid-passive) envs=(OMP_WAIT_POLICY=passive) ;;
+        braid-prepack) side=braidk ;;
+        braid-gomp) envs=(GOMP_SPINCOUNT=300000) ;;
         braid-spin) envs=(GOMP_SPINCOUNT="$BUSY_SPINCOUNT") ;;
       esac
       say "== contention: $tower tower, $variant, with a busy $BUSY_THREADS-thread process"

@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
-      libtorch-dev libopenblas0-openmp libgloo-dev
+      libtorch-dev libopenblas0-openmp libgloo-dev libdnnl-dev
       libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
       libsndfile1-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libstb-dev libpng-dev libjpeg-dev zlib1g-dev
       libgtest-dev espeak-ng dataset-fashion-mnist

@@ -180,6 +180,7 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
                  "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
   sp->add_flag("--fused", a->speed.fused, "use the Transformer block's fused CPU kernels (residual + LayerNorm, "
                                          "bias + GELU; nn/fused.h)");
+  sp->add_flag("--prepack", a->speed.prepack, "inference through pre-packed oneDNN weights (nn/prepack.h)");
   sp->add_flag("--infer-only", a->speed.infer_only, "time inference only (no training steps; for bench/engine.sh PARTS=ort)");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {

@@ -21,10 +21,14 @@ namespace braid::cli {
 
 namespace {
 
+// CPU fp32 runs embed through pre-packed oneDNN weights by default (nn/prepack.h, docs/results/engine.md)
+constexpr const char* kNoPrepackHelp = "embed with the plain ATen Linear layers instead of pre-packed oneDNN weights";
+
 struct EmbedArgs {
   std::string run, data, split, modality, out, weights = "model", text_view;
   std::vector<std::string> texts;  // --text: embed these and print them (no manifest)
   int threads = 0;
+  bool no_prepack = false;
 };
 struct IndexArgs {
   std::string embeddings, out;
@@ -35,12 +39,14 @@ struct SearchArgs {
   int64_t k = 10;
   bool json = false;
   int threads = 0;
+  bool no_prepack = false;
 };
 struct ServeArgs {
   std::string run, index, weights = "model";
   serve::ServerOptions opt;
   double max_body_mb = 8;
   int threads = 0;
+  bool no_prepack = false;
 };
 
 void attach_report(ServeArgs& va) {  // the run's training report at /report (a run without metrics just has none)
@@ -107,12 +113,13 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   e->add_option("--text-view", ea->text_view, "text view to embed (en, zh, ...; default: the recipe's)");
   e->add_option("--weights", ea->weights, "model (final), best, or a weights file path")->capture_default_str();
   e->add_option("--threads", ea->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  e->add_flag("--no-prepack", ea->no_prepack, kNoPrepackHelp);
   out.emplace_back(e, [ea] {
     configure_threads(ea->threads);
     if (!ea->texts.empty()) {
       BRAID_INPUT_CHECK(ea->data.empty() && ea->out.empty(), "braid embed: --text prints the vectors; give either "
                         "--text or --data/--modality/--out");
-      serve::Embedder emb(ea->run, ea->weights);
+      serve::Embedder emb(ea->run, ea->weights, !ea->no_prepack);
       for (const auto& t : ea->texts) {
         auto v = emb.embed_query(serve::Query{"text", t, ""}).contiguous();
         std::vector<float> vals(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
@@ -122,7 +129,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     }
     BRAID_INPUT_CHECK(!ea->data.empty() && !ea->modality.empty() && !ea->out.empty(),
                       "braid embed: --data, --modality and --out are required (or --text)");
-    serve::Embedder emb(ea->run, ea->weights);
+    serve::Embedder emb(ea->run, ea->weights, !ea->no_prepack);
     auto set = serve::embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
     serve::save_embeddings(ea->out, set);
     fmt::print("wrote {} {} vectors of dim {} to {} (+ {})\n", set.vectors.size(0), ea->modality, set.vectors.size(1),
@@ -163,12 +170,13 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   s->add_option("--k", sa->k, "results")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(10000)));
   s->add_option("--weights", sa->weights, "model (final), best, or a weights file path")->capture_default_str();
   s->add_option("--threads", sa->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  s->add_flag("--no-prepack", sa->no_prepack, kNoPrepackHelp);
   s->add_flag("--json", sa->json, "print one JSON object as the last line of stdout");
   out.emplace_back(s, [sa, qt, qi, qa] {
     BRAID_INPUT_CHECK(qt->count() + qi->count() + qa->count() == 1, "search needs one of --text, --image or --audio");
     configure_threads(sa->threads);
     auto ix = serve::VectorIndex::load(sa->index);
-    serve::Embedder emb(sa->run, sa->weights);
+    serve::Embedder emb(sa->run, sa->weights, !sa->no_prepack);
     serve::Query q = qt->count() ? serve::Query{"text", sa->text, "--text"}
                      : qi->count() ? serve::query_from_file("image", sa->image)
                                    : serve::query_from_file("audio", sa->audio);
@@ -210,6 +218,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       ->capture_default_str();
   v->add_option("--threads", va->threads, "intra-op threads of the model forward (0 = all cores)")
       ->capture_default_str();
+  v->add_flag("--no-prepack", va->no_prepack, kNoPrepackHelp);
   v->add_option("--weights", va->weights, "model (final), best, or a weights file path")->capture_default_str();
   v->add_option("--max-connections", va->opt.max_connections, "connections served at once (more: HTTP 503)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
@@ -229,7 +238,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     va->opt.batch.threads = configure_threads(va->threads);
     if (va->index.empty()) return serve_generator_only(*va);
     auto ix = serve::VectorIndex::load(va->index);
-    serve::Embedder emb(va->run, va->weights);
+    serve::Embedder emb(va->run, va->weights, !va->no_prepack);
     {  // the run must embed into the index's space
       const auto& m = emb.embeds(ix.modality()) ? ix.modality() : emb.modalities().front();
       auto probe = serve::query_batch(m, {m == "text" ? torch::ones({1}, torch::kLong)

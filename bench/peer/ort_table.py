@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Tables of bench/engine.sh PARTS=ort: ort_table.py OUT ROUNDS BUSY BUSY_THREADS SPINCOUNT.
 
-Reads OUT/ort.TOWER.SIDE.R.json (SIDE braid | torch | ort: inference samples/s at the dumped batch B and at B=1)
+Reads OUT/ort.TOWER.SIDE.R.json (SIDE braid | braidk (--prepack) | torch | ort: inference samples/s at the dumped batch B and at B=1)
 and, with BUSY=1, OUT/busy.TOWER.VARIANT.{busy,quiet}.json + .load (the same timing with and without a busy process).
 Rates: median of all repeats of a side; ratio: median over rounds of braid / other within the round (> 1: braid faster).
 """
@@ -12,7 +12,7 @@ import sys
 
 out, rounds, busy, busy_threads, spincount = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
 TOWERS = ("image", "text")
-SIDES = ("braid", "braidp", "torch", "ort")
+SIDES = ("braid", "braidk", "torch", "ort")
 KEYS = (("infer_samples_per_s_b64", "B"), ("infer_samples_per_s_b1", "1"))
 
 
@@ -28,23 +28,23 @@ for tower in TOWERS:
     for key, label in KEYS:
         rate = {s: statistics.median(run[key] for d in docs[s] for run in d["runs"]) for s in SIDES}
         ratio = {(a, o): statistics.median(docs[a][r][key] / docs[o][r][key] for r in range(rounds))
-                 for a in ("braid", "braidp") for o in ("torch", "ort")}
+                 for a in ("braid", "braidk") for o in ("torch", "ort")}
         rows.append((tower, B if label == "B" else 1, rate, ratio))
     meta = {"threads": {s: docs[s][0]["threads"] for s in SIDES}, "repeats": docs["braid"][0]["repeats"],
             "steps": docs["braid"][0]["steps"], "diff": docs["ort"][0].get("max_abs_diff_vs_torch"),
             "ortv": docs["ort"][0].get("ort")}
 
-print("| tower | batch | braid samples/s | braid, passive waits | PyTorch samples/s | ONNX Runtime samples/s | "
-      "braid / PyTorch | braid / ORT | braid passive / PyTorch | braid passive / ORT |")
+print("| tower | batch | braid samples/s | braid --prepack | PyTorch samples/s | ONNX Runtime samples/s | "
+      "braid / PyTorch | braid / ORT | braid --prepack / PyTorch | braid --prepack / ORT |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for tower, b, rate, ratio in rows:
-    print(f"| {tower} | {b} | {rate['braid']:.1f} | {rate['braidp']:.1f} | {rate['torch']:.1f} | {rate['ort']:.1f} | "
-          + " | ".join(f"{ratio[(a, o)]:.2f}" for a in ("braid", "braidp") for o in ("torch", "ort")) + " |")
+    print(f"| {tower} | {b} | {rate['braid']:.1f} | {rate['braidk']:.1f} | {rate['torch']:.1f} | {rate['ort']:.1f} | "
+          + " | ".join(f"{ratio[(a, o)]:.2f}" for a in ("braid", "braidk") for o in ("torch", "ort")) + " |")
 print()
 print(f"rates: median of {rounds} processes x {meta['repeats']} repeats per side (each repeat: {meta['steps']} batches, "
       f"then {4 * meta['steps']} single rows, after a warm forward); ratio: median over rounds of back-to-back processes; "
-      f"braid, passive waits: the same braid command with OMP_WAIT_POLICY=passive (libgomp threads sleep instead of "
-      f"spinning when idle); "
+      f"braid --prepack: the same command through pre-packed oneDNN weights (nn/prepack.h); braid runs with its "
+      f"default passive OpenMP waits; "
       f"threads braid {meta['threads']['braid']}, PyTorch {meta['threads']['torch']}, ORT {meta['threads']['ort']} "
       f"(ORT {meta['ortv']}: intra-op threads, 1 inter-op, sequential); ONNX Runtime vs PyTorch peer embeddings, "
       f"max abs diff {meta['diff']:.1e}")
@@ -55,7 +55,8 @@ if busy:
     print()
     print("| tower | side | B quiet | B busy | slowdown | B=1 quiet | B=1 busy | slowdown | load (1 min) when busy |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    names = {"braid": "braid", "braid-passive": "braid, OMP_WAIT_POLICY=passive",
+    names = {"braid": "braid (default: passive waits)", "braid-prepack": "braid --prepack",
+             "braid-gomp": "braid, GOMP_SPINCOUNT=300000 (libgomp's default)",
              "braid-spin": f"braid, GOMP_SPINCOUNT={spincount}", "ort": "ONNX Runtime"}
     for tower in TOWERS:
         for v, label in names.items():

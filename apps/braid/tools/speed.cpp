@@ -22,6 +22,7 @@
 #include "braid/data/npy.h"
 #include "braid/eval/evaluate.h"
 #include "braid/nn/fused.h"
+#include "braid/nn/prepack.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/optim.h"
 
@@ -140,6 +141,10 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     atomic_write_text(so.dump_dir + "/model.json", mj.dump(1) + "\n");
   }
 
+  const int64_t prepacked = so.prepack ? nn::prepack_linears(model) : 0;
+  BRAID_INPUT_CHECK(!so.prepack || prepacked > 0, "bench speed --prepack: {}",
+                    nn::prepack_available() ? "the model has no float32 CPU Linear layers to pack"
+                                            : "this braid was built without oneDNN (libdnnl-dev)");
   const auto params_list = model.parameters();
   MultiTensorAdamW opt(params_list, torch::optim::AdamWOptions(lr).weight_decay(wd), to.get<std::string>("adamw", "auto"));
   auto step = [&] {
@@ -178,6 +183,8 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     }
     model.eval();
     torch::NoGradGuard ng;
+    c10::optional<c10::InferenceMode> im;
+    if (so.prepack) im.emplace();
     forward(batch);  // warm
     if (cuda) torch::cuda::synchronize();
     t0 = clock::now();
@@ -199,11 +206,13 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
       for (int i = 0; i < 2; ++i) forward(batch);
     });
   }
+  if (so.prepack) nn::clear_prepacked();
   braid::remove_tree(tmp);
   nlohmann::json out = {{"infer_samples_per_s_b64", median(infer_b)},
                         {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
                         {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
-                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused}};
+                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused},
+                        {"prepacked", prepacked}};
   if (!so.infer_only) out["train_steps_per_s"] = median(train_rates);
   return out;
 }

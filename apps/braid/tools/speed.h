@@ -19,6 +19,7 @@ struct SpeedOptions {
   bool infer_only = false;  // time inference only: no warm-up or timed training steps (train_steps_per_s is
                            // then absent); the model is still built and put in eval mode the same way
   bool fused = false;      // the Transformer block's fused CPU kernels (nn/fused.h: residual + LayerNorm, bias + GELU)
+  bool prepack = false;    // inference through pre-packed oneDNN weights under InferenceMode (nn/prepack.h)
   std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
                           // activities) of 2 training steps and 2 inference batches here ("" = no)
 };

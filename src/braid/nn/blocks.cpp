@@ -1,6 +1,7 @@
 #include "braid/nn/blocks.h"
 
 #include "braid/nn/fused.h"
+#include "braid/nn/prepack.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -22,7 +23,10 @@ torch::Tensor padding_mask(const torch::Tensor& lengths, int64_t T) {
   return steps >= lengths.unsqueeze(1);
 }
 
-torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) { return at::linear(x, l->weight, l->bias); }
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) {
+  if (auto y = packed_linear(x, l->weight, l->bias); y.defined()) return y;  // inference, pre-packed (nn/prepack.h)
+  return at::linear(x, l->weight, l->bias);
+}
 
 MLPImpl::MLPImpl(MLPOptions o) : options(std::move(o)) {
   TORCH_CHECK(options.in > 0 && options.out > 0, "MLP: in and out must be positive");
@@ -40,7 +44,13 @@ MLPImpl::MLPImpl(MLPOptions o) : options(std::move(o)) {
 torch::Tensor MLPImpl::forward(torch::Tensor x) {
   for (auto& m : *seq_) {
     auto* l = m.ptr()->as<torch::nn::LinearImpl>();
-    x = l ? at::linear(x, l->weight, l->bias) : m.forward(x);
+    if (!l) {
+      x = m.forward(x);
+    } else if (auto y = packed_linear(x, l->weight, l->bias); y.defined()) {
+      x = y;
+    } else {
+      x = at::linear(x, l->weight, l->bias);
+    }
   }
   return x;
 }
@@ -77,6 +87,15 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
   const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
   auto qkv = linear(qkv_, ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
   auto a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+  if (any_prepacked() && (!is_training() || options.dropout == 0)) {
+    // inference through pre-packed weights (nn/prepack.h): the residual adds and the GELU as epilogues of
+    // the GEMMs; undefined (not packed, grad mode on, ...) falls through to the ops below
+    if (auto h = packed_linear(a, proj_->weight, proj_->bias, Epilogue::None, x); h.defined()) {
+      auto z = packed_linear(ln2_->forward(h), ff1_->weight, ff1_->bias, Epilogue::Gelu);
+      if (z.defined())
+        if (auto y = packed_linear(z, ff2_->weight, ff2_->bias, Epilogue::None, h); y.defined()) return y;
+    }
+  }
   auto o = drop_->forward(linear(proj_, a));
   // fused CPU kernels (nn/fused.h; off unless switched on) where every operand has the parameters' dtype
   // (not under bf16 autocast, whose GEMM outputs are bf16)

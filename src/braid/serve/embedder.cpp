@@ -9,11 +9,13 @@
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/eval/evaluate.h"
+#include "braid/nn/prepack.h"
 #include "braid/run/run_dir.h"
 
 namespace braid::serve {
 
-Embedder::Embedder(const std::string& run, const std::string& weights) : run_(run), p_(run::open_run(run, weights)) {
+Embedder::Embedder(const std::string& run, const std::string& weights, bool prepack)
+    : run_(run), p_(run::open_run(run, weights)) {
   BRAID_INPUT_CHECK(p_.task == run::Task::Align || (p_.task == run::Task::Generate && !p_.model->capabilities().embeds.empty()),
                     "{}: run was trained with a task other than 'align' or 'generate'; "
                     "embedding needs a model with a shared space (task: align)", run);
@@ -22,6 +24,11 @@ Embedder::Embedder(const std::string& run, const std::string& weights) : run_(ru
   for (const auto& m : p_.model->capabilities().embeds)
     if (m == "text" || m == "image" || m == "audio") embeds_.push_back(m);
   BRAID_INPUT_CHECK(!embeds_.empty(), "{}: the model embeds none of its modalities", run);
+  if (prepack && p_.device.is_cpu() && p_.precision == Precision::FP32) prepacked_ = nn::prepack_linears(*p_.model);
+}
+
+Embedder::~Embedder() {
+  if (prepacked_ > 0) nn::release_prepacked(*p_.model);
 }
 
 bool Embedder::embeds(const std::string& modality) const {

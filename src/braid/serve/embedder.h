@@ -30,8 +30,15 @@ using run::text_prefix;
 // A finished run opened for embedding: pipeline + weights, model in eval mode.
 class Embedder {
  public:
-  // `weights`: "model" (final), "best", or a weights file.
-  explicit Embedder(const std::string& run, const std::string& weights = "model");
+  // `weights`: "model" (final), "best", or a weights file. `prepack`: on a CPU fp32 run, embed through
+  // pre-packed oneDNN weights (nn/prepack.h: the same vectors within float rounding, 2-3x faster on the
+  // bench CLIP towers, docs/results/engine.md); released when the Embedder is destroyed.
+  explicit Embedder(const std::string& run, const std::string& weights = "model", bool prepack = true);
+  ~Embedder();
+  Embedder(const Embedder&) = delete;
+  Embedder& operator=(const Embedder&) = delete;
+  // How many Linear weights were packed (0: the plain ATen path).
+  int64_t prepacked() const { return prepacked_; }
 
   run::Pipeline& pipeline() { return p_; }
   const data::Preprocessor& preprocessor() const { return *p_.pre; }
@@ -51,6 +58,7 @@ class Embedder {
   run::Pipeline p_;
   std::vector<std::string> embeds_;
   std::mutex mu_;
+  int64_t prepacked_ = 0;
 };
 
 // Embeddings of one modality of a manifest split ("" = every sample) with a run's model: the loader's

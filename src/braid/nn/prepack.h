@@ -1,0 +1,55 @@
+// src/braid/nn/prepack.h — inference through pre-packed oneDNN weights (issue 19).
+//
+// `prepack_linears(module)` copies the weight of every float32 CPU torch::nn::Linear under `module` into
+// the blocked layout oneDNN's matmul kernels read (once), and `packed_linear` then computes
+// act(x Wᵀ + b) (+ residual) with a oneDNN matmul primitive on those packed weights, with the bias, GELU
+// and residual add as post-ops of the same kernel. Against at::linear (OpenBLAS sgemm, which re-packs
+// the weight on every call and on these hosts may be pinned to AVX2 kernels by OPENBLAS_CORETYPE) this
+// runs the CPU's own best kernels (brgemm avx512_core on AVX-512 hosts) with no per-call packing.
+//
+// Only for inference: packed_linear returns an undefined tensor (the caller falls back to at::linear)
+// unless grad mode is off, x is a float32 CPU tensor that does not require grad, CPU autocast is off and
+// the weight was packed and has not changed since (its version counter). Results match at::linear to
+// float rounding (a different summation order; tests/prepack_test.cpp checks 1e-4).
+//
+// The packed copies (one per Linear, the size of its weight) stay until clear_prepacked(); they hold a
+// reference to the weight tensor, so a weight cannot be freed and its address reused while packed.
+// Thread-safe: packing and lookups take a mutex; concurrent calls run the same primitives.
+// Built only where oneDNN's headers were found (Debian: libdnnl-dev); elsewhere prepack_available() is
+// false, prepack_linears packs nothing and packed_linear always returns an undefined tensor.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+
+namespace braid::nn {
+
+// True when this build has the oneDNN path (BRAID_HAVE_DNNL).
+bool prepack_available();
+
+// Packs the weight of every torch::nn::Linear under `module` (itself included) whose weight is a 2-D
+// float32 CPU tensor; a weight packed before is packed again. Returns how many were packed (0 without
+// oneDNN).
+int64_t prepack_linears(const torch::nn::Module& module);
+
+// Drops every packed weight (packed_linear falls back to at::linear afterwards).
+void clear_prepacked();
+// Drops the packed weights of the Linear layers under `module` only (e.g. when the model that packed them is
+// closed while others stay packed).
+void release_prepacked(const torch::nn::Module& module);
+
+// How many weights are packed now; true when any is (a cheap check for callers' fast paths).
+int64_t prepacked_count();
+bool any_prepacked();
+
+enum class Epilogue { None, Gelu };  // Gelu: the erf form, as torch::gelu's default
+
+// act(x Wᵀ + bias) + residual for x [..., K], weight [N, K] (the Linear's, packed), bias [N] or undefined,
+// residual shaped like the output [..., N] or undefined. Returns an undefined tensor when the packed
+// path does not apply (see the header comment): the caller computes it the usual way.
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                         Epilogue epilogue = Epilogue::None, const at::Tensor& residual = {});
+
+}  // namespace braid::nn
