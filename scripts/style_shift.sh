@@ -21,7 +21,9 @@
 # unimodal model; needs text, image and audio first); stack_p0 (stack with power 0: an unweighted
 # product of experts, to isolate the confidence weighting); image_aug (the image model trained with
 # flips, shifts of up to 3 px and grayscale copies: model.encoders.image.augment) and stack_aug (stack
-# over image_aug's encoder instead of image's).
+# over image_aug's encoder instead of image's); stack_cal and stack_aug_cal (stack and stack_aug with
+# model.fusion.calibrate=temperature: each expert's temperature fitted on the style-A validation
+# split after training; the training itself is the same as without).
 # Outputs: $OUT (default runs/style_shift)/runs/<variant>_s<seed>/ (run, time.txt, eval/<condition>.json),
 # $OUT/logs/, $OUT/table.md. A run whose eval files all exist is not redone.
 set -euo pipefail
@@ -30,7 +32,7 @@ BRAID=${BRAID:-build/apps/braid/braid}
 DATA=${DATA:-data/emoji/manifest.jsonl}
 OUT=${OUT:-runs/style_shift}
 SEEDS=${SEEDS:-"0"}
-VARIANTS=${VARIANTS:-"text image image_aug audio concat concat_md conf stack stack_p0 stack_aug"}
+VARIANTS=${VARIANTS:-"text image image_aug audio concat concat_md conf stack stack_p0 stack_aug stack_aug_cal"}
 EXTRA=${EXTRA:-}
 THREADS=${THREADS:-1}
 TABLE_ONLY=${TABLE_ONLY:-}
@@ -47,9 +49,11 @@ recipe_and_sets() {
     concat) echo "recipes/emoji_style_shift.yaml" ;;
     concat_md) echo "recipes/emoji_style_shift.yaml --set model.modality_dropout=0.3" ;;
     conf) echo "recipes/emoji_style_shift_conf.yaml" ;;
-    stack|stack_p0|stack_aug)
-      local p=1.0 img=image; [[ $1 == stack_p0 ]] && p=0; [[ $1 == stack_aug ]] && img=image_aug
+    stack|stack_p0|stack_aug|stack_cal|stack_aug_cal)
+      local p=1.0 img=image cal=none
+      [[ $1 == stack_p0 ]] && p=0; [[ $1 == stack_aug* ]] && img=image_aug; [[ $1 == *_cal ]] && cal=temperature
       echo "recipes/emoji_style_shift_conf.yaml --set model.fusion.power=$p --set model.freeze=[image,text,audio]" \
+        "--set model.fusion.calibrate=$cal" \
         "--set model.init_from=[$OUT/runs/text_s$2,$OUT/runs/${img}_s$2,$OUT/runs/audio_s$2]" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac

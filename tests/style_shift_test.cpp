@@ -16,6 +16,7 @@
 #include "braid/data/filter.h"
 #include "braid/data/manifest.h"
 #include "braid/nn/fusion/late_confidence.h"
+#include "braid/run/run_dir.h"
 #include "test_util.h"
 
 using namespace braid::test;
@@ -107,6 +108,44 @@ TEST(LateConfidence, BadShapesAndPowersAreRefused) {
   EXPECT_THROW(braid::nn::confidence_fuse(torch::zeros({2, 3, 1}), torch::ones({2, 3}), 1.0), c10::Error);
 }
 
+// Temperature scaling (late_conf's `calibrate: temperature`): an expert that is right 60 % of the
+// time with logit gaps of 8 is far too sure; the fitted temperature is > 1, lowers the NLL, is the
+// minimum (a step either way is worse) and leaves every row's argmax where it was. An expert right
+// 95 % of the time with gaps of 0.5 is too unsure: T < 1.
+TEST(LateConfidence, FittedTemperatureLowersNllAndKeepsTheArgmax) {
+  torch::manual_seed(3);
+  const int64_t n = 400, k = 4;
+  auto make = [&](double gap, double right) {
+    auto pred = torch::randint(k, {n}, torch::kLong);
+    auto logits = torch::randn({n, k}, torch::kDouble) * 0.1;
+    logits.scatter_add_(1, pred.unsqueeze(1), torch::full({n, 1}, gap, torch::kDouble));
+    // the label is the predicted class for the first `right` share of rows, another class after that
+    auto labels = pred.clone();
+    const auto wrong = static_cast<int64_t>(n * (1 - right));
+    labels.narrow(0, n - wrong, wrong).add_(1).remainder_(k);
+    return std::make_pair(logits, labels);
+  };
+  auto [over, y_over] = make(8.0, 0.6);
+  const double t = braid::nn::fit_temperature(over, y_over);
+  EXPECT_GT(t, 1.5);
+  const double nll1 = braid::nn::temperature_nll(over, y_over, 1.0), nllt = braid::nn::temperature_nll(over, y_over, t);
+  EXPECT_LT(nllt, nll1 - 0.5) << "T " << t;
+  EXPECT_LE(nllt, braid::nn::temperature_nll(over, y_over, t * 1.05) + 1e-12);
+  EXPECT_LE(nllt, braid::nn::temperature_nll(over, y_over, t / 1.05) + 1e-12);
+  EXPECT_TRUE(torch::equal(torch::log_softmax(over / t, -1).argmax(1), over.argmax(1)));
+
+  auto [under, y_under] = make(0.5, 0.95);
+  const double tu = braid::nn::fit_temperature(under, y_under);
+  EXPECT_LT(tu, 0.7);
+  EXPECT_LT(braid::nn::temperature_nll(under, y_under, tu), braid::nn::temperature_nll(under, y_under, 1.0));
+
+  // inside the bounds, 1 without rows, and shapes checked
+  EXPECT_GE(braid::nn::fit_temperature(over * 100, over.argmax(1)), braid::nn::kMinTemperature);
+  EXPECT_DOUBLE_EQ(braid::nn::fit_temperature(torch::zeros({0, k}), torch::zeros({0}, torch::kLong)), 1.0);
+  EXPECT_THROW(braid::nn::fit_temperature(torch::zeros({3, 1}), torch::zeros({3}, torch::kLong)), c10::Error);
+  EXPECT_THROW(braid::nn::fit_temperature(torch::zeros({3, 2}), torch::zeros({2}, torch::kLong)), c10::Error);
+}
+
 namespace {
 
 // Two styles of three items, one item per split; paths relative to the manifest in `dir`/data.
@@ -121,6 +160,28 @@ std::string two_style_manifest(const TempDir& d) {
                           "\n",
                           i, style, splits[i], i % 2, i, i, style, i, i, style);
   return d.file("data/manifest.jsonl", text);
+}
+
+// The toy three-modality late_conf recipe of the CLI tests: `fusion` is its model.fusion map,
+// `model_extra` one more model key (or "").
+std::string toy_late_conf_recipe(const TempDir& d, const std::string& fusion, const std::string& model_extra,
+                                 int epochs) {
+  return d.file("r.yaml", fmt::format(R"(
+threads: 1
+data: {{image: {{size: 8}}, audio: {{sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 8}}, text: {{vocab: 30}}}}
+model:
+  name: fusion_classifier
+  encoders:
+    image: {{name: image_cnn, channels: [4], dim: 8}}
+    audio: {{name: audio_cnn, channels: [4], dim: 8}}
+    text: {{name: text_bow, embed: 8, dim: 8}}
+  fusion: {}
+  head: {{hidden: [8]}}
+  aux_heads: 1.0
+  {}
+train: {{epochs: {}, batch_size: 8}}
+)",
+                                      fusion, model_extra, epochs));
 }
 
 }  // namespace
@@ -200,21 +261,7 @@ TEST(StyleShift, FilterAndLateConfThroughTheCli) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--keep 'image'"), std::string::npos) << bad.err;
 
-  const auto recipe = d.file("r.yaml", R"(
-threads: 1
-data: {image: {size: 8}, audio: {sample_rate: 8000, n_fft: 256, hop: 128, n_mels: 8}, text: {vocab: 30}}
-model:
-  name: fusion_classifier
-  encoders:
-    image: {name: image_cnn, channels: [4], dim: 8}
-    audio: {name: audio_cnn, channels: [4], dim: 8}
-    text: {name: text_bow, embed: 8, dim: 8}
-  fusion: {name: late_conf, power: 2}
-  head: {hidden: [8]}
-  aux_heads: 1.0
-  modality_dropout: 0.3
-train: {epochs: 2, batch_size: 8}
-)");
+  const auto recipe = toy_late_conf_recipe(d, "{name: late_conf, power: 2}", "modality_dropout: 0.3", 2);
   const auto run = (d.path / "run").string();
   auto t = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run));
   ASSERT_EQ(t.code, 0) << t.err;
@@ -232,4 +279,39 @@ train: {epochs: 2, batch_size: 8}
   const auto line = neg.err.substr(at, neg.err.find('\n', at) - at);
   EXPECT_NE(line.find("model.fusion.power"), std::string::npos) << neg.err;
   EXPECT_NE(line.find("[0, 16]"), std::string::npos) << neg.err;
+}
+
+// `calibrate: temperature` through the CLI: training ends by fitting one temperature per expert on
+// the validation split (logged, saved as the model's buffer, not all 1), eval reads it back (its
+// accuracy is the recount of the saved model), and a value other than none / temperature is a
+// one-line error naming the key.
+TEST(StyleShift, CalibratedLateConfThroughTheCli) {
+  TempDir d("style_cal");
+  auto manifest = make_toy_dataset((d.path / "data").string(), ToyOptions{48, 3});
+  const auto recipe = toy_late_conf_recipe(d, "{name: late_conf, calibrate: temperature}", "", 3);
+  const auto run = (d.path / "run").string();
+  auto t = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run));
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE((t.out + t.err).find("expert temperatures on the validation split: image"), std::string::npos)
+      << t.out << t.err;
+  {
+    auto p = braid::run::open_run(run);
+    torch::Tensor temps;
+    for (const auto& b : p.model->named_buffers())
+      if (b.key() == "expert_temperature") temps = b.value();
+    ASSERT_TRUE(temps.defined());
+    ASSERT_EQ(temps.numel(), 3);
+    EXPECT_TRUE((temps >= braid::nn::kMinTemperature).all().item<bool>()) << temps;
+    EXPECT_FALSE(torch::allclose(temps, torch::ones_like(temps))) << temps;
+  }
+  auto e = run_braid("eval " + q(run) + " --data " + q(manifest) + " --split test --threads 1 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto rc = recount_accuracy(run, manifest, "test");
+  EXPECT_DOUBLE_EQ(last_json_line(e.out)["accuracy"].get<double>(), rc.accuracy());
+
+  auto bad = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run + "2") +
+                       " --set model.fusion.calibrate=platt");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("model.fusion.calibrate"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("none or temperature"), std::string::npos) << bad.err;
 }

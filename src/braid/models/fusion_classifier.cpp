@@ -66,6 +66,12 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
                       fcfg.origin(), fcfg.full("power"), conf_power_);
     BRAID_INPUT_CHECK(classify_ && ctx.outputs >= 2, "{}: fusion 'late_conf' needs task classify with 2 or more classes",
                       fcfg.origin());
+    const auto cal = fcfg.get<std::string>("calibrate", "none");
+    BRAID_INPUT_CHECK(cal == "none" || cal == "temperature", "{}: recipe key '{}' must be none or temperature, got '{}'",
+                      fcfg.origin(), fcfg.full("calibrate"), cal);
+    if (cal == "temperature")
+      expert_temperature_ =
+          register_buffer("expert_temperature", torch::ones({static_cast<int64_t>(modalities_.size())}));
   }
   if (late_ != Late::None || aux_weight_ > 0) {
     modality_heads_ = register_module("modality_heads", torch::nn::ModuleList());
@@ -104,10 +110,52 @@ void FusionClassifierImpl::train(bool on) {
   for (const auto& f : frozen_) encoders_[f.first]->eval();
 }
 
-torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present) {
+torch::Tensor FusionClassifierImpl::expert_logits(const std::vector<torch::Tensor>& feats) {
   std::vector<torch::Tensor> outs;
   for (size_t i = 0; i < feats.size(); ++i) outs.push_back(modality_heads_[i]->as<nn::MLP>()->forward(feats[i]));
-  auto o = torch::stack(outs, 1);                      // [B, M, K]
+  auto o = torch::stack(outs, 1);  // [B, M, K]
+  return expert_temperature_.defined() ? o / expert_temperature_.to(o.dtype()).view({1, -1, 1}) : o;
+}
+
+std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
+  if (!expert_temperature_.defined()) return "";
+  torch::NoGradGuard ng;
+  const bool was_training = is_training();
+  eval();
+  expert_temperature_.fill_(1.0);
+  std::vector<torch::Tensor> logits, pres, labels;
+  for (const auto& b : val) {
+    if (!b.labels.defined()) continue;
+    torch::Tensor present;
+    logits.push_back(expert_logits(encode(b, &present)));
+    pres.push_back(present);
+    labels.push_back(b.labels);
+  }
+  std::string summary = "expert temperatures on the validation split:";
+  if (logits.empty()) {
+    train(was_training);
+    return summary + " no labelled batch, all 1";
+  }
+  auto z = torch::cat(logits), p = torch::cat(pres), y = torch::cat(labels);
+  for (size_t i = 0; i < modalities_.size(); ++i) {
+    const auto m = static_cast<int64_t>(i);
+    auto rows = p.select(1, m).gt(0).nonzero().squeeze(1);
+    if (rows.numel() == 0) {
+      summary += fmt::format(" {} 1 (no rows)", modalities_[i]);
+      continue;
+    }
+    auto zm = z.select(1, m).index_select(0, rows), ym = y.index_select(0, rows);
+    const double t = nn::fit_temperature(zm, ym);
+    expert_temperature_[m] = t;
+    summary += fmt::format(" {} {:.3f} (NLL {:.3f} -> {:.3f}, {} rows)", modalities_[i], t,
+                           nn::temperature_nll(zm, ym, 1.0), nn::temperature_nll(zm, ym, t), rows.size(0));
+  }
+  train(was_training);
+  return summary;
+}
+
+torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present) {
+  auto o = expert_logits(feats);                       // [B, M, K]
   auto mask = present.unsqueeze(-1);                   // [B, M, 1]
   auto count = present.sum(1, true).clamp_min(1);      // [B, 1]
   if (!classify_) {

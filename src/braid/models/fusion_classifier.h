@@ -14,7 +14,10 @@
 // for regression the mean of the per-modality outputs). An absent modality's expert is dropped.
 // `late_conf` (fusion: {name: late_conf, power: 1.0}) weights each expert's log-probabilities
 // per sample by its confidence 1 − H/log K raised to `power` (nn/fusion/late_confidence.h): an
-// expert unsure of a sample — an input style it never saw — gives way to a sure one.
+// expert unsure of a sample — an input style it never saw — gives way to a sure one. With
+// `calibrate: temperature` each expert's logits are divided by a temperature fitted on the
+// validation split after training (models/calibrated.h; buffer `expert_temperature`, 1 while
+// training), so an expert that is surer than it is right on held-out data weighs less.
 //
 // Robust training: `modality_dropout` p hides each present modality of a training sample with
 // probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
@@ -29,6 +32,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "braid/core/config.h"
+#include "braid/models/calibrated.h"
 #include "braid/models/model.h"
 #include "braid/nn/blocks.h"
 #include "braid/nn/frozen_cache.h"
@@ -36,12 +40,16 @@
 
 namespace braid::models {
 
-class FusionClassifierImpl : public ModelImpl {
+class FusionClassifierImpl : public ModelImpl, public Calibrated {
  public:
   FusionClassifierImpl(const Config& cfg, const ModelContext& ctx);
   torch::Tensor forward(const Batch& batch) override;
   torch::Tensor auxiliary_loss() override { return aux_loss_; }
   void train(bool on = true) override;  // frozen encoders stay in evaluation mode
+  // late_conf with `calibrate: temperature`: fits each expert's temperature on `val` (rows that have
+  // its modality); "" for every other recipe.
+  std::string calibrate(const std::vector<Batch>& val) override;
+  bool calibrates() const override { return expert_temperature_.defined(); }
   // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
   std::vector<torch::Tensor> encode(const Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
@@ -49,6 +57,7 @@ class FusionClassifierImpl : public ModelImpl {
  private:
   enum class Late { None, Mean, Weighted, Poe, Conf };
   torch::Tensor combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present);
+  torch::Tensor expert_logits(const std::vector<torch::Tensor>& feats);  // [B, M, K], temperatures applied
   std::vector<std::string> modalities_;
   std::vector<nn::EncoderPtr> encoders_;
   std::map<size_t, nn::FrozenFeatureCache> frozen_;  // encoder index -> its cache (model.freeze)
@@ -60,6 +69,7 @@ class FusionClassifierImpl : public ModelImpl {
   bool classify_ = true;
   double modality_dropout_ = 0.0, aux_weight_ = 0.0;
   double conf_power_ = 1.0;  // late_conf: exponent of the per-sample confidence
+  torch::Tensor expert_temperature_;  // late_conf, calibrate: temperature: [M] buffer (else undefined)
   torch::Tensor aux_loss_;
 };
 

@@ -16,6 +16,7 @@
 #include "braid/core/runtime.h"
 #include "braid/core/tensorboard.h"
 #include "braid/eval/evaluate.h"
+#include "braid/models/calibrated.h"
 #include "braid/run/run_dir.h"
 #include "braid/run/weights.h"
 #include "braid/objectives/gather.h"
@@ -502,6 +503,12 @@ TrainResult train(const RunOptions& ro) {
   r.parameters = params;
   if (val_loader && file_exists(best)) {
     run::load_weights(model, best);
+    // post-hoc fits on the validation split (models/calibrated.h), saved with the final model
+    if (auto* cal = dynamic_cast<models::Calibrated*>(&model); cal && cal->calibrates()) {
+      std::vector<Batch> val;
+      eval::for_each_batch(p, *val_loader, "calibrate", [&](const Batch&, const Batch& dev) { val.push_back(dev); });
+      if (auto said = cal->calibrate(val); !said.empty()) spdlog::info("{}", said);
+    }
     r.val = eval::evaluate(p, *val_loader, "validate best");
   }
   run::save_weights(model, rd.model());

@@ -38,4 +38,40 @@ torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& pr
   return torch::log_softmax(votes.sum(1), -1);  // [B, K]
 }
 
+double temperature_nll(const torch::Tensor& logits, const torch::Tensor& labels, double temperature) {
+  auto z = logits.to(torch::kDouble) / temperature;
+  return torch::nll_loss(torch::log_softmax(z, -1), labels).item<double>();
+}
+
+double fit_temperature(const torch::Tensor& logits, const torch::Tensor& labels) {
+  TORCH_CHECK(logits.dim() == 2 && logits.size(1) >= 2, "late_conf: logits must be [N, K] with K >= 2, got ",
+              logits.sizes());
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0), "late_conf: labels must be [", logits.size(0),
+              "], got ", labels.sizes());
+  if (logits.size(0) == 0) return 1.0;
+  torch::NoGradGuard ng;
+  const auto z = logits.detach().to(torch::kDouble);
+  const auto y = labels.to(torch::kLong);
+  // NLL(1/T) is convex, so unimodal in log T: golden-section search on [log Tmin, log Tmax]
+  auto f = [&](double log_t) { return temperature_nll(z, y, std::exp(log_t)); };
+  const double g = (std::sqrt(5.0) - 1) / 2;
+  double a = std::log(kMinTemperature), b = std::log(kMaxTemperature);
+  double c = b - g * (b - a), d = a + g * (b - a), fc = f(c), fd = f(d);
+  for (int i = 0; i < 60; ++i) {  // the bracket shrinks by 0.618 per step: 60 steps reach ~1e-12 of 6 in log T
+    if (fc < fd) {
+      b = d, d = c, fd = fc;
+      c = b - g * (b - a), fc = f(c);
+    } else {
+      a = c, c = d, fc = fd;
+      d = a + g * (b - a), fd = f(d);
+    }
+  }
+  const double t = std::exp((a + b) / 2);
+  // the ends of the range are candidates too (a minimum at a bound)
+  double best = t, fb = f(std::log(t));
+  for (double e : {kMinTemperature, kMaxTemperature})
+    if (const double fe = temperature_nll(z, y, e); fe < fb) best = e, fb = fe;
+  return best;
+}
+
 }  // namespace braid::nn

@@ -11,6 +11,13 @@
 // dominate more. Nothing present gives the uniform distribution. The weights are a decision
 // rule, not learned: `confidence_fuse` computes them from detached log-probabilities, so training
 // through it moves the experts, never the weights' own inputs. Pure functions, no parameters.
+//
+// Calibration (fusion: {name: late_conf, calibrate: temperature}): an expert trained on features
+// it overfits is surer than it is right, and its confidence c_m says so too loudly. Temperature
+// scaling (Guo et al. 2017) divides expert m's logits by one T_m > 0 fitted after training on the
+// validation split (`fit_temperature`: the T minimizing the mean NLL of softmax(z / T)); it never
+// changes which class the expert prefers, only how sure it is, so an overconfident expert
+// (T_m > 1) gives way more often in the product.
 #pragma once
 
 #include <torch/types.h>
@@ -27,5 +34,16 @@ torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor&
 // The fused log-probabilities [B, K] of the rule above. c10::Error naming the tensors when
 // logp is not [B, M, K] with K ≥ 2, present not [B, M], or power < 0.
 torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power);
+
+// Bounds of a fitted temperature: a perfectly separable validation set would otherwise drive T to 0.
+constexpr double kMinTemperature = 0.05, kMaxTemperature = 20.0;
+
+// Mean NLL of softmax(logits / temperature) against labels: logits [N, K], labels [N] int64.
+double temperature_nll(const torch::Tensor& logits, const torch::Tensor& labels, double temperature);
+
+// The temperature in [kMinTemperature, kMaxTemperature] that minimizes `temperature_nll` (golden-section
+// search over log T; the NLL is convex in 1/T). 1 when there are no rows. c10::Error when logits is
+// not [N, K] with K >= 2 or labels not [N].
+double fit_temperature(const torch::Tensor& logits, const torch::Tensor& labels);
 
 }  // namespace braid::nn
