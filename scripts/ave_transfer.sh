@@ -9,10 +9,12 @@
 #   bash scripts/ave_transfer.sh                        # seed 0
 #   SEEDS="0 1 2" bash scripts/ave_transfer.sh          # runs that exist are not redone
 #   TABLE_ONLY=1 SEEDS="0 1 2" bash scripts/ave_transfer.sh
+#   INPUT=semantic SEEDS="0 1 2" bash scripts/ave_transfer.sh   # ablation: the semantic vectors before quantization
 # The Uni-Code seed is the localizer's seed. Builds data/emoji and data/ave when their manifests are missing.
 # Outputs under $OUT (default runs/ave-transfer): unicode_s<seed>/ (the Uni-Code run), image_s<seed>/ and
 # audio_s<seed>/ (the localizers, named by the codes they were trained on), cells/<train>-<test>_s<seed>.json
-# (the localize JSON of each cell), time.txt in each run, logs/, table.md.
+# (the localize JSON of each cell), time.txt in each run, logs/, table.md; with INPUT=semantic the localizers
+# and cells carry "-semantic" after the training modality (image-semantic_s0, ...) and the table is table-semantic.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
@@ -23,6 +25,8 @@ SEEDS=${SEEDS:-"0"}
 THREADS=${THREADS:-1}
 EXTRA=${EXTRA:-}             # extra arguments for every localizer `braid train`
 TABLE_ONLY=${TABLE_ONLY:-}
+INPUT=${INPUT:-codes}        # model.code_input: codes | semantic
+TAG=$([[ "$INPUT" == codes ]] || echo "-$INPUT")
 
 timed() {  # timed DIR CMD...: run CMD, write its wall seconds to DIR/time.txt
   local dir=$1 t0 t1
@@ -47,30 +51,30 @@ if [[ -z "$TABLE_ONLY" ]]; then
         --threads "$THREADS" > "$OUT/logs/unicode_s$s.train.log" 2>&1
     fi
     for m in image audio; do
-      run="$OUT/${m}_s$s"
+      run="$OUT/${m}${TAG}_s$s"
       if [[ ! -f "$run/model.pt" ]]; then
         rm -rf "$run"
         echo "== localizer on $m codes, seed $s"
         mkdir -p "$run"
         # shellcheck disable=SC2086
         timed "$run" "$BRAID" train recipes/ave_unicode_transfer.yaml --data "$AVE/manifest.jsonl" --out "$run" \
-          --seed "$s" --threads "$THREADS" --set "model.init_from=$uni" --set "model.code_modality=$m" $EXTRA \
-          > "$OUT/logs/${m}_s$s.train.log" 2>&1
+          --seed "$s" --threads "$THREADS" --set "model.init_from=$uni" --set "model.code_modality=$m" \
+          --set "model.code_input=$INPUT" $EXTRA > "$OUT/logs/${m}${TAG}_s$s.train.log" 2>&1
       fi
       for t in image audio; do
-        cell="$OUT/cells/${m}-${t}_s$s.json"
-        [[ -f "$cell" ]] && continue
+        name="${m}${TAG}-${t}_s$s"
+        [[ -f "$OUT/cells/$name.json" ]] && continue
         "$BRAID" eval "$run" --data "$AVE/manifest.jsonl" --split test --task localize --threads "$THREADS" --json \
-          --set "model.code_modality=$t" > "$OUT/logs/${m}-${t}_s$s.eval.log" 2>&1
-        tail -n 1 "$OUT/logs/${m}-${t}_s$s.eval.log" > "$cell"
+          --set "model.code_modality=$t" > "$OUT/logs/$name.eval.log" 2>&1
+        tail -n 1 "$OUT/logs/$name.eval.log" > "$OUT/cells/$name.json"
       done
     done
   done
 fi
 
-python3 - "$OUT" "$SEEDS" > "$OUT/table.md" <<'PY'
+python3 - "$OUT" "$SEEDS" "$TAG" > "$OUT/table$TAG.md" <<'PY'
 import json, math, os, sys
-out, seeds = sys.argv[1], sys.argv[2].split()
+out, seeds, tag = sys.argv[1], sys.argv[2].split(), sys.argv[3]
 short = {"image": "v", "audio": "a"}
 
 def ms(xs):  # mean ± population std
@@ -88,10 +92,10 @@ base = None
 for tr, te in [("image", "image"), ("image", "audio"), ("audio", "audio"), ("audio", "image")]:
     rs = []
     for s in seeds:
-        f = os.path.join(out, "cells", f"{tr}-{te}_s{s}.json")
+        f = os.path.join(out, "cells", f"{tr}{tag}-{te}_s{s}.json")
         if os.path.exists(f):
             j = json.load(open(f))
-            j["_time"] = float(open(os.path.join(out, f"{tr}_s{s}", "time.txt")).read())
+            j["_time"] = float(open(os.path.join(out, f"{tr}{tag}_s{s}", "time.txt")).read())
             rs.append(j)
     if not rs:
         continue
@@ -111,4 +115,4 @@ if base:
     print()
     print(f"Test split: {base['n']} sequences, {base['segments']} segments, {base['events']} events.")
 PY
-cat "$OUT/table.md"
+cat "$OUT/table$TAG.md"

@@ -534,11 +534,13 @@ const char* const kToyUnicode =
     "club: {hidden: 8, steps: 1}, cpc: {context: 8, horizon: 1}}";
 
 std::shared_ptr<braid::models::AveLocalizerImpl> make_code_localizer(const std::string& code_modality,
-                                                                     const std::string& temporal = "gru") {
+                                                                     const std::string& temporal = "gru",
+                                                                     const std::string& code_input = "codes") {
   torch::manual_seed(3);
   auto ctx = localizer_context({"image", "audio"});
   auto cfg = braid::Config::from_string("{name: ave_localizer, dim: 8, hidden: 8, temporal: " + temporal +
-                                            ", code_modality: " + code_modality + ", unicode: " + kToyUnicode + "}",
+                                            ", code_modality: " + code_modality + ", code_input: " + code_input +
+                                            ", unicode: " + kToyUnicode + "}",
                                         "model.yaml");
   auto m = std::dynamic_pointer_cast<braid::models::AveLocalizerImpl>(braid::models::model_registry().make(cfg, ctx));
   EXPECT_TRUE(m);
@@ -595,6 +597,23 @@ TEST(AveUniCode, ForwardShapeAndCodeModalityPicksTheInput) {
   c.mods["image"].data = b.mods["image"].data.clone();
   c.mods["image"].data.slice(2, 32, 64).slice(3, 64, 96).normal_(0.0, 3.0);
   EXPECT_EQ(changed_segments(model->forward(b), model->forward(c)), (std::vector<int64_t>{6}));
+}
+
+TEST(AveUniCode, CodesArePiecewiseConstantTheSemanticAblationIsNot) {
+  torch::NoGradGuard ng;
+  // A tiny change of the frames moves the continuous semantic vectors (code_input: semantic) but not the
+  // quantized code vectors (the nearest codes stay the same): the localizer reads discrete codes.
+  auto b = localizer_batch(2), c = b;
+  c.mods["image"].data = b.mods["image"].data + 1e-4 * torch::randn_like(b.mods["image"].data);
+  for (const char* input : {"codes", "semantic"}) {
+    SCOPED_TRACE(input);
+    auto model = make_code_localizer("image", "gru", input);
+    model->eval();
+    const bool moved = !torch::equal(model->segment_codes("image", b.mods.at("image")),
+                                     model->segment_codes("image", c.mods.at("image")));
+    EXPECT_EQ(moved, std::string(input) == "semantic");
+  }
+  EXPECT_THROW(make_code_localizer("image", "gru", "logits"), braid::InputError);
 }
 
 TEST(AveUniCode, FrozenUniCodeWeightsDoNotChangeInATrainingStep) {

@@ -97,6 +97,10 @@ int64_t AveLocalizerImpl::build_code_input(const Config& cfg, const ModelContext
       for (auto& p : c.value()->parameters()) p.requires_grad_(false);
     }
   }
+  code_input_ = cfg.get<std::string>("code_input", "codes");
+  BRAID_INPUT_CHECK(code_input_ == "codes" || code_input_ == "semantic",
+                    "{}: recipe key '{}' is '{}'; expected codes or semantic", cfg.origin(), cfg.full("code_input"),
+                    code_input_);
   cfg.mark_subtree("init_from");  // read by the trainer (train/trainer.cpp)
   code_proj_ = register_module("code_proj", torch::nn::Linear(unicode_->options.dim, dim_));
   return dim_;
@@ -149,6 +153,7 @@ torch::Tensor AveLocalizerImpl::segment_codes(const std::string& modality, const
   BRAID_INPUT_CHECK(modality == "image" || modality == "audio", "ave_localizer: no Uni-Code path for '{}'", modality);
   torch::NoGradGuard frozen;
   auto s = unicode_->encode(modality, modality == "image" ? frame_cells(mb) : audio_seconds(mb)).s;  // [B T, steps, D]
+  if (code_input_ == "semantic") return s.mean(1).view({mb.data.size(0), segments_, s.size(2)});
   auto cb = unicode_->codebook();
   auto q = cb->embedding().index_select(0, cb->assign(s).reshape(-1)).view(s.sizes());  // the code vectors e_k*
   return q.mean(1).view({mb.data.size(0), segments_, s.size(2)});

@@ -15,7 +15,8 @@
 // replaced by the frozen Uni-Code model: each segment's frame (or second of audio) goes through its image (audio)
 // path to the quantized code vectors, averaged over the code steps to one vector [D] per segment, then through
 // one linear layer to `dim` shared by both modalities — so a localizer trained on one modality's codes reads the
-// other's (`braid eval RUN --set model.code_modality=audio`). Only `code_modality` is read (no fusion):
+// other's (`braid eval RUN --set model.code_modality=audio`). Only `code_modality` is read (no fusion).
+// `code_input: semantic` (an ablation) reads the continuous semantic vectors before quantization instead:
 //   model: {name: ave_localizer, code_modality: image, init_from: runs/ave-unicode,
 //           unicode: {steps: 8, dim: 64, sequences: {image: {name: image_rows, ...}, audio: {...}}, ...}}
 // The Uni-Code modules keep the names they have in a unicode run (seq_image, semantic_image, semantic_norm_image,
@@ -62,7 +63,8 @@ class AveLocalizerImpl : public ModelImpl {
   // Uni-Code input: the modality whose codes are read ("" without model.unicode) and the frozen Uni-Code model.
   const std::string& code_modality() const { return code_modality_; }
   std::shared_ptr<UnicodeImpl> unicode() const { return unicode_; }
-  // Pooled code vectors [B, T, D] of one modality's segments (Uni-Code input only; no gradient).
+  // Pooled code vectors [B, T, D] of one modality's segments (Uni-Code input only; no gradient); with
+  // code_input semantic the pooled semantic vectors before quantization.
   torch::Tensor segment_codes(const std::string& modality, const ModalityBatch& mb);
   void train(bool on = true) override;
 
@@ -84,7 +86,7 @@ class AveLocalizerImpl : public ModelImpl {
   torch::nn::Linear image_proj_{nullptr}, audio_proj_{nullptr}, fuse_{nullptr}, head_{nullptr};
   torch::nn::GRU gru_{nullptr};
   torch::nn::Dropout drop_{nullptr};
-  std::string code_modality_;
+  std::string code_modality_, code_input_ = "codes";
   std::shared_ptr<UnicodeImpl> unicode_;
   torch::nn::Linear code_proj_{nullptr};
 };
