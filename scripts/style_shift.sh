@@ -23,7 +23,8 @@
 # flips, shifts of up to 3 px and grayscale copies: model.encoders.image.augment) and stack_aug (stack
 # over image_aug's encoder instead of image's); stack_cal and stack_aug_cal (stack and stack_aug with
 # model.fusion.calibrate=temperature: each expert's temperature fitted on the style-A validation
-# split after training; the training itself is the same as without).
+# split after training; the training itself is the same as without); stack_aug_rank (stack_aug with
+# model.fusion.calibrate=rank: each expert's confidence ranked among its validation confidences).
 # Outputs: $OUT (default runs/style_shift)/runs/<variant>_s<seed>/ (run, time.txt, eval/<condition>.json),
 # $OUT/logs/, $OUT/table.md. A run whose eval files all exist is not redone.
 set -euo pipefail
@@ -49,9 +50,10 @@ recipe_and_sets() {
     concat) echo "recipes/emoji_style_shift.yaml" ;;
     concat_md) echo "recipes/emoji_style_shift.yaml --set model.modality_dropout=0.3" ;;
     conf) echo "recipes/emoji_style_shift_conf.yaml" ;;
-    stack|stack_p0|stack_aug|stack_cal|stack_aug_cal)
+    stack|stack_p0|stack_aug|stack_cal|stack_aug_cal|stack_aug_rank)
       local p=1.0 img=image cal=none
       [[ $1 == stack_p0 ]] && p=0; [[ $1 == stack_aug* ]] && img=image_aug; [[ $1 == *_cal ]] && cal=temperature
+      [[ $1 == *_rank ]] && cal=rank
       echo "recipes/emoji_style_shift_conf.yaml --set model.fusion.power=$p --set model.freeze=[image,text,audio]" \
         "--set model.fusion.calibrate=$cal" \
         "--set model.init_from=[$OUT/runs/text_s$2,$OUT/runs/${img}_s$2,$OUT/runs/audio_s$2]" ;;

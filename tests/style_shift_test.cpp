@@ -146,6 +146,30 @@ TEST(LateConfidence, FittedTemperatureLowersNllAndKeepsTheArgmax) {
   EXPECT_THROW(braid::nn::fit_temperature(torch::zeros({3, 2}), torch::zeros({2}, torch::kLong)), c10::Error);
 }
 
+// `calibrate: rank`: a confidence is replaced by its rank among the expert's validation
+// confidences. Expert A is usually sure (reference 0.6..0.9), B usually unsure (0.0..0.3): at the
+// same raw confidence 0.5, B is at the top of its range and A at the bottom, so B gets the weight.
+TEST(LateConfidence, RankedConfidenceWeighsAnExpertAgainstItsOwnHabits) {
+  auto ranks = torch::stack({torch::tensor({0.6, 0.7, 0.8, 0.9}, torch::kDouble),
+                             torch::tensor({0.0, 0.1, 0.2, 0.3}, torch::kDouble)});  // [M = 2, Q = 4]
+  auto c = torch::tensor({0.5, 0.5, 0.75, 0.05, 0.95, 0.0}, torch::kDouble).view({3, 2});
+  auto r = braid::nn::confidence_rank(c, ranks);
+  EXPECT_TRUE(AllClose(r, torch::tensor({0.0, 1.0, 0.5, 0.25, 1.0, 0.25}, torch::kDouble).view({3, 2}), 1e-12, "ranks"));
+  // two experts with the same raw confidence: raw weights are equal, ranked ones all B's
+  const std::vector<double> a{0.8, 0.1, 0.1}, b{0.1, 0.8, 0.1};
+  auto logp = logp_of({a, b});
+  auto present = torch::ones({1, 2}, torch::kDouble);
+  auto raw = braid::nn::confidence_weights(logp, present, 1.0);
+  EXPECT_NEAR(raw[0][0].item<double>(), 0.5, 1e-12);
+  const double conf = braid::nn::expert_confidence(logp)[0][0].item<double>();
+  ASSERT_GT(conf, 0.3);
+  ASSERT_LT(conf, 0.6);
+  auto ranked = braid::nn::confidence_weights(logp, present, 1.0, ranks);
+  EXPECT_GT(ranked[0][1].item<double>(), 0.99);
+  EXPECT_EQ(braid::nn::confidence_fuse(logp, present, 1.0, ranks).argmax(1).item<int64_t>(), 1);
+  EXPECT_THROW(braid::nn::confidence_rank(c, ranks.narrow(0, 0, 1)), c10::Error);
+}
+
 namespace {
 
 // Two styles of three items, one item per split; paths relative to the manifest in `dir`/data.
@@ -313,5 +337,5 @@ TEST(StyleShift, CalibratedLateConfThroughTheCli) {
                        " --set model.fusion.calibrate=platt");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("model.fusion.calibrate"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.err.find("none or temperature"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("none, temperature or rank"), std::string::npos) << bad.err;
 }

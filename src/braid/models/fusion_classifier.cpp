@@ -67,11 +67,13 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
     BRAID_INPUT_CHECK(classify_ && ctx.outputs >= 2, "{}: fusion 'late_conf' needs task classify with 2 or more classes",
                       fcfg.origin());
     const auto cal = fcfg.get<std::string>("calibrate", "none");
-    BRAID_INPUT_CHECK(cal == "none" || cal == "temperature", "{}: recipe key '{}' must be none or temperature, got '{}'",
-                      fcfg.origin(), fcfg.full("calibrate"), cal);
-    if (cal == "temperature")
-      expert_temperature_ =
-          register_buffer("expert_temperature", torch::ones({static_cast<int64_t>(modalities_.size())}));
+    BRAID_INPUT_CHECK(cal == "none" || cal == "temperature" || cal == "rank",
+                      "{}: recipe key '{}' must be none, temperature or rank, got '{}'", fcfg.origin(),
+                      fcfg.full("calibrate"), cal);
+    const auto M = static_cast<int64_t>(modalities_.size());
+    if (cal == "temperature") expert_temperature_ = register_buffer("expert_temperature", torch::ones({M}));
+    // -1 until calibrated: the raw confidence is used (training and its validation are unchanged)
+    if (cal == "rank") conf_ranks_ = register_buffer("expert_confidence_ranks", torch::full({M, kRankQ}, -1.0));
   }
   if (late_ != Late::None || aux_weight_ > 0) {
     modality_heads_ = register_module("modality_heads", torch::nn::ModuleList());
@@ -118,11 +120,12 @@ torch::Tensor FusionClassifierImpl::expert_logits(const std::vector<torch::Tenso
 }
 
 std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
-  if (!expert_temperature_.defined()) return "";
+  if (!calibrates()) return "";
   torch::NoGradGuard ng;
   const bool was_training = is_training();
   eval();
-  expert_temperature_.fill_(1.0);
+  if (expert_temperature_.defined()) expert_temperature_.fill_(1.0);
+  if (conf_ranks_.defined()) conf_ranks_.fill_(-1.0);
   std::vector<torch::Tensor> logits, pres, labels;
   for (const auto& b : val) {
     if (!b.labels.defined()) continue;
@@ -131,7 +134,8 @@ std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
     pres.push_back(present);
     labels.push_back(b.labels);
   }
-  std::string summary = "expert temperatures on the validation split:";
+  std::string summary = expert_temperature_.defined() ? "expert temperatures on the validation split:"
+                                                      : "expert confidence quantiles on the validation split:";
   if (logits.empty()) {
     train(was_training);
     return summary + " no labelled batch, all 1";
@@ -142,9 +146,17 @@ std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
     auto rows = p.select(1, m).gt(0).nonzero().squeeze(1);
     if (rows.numel() == 0) {
       summary += fmt::format(" {} 1 (no rows)", modalities_[i]);
+      if (conf_ranks_.defined()) conf_ranks_[m].copy_(torch::linspace(0, 1, kRankQ));  // rank ~ c itself
       continue;
     }
     auto zm = z.select(1, m).index_select(0, rows), ym = y.index_select(0, rows);
+    if (conf_ranks_.defined()) {  // expert m's confidences at kRankQ evenly spaced quantiles
+      auto c = nn::expert_confidence(torch::log_softmax(zm.unsqueeze(1), -1)).squeeze(1).to(torch::kDouble);
+      auto q = torch::quantile(c, torch::linspace(0, 1, kRankQ, torch::kDouble));
+      conf_ranks_[m].copy_(q.to(conf_ranks_.dtype()));
+      summary += fmt::format(" {} median {:.3f} ({} rows)", modalities_[i], q[kRankQ / 2].item<double>(), rows.size(0));
+      continue;
+    }
     const double t = nn::fit_temperature(zm, ym);
     expert_temperature_[m] = t;
     summary += fmt::format(" {} {:.3f} (NLL {:.3f} -> {:.3f}, {} rows)", modalities_[i], t,
@@ -164,7 +176,10 @@ torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor
   }
   auto logp = torch::log_softmax(o, -1);
   if (late_ == Late::Poe) return (logp * mask).sum(1);  // product of experts, renormalized by the loss
-  if (late_ == Late::Conf) return nn::confidence_fuse(logp, present, conf_power_);
+  if (late_ == Late::Conf) {
+    const bool ranked = conf_ranks_.defined() && conf_ranks_.min().item<double>() >= 0;
+    return nn::confidence_fuse(logp, present, conf_power_, ranked ? conf_ranks_ : torch::Tensor());
+  }
   torch::Tensor w;                                      // [B, M] weights over present experts
   if (late_ == Late::Weighted) {
     auto logits = late_weights_.unsqueeze(0).expand_as(present).masked_fill(present.eq(0), -1e9);

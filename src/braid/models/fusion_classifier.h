@@ -17,7 +17,8 @@
 // expert unsure of a sample — an input style it never saw — gives way to a sure one. With
 // `calibrate: temperature` each expert's logits are divided by a temperature fitted on the
 // validation split after training (models/calibrated.h; buffer `expert_temperature`, 1 while
-// training), so an expert that is surer than it is right on held-out data weighs less.
+// training), so an expert that is surer than it is right on held-out data weighs less; with
+// `calibrate: rank` the confidence is ranked among the expert's validation confidences instead.
 //
 // Robust training: `modality_dropout` p hides each present modality of a training sample with
 // probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
@@ -49,7 +50,7 @@ class FusionClassifierImpl : public ModelImpl, public Calibrated {
   // late_conf with `calibrate: temperature`: fits each expert's temperature on `val` (rows that have
   // its modality); "" for every other recipe.
   std::string calibrate(const std::vector<Batch>& val) override;
-  bool calibrates() const override { return expert_temperature_.defined(); }
+  bool calibrates() const override { return expert_temperature_.defined() || conf_ranks_.defined(); }
   // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
   std::vector<torch::Tensor> encode(const Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
@@ -70,6 +71,8 @@ class FusionClassifierImpl : public ModelImpl, public Calibrated {
   double modality_dropout_ = 0.0, aux_weight_ = 0.0;
   double conf_power_ = 1.0;  // late_conf: exponent of the per-sample confidence
   torch::Tensor expert_temperature_;  // late_conf, calibrate: temperature: [M] buffer (else undefined)
+  torch::Tensor conf_ranks_;          // late_conf, calibrate: rank: [M, kRankQ] validation confidence quantiles
+  static constexpr int64_t kRankQ = 101;
   torch::Tensor aux_loss_;
 };
 

@@ -17,7 +17,16 @@ torch::Tensor expert_confidence(const torch::Tensor& logp) {
   return (1.0 - entropy / log_k).clamp(0.0, 1.0);
 }
 
-torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power) {
+torch::Tensor confidence_rank(const torch::Tensor& c, const torch::Tensor& ranks) {
+  TORCH_CHECK(c.dim() == 2 && ranks.dim() == 2 && ranks.size(0) == c.size(1) && ranks.size(1) >= 1,
+              "late_conf: ranks must be [M, Q] with M = ", c.size(c.dim() - 1), ", got ", ranks.sizes());
+  auto ref = ranks.to(c.scalar_type()).contiguous();                                  // [M, Q]
+  auto below = torch::searchsorted(ref, c.t().contiguous(), /*out_int32=*/false, /*right=*/true);  // [M, B]
+  return (below.to(c.scalar_type()) / static_cast<double>(ranks.size(1))).t();
+}
+
+torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power,
+                                 const torch::Tensor& ranks) {
   TORCH_CHECK(power >= 0, "late_conf: power must be >= 0, got ", power);
   TORCH_CHECK(present.dim() == 2 && logp.dim() == 3 && present.size(0) == logp.size(0) &&
                   present.size(1) == logp.size(1),
@@ -26,12 +35,14 @@ torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor&
   auto pres = present.to(logp.scalar_type());
   // a tiny floor keeps c^power > 0, so present experts that are all at c = 0 share equally
   // where, not a product: an absent expert's outputs may be anything, NaN included
-  auto raw = torch::where(pres > 0, expert_confidence(logp).clamp_min(1e-6).pow(power), torch::zeros_like(pres));
+  auto c = ranks.defined() ? confidence_rank(expert_confidence(logp), ranks) : expert_confidence(logp);
+  auto raw = torch::where(pres > 0, c.clamp_min(1e-6).pow(power), torch::zeros_like(pres));
   return raw / raw.sum(1, true).clamp_min(1e-30);                         // rows with nothing present stay 0
 }
 
-torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power) {
-  auto w = confidence_weights(logp.detach(), present, power);  // [B, M]
+torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power,
+                              const torch::Tensor& ranks) {
+  auto w = confidence_weights(logp.detach(), present, power, ranks);  // [B, M]
   // an absent expert's log-probabilities may be anything (its encoder saw zeros): mask them out
   // rather than multiply, so a -inf there cannot turn into NaN
   auto votes = torch::where(w.unsqueeze(-1) > 0, w.unsqueeze(-1) * logp, torch::zeros_like(logp));

@@ -17,7 +17,9 @@
 // scaling (Guo et al. 2017) divides expert m's logits by one T_m > 0 fitted after training on the
 // validation split (`fit_temperature`: the T minimizing the mean NLL of softmax(z / T)); it never
 // changes which class the expert prefers, only how sure it is, so an overconfident expert
-// (T_m > 1) gives way more often in the product.
+// (T_m > 1) gives way more often in the product. `calibrate: rank` instead replaces c_m by its rank
+// among expert m's own validation confidences (`confidence_rank`: the share of them <= c_m), so an
+// expert is weighed by how sure it is relative to how sure it usually is on held-in data.
 #pragma once
 
 #include <torch/types.h>
@@ -29,11 +31,19 @@ torch::Tensor expert_confidence(const torch::Tensor& logp);
 
 // w [B, M]: present [B, M] (0/1) · c^power, normalized over the present experts of each row
 // (a row with nothing present is all 0; present experts with c = 0 share equally).
-torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power);
+// With `ranks` [M, Q] (each row expert m's validation confidences, sorted ascending) the
+// confidence used is `confidence_rank(c, ranks)` instead of c.
+torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power,
+                                 const torch::Tensor& ranks = {});
 
 // The fused log-probabilities [B, K] of the rule above. c10::Error naming the tensors when
 // logp is not [B, M, K] with K ≥ 2, present not [B, M], or power < 0.
-torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power);
+torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power,
+                              const torch::Tensor& ranks = {});
+
+// c [B, M] -> the share of each expert's reference confidences `ranks` [M, Q] (sorted ascending
+// per row) that are <= c, in [0, 1].
+torch::Tensor confidence_rank(const torch::Tensor& c, const torch::Tensor& ranks);
 
 // Bounds of a fitted temperature: a perfectly separable validation set would otherwise drive T to 0.
 constexpr double kMinTemperature = 0.05, kMaxTemperature = 20.0;
