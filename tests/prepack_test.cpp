@@ -136,3 +136,30 @@ TEST(Prepack, TransformerBlockAndMlpGiveTheSameOutputPacked) {
   nn::clear_prepacked();
   expect_close(block->forward(x, pad), a, "block in training mode");
 }
+
+TEST(Prepack, AttentionMatchesTheUnfusedOps) {
+  SKIP_WITHOUT_DNNL();
+  Cleared c;
+  torch::manual_seed(4);
+  torch::nn::Linear l(8, 8);
+  ASSERT_EQ(nn::prepack_linears(*l), 1);  // packed_attention runs while weights are packed
+  const int64_t B = 3, T = 7, H = 4, d = 16;
+  auto qkv = torch::randn({B, T, 3 * H * d});
+  auto pad = torch::zeros({B, T}, torch::kBool);
+  pad.index_put_({1, torch::indexing::Slice(4)}, true);  // 4 valid steps
+  pad[2].fill_(true);                                    // every key masked: zeros, as nn::attention
+  torch::NoGradGuard ng;
+  for (int threads : {1, 2}) {
+    Threads t(threads);
+    for (bool masked : {false, true}) {
+      auto m = masked ? pad : torch::Tensor();
+      auto q = qkv.view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});
+      auto want = nn::attention(q[0], q[1], q[2], m).transpose(1, 2).reshape({B, T, H * d});
+      expect_close(nn::packed_attention(qkv, H, m), want,
+                   std::string(masked ? "masked" : "unmasked") + ", threads " + std::to_string(threads));
+    }
+  }
+  EXPECT_FALSE(nn::packed_attention(qkv.transpose(0, 1), H).defined()) << "not contiguous";
+  nn::clear_prepacked();
+  EXPECT_FALSE(nn::packed_attention(qkv, H).defined()) << "nothing packed: the caller's own ops";
+}

@@ -85,8 +85,12 @@ TransformerBlockImpl::TransformerBlockImpl(TransformerBlockOptions o) : options(
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& pad) {
   const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
-  auto qkv = linear(qkv_, ln1_->forward(x)).view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
-  auto a = attention(qkv[0], qkv[1], qkv[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+  auto qkv = linear(qkv_, ln1_->forward(x));  // [B, T, 3 D] = [B, T, 3, H, d]
+  torch::Tensor a = any_prepacked() ? packed_attention(qkv, H, pad) : torch::Tensor();  // inference (nn/prepack.h)
+  if (!a.defined()) {
+    auto q = qkv.view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
+    a = attention(q[0], q[1], q[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+  }
   if (any_prepacked() && (!is_training() || options.dropout == 0)) {
     // inference through pre-packed weights (nn/prepack.h): the residual adds and the GELU as epilogues of
     // the GEMMs; undefined (not packed, grad mode on, ...) falls through to the ops below

@@ -5,6 +5,8 @@
 #include <torch/nn/modules/linear.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -201,6 +203,71 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
   return out;
 }
 
+namespace {
+
+struct AttentionKernels {
+  dnnl::matmul qk, wv;  // scores = q kᵀ / √d; out = softmax(scores) v
+};
+std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::shared_ptr<AttentionKernels>> g_attention;  // B, T, H, d
+
+std::shared_ptr<AttentionKernels> attention_kernels(int64_t B, int64_t T, int64_t H, int64_t d) {  // under g_mu
+  const auto key = std::make_tuple(B, T, H, d);
+  if (auto it = g_attention.find(key); it != g_attention.end()) return it->second;
+  const int64_t row = 3 * H * d;  // one token of qkv [B, T, 3, H, d]
+  const dnnl::memory::desc q({B, H, T, d}, dt::f32, {T * row, d, row, 1});
+  const dnnl::memory::desc kt({B, H, d, T}, dt::f32, {T * row, d, 1, row});
+  const dnnl::memory::desc s({B, H, T, T}, dt::f32, tag::abcd);
+  const dnnl::memory::desc o({B, H, T, d}, dt::f32, {T * H * d, d, H * d, 1});  // = [B, T, H·d]
+  dnnl::primitive_attr scaled;
+  scaled.set_output_scales(0, {1.0f / std::sqrt(static_cast<float>(d))});
+  auto k = std::make_shared<AttentionKernels>(
+      AttentionKernels{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), scaled, cpu_engine())),
+                       dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s, q, o), cpu_engine()))});
+  if (g_attention.size() >= kMaxKernelsPerWeight) g_attention.clear();
+  g_attention.emplace(key, k);
+  return k;
+}
+
+}  // namespace
+
+at::Tensor packed_attention(const at::Tensor& qkv, int64_t heads, const at::Tensor& pad) {
+  if (g_count.load(std::memory_order_relaxed) == 0 || at::GradMode::is_enabled() || qkv.requires_grad() ||
+      !qkv.device().is_cpu() || qkv.scalar_type() != at::kFloat || qkv.dim() != 3 || !qkv.is_contiguous() ||
+      heads <= 0 || qkv.size(2) % (3 * heads) != 0 || at::autocast::is_cpu_enabled())
+    return {};
+  const int64_t B = qkv.size(0), T = qkv.size(1), H = heads, d = qkv.size(2) / (3 * heads);
+  if (B == 0 || T == 0 || (pad.defined() && (pad.dim() != 2 || pad.size(0) != B || pad.size(1) != T))) return {};
+  std::shared_ptr<AttentionKernels> k;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    try {
+      k = attention_kernels(B, T, H, d);
+    } catch (const dnnl::error&) {
+      return {};
+    }
+  }
+  auto& eng = cpu_engine();
+  thread_local dnnl::stream stream(cpu_engine());
+  float* base = qkv.data_ptr<float>();
+  const int64_t row = 3 * H * d;
+  auto scores = at::empty({B, H, T, T}, qkv.options());
+  auto out = at::empty({B, T, H * d}, qkv.options());
+  const dnnl::memory::desc qd({B, H, T, d}, dt::f32, {T * row, d, row, 1});
+  dnnl::memory q(qd, eng, base), v(qd, eng, base + 2 * H * d);
+  dnnl::memory kt({{B, H, d, T}, dt::f32, {T * row, d, 1, row}}, eng, base + H * d);
+  dnnl::memory s({{B, H, T, T}, dt::f32, tag::abcd}, eng, scores.data_ptr<float>());
+  k->qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, s}});
+  stream.wait();
+  if (pad.defined()) scores.masked_fill_(pad.view({B, 1, 1, T}), -std::numeric_limits<float>::infinity());
+  auto w = at::softmax(scores, -1);
+  if (pad.defined()) w.nan_to_num_(0.0);  // rows with every key masked
+  dnnl::memory wm({{B, H, T, T}, dt::f32, tag::abcd}, eng, w.data_ptr<float>());
+  dnnl::memory o({{B, H, T, d}, dt::f32, {T * H * d, d, H * d, 1}}, eng, out.data_ptr<float>());
+  k->wv.execute(stream, {{DNNL_ARG_SRC, wm}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
+  stream.wait();
+  return out;
+}
+
 #else  // no oneDNN headers at build time
 
 bool prepack_available() { return false; }
@@ -211,6 +278,7 @@ int64_t prepacked_count() { return 0; }
 at::Tensor packed_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&, Epilogue, const at::Tensor&) {
   return {};
 }
+at::Tensor packed_attention(const at::Tensor&, int64_t, const at::Tensor&) { return {}; }
 
 #endif
 

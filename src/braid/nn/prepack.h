@@ -52,4 +52,10 @@ enum class Epilogue { None, Gelu };  // Gelu: the erf form, as torch::gelu's def
 at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                          Epilogue epilogue = Epilogue::None, const at::Tensor& residual = {});
 
+// softmax(q kᵀ / √d, masked) v for the fused projection qkv [B, T, 3·H·d] (q, k, v side by side, each [H, d] per
+// token: TransformerBlock's layout) through two batched oneDNN matmuls that read q, k and v in place and write
+// the output as [B, T, H·d]; pad [B, T] bool (true = padding) or undefined. Returns an undefined tensor unless
+// weights are packed (any_prepacked()), grad mode is off and qkv is a contiguous float32 CPU tensor.
+at::Tensor packed_attention(const at::Tensor& qkv, int64_t heads, const at::Tensor& pad = {});
+
 }  // namespace braid::nn
