@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -77,12 +76,17 @@ class RunView {
     std::string tmpl = (fs::temp_directory_path() / "braid-eval-XXXXXX").string();
     BRAID_INPUT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "--set: cannot create a temporary directory ({})", tmpl);
     dir_ = tmpl;
-    const run::RunDir view(dir_);
-    for (const auto& f : src.setup_files())
-      if (f != src.recipe()) fs::copy_file(f, dir_ + "/" + fs::path(f).filename().string());
-    atomic_write_text(view.recipe(), recipe.dump());
-    for (const auto& [from, to] : {std::pair{src.model(), view.model()}, std::pair{src.checkpoints(), view.checkpoints()}})
-      if (fs::exists(from)) fs::create_symlink(fs::absolute(from), to);
+    try {
+      const run::RunDir view(dir_);
+      for (const auto& f : src.setup_files())
+        if (f != src.recipe()) fs::copy_file(f, dir_ + "/" + fs::path(f).filename().string());
+      atomic_write_text(view.recipe(), recipe.dump());
+      for (const auto& [from, to] : {std::pair{src.model(), view.model()}, std::pair{src.checkpoints(), view.checkpoints()}})
+        if (fs::exists(from)) fs::create_symlink(fs::absolute(from), to);
+    } catch (...) {
+      remove_tree(dir_);  // the destructor does not run for a half-built view
+      throw;
+    }
   }
   ~RunView() { remove_tree(dir_); }
   RunView(const RunView&) = delete;
