@@ -40,7 +40,7 @@ constexpr const char* kOmpPolicyValue = "passive";
 constexpr const char* kOmpPolicyMarker = "BRAID_OMP_POLICY_SET";
 
 void apply_omp_wait_policy(int argc, char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv(kOmpPolicyMarker)) return;
+  if (std::getenv(kOmpPolicyVar) || std::getenv("GOMP_SPINCOUNT") || std::getenv(kOmpPolicyMarker)) return;
   for (int i = 1; i < argc; ++i)  // nothing runs in parallel for these
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--version")) return;
   ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
@@ -51,10 +51,9 @@ void apply_omp_wait_policy(int argc, char** argv) {
 
 // One line for `braid -v`: the policy in effect and where it came from.
 std::string omp_wait_policy_line() {
-  const char* w = std::getenv("OMP_WAIT_POLICY");
+  const char* w = std::getenv(kOmpPolicyVar);
   const char* s = std::getenv("GOMP_SPINCOUNT");
-  const char* ours = std::getenv(kOmpPolicyVar);
-  const char* by = std::getenv(kOmpPolicyMarker) && ours && std::string(ours) == kOmpPolicyValue
+  const char* by = std::getenv(kOmpPolicyMarker) && w && std::string(w) == kOmpPolicyValue
                        ? "braid's default; set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose"
                        : (w || s) ? "from the environment" : "libgomp's default";
   return fmt::format("OpenMP waits: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={} ({})", w ? w : "(unset)", s ? s : "(unset)", by);

@@ -154,8 +154,7 @@ torch::Tensor AveLocalizerImpl::segment_codes(const std::string& modality, const
   torch::NoGradGuard frozen;
   auto s = unicode_->encode(modality, modality == "image" ? frame_cells(mb) : audio_seconds(mb)).s;  // [B T, steps, D]
   if (code_input_ == "semantic") return s.mean(1).view({mb.data.size(0), segments_, s.size(2)});
-  auto cb = unicode_->codebook();
-  auto q = cb->embedding().index_select(0, cb->assign(s).reshape(-1)).view(s.sizes());  // the code vectors e_k*
+  auto q = unicode_->codebook()->quantize(s).codes;  // the code vectors e_k*
   return q.mean(1).view({mb.data.size(0), segments_, s.size(2)});
 }
 
