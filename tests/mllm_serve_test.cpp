@@ -5,7 +5,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdlib>
+#include <thread>
+#include <vector>
 #include <filesystem>
 #include <sstream>
 
@@ -150,9 +153,25 @@ TEST(MLLMServe, GenerateStreamsTheAnswerOfBraidGenerate) {
 TEST(MLLMServe, MaxNewTokensFlagBoundsRequests) {
   const auto& t = gen_run();
   ASSERT_TRUE(t.ok) << t.why;
-  Serve srv("--max-new-tokens 4");
+  Serve srv("--max-new-tokens 4 --max-generations 1");
   ASSERT_GT(srv.port(), 0) << srv.log();
   httplib::Client c("127.0.0.1", srv.port());
+  // --max-generations 1: concurrent prompts wait their turn (all answered), never two at once
+  std::vector<std::thread> ts;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      httplib::Client ci("127.0.0.1", srv.port());
+      ci.set_read_timeout(60, 0);
+      auto r = ci.Post("/api/generate", R"({"prompt": "what is shown?", "max_tokens": 4})", "application/json");
+      if (r && r->status == 200 && events(r->body).back().first == "done") ++answered;
+    });
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(answered.load(), 4);
+  auto health = json::parse(c.Get("/api/health")->body);
+  EXPECT_EQ(health["max_generations"], 1);
+  EXPECT_EQ(health["generations_peak"], 1);
+  EXPECT_EQ(health["generations"], 4);
   auto over = c.Post("/api/generate", R"({"prompt": "what is shown?", "max_tokens": 5})", "application/json");
   ASSERT_TRUE(over);
   EXPECT_EQ(over->status, 400);

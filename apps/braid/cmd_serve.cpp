@@ -229,6 +229,10 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
   v->add_option("--max-decodes", va->opt.max_decodes, "image/audio decodes at once")->capture_default_str()
       ->check(CLI::Range(1, 256));
+  v->add_option("--max-generations", va->opt.max_generations,
+                 "generative runs: answers and drawings computed at once, one core each (0 = the machine's cores; "
+                 "more wait, then HTTP 503)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
   v->add_option("--max-new-tokens", va->opt.max_new_tokens, "generative runs: the largest max_tokens of /api/generate")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   v->add_option("--max-draw", va->opt.max_draw, "drawing runs: the most images one /api/generate request may ask for")

@@ -1,5 +1,6 @@
 // braid/serve/server.cpp — HTTP routes, request parsing and error mapping of `braid serve`.
 #include "braid/serve/server.h"
+#include "braid/serve/slots.h"
 
 #include <ATen/Parallel.h>
 #include <arpa/inet.h>
@@ -505,11 +506,8 @@ struct Server::Impl {
   std::unique_ptr<Batcher> batcher;
   HttpServer http;
   int port = -1;
-  // image/audio decodes running (bounded by opt.max_decodes) and the most seen at once
-  std::mutex decode_mu;
-  std::condition_variable decode_cv;
-  int decoding = 0;
-  std::atomic<int> decode_peak{0};
+  Slots decodes;      // image/audio decodes running (at most opt.max_decodes)
+  Slots generating;   // /api/generate answers and drawings being computed (at most max_generations(opt))
   std::atomic<int64_t> generations{0};  // answers streamed by /api/generate
   std::atomic<int64_t> drawings{0};     // requests answered with images by /api/generate
 
@@ -519,28 +517,20 @@ struct Server::Impl {
         run_dir(std::move(dir)),
         opt(o),
         batcher(em ? std::make_unique<Batcher>(*em, o.batch) : nullptr),
-        http(o) {}
+        http(o),
+        decodes(o.max_decodes),
+        generating(max_generations(o)) {}
 
-  // Holds one of opt.max_decodes decode slots; Busy (503) when none frees up within decode_wait_s.
-  struct DecodeSlot {
-    Impl& s;
-    explicit DecodeSlot(Impl& im) : s(im) {
-      std::unique_lock<std::mutex> lock(s.decode_mu);
-      const auto until = s.http.cap(Clock::now() + seconds_of(s.opt.decode_wait_s));
-      if (!s.decode_cv.wait_until(lock, until, [&] { return s.decoding < std::max(1, s.opt.max_decodes); }))
-        throw Busy(fmt::format("server busy: {} image/audio decodes running and none finished within {} s; retry later",
-                               s.decoding, s.opt.decode_wait_s));
-      const int now = ++s.decoding;
-      if (now > s.decode_peak.load()) s.decode_peak.store(now);
-    }
-    ~DecodeSlot() {
-      {
-        std::lock_guard<std::mutex> lock(s.decode_mu);
-        --s.decoding;
-      }
-      s.decode_cv.notify_one();
-    }
-  };
+  // A slot of `slots` (decodes or generations), or Busy (503) when none frees up within wait_s.
+  Slots::Hold take(Slots& slots, double wait_s, const char* what) {
+    auto h = slots.hold(http.cap(Clock::now() + seconds_of(wait_s)));
+    if (!h)
+      throw Busy(fmt::format("server busy: {} {} running and none finished within {} s; retry later", slots.held(),
+                             what, wait_s));
+    return h;
+  }
+  Slots::Hold decode_slot() { return take(decodes, opt.decode_wait_s, "image/audio decodes"); }
+  Slots::Hold generation_slot() { return take(generating, opt.generate_wait_s, "generations"); }
 
   // The query of a request: JSON {"text": ...} (or {"modality": "text", ...}), or a multipart upload
   // with a file field "image" / "audio" (or "file" + a "modality" field), or a "text" field.
@@ -699,6 +689,7 @@ struct Server::Impl {
 
   // The images of a drawing request as PNG data URLs, and their size.
   json draw(const run::DrawRequest& d) {
+    auto slot = generation_slot();
     single_threaded_worker();
     const auto t0 = std::chrono::steady_clock::now();
     torch::Tensor images = opt.generator->draw(d);  // [n, 3, H, W] in [0, 1]
@@ -720,7 +711,7 @@ struct Server::Impl {
     if (q.modality == "text") {
       x = preprocess_query(e->preprocessor(), q);
     } else {  // a decode can take ~1 GB (the pixel limit): only opt.max_decodes at once
-      DecodeSlot slot(*this);
+      auto slot = decode_slot();
       x = preprocess_query(e->preprocessor(), q);
     }
     return batcher->embed(q.modality, x);
@@ -821,6 +812,8 @@ struct Server::Impl {
                            {"draws", opt.generator != nullptr && opt.generator->draws()},
                            {"report", !opt.report_html.empty()},
                            {"generations", generations.load()},
+                           {"max_generations", generating.limit()},
+                           {"generations_peak", generating.peak()},
                            {"drawings", drawings.load()}});
     });
     if (opt.generator) {
@@ -839,12 +832,15 @@ struct Server::Impl {
           auto r = parse_generate(req);
           std::shared_ptr<run::Generator::Prepared> pr;
           {  // bad input is a plain 400 before the stream starts; decodes share the decode slots
-            std::optional<DecodeSlot> slot;
-            if (!r.input.modality.empty()) slot.emplace(*this);
+            Slots::Hold slot;
+            if (!r.input.modality.empty()) slot = decode_slot();
             pr = std::make_shared<run::Generator::Prepared>(opt.generator->prepare(r));
           }
+          // one of max_generations answers at once (each runs on one core): 503 before the stream, not a wait
+          // on cores the others use
+          auto gen = std::make_shared<Slots::Hold>(generation_slot());
           res.set_header("Cache-Control", "no-cache");
-          res.set_chunked_content_provider("text/event-stream", [this, pr](size_t, httplib::DataSink& sink) {
+          res.set_chunked_content_provider("text/event-stream", [this, pr, gen](size_t, httplib::DataSink& sink) {
             auto event = [&](const std::string& name, const json& j) {
               const std::string e = (name.empty() ? "" : "event: " + name + "\n") + "data: " +
                                     j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
@@ -853,10 +849,12 @@ struct Server::Impl {
             try {
               single_threaded_worker();
               auto a = opt.generator->generate(std::move(*pr), [&](const std::string& d) { return event("", {{"text", d}}); });
+              gen->reset();
               ++generations;
               event("done", {{"text", a.text}, {"task", a.task}, {"prompt", a.prompt}, {"tokens", a.ids.size()},
                              {"stopped", a.stopped}});
             } catch (const std::exception& ex) {
+              gen->reset();
               event("error", {{"error", ex.what()}});
             }
             sink.done();
@@ -983,7 +981,13 @@ void Server::stop() {
   if (impl_) impl_->http.begin_stop();
 }
 
-int Server::decodes_peak() const { return impl_->decode_peak.load(); }
+int Server::decodes_peak() const { return impl_->decodes.peak(); }
+int Server::generations_peak() const { return impl_->generating.peak(); }
+
+int max_generations(const ServerOptions& o) {
+  if (o.max_generations > 0) return o.max_generations;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
 
 const Batcher& Server::batcher() const {
   TORCH_CHECK(impl_->batcher, "Server::batcher(): this server has no index (searches() is false)");

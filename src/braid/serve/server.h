@@ -60,6 +60,9 @@ struct ServerOptions {
   size_t max_body_total = 256u << 20;   // bytes of request bodies in flight over all connections; more -> 503
   int max_decodes = 2;                  // image/audio decodes at once (each up to ~1 GB at the pixel limit)
   double decode_wait_s = 30;            // a request waiting longer for a decode slot -> 503
+  int max_generations = 0;              // /api/generate answers and drawings computed at once, one core each
+                                        // (0 = the machine's cores): the server never runs more than it has
+  double generate_wait_s = 30;          // a request waiting longer for a generation slot -> 503
   double drain_s = 10;                  // stop(): in-flight requests get this long to finish
   run::Generator* generator = nullptr;  // a generative run (task: generate): POST /api/generate, the chat box
   int64_t max_new_tokens = 128;         // /api/generate: max_tokens at most
@@ -83,6 +86,8 @@ class Server {
   void stop();
   // Most image/audio decodes that ran at once so far (<= max_decodes).
   int decodes_peak() const;
+  // Most generations (streamed answers, drawings) that ran at once so far (<= max_generations(options())).
+  int generations_peak() const;
   const ServerOptions& options() const { return opt_; }
   // Whether the server has an index (search routes); batcher() needs one.
   bool searches() const;
@@ -93,6 +98,9 @@ class Server {
   ServerOptions opt_;
   std::unique_ptr<Impl> impl_;
 };
+
+// The generations a server with these options runs at once: max_generations, or the machine's cores.
+int max_generations(const ServerOptions& o);
 
 // The page and its assets (compiled in; see serve/assets.cpp).
 const std::string& index_html();
