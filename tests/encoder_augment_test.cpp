@@ -1,5 +1,5 @@
 // Training-only augmentation inside encoders: audio_tcnn (SpecAugment-style frequency masks and
-// time shifts, max pooling over valid frames) and text_bow's token dropout.
+// time shifts, max pooling over valid frames) and text_bow's token dropout, embedding init and mlp: false.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -24,6 +24,15 @@ braid::nn::EncoderContext audio_ctx(int64_t n_mels) {
   c.n_mels = n_mels;
   return c;
 }
+
+braid::nn::EncoderContext text_ctx(int64_t vocab) {
+  braid::nn::EncoderContext c;
+  c.modality = "text";
+  c.vocab_size = vocab;
+  return c;
+}
+
+torch::Tensor emb_weight(const braid::nn::EncoderPtr& e) { return e->named_parameters()["emb.weight"]; }
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -110,4 +119,45 @@ TEST(TextBow, TokenDropoutOnlyInTrainingAndNeverEmptiesARow) {
   EXPECT_TRUE(torch::isfinite(h).all().item<bool>());
   auto m = error_of([&] { make("{name: text_bow, token_dropout: 1.0}", c); });
   EXPECT_NE(m.find("token_dropout"), std::string::npos) << m;
+}
+
+// text_bow's fastText options: `init: uniform` draws the embedding rows from U(-1/embed, 1/embed) with
+// a zero padding row (torch's N(0, 1) stays the default), and `mlp: false` makes the encoder's output
+// the masked mean of the embeddings itself.
+TEST(TextBowOptions, UniformInitIsFastTextsAndNormalStaysTheDefault) {
+  torch::manual_seed(0);
+  auto u = emb_weight(make("{name: text_bow, embed: 16, dim: 8, init: uniform}", text_ctx(500)));
+  EXPECT_LE(u.abs().max().item<double>(), 1.0 / 16 + 1e-7);
+  // filled, not zero: U(-a, a) has std a / sqrt(3)
+  EXPECT_NEAR(u.slice(0, 1).std().item<double>(), 1.0 / 16 / std::sqrt(3.0), 0.003);
+  EXPECT_EQ(u[0].abs().max().item<double>(), 0.0);  // the padding row
+  auto n = emb_weight(make("{name: text_bow, embed: 16, dim: 8}", text_ctx(500)));
+  EXPECT_NEAR(n.slice(0, 1).std().item<double>(), 1.0, 0.05);
+  EXPECT_EQ(n[0].abs().max().item<double>(), 0.0);
+  auto m = error_of([] { make("{name: text_bow, init: xavier}", text_ctx(50)); });
+  EXPECT_NE(m.find("init"), std::string::npos) << m;
+  EXPECT_NE(m.find("xavier"), std::string::npos) << m;
+}
+
+// mlp: false: the output is the masked mean of the rows of the ids (padding beyond each length left
+// out), of width embed, and the embedding is the encoder's only parameter.
+TEST(TextBowOptions, WithoutMlpTheOutputIsTheMaskedMean) {
+  torch::manual_seed(1);
+  auto enc = make("{name: text_bow, embed: 6, mlp: false, token_dropout: 0.5}", text_ctx(40));
+  EXPECT_EQ(enc->out_dim(), 6);
+  EXPECT_EQ(enc->parameters().size(), 1u);
+  auto ids = torch::tensor({{5, 7, 9, 0}, {11, 12, 0, 0}}, torch::kLong);
+  ModalityBatch mb{ids, torch::tensor({3, 2}, torch::kLong), torch::ones({2}, torch::kBool)};
+  enc->eval();
+  auto got = enc->forward(mb);
+  auto w = emb_weight(enc);
+  auto want0 = (w[5] + w[7] + w[9]) / 3, want1 = (w[11] + w[12]) / 2;
+  EXPECT_TRUE(torch::allclose(got[0], want0, 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(got[1], want1, 1e-6, 1e-6));
+  auto m = error_of([] { make("{name: text_bow, embed: 6, dim: 4, mlp: false}", text_ctx(40)); });
+  EXPECT_NE(m.find("dim"), std::string::npos) << m;
+  // the default keeps the MLP: another width, more parameters
+  auto with = make("{name: text_bow, embed: 6, dim: 4}", text_ctx(40));
+  EXPECT_EQ(with->out_dim(), 4);
+  EXPECT_GT(with->parameters().size(), 1u);
 }

@@ -3,6 +3,8 @@
 
 #include <torch/nn/modules/embedding.h>
 
+#include <string>
+
 #include "braid/core/config.h"
 #include "braid/nn/blocks.h"
 #include "braid/nn/encoder.h"
@@ -15,11 +17,13 @@ struct TextBowOptions {
   double dropout = 0.1;  // dropout inside the MLP
   double token_dropout = 0.0;  // training only: each token left out of the mean with this probability
                                // (a row keeps all its tokens when every one would be dropped)
+  bool mlp = true;  // false: the masked mean itself is the output (fastText: the head reads the mean; dim = embed)
+  std::string init = "normal";  // embedding rows: "normal" N(0, 1) (torch's), "uniform" U(-1/embed, 1/embed) (fastText's)
   static TextBowOptions from_config(const Config& c);
 };
 
 // ids [B, L] -> Embedding (padding id 0) -> masked mean (in training over the tokens token dropout
-// keeps) -> MLP(embed -> dim -> dim).
+// keeps) -> MLP(embed -> dim -> dim), or no MLP (mlp: false).
 class TextBowImpl : public EncoderImpl {
  public:
   TextBowImpl(TextBowOptions o, const EncoderContext& ctx);
