@@ -16,6 +16,7 @@ namespace braid::cli {
 struct SpeedArgs {
   train::RunOptions run;
   tools::SpeedOptions speed;
+  std::string precision;  // --precision ("" = the recipe's)
   bool json = false;
 };
 
@@ -181,11 +182,16 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   sp->add_flag("--fused", a->speed.fused, "use the Transformer block's fused CPU kernels (residual + LayerNorm, "
                                          "bias + GELU; nn/fused.h)");
   sp->add_flag("--prepack", a->speed.prepack, "inference through pre-packed oneDNN weights (nn/prepack.h)");
+  sp->add_option("--precision", a->precision, "fp32, bf16 or auto: the recipe's `precision`; int8: fp32 training and "
+                                              "inference through int8 oneDNN weights (VNNI CPUs; nn/prepack.h)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto", "int8"}));
   sp->add_flag("--infer-only", a->speed.infer_only, "time inference only (no training steps; for bench/engine.sh PARTS=ort)");
   sp->add_flag("--json", a->json, "print one JSON line");
   out.emplace_back(sp, [a] {
     // BRAID_ADAMW=loop|foreach|fused|auto: an override of train.adamw for benchmark scripts (bench/gpu.sh)
     if (const char* e = std::getenv("BRAID_ADAMW"); e && *e) a->run.sets.push_back(std::string("train.adamw=") + e);
+    if (!a->precision.empty()) a->run.sets.push_back("precision=" + (a->precision == "int8" ? "fp32" : a->precision));
+    a->speed.int8 = a->precision == "int8";
     auto r = tools::measure_speed(a->run, a->speed);
     if (a->json) {
       fmt::print("{}\n", r.dump());

@@ -141,8 +141,12 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     atomic_write_text(so.dump_dir + "/model.json", mj.dump(1) + "\n");
   }
 
-  const int64_t prepacked = so.prepack ? nn::prepack_linears(model) : 0;
-  BRAID_INPUT_CHECK(!so.prepack || prepacked > 0, "bench speed --prepack: {}",
+  // --precision int8: int8 packing where the CPU runs it, fp32 packing when forced off, refused elsewhere
+  const bool int8 = so.int8 && nn::resolve_int8("bench speed");
+  const bool pack = so.prepack || so.int8;
+  const int64_t prepacked = pack ? nn::prepack_linears(model, int8 ? nn::PackPrecision::Int8 : nn::PackPrecision::FP32) : 0;
+  const int64_t prepacked_int8 = nn::prepacked_int8_count();
+  BRAID_INPUT_CHECK(!pack || prepacked > 0, "bench speed --prepack: {}",
                     nn::prepack_available() ? "the model has no float32 CPU Linear layers to pack"
                                             : "this braid was built without oneDNN (libdnnl-dev)");
   const auto params_list = model.parameters();
@@ -184,7 +188,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     model.eval();
     torch::NoGradGuard ng;
     c10::optional<c10::InferenceMode> im;
-    if (so.prepack) im.emplace();
+    if (pack) im.emplace();
     forward(batch);  // warm
     if (cuda) torch::cuda::synchronize();
     t0 = clock::now();
@@ -206,13 +210,13 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
       for (int i = 0; i < 2; ++i) forward(batch);
     });
   }
-  if (so.prepack) nn::clear_prepacked();
+  if (pack) nn::clear_prepacked();
   braid::remove_tree(tmp);
   nlohmann::json out = {{"infer_samples_per_s_b64", median(infer_b)},
                         {"infer_samples_per_s_b1", median(infer_1)}, {"runs", runs}, {"threads", threads},
                         {"parameters", params}, {"batch_size", B}, {"steps", so.steps}, {"repeats", so.repeats},
-                        {"device", p.device.str()}, {"precision", precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused},
-                        {"prepacked", prepacked}};
+                        {"device", p.device.str()}, {"precision", int8 ? "int8" : precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused},
+                        {"prepacked", prepacked}, {"prepacked_int8", prepacked_int8}};
   if (!so.infer_only) out["train_steps_per_s"] = median(train_rates);
   return out;
 }

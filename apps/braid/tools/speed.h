@@ -20,6 +20,7 @@ struct SpeedOptions {
                            // then absent); the model is still built and put in eval mode the same way
   bool fused = false;      // the Transformer block's fused CPU kernels (nn/fused.h: residual + LayerNorm, bias + GELU)
   bool prepack = false;    // inference through pre-packed oneDNN weights under InferenceMode (nn/prepack.h)
+  bool int8 = false;       // `--precision int8`: the same with int8 weights where the CPU runs them (nn/prepack.h)
   std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
                           // activities) of 2 training steps and 2 inference batches here ("" = no)
 };

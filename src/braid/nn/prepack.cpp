@@ -1,11 +1,16 @@
 #include "braid/nn/prepack.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/nn/modules/linear.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
@@ -15,11 +20,119 @@
 #include <utility>
 #include <vector>
 
+#include "braid/core/error.h"
+
 #if BRAID_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BRAID_QUANT_AVX512 1
+#endif
+
 namespace braid::nn {
+
+namespace {
+
+std::atomic<bool> g_int8_allowed{true};
+
+// Rows [r0, r1) of x [M, K] -> q (s8) and scale (per row), scalar. inv = 127 / max|x_m|: q = round_half_even(x inv).
+void quantize_rows_scalar(const float* x, int8_t* q, float* scale, int64_t r0, int64_t r1, int64_t K) {
+  for (int64_t m = r0; m < r1; ++m) {
+    const float* xr = x + m * K;
+    int8_t* qr = q + m * K;
+    float amax = 0.f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    scale[m] = amax / 127.f;
+    for (int64_t k = 0; k < K; ++k)
+      qr[k] = static_cast<int8_t>(std::clamp(std::nearbyint(xr[k] * inv), -127.f, 127.f));
+  }
+}
+
+#ifdef BRAID_QUANT_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's avx512fintrin.h (_mm512_undefined_*)
+// 16 floats · inv rounded to int32 in [-127, 127] (cvtps_epi32 rounds half to even under the default MXCSR, as
+// nearbyint does)
+__attribute__((target("avx512f"))) inline __m512i quantize16(__m512 v, __m512 inv) {
+  return _mm512_min_epi32(_mm512_set1_epi32(127),
+                          _mm512_max_epi32(_mm512_set1_epi32(-127), _mm512_cvtps_epi32(_mm512_mul_ps(v, inv))));
+}
+
+// quantize_rows_scalar with AVX-512F
+__attribute__((target("avx512f"))) void quantize_rows_avx512(const float* x, int8_t* q, float* scale, int64_t r0,
+                                                             int64_t r1, int64_t K) {
+  const int64_t tail = K % 16, full = K - tail;
+  const __mmask16 tm = static_cast<__mmask16>((1u << tail) - 1);
+  for (int64_t m = r0; m < r1; ++m) {
+    const float* xr = x + m * K;
+    int8_t* qr = q + m * K;
+    __m512 mx = _mm512_setzero_ps();
+    for (int64_t k = 0; k < full; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(xr + k)));
+    if (tail) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tm, xr + full)));
+    const float amax = _mm512_reduce_max_ps(mx);
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    scale[m] = amax / 127.f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (int64_t k = 0; k < full; k += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + k), _mm512_cvtsepi32_epi8(quantize16(_mm512_loadu_ps(xr + k), vinv)));
+    if (tail) _mm512_mask_cvtsepi32_storeu_epi8(qr + full, tm, quantize16(_mm512_maskz_loadu_ps(tm, xr + full), vinv));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+bool has_avx512f() {
+#ifdef BRAID_QUANT_AVX512
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+const char* int8_env_off() {  // "BRAID_CPU_INT8=0" when the environment forces int8 off, else nullptr
+  const char* e = std::getenv("BRAID_CPU_INT8");
+  return e && std::string(e) == "0" ? "BRAID_CPU_INT8=0" : nullptr;
+}
+
+}  // namespace
+
+void set_int8_allowed(bool allowed) { g_int8_allowed = allowed; }
+
+bool resolve_int8(const std::string& who) {
+  const auto s = int8_support();
+  if (s.ok) {
+    spdlog::info("precision int8: {}; attention and everything outside the Linear layers stay fp32", s.reason);
+    return true;
+  }
+  if (s.forced_off) {
+    spdlog::warn("precision int8 -> fp32 ({})", s.reason);
+    return false;
+  }
+  input_error("{} --precision int8: {}", who, s.reason);
+}
+
+std::pair<at::Tensor, at::Tensor> quantize_rows_s8(const at::Tensor& x, bool vector) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(),
+              "quantize_rows_s8: a contiguous float32 CPU [M, K] tensor, got ", x.sizes(), " ", x.scalar_type());
+  const int64_t M = x.size(0), K = x.size(1);
+  auto q = at::empty({M, K}, x.options().dtype(at::kChar));
+  auto scale = at::empty({M}, x.options());
+  const float* xp = x.data_ptr<float>();
+  int8_t* qp = q.data_ptr<int8_t>();
+  float* sp = scale.data_ptr<float>();
+  const bool avx = vector && has_avx512f();
+  at::parallel_for(0, M, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t r0, int64_t r1) {
+#ifdef BRAID_QUANT_AVX512
+    if (avx) return quantize_rows_avx512(xp, qp, sp, r0, r1, K);
+#endif
+    quantize_rows_scalar(xp, qp, sp, r0, r1, K);
+  });
+  return {q, scale};
+}
 
 #if BRAID_HAVE_DNNL
 
@@ -33,10 +146,12 @@ dnnl::engine& cpu_engine() {
   return e;
 }
 
-// One matmul primitive (for one M and epilogue) and the packed weights in the layout it reads.
+// One matmul primitive (for one M and epilogue) and the packed weights in the layout it reads; the post-op
+// index of the bias, the residual and (int8) the per-row activation scales, -1 where absent.
 struct Kernel {
   dnnl::matmul prim;
   dnnl::memory weights;
+  int bias_po = -1, residual_po = -1, rows_po = -1;
 };
 
 // The packed state of one Linear weight [N, K].
@@ -47,6 +162,9 @@ struct Packed {
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> layouts;  // packed copies, one per layout asked for
   std::map<std::tuple<int64_t, int, bool, bool>, std::shared_ptr<Kernel>> kernels;  // (M, epilogue, bias, residual)
   bool broken = false;   // oneDNN refused a primitive: always fall back
+  bool int8 = false;     // quantized: qweight [N, K] s8, wscale [N] (weight = qweight · wscale per row)
+  at::Tensor qweight;
+  std::vector<float> wscale;
 };
 
 std::mutex g_mu;
@@ -59,8 +177,9 @@ constexpr size_t kMaxKernelsPerWeight = 256;  // distinct M values cached (serve
 dnnl::memory layout_for(Packed& p, const dnnl::memory::desc& md) {
   for (auto& [d, m] : p.layouts)
     if (d == md) return m;
-  auto w = p.weight.contiguous();  // [N, K] row-major = [K, N] in oneDNN's `ba`
-  dnnl::memory plain({{p.K, p.N}, dt::f32, tag::ba}, cpu_engine(), w.data_ptr<float>());
+  auto w = p.int8 ? p.qweight : p.weight.contiguous();  // [N, K] row-major = [K, N] in oneDNN's `ba`
+  dnnl::memory plain = p.int8 ? dnnl::memory({{1, p.K, p.N}, dt::s8, tag::acb}, cpu_engine(), w.data_ptr<int8_t>())
+                              : dnnl::memory({{p.K, p.N}, dt::f32, tag::ba}, cpu_engine(), w.data_ptr<float>());
   dnnl::memory packed(md, cpu_engine());
   dnnl::stream s(cpu_engine());
   dnnl::reorder(plain, packed).execute(s, plain, packed);
@@ -79,7 +198,56 @@ std::shared_ptr<Kernel> make_kernel(Packed& p, int64_t M, Epilogue e, bool bias,
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wts, b, dst), attr, cpu_engine());
-  return std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc())});
+  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc())});
+  if (residual) k->residual_po = e == Epilogue::Gelu ? 1 : 0;
+  return k;
+}
+
+// int8: s8 x [1, M, K] · s8 W [1, K, N] -> s32, then (post-ops, in order) · wscale[n] (output scales), · the
+// row's activation scale (binary mul by [1, M, 1]), + bias [1, 1, N], GELU, + residual [1, M, N]; fp32 out.
+// 3-D because oneDNN 2.6's brgemm matmul takes a per-row binary operand only as [1, M, 1] (a 2-D [M, 1] one
+// falls back to its reference kernel).
+std::shared_ptr<Kernel> make_kernel_int8(Packed& p, int64_t M, Epilogue e, bool bias, bool residual) {
+  const dnnl::memory::desc src({1, M, p.K}, dt::s8, tag::abc), wts({1, p.K, p.N}, dt::s8, tag::any),
+      dst({1, M, p.N}, dt::f32, tag::abc);
+  dnnl::post_ops po;
+  int n = 0, rows = n++, b = -1, r = -1;
+  po.append_binary(dnnl::algorithm::binary_mul, dnnl::memory::desc({1, M, 1}, dt::f32, tag::abc));
+  if (bias) {
+    b = n++;
+    po.append_binary(dnnl::algorithm::binary_add, dnnl::memory::desc({1, 1, p.N}, dt::f32, tag::abc));
+  }
+  if (e == Epilogue::Gelu) {
+    ++n;
+    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+  }
+  if (residual) {
+    r = n++;
+    po.append_binary(dnnl::algorithm::binary_add, dst);
+  }
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(1 << 2, p.wscale);
+  attr.set_post_ops(po);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wts, dst), attr, cpu_engine());
+  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc())});
+  k->bias_po = b;
+  k->residual_po = r;
+  k->rows_po = rows;
+  return k;
+}
+
+std::shared_ptr<Kernel> kernel_for(Packed& p, int64_t M, Epilogue e, bool bias, bool residual) {
+  return p.int8 ? make_kernel_int8(p, M, e, bias, residual) : make_kernel(p, M, e, bias, residual);
+}
+
+// Symmetric per-output-channel s8 weights: wscale[n] = max_k |W[n,k]| / 127 (0 for a zero row: its q is 0).
+void quantize_weight(Packed& p) {
+  auto w = p.weight.detach().contiguous();
+  auto amax = w.abs().amax(1);                                // [N]
+  auto scale = amax / 127.0;
+  auto safe = at::where(amax > 0, scale, at::ones_like(scale));
+  p.qweight = at::round(w / safe.unsqueeze(1)).clamp(-127, 127).to(at::kChar).contiguous();
+  p.wscale.assign(scale.data_ptr<float>(), scale.data_ptr<float>() + p.N);
 }
 
 // (Re)packs `p` from its weight (under g_mu).
@@ -88,8 +256,9 @@ void repack(Packed& p) {
   p.kernels.clear();
   p.version = p.weight._version();
   p.broken = false;
+  if (p.int8) quantize_weight(p);
   try {
-    make_kernel(p, 64, Epilogue::None, true, false);  // packs the layout of a typical batch
+    kernel_for(p, 64, Epilogue::None, true, false);  // packs the layout of a typical batch
   } catch (const dnnl::error&) {
     p.broken = true;
   }
@@ -104,11 +273,44 @@ std::vector<const torch::nn::LinearImpl*> linears(const torch::nn::Module& modul
   return out;
 }
 
+// oneDNN's name of its effective ISA (cpu_isa values are nested bit sets).
+std::string isa_name(unsigned isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    default: return fmt::format("0x{:x}", isa);
+  }
+}
+
 }  // namespace
 
 bool prepack_available() { return true; }
 
-int64_t prepack_linears(const torch::nn::Module& module) {
+Int8Support int8_support() {
+  Int8Support s;
+  if (const char* off = int8_env_off(); off || !g_int8_allowed) {
+    s.forced_off = true;
+    s.reason = fmt::format("int8 disabled by {}", off ? off : "set_int8_allowed(false)");
+    return s;
+  }
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  auto has = [isa](unsigned bits) { return (isa & bits) == bits; };
+  if (!has(dnnl_cpu_isa_avx512_core_vnni) && !has(dnnl_cpu_isa_avx2_vnni)) {
+    s.reason = fmt::format("this CPU has no VNNI 8-bit dot products for oneDNN (its ISA: {}; int8 needs "
+                           "avx512_vnni or avx_vnni)", isa_name(isa));
+    return s;
+  }
+  s.ok = true;
+  s.reason = fmt::format("oneDNN {} (VNNI)", isa_name(isa));
+  return s;
+}
+
+int64_t prepack_linears(const torch::nn::Module& module, PackPrecision precision) {
+  const bool int8 = precision == PackPrecision::Int8 && int8_support().ok;
   int64_t n = 0;
   std::lock_guard<std::mutex> lock(g_mu);
   for (const auto* l : linears(module)) {
@@ -118,6 +320,7 @@ int64_t prepack_linears(const torch::nn::Module& module) {
     p->weight = w;
     p->N = w.size(0);
     p->K = w.size(1);
+    p->int8 = int8;
     repack(*p);
     if (p->broken) continue;
     if (g_packed.insert_or_assign(w.unsafeGetTensorImpl(), p).second) g_count.fetch_add(1);
@@ -140,6 +343,11 @@ void release_prepacked(const torch::nn::Module& module) {
 
 int64_t prepacked_count() { return g_count.load(); }
 
+int64_t prepacked_int8_count() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return std::count_if(g_packed.begin(), g_packed.end(), [](const auto& kv) { return kv.second->int8; });
+}
+
 at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Epilogue epilogue,
                          const at::Tensor& residual) {
   if (g_count.load(std::memory_order_relaxed) == 0 || !weight.defined()) return {};
@@ -151,6 +359,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
   if (has_res && (residual.scalar_type() != at::kFloat || !residual.device().is_cpu())) return {};
   std::shared_ptr<Kernel> k;
   int64_t K = 0, N = 0;
+  bool int8 = false;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_packed.find(weight.unsafeGetTensorImpl());
@@ -160,6 +369,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
     if (p.broken) return {};
     K = p.K;
     N = p.N;
+    int8 = p.int8;
     if (x.size(-1) != K || (has_bias && bias.numel() != N)) return {};
     const int64_t M = x.numel() / K;
     if (M == 0 || (has_res && residual.numel() != M * N)) return {};
@@ -169,7 +379,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
       k = kt->second;
     } else {
       try {
-        k = make_kernel(p, M, epilogue, has_bias, has_res);
+        k = kernel_for(p, M, epilogue, has_bias, has_res);
       } catch (const dnnl::error&) {
         p.broken = true;
         return {};
@@ -185,18 +395,26 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
   auto out = at::empty(sizes, x.options());
   auto& eng = cpu_engine();
   thread_local dnnl::stream stream(cpu_engine());
-  dnnl::memory src({{M, K}, dt::f32, tag::ab}, eng, xc.data_ptr<float>());
-  dnnl::memory dst({{M, N}, dt::f32, tag::ab}, eng, out.data_ptr<float>());
+  // int8: 3-D descriptors [1, M, ·] (make_kernel_int8), the rows quantized now; fp32: 2-D
+  auto md = [int8](int64_t a, int64_t b, dt t) {
+    return int8 ? dnnl::memory::desc({1, a, b}, t, tag::abc) : dnnl::memory::desc({a, b}, t, tag::ab);
+  };
+  at::Tensor q, rows;  // int8: the quantized rows and their scales
+  if (int8) std::tie(q, rows) = quantize_rows_s8(xc.view({M, K}));
+  dnnl::memory src = int8 ? dnnl::memory(md(M, K, dt::s8), eng, q.data_ptr<int8_t>())
+                          : dnnl::memory(md(M, K, dt::f32), eng, xc.data_ptr<float>());
+  dnnl::memory dst(md(M, N, dt::f32), eng, out.data_ptr<float>());
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, k->weights}, {DNNL_ARG_DST, dst}};
+  auto post_op_arg = [](int i) { return DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1; };
+  if (int8) args.emplace(post_op_arg(k->rows_po), dnnl::memory(md(M, 1, dt::f32), eng, rows.data_ptr<float>()));
   at::Tensor bc, rc;  // contiguous copies (when needed) live until the kernel has run
   if (has_bias) {
     bc = bias.contiguous();
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, N}, dt::f32, tag::ab}, eng, bc.data_ptr<float>()));
+    args.emplace(int8 ? post_op_arg(k->bias_po) : DNNL_ARG_BIAS, dnnl::memory(md(1, N, dt::f32), eng, bc.data_ptr<float>()));
   }
   if (has_res) {
     rc = residual.contiguous();
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(epilogue == Epilogue::Gelu ? 1 : 0) | DNNL_ARG_SRC_1,
-                 dnnl::memory({{M, N}, dt::f32, tag::ab}, eng, rc.data_ptr<float>()));
+    args.emplace(post_op_arg(k->residual_po), dnnl::memory(md(M, N, dt::f32), eng, rc.data_ptr<float>()));
   }
   k->prim.execute(stream, args);
   stream.wait();
@@ -271,10 +489,16 @@ at::Tensor packed_attention(const at::Tensor& qkv, int64_t heads, const at::Tens
 #else  // no oneDNN headers at build time
 
 bool prepack_available() { return false; }
-int64_t prepack_linears(const torch::nn::Module&) { return 0; }
+Int8Support int8_support() {
+  Int8Support s;
+  s.reason = "this braid was built without oneDNN (libdnnl-dev): no int8 inference";
+  return s;
+}
+int64_t prepack_linears(const torch::nn::Module&, PackPrecision) { return 0; }
 void clear_prepacked() {}
 void release_prepacked(const torch::nn::Module&) {}
 int64_t prepacked_count() { return 0; }
+int64_t prepacked_int8_count() { return 0; }
 at::Tensor packed_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&, Epilogue, const at::Tensor&) {
   return {};
 }

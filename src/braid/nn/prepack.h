@@ -17,22 +17,52 @@
 // Thread-safe: packing and lookups take a mutex; concurrent calls run the same primitives.
 // Built only where oneDNN's headers were found (Debian: libdnnl-dev); elsewhere prepack_available() is
 // false, prepack_linears packs nothing and packed_linear always returns an undefined tensor.
+//
+// int8 (PackPrecision::Int8, `--precision int8`): the weight is quantized once at pack time, symmetric per
+// output channel (s8, scale_n = max_k |W[n,k]| / 127); at run time each row of x is quantized symmetric to s8
+// (scale_m = max_k |x[m,k]| / 127), the matmul accumulates in s32 (VNNI), and dst = acc · scale_n (output
+// scales) · scale_m (a binary-mul post-op), then + bias, GELU, + residual as post-ops of the same primitive,
+// fp32 out. Attention stays fp32. Only where int8_support().ok (oneDNN and a VNNI CPU); elsewhere int8 packing
+// packs fp32. Accuracy: tests/int8_test.cpp (docs/results/engine.md, 2026-12-06).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 
 namespace braid::nn {
 
 // True when this build has the oneDNN path (BRAID_HAVE_DNNL).
 bool prepack_available();
 
+enum class PackPrecision { FP32, Int8 };
+
+// Whether int8 packing runs here: oneDNN in this build, a CPU with 8-bit dot products that oneDNN uses
+// (its effective ISA avx512_core_vnni or above, or avx2_vnni), and int8 not forced off (BRAID_CPU_INT8=0 in
+// the environment, or set_int8_allowed(false)). `reason`: the ISA when ok ("oneDNN avx512_core_bf16 (VNNI)"),
+// else why not ("the CPU has no VNNI ...", "disabled by BRAID_CPU_INT8=0", ...). `forced_off`: ok is false
+// only because of the switch (callers fall back to fp32; a missing ISA or oneDNN is refused).
+struct Int8Support {
+  bool ok = false;
+  bool forced_off = false;
+  std::string reason;
+};
+Int8Support int8_support();
+void set_int8_allowed(bool allowed);  // tests: the fallback on a VNNI host
+
+// A user's `--precision int8` for `who` (e.g. "braid embed"): true when int8 runs here (logs "precision int8:
+// <reason>"); false when int8 is forced off (logs "precision int8 -> fp32 (<reason>)": fp32 packing instead);
+// an InputError "<who> --precision int8: <reason>" when this CPU or build cannot run it.
+bool resolve_int8(const std::string& who);
+
 // Packs the weight of every torch::nn::Linear under `module` (itself included) whose weight is a 2-D
-// float32 CPU tensor; a weight packed before is packed again. Returns how many were packed (0 without
-// oneDNN).
-int64_t prepack_linears(const torch::nn::Module& module);
+// float32 CPU tensor; a weight packed before is packed again. `precision` Int8 quantizes them (see the
+// header comment) when int8_support().ok, and packs fp32 otherwise. Returns how many were packed (0 without
+// oneDNN); prepacked_int8_count() tells how many of all packed weights are int8.
+int64_t prepack_linears(const torch::nn::Module& module, PackPrecision precision = PackPrecision::FP32);
 
 // Drops every packed weight (packed_linear falls back to at::linear afterwards).
 void clear_prepacked();
@@ -43,6 +73,13 @@ void release_prepacked(const torch::nn::Module& module);
 // How many weights are packed now; true when any is (a cheap check for callers' fast paths).
 int64_t prepacked_count();
 bool any_prepacked();
+int64_t prepacked_int8_count();
+
+// The int8 path's activation quantization, exposed for tests: x [M, K] float32 contiguous CPU -> (q [M, K]
+// int8, scale [M] float32) with q = round_half_even(x · 127 / max_k |x[m,k]|) in [-127, 127] and
+// scale_m = max_k |x[m,k]| / 127 (0 for an all-zero row, whose q is 0). AVX-512 where the CPU has it, the same results in scalar code elsewhere
+// (`vector` false forces the scalar code).
+std::pair<at::Tensor, at::Tensor> quantize_rows_s8(const at::Tensor& x, bool vector = true);
 
 enum class Epilogue { None, Gelu };  // Gelu: the erf form, as torch::gelu's default
 

@@ -1,6 +1,7 @@
 // braid/serve/embedder.cpp — one-input preprocessing and embedding shared by the CLI and the server.
 #include "braid/serve/embedder.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -14,7 +15,7 @@
 
 namespace braid::serve {
 
-Embedder::Embedder(const std::string& run, const std::string& weights, bool prepack)
+Embedder::Embedder(const std::string& run, const std::string& weights, bool prepack, bool int8)
     : run_(run), p_(run::open_run(run, weights)) {
   BRAID_INPUT_CHECK(p_.task == run::Task::Align || (p_.task == run::Task::Generate && !p_.model->capabilities().embeds.empty()),
                     "{}: run was trained with a task other than 'align' or 'generate'; "
@@ -24,7 +25,15 @@ Embedder::Embedder(const std::string& run, const std::string& weights, bool prep
   for (const auto& m : p_.model->capabilities().embeds)
     if (m == "text" || m == "image" || m == "audio") embeds_.push_back(m);
   BRAID_INPUT_CHECK(!embeds_.empty(), "{}: the model embeds none of its modalities", run);
-  if (prepack && p_.device.is_cpu() && p_.precision == Precision::FP32) prepacked_ = nn::prepack_linears(*p_.model);
+  BRAID_INPUT_CHECK(!int8 || p_.device.is_cpu(), "{}: --precision int8 runs on the CPU; this run's device is {}", run,
+                    p_.device.str());
+  if (int8) {  // the Linear layers in int8 (embed runs without autocast: fp32 activations whatever the recipe says)
+    prepacked_ = nn::prepack_linears(*p_.model, nn::PackPrecision::Int8);
+    int8_ = prepacked_ > 0 && nn::int8_support().ok;
+    spdlog::info("{}: {} Linear layers packed in {} (oneDNN); attention fp32", run, prepacked_, int8_ ? "int8" : "fp32");
+  } else if (prepack && p_.device.is_cpu() && p_.precision == Precision::FP32) {
+    prepacked_ = nn::prepack_linears(*p_.model);
+  }
 }
 
 Embedder::~Embedder() {

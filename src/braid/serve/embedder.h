@@ -32,13 +32,16 @@ class Embedder {
  public:
   // `weights`: "model" (final), "best", or a weights file. `prepack`: on a CPU fp32 run, embed through
   // pre-packed oneDNN weights (nn/prepack.h: the same vectors within float rounding, 2-3x faster on the
-  // bench CLIP towers, docs/results/engine.md); released when the Embedder is destroyed.
-  explicit Embedder(const std::string& run, const std::string& weights = "model", bool prepack = true);
+  // bench CLIP towers, docs/results/engine.md); released when the Embedder is destroyed. `int8`: pack the
+  // Linear layers in int8 instead (`--precision int8`, after nn::resolve_int8; CPU runs only).
+  explicit Embedder(const std::string& run, const std::string& weights = "model", bool prepack = true,
+                    bool int8 = false);
   ~Embedder();
   Embedder(const Embedder&) = delete;
   Embedder& operator=(const Embedder&) = delete;
-  // How many Linear weights were packed (0: the plain ATen path).
+  // How many Linear weights were packed (0: the plain ATen path), and whether in int8.
   int64_t prepacked() const { return prepacked_; }
+  bool int8() const { return int8_; }
 
   run::Pipeline& pipeline() { return p_; }
   const data::Preprocessor& preprocessor() const { return *p_.pre; }
@@ -59,6 +62,7 @@ class Embedder {
   std::vector<std::string> embeds_;
   std::mutex mu_;
   int64_t prepacked_ = 0;
+  bool int8_ = false;
 };
 
 // Embeddings of one modality of a manifest split ("" = every sample) with a run's model: the loader's
