@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "braid/nn/pool.h"
 
 namespace braid::nn {
 
@@ -21,10 +22,13 @@ torch::Tensor ConvStack::forward(torch::Tensor x, bool ceil, torch::Tensor* len)
   if (channels_last_ && x.device().is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   for (size_t i = 0; i < convs_->size(); ++i) {
     x = convs_[i]->as<torch::nn::Conv2d>()->forward(x);
-    x = torch::relu(norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x));
+    x = norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x);
     if (x.size(2) >= 2 && x.size(3) >= 2) {
-      x = torch::max_pool2d(x, 2, 2, 0, 1, ceil);
+      // relu + 2x2 max pool: one pass on contiguous CPU tensors (nn/pool.h: the same values and gradients)
+      x = relu_max_pool2x2_applies(x) ? relu_max_pool2x2(x, ceil) : torch::max_pool2d(torch::relu(x), 2, 2, 0, 1, ceil);
       if (len) *len = ceil ? torch::floor_divide(*len + 1, 2) : torch::floor_divide(*len, 2);
+    } else {
+      x = torch::relu(x);
     }
   }
   return x;
