@@ -20,6 +20,8 @@
 #      bench/peer/clip_onnx.py exports from the peer (same architecture and names; ORT's embeddings of the dumped
 #      batch are checked against the peer's first). Same batch (B and B=1), same THREADS, same loop; ORT_ROUNDS
 #      rounds of the three sides in rotating order; ratios = median over rounds within the round.
+#      INT8=1 adds `braid bench speed --precision int8` (int8 oneDNN Linear layers, VNNI CPUs; nn/prepack.h) right
+#      after braid --prepack in each round, and a table of int8 / fp32-packed and int8 / ORT.
 #      Contention (ORT_BUSY=1): each side again while a busy BUSY_THREADS-thread process (a PyTorch matmul loop)
 #      runs, then quiet right after, for braid as it is (its default: passive OpenMP waits, apps/braid/main.cpp),
 #      braid --prepack, braid with libgomp's own default (GOMP_SPINCOUNT=300000: what braid ran with before),
@@ -40,7 +42,7 @@
 #   part 5: ORT_ROUNDS (3), ORT_STEPS (10: batches per repeat; 4x as many at B=1), ORT_DIR (where npm installs
 #   onnxruntime-node, ~/.cache/braid/onnxruntime-node-1.19.2; installed there when missing, never at braid run
 #   time), ORT_BUSY (1), BUSY_THREADS (2), BUSY_SPINCOUNT (10000), BUSY_LIMIT (240: seconds per contended process),
-#   BUSY_REPEATS (3: repeats of the contended and quiet runs); part 6: FUSED_ROUNDS (4).
+#   BUSY_REPEATS (3: repeats of the contended and quiet runs), INT8 (0; 1: the int8 side too); part 6: FUSED_ROUNDS (4).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/clip_speed.sh
@@ -101,6 +103,7 @@ BUSY_THREADS=${BUSY_THREADS:-2}
 BUSY_SPINCOUNT=${BUSY_SPINCOUNT:-10000}
 BUSY_LIMIT=${BUSY_LIMIT:-240}
 BUSY_REPEATS=${BUSY_REPEATS:-3}
+INT8=${INT8:-0}
 ort_setup() {  # onnxruntime-node (pinned) into ORT_DIR with npm, once
   if [ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]; then
     command -v npm >/dev/null || { say "part ort needs node and npm (apt-get install nodejs npm)"; exit 2; }
@@ -119,7 +122,7 @@ ort_side() {
   local tower=$1 side=$2 file=$3; shift 3
   local run=(${LIMIT:+timeout "$LIMIT"} env "$@")
   case $side in
-    braid|braidk) local extra=(); [ "$side" = braidk ] && extra=(--prepack)
+    braid|braidk|braidq) local extra=(); [ "$side" = braidk ] && extra=(--prepack); [ "$side" = braidq ] && extra=(--precision int8)
            "${run[@]}" "$BRAID" bench speed "$CLIP_RECIPE" --data "$CLIP_DATA" "${CLIP_SETS[@]}" --set "$(ort_sets "$tower")" \
              --threads "$THREADS" --steps "$ORT_STEPS" --repeats "$REPEATS" --infer-only "${extra[@]}" \
              --json >"$file.tmp" ;;
@@ -155,6 +158,7 @@ ort_part() {
         if [ "$side" = braid ]; then  # braid as it is, then with pre-packed weights, back to back
           ort_side "$tower" braid "$OUT/ort.$tower.braid.$round.json"
           ort_side "$tower" braidk "$OUT/ort.$tower.braidk.$round.json"
+          if [ "$INT8" = 1 ]; then ort_side "$tower" braidq "$OUT/ort.$tower.braidq.$round.json"; fi
         else ort_side "$tower" "$side" "$OUT/ort.$tower.$side.$round.json"; fi
       done
     done

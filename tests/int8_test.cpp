@@ -193,19 +193,19 @@ TEST(Int8, ForcedOffPacksFp32Instead) {
   auto x = torch::randn({17, 256});
   torch::NoGradGuard ng;
   auto want = at::linear(x, l->weight, l->bias);
-  for (bool by_env : {false, true}) {
-    if (by_env) ::setenv("BRAID_CPU_INT8", "0", 1);
+  for (bool named : {false, true}) {
+    if (named) nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");  // as the CLI does
     else nn::set_int8_allowed(false);
     const auto s = nn::int8_support();
     EXPECT_FALSE(s.ok);
     EXPECT_TRUE(s.forced_off) << s.reason;
-    EXPECT_NE(s.reason.find(by_env ? "BRAID_CPU_INT8=0" : "set_int8_allowed(false)"), std::string::npos) << s.reason;
+    EXPECT_NE(s.reason.find(named ? "int8 disabled by BRAID_CPU_INT8=0" : "int8 disabled by set_int8_allowed(false)"),
+              std::string::npos) << s.reason;
     ASSERT_EQ(nn::prepack_linears(*l, nn::PackPrecision::Int8), 1) << "packs, in fp32";
     EXPECT_EQ(nn::prepacked_int8_count(), 0);
     auto got = nn::packed_linear(x, l->weight, l->bias);
     ASSERT_TRUE(got.defined());
     EXPECT_LE((got - want).abs().max().item<double>(), 1e-4) << "the fp32 packed path";
-    ::unsetenv("BRAID_CPU_INT8");
     Cleared::reset();
   }
   if (nn::int8_support().ok) {  // allowed again: int8, no longer within fp32 rounding

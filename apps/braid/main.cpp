@@ -14,6 +14,7 @@
 #include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
+#include "braid/nn/prepack.h"
 #include "braid/train/distributed.h"
 #include "commands.h"
 
@@ -71,6 +72,9 @@ int main(int argc, char** argv) {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   // BRAID_CPU_BF16=0: `precision: auto` treats the CPU as having no native bf16 (docs/cli.md)
   if (const char* b = std::getenv("BRAID_CPU_BF16"); b && std::string(b) == "0") braid::set_cpu_bf16_allowed(false);
+  // BRAID_CPU_INT8=0: `--precision int8` falls back to fp32 packed weights, saying so (nn/prepack.h, docs/cli.md)
+  if (const char* i = std::getenv("BRAID_CPU_INT8"); i && std::string(i) == "0")
+    braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Tables of bench/engine.sh PARTS=ort: ort_table.py OUT ROUNDS BUSY BUSY_THREADS SPINCOUNT.
 
-Reads OUT/ort.TOWER.SIDE.R.json (SIDE braid | braidk (--prepack) | torch | ort: inference samples/s at the dumped batch B and at B=1)
+Reads OUT/ort.TOWER.SIDE.R.json (SIDE braid | braidk (--prepack) | torch | ort: inference samples/s at the dumped batch B and at B=1;
+braidq (--precision int8) where engine.sh ran with INT8=1: then a second table, int8 vs fp32-packed and vs ORT)
 and, with BUSY=1, OUT/busy.TOWER.VARIANT.{busy,quiet}.json + .load (the same timing with and without a busy process).
 Rates: median of all repeats of a side; ratio: median over rounds of braid / other within the round (> 1: braid faster).
 """
@@ -21,7 +22,8 @@ def load(path):
         return json.load(f)
 
 
-rows, meta = [], {}
+rows, meta, int8_rows = [], {}, []
+int8 = os.path.exists(os.path.join(out, "ort.image.braidq.1.json"))
 for tower in TOWERS:
     docs = {s: [load(os.path.join(out, f"ort.{tower}.{s}.{r}.json")) for r in range(1, rounds + 1)] for s in SIDES}
     B = docs["braid"][0]["batch_size"]
@@ -30,6 +32,12 @@ for tower in TOWERS:
         ratio = {(a, o): statistics.median(docs[a][r][key] / docs[o][r][key] for r in range(rounds))
                  for a in ("braid", "braidk") for o in ("torch", "ort")}
         rows.append((tower, B if label == "B" else 1, rate, ratio))
+        if int8:
+            q = [load(os.path.join(out, f"ort.{tower}.braidq.{r}.json")) for r in range(1, rounds + 1)]
+            int8_rows.append((tower, B if label == "B" else 1, statistics.median(run[key] for d in q for run in d["runs"]),
+                              rate["braidk"], rate["ort"],
+                              *(statistics.median(q[r][key] / docs[o][r][key] for r in range(rounds))
+                                for o in ("braidk", "ort", "braid")), q[0]["precision"]))
     meta = {"threads": {s: docs[s][0]["threads"] for s in SIDES}, "repeats": docs["braid"][0]["repeats"],
             "steps": docs["braid"][0]["steps"], "diff": docs["ort"][0].get("max_abs_diff_vs_torch"),
             "ortv": docs["ort"][0].get("ort")}
@@ -48,6 +56,19 @@ print(f"rates: median of {rounds} processes x {meta['repeats']} repeats per side
       f"threads braid {meta['threads']['braid']}, PyTorch {meta['threads']['torch']}, ORT {meta['threads']['ort']} "
       f"(ORT {meta['ortv']}: intra-op threads, 1 inter-op, sequential); ONNX Runtime vs PyTorch peer embeddings, "
       f"max abs diff {meta['diff']:.1e}")
+
+if int8_rows:
+    print()
+    print("### int8 (`braid bench speed --precision int8`) beside fp32 packed and ONNX Runtime (fp32)")
+    print()
+    print("| tower | batch | braid int8 samples/s | braid --prepack (fp32) | ONNX Runtime (fp32) | int8 / fp32 packed | "
+          "int8 / ORT | int8 / braid unpacked | precision reported |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for tower, b, rq, rk, ro, vk, vo, vb, prec in int8_rows:
+        print(f"| {tower} | {b} | {rq:.1f} | {rk:.1f} | {ro:.1f} | {vk:.2f} | {vo:.2f} | {vb:.2f} | {prec} |")
+    print()
+    print("int8: the Linear layers through int8 oneDNN weights (per-channel s8 weights, per-row s8 activations, VNNI), "
+          "attention and the rest fp32; run right after braid --prepack in each round; ratios: median over rounds")
 
 if busy:
     print()

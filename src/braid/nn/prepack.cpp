@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
@@ -36,6 +35,7 @@ namespace braid::nn {
 namespace {
 
 std::atomic<bool> g_int8_allowed{true};
+std::atomic<const char*> g_int8_off_by{""};  // who forced int8 off (set_int8_allowed)
 
 // Rows [r0, r1) of x [M, K] -> q (s8) and scale (per row), scalar. inv = 127 / max|x_m|: q = round_half_even(x inv).
 void quantize_rows_scalar(const float* x, int8_t* q, float* scale, int64_t r0, int64_t r1, int64_t K) {
@@ -93,14 +93,12 @@ bool has_avx512f() {
 #endif
 }
 
-const char* int8_env_off() {  // "BRAID_CPU_INT8=0" when the environment forces int8 off, else nullptr
-  const char* e = std::getenv("BRAID_CPU_INT8");
-  return e && std::string(e) == "0" ? "BRAID_CPU_INT8=0" : nullptr;
-}
-
 }  // namespace
 
-void set_int8_allowed(bool allowed) { g_int8_allowed = allowed; }
+void set_int8_allowed(bool allowed, const char* by) {
+  g_int8_off_by = by;
+  g_int8_allowed = allowed;
+}
 
 bool resolve_int8(const std::string& who) {
   const auto s = int8_support();
@@ -292,9 +290,9 @@ bool prepack_available() { return true; }
 
 Int8Support int8_support() {
   Int8Support s;
-  if (const char* off = int8_env_off(); off || !g_int8_allowed) {
+  if (!g_int8_allowed) {
     s.forced_off = true;
-    s.reason = fmt::format("int8 disabled by {}", off ? off : "set_int8_allowed(false)");
+    s.reason = fmt::format("int8 disabled by {}", g_int8_off_by.load());
     return s;
   }
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());

@@ -41,17 +41,18 @@ bool prepack_available();
 enum class PackPrecision { FP32, Int8 };
 
 // Whether int8 packing runs here: oneDNN in this build, a CPU with 8-bit dot products that oneDNN uses
-// (its effective ISA avx512_core_vnni or above, or avx2_vnni), and int8 not forced off (BRAID_CPU_INT8=0 in
-// the environment, or set_int8_allowed(false)). `reason`: the ISA when ok ("oneDNN avx512_core_bf16 (VNNI)"),
-// else why not ("the CPU has no VNNI ...", "disabled by BRAID_CPU_INT8=0", ...). `forced_off`: ok is false
-// only because of the switch (callers fall back to fp32; a missing ISA or oneDNN is refused).
+// (its effective ISA avx512_core_vnni or above, or avx2_vnni), and int8 not forced off (set_int8_allowed(false);
+// the CLI does that for BRAID_CPU_INT8=0). `reason`: the ISA when ok ("oneDNN avx512_core_bf16 (VNNI)"), else
+// why not ("this CPU has no VNNI ...", "int8 disabled by BRAID_CPU_INT8=0", ...). `forced_off`: ok is false only
+// because of the switch (callers fall back to fp32; a missing ISA or oneDNN is refused).
 struct Int8Support {
   bool ok = false;
   bool forced_off = false;
   std::string reason;
 };
 Int8Support int8_support();
-void set_int8_allowed(bool allowed);  // tests: the fallback on a VNNI host
+// Allow (default) or forbid int8; `by` (a string literal) names who forbade it in int8_support().reason.
+void set_int8_allowed(bool allowed, const char* by = "set_int8_allowed(false)");
 
 // A user's `--precision int8` for `who` (e.g. "braid embed"): true when int8 runs here (logs "precision int8:
 // <reason>"); false when int8 is forced off (logs "precision int8 -> fp32 (<reason>)": fp32 packing instead);
