@@ -179,6 +179,11 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   sp->add_option("--dump", a->speed.dump_dir, "write the batch (.npy) and model.json here for a peer");
   sp->add_option("--profile", a->speed.profile,
                  "after timing, write a profiler trace (Chrome JSON) of 2 training steps + 2 inference batches here");
+  sp->add_flag("--op-profile", a->speed.op_profile,
+              "after timing, time the inference forwards per op (B and B = 1; self ms per forward, % of the "
+              "total; core/op_profile.h) and print the tables");
+  sp->add_option("--op-clock", a->speed.op_clock, "what --op-profile measures: wall, or cpu (the thread's CPU time: "
+                                                 "for 1-thread profiles on a loaded host)")->capture_default_str();
   sp->add_flag("--fused", a->speed.fused, "use the Transformer block's fused CPU kernels (residual + LayerNorm, "
                                          "bias + GELU; nn/fused.h)");
   sp->add_flag("--prepack", a->speed.prepack, "inference through pre-packed oneDNN weights (nn/prepack.h)");
@@ -201,6 +206,12 @@ void add_bench_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
                  r["batch_size"].get<int64_t>());
       fmt::print("infer samples/s (1)  {:.1f}\n", r["infer_samples_per_s_b1"].get<double>());
       fmt::print("parameters {}  threads {}\n", r["parameters"].get<int64_t>(), r["threads"].get<int>());
+      if (r.contains("op_profile"))
+        for (const char* k : {"batch", "one"}) {
+          const auto& t = r["op_profile"][k];
+          fmt::print("\nper-op self time per forward ({} clock), B = {} ({} forwards):\n{}", t["clock"].get<std::string>(),
+                     t["batch_size"].get<int64_t>(), t["forwards"].get<int64_t>(), t["table"].get<std::string>());
+        }
     }
     return 0;
   });

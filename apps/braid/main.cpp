@@ -15,6 +15,7 @@
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
 #include "braid/nn/prepack.h"
+#include "braid/nn/fused_infer.h"
 #include "braid/train/distributed.h"
 #include "commands.h"
 
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
   // BRAID_CPU_INT8=0: `--precision int8` falls back to fp32 packed weights, saying so (nn/prepack.h, docs/cli.md)
   if (const char* i = std::getenv("BRAID_CPU_INT8"); i && std::string(i) == "0")
     braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
+  // BRAID_FUSED_INFER=0: pre-packed inference without the fused LayerNorm / attention kernels (nn/fused_infer.h)
+  if (const char* f = std::getenv("BRAID_FUSED_INFER"); f && std::string(f) == "0") braid::nn::set_fused_infer(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

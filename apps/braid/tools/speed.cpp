@@ -18,6 +18,7 @@
 #include "braid/core/error.h"
 #include "tools/batch_rows.h"
 #include "braid/core/fs.h"
+#include "braid/core/op_profile.h"
 #include "braid/core/runtime.h"
 #include "braid/data/npy.h"
 #include "braid/eval/evaluate.h"
@@ -94,6 +95,8 @@ void write_profile(const std::string& path, bool cuda, const std::function<void(
 
 nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
   BRAID_INPUT_CHECK(so.steps > 0 && so.repeats > 0 && so.warmup >= 0, "bench speed: steps and repeats must be positive");
+  BRAID_INPUT_CHECK(so.op_clock == "wall" || so.op_clock == "cpu", "--op-clock: expected wall or cpu, got '{}'",
+                    so.op_clock);
   Config recipe = Config::from_file(ro.recipe);
   for (const auto& s : ro.sets) {
     auto eq = s.find('=');
@@ -201,6 +204,34 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     runs.push_back({{"infer_samples_per_s_b64", infer_b.back()}, {"infer_samples_per_s_b1", infer_1.back()}});
     if (!so.infer_only) runs.back()["train_steps_per_s"] = train_rates.back();
   }
+  nlohmann::json op_profile;
+  if (so.op_profile) {  // per-op self times of the same inference loop (core/op_profile.h), after the timed runs
+    prof::set_clock(so.op_clock == "cpu" ? prof::Clock::ThreadCpu : prof::Clock::Wall);
+    model.eval();
+    torch::NoGradGuard ng;
+    c10::optional<c10::InferenceMode> im;
+    if (so.prepack) im.emplace();
+    auto profile_rows = [&](const Batch& b, int64_t n) {
+      forward(b);  // warm, untimed
+      if (cuda) torch::cuda::synchronize();
+      prof::reset();
+      prof::set_enabled(true);
+      for (int64_t i = 0; i < n; ++i) {
+        BRAID_OP_SCOPE("forward (other)");
+        forward(b);
+        if (cuda) torch::cuda::synchronize();
+      }
+      prof::set_enabled(false);
+      auto rows = prof::rows();
+      nlohmann::json j = {{"forwards", n}, {"batch_size", b.size()}, {"clock", so.op_clock}, {"table", prof::table(rows, n)},
+                          {"rows", nlohmann::json::array()}};
+      for (const auto& r : rows)
+        j["rows"].push_back({{"op", r.op}, {"calls", r.calls}, {"self_ms", r.self_ms / n}, {"total_ms", r.total_ms / n}});
+      prof::reset();
+      return j;
+    };
+    op_profile = {{"batch", profile_rows(batch, so.steps)}, {"one", profile_rows(one, so.steps * 4)}};
+  }
   if (!so.profile.empty()) {
     model.train();
     write_profile(so.profile, cuda, [&] {
@@ -218,6 +249,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
                         {"device", p.device.str()}, {"precision", int8 ? "int8" : precision_name(p.precision)}, {"adamw", opt.impl()}, {"fused", so.fused},
                         {"prepacked", prepacked}, {"prepacked_int8", prepacked_int8}};
   if (!so.infer_only) out["train_steps_per_s"] = median(train_rates);
+  if (so.op_profile) out["op_profile"] = op_profile;
   return out;
 }
 

@@ -23,6 +23,9 @@ struct SpeedOptions {
   bool int8 = false;       // `--precision int8`: the same with int8 weights where the CPU runs them (nn/prepack.h)
   std::string profile;    // after the timed runs, write a profiler trace (Chrome JSON, CPU + CUDA
                           // activities) of 2 training steps and 2 inference batches here ("" = no)
+  bool op_profile = false;  // after the timed runs, time `steps` inference forwards at B and 4x`steps` at B = 1
+                            // per op (core/op_profile.h scopes) into "op_profile" {"batch", "one"}: rows + table
+  std::string op_clock = "wall";  // what --op-profile measures: "wall" or "cpu" (the thread's CPU time)
 };
 
 // Builds the recipe's model on `ro.data`'s first train batch and times it. Returns

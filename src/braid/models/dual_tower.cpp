@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "braid/core/error.h"
+#include "braid/core/op_profile.h"
 #include "braid/objectives/contrastive.h"
 #include "braid/objectives/gather.h"
 #include "braid/objectives/cca.h"
@@ -214,11 +215,13 @@ torch::Tensor DualTowerImpl::project(const std::string& modality, const Modality
   auto fc = frozen_cache_.find(modality);
   auto h = fc != frozen_cache_.end() ? fc->second.forward(*it->second, mb) : it->second->forward(mb);
   auto pr = projections_.find(modality);
+  BRAID_OP_SCOPE("tower.projection");  // per-op timing (core/op_profile.h)
   return pr == projections_.end() ? h : pr->second->forward(h);  // identity projection: none
 }
 
 torch::Tensor DualTowerImpl::embed(const std::string& modality, const ModalityBatch& mb) {
   auto p = project(modality, mb);
+  BRAID_OP_SCOPE("tower.normalize");
   return p.defined() ? torch::nn::functional::normalize(p, torch::nn::functional::NormalizeFuncOptions().dim(1)) : p;
 }
 

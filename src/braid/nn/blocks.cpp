@@ -1,6 +1,8 @@
 #include "braid/nn/blocks.h"
 
+#include "braid/core/op_profile.h"
 #include "braid/nn/fused.h"
+#include "braid/nn/fused_infer.h"
 #include "braid/nn/prepack.h"
 
 #include <torch/torch.h>
@@ -84,23 +86,62 @@ TransformerBlockImpl::TransformerBlockImpl(TransformerBlockOptions o) : options(
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& pad) {
+  // BRAID_OP_SCOPE: per-op timing for `braid bench speed --op-profile` (core/op_profile.h; off: one atomic load)
   const int64_t B = x.size(0), T = x.size(1), H = options.heads, d = options.dim / H;
-  auto qkv = linear(qkv_, ln1_->forward(x));  // [B, T, 3 D] = [B, T, 3, H, d]
-  torch::Tensor a = any_prepacked() ? packed_attention(qkv, H, pad) : torch::Tensor();  // inference (nn/prepack.h)
-  if (!a.defined()) {
-    auto q = qkv.view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
-    a = attention(q[0], q[1], q[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+  // inference through pre-packed weights (nn/prepack.h) on an AVX-512 CPU: LayerNorm and attention by the fused
+  // kernels of nn/fused_infer.h (elsewhere ATen's LayerNorm and packed_attention)
+  const bool fused = fused_infer_applies(x) && ln1_->weight.scalar_type() == at::kFloat;
+  auto layer_norm = [fused](torch::nn::LayerNorm ln, const torch::Tensor& t) {
+    return fused ? infer_layer_norm(t, ln->weight, ln->bias, ln->options.eps()) : ln->forward(t);
+  };
+  torch::Tensor qkv, a;
+  {
+    torch::Tensor n1;
+    {
+      BRAID_OP_SCOPE("block.ln1");
+      n1 = layer_norm(ln1_, x);
+    }
+    BRAID_OP_SCOPE("block.qkv");
+    qkv = linear(qkv_, n1);  // [B, T, 3 D] = [B, T, 3, H, d]
+  }
+  {
+    BRAID_OP_SCOPE("block.attention");
+    if (fused && qkv.scalar_type() == at::kFloat) a = infer_attention(qkv, H, pad);
+    else if (any_prepacked()) a = packed_attention(qkv, H, pad);  // inference (nn/prepack.h)
+    if (!a.defined()) {
+      auto q = qkv.view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
+      a = attention(q[0], q[1], q[2], pad).transpose(1, 2).reshape({B, T, options.dim});
+    }
   }
   if (any_prepacked() && (!is_training() || options.dropout == 0)) {
     // inference through pre-packed weights (nn/prepack.h): the residual adds and the GELU as epilogues of
     // the GEMMs; undefined (not packed, grad mode on, ...) falls through to the ops below
-    if (auto h = packed_linear(a, proj_->weight, proj_->bias, Epilogue::None, x); h.defined()) {
-      auto z = packed_linear(ln2_->forward(h), ff1_->weight, ff1_->bias, Epilogue::Gelu);
-      if (z.defined())
-        if (auto y = packed_linear(z, ff2_->weight, ff2_->bias, Epilogue::None, h); y.defined()) return y;
+    torch::Tensor h, n2, z, y;
+    {
+      BRAID_OP_SCOPE("block.proj+residual");
+      h = packed_linear(a, proj_->weight, proj_->bias, Epilogue::None, x);
+    }
+    if (h.defined()) {
+      {
+        BRAID_OP_SCOPE("block.ln2");
+        n2 = layer_norm(ln2_, h);
+      }
+      {
+        BRAID_OP_SCOPE("block.ff1+gelu");
+        z = packed_linear(n2, ff1_->weight, ff1_->bias, Epilogue::Gelu);
+      }
+      if (z.defined()) {
+        BRAID_OP_SCOPE("block.ff2+residual");
+        y = packed_linear(z, ff2_->weight, ff2_->bias, Epilogue::None, h);
+      }
+      if (y.defined()) return y;
     }
   }
-  auto o = drop_->forward(linear(proj_, a));
+  torch::Tensor o;
+  {
+    BRAID_OP_SCOPE("block.proj");
+    o = drop_->forward(linear(proj_, a));
+  }
   // fused CPU kernels (nn/fused.h; off unless switched on) where every operand has the parameters' dtype
   // (not under bf16 autocast, whose GEMM outputs are bf16)
   const auto dt = ln2_->weight.scalar_type();
@@ -111,8 +152,21 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
     if (z.scalar_type() == dt) return h + drop_->forward(linear(ff2_, bias_gelu(z, ff1_->bias)));
     return h + drop_->forward(linear(ff2_, torch::gelu(z + ff1_->bias)));
   }
-  auto h = x + o;
-  return h + drop_->forward(linear(ff2_, torch::gelu(linear(ff1_, ln2_->forward(h)))));
+  torch::Tensor h, n2, z;
+  {
+    BRAID_OP_SCOPE("block.residual1");
+    h = x + o;
+  }
+  {
+    BRAID_OP_SCOPE("block.ln2");
+    n2 = ln2_->forward(h);
+  }
+  {
+    BRAID_OP_SCOPE("block.ff1+gelu");
+    z = torch::gelu(linear(ff1_, n2));
+  }
+  BRAID_OP_SCOPE("block.ff2+residual");
+  return h + drop_->forward(linear(ff2_, z));
 }
 
 }  // namespace braid::nn

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "braid/core/op_profile.h"
+#include "braid/nn/fused_infer.h"
+
 namespace braid::nn {
 
 ImageViTOptions ImageViTOptions::from_config(const Config& c) {
@@ -36,12 +39,30 @@ ImageViTImpl::ImageViTImpl(ImageViTOptions o, const EncoderContext& ctx) : optio
 }
 
 torch::Tensor ImageViTImpl::tokens(const torch::Tensor& images) {
-  auto x = patch_->forward(images).flatten(2).transpose(1, 2);  // [B, N, dim]
+  torch::Tensor x;
+  {
+    BRAID_OP_SCOPE("vit.patch_embed");  // per-op timing (core/op_profile.h)
+    if (fused_infer_applies(images) && patch_->weight.scalar_type() == at::kFloat) {
+      // inference (nn/fused_infer.h): the stride-`patch` convolution as one GEMM over the patches laid out as rows
+      // [B, N, C·p·p] (channel, row, column: the weight's order), which also gives the tokens' [B, N, dim] layout
+      const int64_t p = options.patch, B = images.size(0), C = images.size(1);
+      const int64_t sh = images.size(2) / p, sw = images.size(3) / p;  // the convolution drops a remainder
+      auto rows = images.slice(2, 0, sh * p).slice(3, 0, sw * p).reshape({B, C, sh, p, sw, p})
+                      .permute({0, 2, 4, 1, 3, 5}).reshape({B, sh * sw, C * p * p});
+      x = at::linear(rows, patch_->weight.reshape({options.dim, C * p * p}), patch_->bias);
+    } else {
+      x = patch_->forward(images).flatten(2).transpose(1, 2);  // [B, N, dim]
+    }
+  }
   BRAID_INPUT_CHECK(x.size(1) == n_patches_, "image_vit: {}x{} images give {} patches, the model was built for {}",
                     images.size(2), images.size(3), x.size(1), n_patches_);
-  x = torch::cat({cls_.expand({x.size(0), 1, options.dim}), x}, 1) + pos_;
+  {
+    BRAID_OP_SCOPE("vit.cls+pos");
+    x = torch::cat({cls_.expand({x.size(0), 1, options.dim}), x}, 1) + pos_;
+  }
   for (auto& b : *blocks_) x = b->as<TransformerBlock>()->forward(x);
-  return ln_->forward(x);
+  BRAID_OP_SCOPE("vit.final_ln");
+  return fused_infer_applies(x) ? infer_layer_norm(x, ln_->weight, ln_->bias, ln_->options.eps()) : ln_->forward(x);
 }
 
 torch::Tensor ImageViTImpl::encode(const ModalityBatch& mb) { return tokens(mb.data).select(1, 0); }

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "braid/core/op_profile.h"
+#include "braid/nn/fused_infer.h"
+
 namespace braid::nn {
 
 TextTransformerOptions TextTransformerOptions::from_config(const Config& c) {
@@ -35,10 +38,19 @@ torch::Tensor TextTransformerImpl::encode(const ModalityBatch& mb) {
     len = len.clamp_max(options.max_len);
   }
   const int64_t T = ids.size(1);
-  auto x = tok_->forward(ids) + pos_->forward(torch::arange(T, ids.options())).unsqueeze(0);
-  auto pad = padding_mask(len, T);
+  torch::Tensor x, pad;
+  {
+    BRAID_OP_SCOPE("text.embed+pos");  // per-op timing (core/op_profile.h)
+    x = tok_->forward(ids) + pos_->forward(torch::arange(T, ids.options())).unsqueeze(0);
+    pad = padding_mask(len, T);
+  }
   for (auto& b : *blocks_) x = b->as<TransformerBlock>()->forward(x, pad);
-  return masked_mean(ln_->forward(x), len);
+  {
+    BRAID_OP_SCOPE("text.final_ln");
+    x = fused_infer_applies(x) ? infer_layer_norm(x, ln_->weight, ln_->bias, ln_->options.eps()) : ln_->forward(x);
+  }
+  BRAID_OP_SCOPE("text.masked_mean");
+  return masked_mean(x, len);
 }
 
 }  // namespace braid::nn

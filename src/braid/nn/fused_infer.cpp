@@ -1,0 +1,322 @@
+#include "braid/nn/fused_infer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "braid/core/cpu_features.h"
+#include "braid/nn/prepack.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define BRAID_FUSED_X86 1
+#endif
+
+namespace braid::nn {
+
+namespace {
+
+std::atomic<bool> g_on{true};
+std::atomic<bool> g_force_scalar{false};
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+bool use_avx512() {
+#ifdef BRAID_FUSED_X86
+  static const bool has = detected_cpu_features().avx512f;
+  return has && !g_force_scalar.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+// One (batch row, head) of attention. q, k, v: token t's d values at q + t·row (k, v likewise); valid(j): key j
+// is not padding; o: query i's output at o + i·orow. s: scratch of T floats.
+template <typename Valid>
+void attend_scalar(const float* q, const float* k, const float* v, int64_t row, int64_t T, int64_t d, float scale,
+                   const Valid& valid, float* o, int64_t orow, float* s) {
+  for (int64_t i = 0; i < T; ++i) {
+    const float* qi = q + i * row;
+    float mx = kNegInf;
+    for (int64_t j = 0; j < T; ++j) {
+      if (!valid(j)) {
+        s[j] = kNegInf;
+        continue;
+      }
+      const float* kj = k + j * row;
+      float acc = 0;
+      for (int64_t c = 0; c < d; ++c) acc += qi[c] * kj[c];
+      s[j] = acc * scale;
+      mx = std::max(mx, s[j]);
+    }
+    float* oi = o + i * orow;
+    std::fill(oi, oi + d, 0.0f);
+    if (mx == kNegInf) continue;  // every key is padding: zeros, as the unfused path's nan_to_num
+    float sum = 0;
+    for (int64_t j = 0; j < T; ++j) {
+      s[j] = valid(j) ? std::exp(s[j] - mx) : 0.0f;
+      sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < T; ++j) {
+      const float p = s[j] * inv;
+      if (p == 0) continue;
+      const float* vj = v + j * row;
+      for (int64_t c = 0; c < d; ++c) oi[c] += p * vj[c];
+    }
+  }
+}
+
+void layer_norm_scalar(const float* x, const float* w, const float* b, int64_t D, float eps, float* y) {
+  double sum = 0;
+  for (int64_t c = 0; c < D; ++c) sum += x[c];
+  const double mean = sum / D;
+  double var = 0;
+  for (int64_t c = 0; c < D; ++c) var += (x[c] - mean) * (x[c] - mean);
+  const float m = static_cast<float>(mean), rstd = static_cast<float>(1.0 / std::sqrt(var / D + eps));
+  for (int64_t c = 0; c < D; ++c) y[c] = (x[c] - m) * rstd * w[c] + b[c];
+}
+
+#ifdef BRAID_FUSED_X86
+
+// exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, 2^n by scalef): ~1 ulp.
+__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Scores of R queries (q + r·row) against every key: s[r·Tp + j] = (q_r · k_j)·scale, -inf for padding keys and
+// j >= T. kt is kᵀ (d rows of Tp floats); valid[bk] the non-padding keys of block bk. R independent FMA chains
+// per key block keep the FMA units busy (one chain would wait on each FMA's latency).
+template <int R>
+__attribute__((target("avx512f"))) inline void scores_avx512(const float* q, int64_t row, int64_t d, const float* kt,
+                                                             int64_t Tp, const __mmask16* valid, float scale, float* s) {
+  const __m512 vscale = _mm512_set1_ps(scale), neg_inf = _mm512_set1_ps(kNegInf);
+  for (int64_t bk = 0; bk < Tp / 16; ++bk) {
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    const float* kc = kt + bk * 16;
+    for (int64_t c = 0; c < d; ++c) {
+      const __m512 kv = _mm512_loadu_ps(kc + c * Tp);
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * row + c]), kv, acc[r]);
+    }
+    for (int r = 0; r < R; ++r)
+      _mm512_storeu_ps(s + r * Tp + bk * 16, _mm512_mask_mov_ps(neg_inf, valid[bk], _mm512_mul_ps(acc[r], vscale)));
+  }
+}
+
+// o_r[c0, c0 + 16C) = sum_j p[r·Tp + j] v_j[c0, c0 + 16C) for R rows: R·C accumulators.
+template <int R, int C>
+__attribute__((target("avx512f"))) inline void pv_avx512(const float* p, int64_t Tp, const float* v, int64_t row,
+                                                         int64_t T, int64_t c0, float* o, int64_t orow) {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int cc = 0; cc < C; ++cc) acc[r][cc] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < T; ++j) {
+    __m512 vv[C];
+    for (int cc = 0; cc < C; ++cc) vv[cc] = _mm512_loadu_ps(v + j * row + c0 + 16 * cc);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pr = _mm512_set1_ps(p[r * Tp + j]);
+      for (int cc = 0; cc < C; ++cc) acc[r][cc] = _mm512_fmadd_ps(pr, vv[cc], acc[r][cc]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int cc = 0; cc < C; ++cc) _mm512_storeu_ps(o + r * orow + c0 + 16 * cc, acc[r][cc]);
+}
+
+template <int R>
+__attribute__((target("avx512f"))) inline void pv_rows_avx512(const float* p, int64_t Tp, const float* v, int64_t row,
+                                                              int64_t T, int64_t d, float* o, int64_t orow) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) pv_avx512<R, 4>(p, Tp, v, row, T, c0, o, orow);
+  for (; c0 < d; c0 += 16) pv_avx512<R, 1>(p, Tp, v, row, T, c0, o, orow);
+}
+
+// attend_scalar with 16 keys per vector: kt (d·Tp floats, Tp = 16·blocks; lanes j >= T zero) is kᵀ, s (T·Tp floats)
+// the probabilities, valid[bk] the bits of the non-padding keys of each block of 16. d % 16 == 0.
+__attribute__((target("avx512f"))) void attend_avx512(const float* q, const float* k, const float* v, int64_t row,
+                                                      int64_t T, int64_t d, float scale, const __mmask16* valid,
+                                                      float* o, int64_t orow, float* kt, float* s) {
+  const int64_t blocks = (T + 15) / 16, Tp = blocks * 16;
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t c = 0; c < d; ++c) kt[c * Tp + j] = k[j * row + c];
+  int64_t i = 0;
+  for (; i + 8 <= T; i += 8) scores_avx512<8>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
+  for (; i + 4 <= T; i += 4) scores_avx512<4>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
+  for (; i < T; ++i) scores_avx512<1>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
+  // softmax of each row in place (normalised, as the unfused softmax before its matmul)
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
+  for (i = 0; i < T; ++i) {
+    float* si = s + i * Tp;
+    __m512 mx = neg_inf;
+    for (int64_t bk = 0; bk < blocks; ++bk) mx = _mm512_max_ps(mx, _mm512_loadu_ps(si + bk * 16));
+    const float m = _mm512_reduce_max_ps(mx);
+    if (m == kNegInf) {  // every key is padding: zero weights, zero output
+      for (int64_t bk = 0; bk < blocks; ++bk) _mm512_storeu_ps(si + bk * 16, _mm512_setzero_ps());
+      continue;
+    }
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t bk = 0; bk < blocks; ++bk) {
+      const __m512 e = _mm512_maskz_mov_ps(valid[bk], exp512(_mm512_sub_ps(_mm512_loadu_ps(si + bk * 16), vm)));
+      _mm512_storeu_ps(si + bk * 16, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t bk = 0; bk < blocks; ++bk) _mm512_storeu_ps(si + bk * 16, _mm512_mul_ps(_mm512_loadu_ps(si + bk * 16), inv));
+  }
+  for (i = 0; i + 4 <= T; i += 4) pv_rows_avx512<4>(s + i * Tp, Tp, v, row, T, d, o + i * orow, orow);
+  for (; i < T; ++i) pv_rows_avx512<1>(s + i * Tp, Tp, v, row, T, d, o + i * orow, orow);
+}
+
+__attribute__((target("avx512f"))) void layer_norm_avx512(const float* x, const float* w, const float* b, int64_t D,
+                                                          float eps, float* y) {
+  const int64_t full = D / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (D - full)) - 1);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t c = 0; c < full; c += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + c));
+  if (tail) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail, x + full));
+  const float mean = _mm512_reduce_add_ps(acc) / static_cast<float>(D);
+  const __m512 vm = _mm512_set1_ps(mean);
+  acc = _mm512_setzero_ps();
+  for (int64_t c = 0; c < full; c += 16) {
+    const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + c), vm);
+    acc = _mm512_fmadd_ps(t, t, acc);
+  }
+  if (tail) {
+    const __m512 t = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + full), vm);
+    acc = _mm512_fmadd_ps(t, t, acc);
+  }
+  const __m512 rstd = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / static_cast<float>(D) + eps));
+  for (int64_t c = 0; c < full; c += 16) {
+    const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), vm), rstd);
+    _mm512_storeu_ps(y + c, _mm512_fmadd_ps(t, _mm512_loadu_ps(w + c), _mm512_loadu_ps(b + c)));
+  }
+  if (tail) {
+    const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + full), vm), rstd);
+    _mm512_mask_storeu_ps(y + full, tail,
+                          _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(tail, w + full), _mm512_maskz_loadu_ps(tail, b + full)));
+  }
+}
+
+#endif  // BRAID_FUSED_X86
+
+}  // namespace
+
+at::Tensor infer_attention(const at::Tensor& qkv, int64_t heads, const at::Tensor& pad) {
+  TORCH_CHECK(qkv.device().is_cpu() && qkv.scalar_type() == at::kFloat && qkv.dim() == 3,
+              "infer_attention: qkv must be a [B, T, 3·H·d] float32 CPU tensor, got ", qkv.scalar_type(), " ",
+              qkv.sizes());
+  TORCH_CHECK(heads > 0 && qkv.size(2) % (3 * heads) == 0, "infer_attention: qkv's last dim ", qkv.size(2),
+              " is not 3 x heads (", heads, ") x head dim");
+  const int64_t B = qkv.size(0), T = qkv.size(1), H = heads, d = qkv.size(2) / (3 * heads), row = 3 * H * d;
+  at::Tensor pc;
+  if (pad.defined()) {
+    TORCH_CHECK(pad.scalar_type() == at::kBool && pad.dim() == 2 && pad.size(0) == B && pad.size(1) == T,
+                "infer_attention: pad must be a [B, T] bool tensor (", B, ", ", T, "), got ", pad.scalar_type(), " ",
+                pad.sizes());
+    pc = pad.to(at::kCPU).contiguous();
+  }
+  auto xc = qkv.contiguous();
+  auto out = at::empty({B, T, H * d}, qkv.options());
+  if (B == 0 || T == 0 || d == 0) return out.zero_();
+  const float* base = xc.data_ptr<float>();
+  const bool* pp = pc.defined() ? pc.data_ptr<bool>() : nullptr;
+  float* po = out.data_ptr<float>();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+#ifdef BRAID_FUSED_X86
+  const bool simd = use_avx512() && d % 16 == 0;
+#else
+  const bool simd = false;
+#endif
+  at::parallel_for(0, B * H, 4, [&](int64_t p0, int64_t p1) {
+    const int64_t blocks = (T + 15) / 16, Tp = blocks * 16;
+    // kt's lanes j >= T stay zero: each (b, h) writes lanes j < T only
+    std::vector<float> s(static_cast<size_t>(simd ? T * Tp : T)), kt(simd ? static_cast<size_t>(d * Tp) : 0);
+#ifdef BRAID_FUSED_X86
+    std::vector<__mmask16> valid(static_cast<size_t>(blocks));
+#endif
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / H, h = p % H;
+      const float* q = base + b * T * row + h * d;
+      const bool* pb = pp ? pp + b * T : nullptr;
+      float* o = po + b * T * H * d + h * d;
+      if (!simd) {
+        attend_scalar(q, q + H * d, q + 2 * H * d, row, T, d, scale, [pb](int64_t j) { return !pb || !pb[j]; }, o,
+                      H * d, s.data());
+        continue;
+      }
+#ifdef BRAID_FUSED_X86
+      for (int64_t bk = 0; bk < blocks; ++bk) {
+        unsigned bits = 0;
+        for (int64_t j = bk * 16; j < std::min(T, bk * 16 + 16); ++j)
+          if (!pb || !pb[j]) bits |= 1u << (j - bk * 16);
+        valid[static_cast<size_t>(bk)] = static_cast<__mmask16>(bits);
+      }
+      attend_avx512(q, q + H * d, q + 2 * H * d, row, T, d, scale, valid.data(), o, H * d, kt.data(), s.data());
+#endif
+    }
+  });
+  return out;
+}
+
+at::Tensor infer_layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 1,
+              "infer_layer_norm: x must be a float32 CPU tensor, got ", x.scalar_type(), " on ", x.device());
+  const int64_t D = x.size(-1);
+  TORCH_CHECK(weight.defined() && bias.defined() && weight.numel() == D && bias.numel() == D &&
+                  weight.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat,
+              "infer_layer_norm: weight and bias must be float32 [", D, "] (x ", x.sizes(), ")");
+  auto xc = x.contiguous(), wc = weight.contiguous(), bc = bias.contiguous();
+  auto y = at::empty_like(xc);
+  const int64_t N = D ? xc.numel() / D : 0;
+  if (N == 0 || D == 0) return y;
+  const float *px = xc.data_ptr<float>(), *pw = wc.data_ptr<float>(), *pb = bc.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  const bool simd = use_avx512();
+  (void)simd;  // no AVX-512 path off x86-64
+  const float e = static_cast<float>(eps);
+  at::parallel_for(0, N, std::max<int64_t>(1, 16384 / D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+#ifdef BRAID_FUSED_X86
+      if (simd) {
+        layer_norm_avx512(px + r * D, pw, pb, D, e, py + r * D);
+        continue;
+      }
+#endif
+      layer_norm_scalar(px + r * D, pw, pb, D, e, py + r * D);
+    }
+  });
+  return y;
+}
+
+void set_fused_infer_isa(Isa isa) { g_force_scalar.store(isa == Isa::Scalar); }
+bool fused_infer_uses_avx512() { return use_avx512(); }
+
+void set_fused_infer(bool on) { g_on.store(on); }
+bool fused_infer_enabled() { return g_on.load(std::memory_order_relaxed); }
+
+bool fused_infer_applies(const at::Tensor& x) {
+  return fused_infer_enabled() && any_prepacked() && !at::GradMode::is_enabled() && x.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && use_avx512();
+}
+
+}  // namespace braid::nn
