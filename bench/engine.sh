@@ -38,7 +38,8 @@
 #
 # Environment: PARTS ("speed dp precision ort fused": which parts run), THREADS (nproc), STEPS/WARMUP/REPEATS/ROUNDS
 #   (CLIP: 3/1/5/2; AV-MNIST uses FUSION_STEPS 10, FUSION_WARMUP 2), DP_STEPS (40), DP_ROUNDS (3),
-#   PREC_ROUNDS (3), AV_DATA (data/avmnist/manifest.jsonl, built when missing), BRAID, OUT;
+#   PREC_ROUNDS (3), PREC_MODELS ("clip avmnist": the models part 4 times),
+#   AV_DATA (data/avmnist/manifest.jsonl, built when missing), BRAID, OUT;
 #   part 5: ORT_ROUNDS (3), ORT_STEPS (10: batches per repeat; 4x as many at B=1), ORT_DIR (where npm installs
 #   onnxruntime-node, ~/.cache/braid/onnxruntime-node-1.19.2; installed there when missing, never at braid run
 #   time), ORT_BUSY (1), BUSY_THREADS (2), BUSY_SPINCOUNT (10000), BUSY_LIMIT (240: seconds per contended process),
@@ -54,6 +55,7 @@ EMOJI_DATA=$ROOT/data/emoji/manifest.jsonl
 
 PARTS=${PARTS:-speed dp precision ort fused}
 PREC_ROUNDS=${PREC_ROUNDS:-3}
+PREC_MODELS=${PREC_MODELS:-clip avmnist}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 bench_setup
@@ -88,10 +90,18 @@ precision_trio() {  # NAME RECIPE DATA PEER [--set ...]: braid (precision auto),
     done
   done
 }
+prec_model() { case " $PREC_MODELS " in *" $1 "*) return 0 ;; esac; return 1; }
+PREC_NAMES=()
 if part precision; then
-  precision_trio clip-auto "$CLIP_RECIPE" "$CLIP_DATA" "$ROOT/bench/peer/clip_peer.py" "${CLIP_SETS[@]}"
-  (STEPS=${FUSION_STEPS:-10} WARMUP=${FUSION_WARMUP:-2}
-   precision_trio avmnist-auto "$ROOT/recipes/avmnist_late_fusion.yaml" "$AV_DATA" "$ROOT/bench/peer/fusion_peer.py")
+  if prec_model clip; then
+    precision_trio clip-auto "$CLIP_RECIPE" "$CLIP_DATA" "$ROOT/bench/peer/clip_peer.py" "${CLIP_SETS[@]}"
+    PREC_NAMES+=(clip-auto)
+  fi
+  if prec_model avmnist; then
+    (STEPS=${FUSION_STEPS:-10} WARMUP=${FUSION_WARMUP:-2}
+     precision_trio avmnist-auto "$ROOT/recipes/avmnist_late_fusion.yaml" "$AV_DATA" "$ROOT/bench/peer/fusion_peer.py")
+    PREC_NAMES+=(avmnist-auto)
+  fi
 fi
 
 ORT_VERSION=1.19.2
@@ -226,7 +236,7 @@ fi
 if part precision; then
   echo "## braid precision auto vs PyTorch fp32 and PyTorch autocast bf16 (CPU, $THREADS threads)"
   echo
-  "$PY" "$ROOT/bench/peer/precision_table.py" "$OUT" "$PREC_ROUNDS" clip-auto avmnist-auto
+  "$PY" "$ROOT/bench/peer/precision_table.py" "$OUT" "$PREC_ROUNDS" "${PREC_NAMES[@]}"
   echo
   echo "CPU bf16 flags (/proc/cpuinfo): $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')"
   echo

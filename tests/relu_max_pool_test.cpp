@@ -1,7 +1,7 @@
 // nn/pool.h's relu + 2x2 max pool (issue 19) against the ATen composition it replaces in ConvStack,
 // torch::max_pool2d(torch::relu(x), 2, 2, 0, 1, ceil): outputs and input gradients must be equal bit for bit
-// (float, double and bfloat16; even and odd sizes; floor and ceil mode; inputs full of ties, zeros, negative
-// windows and a NaN), on one thread and on several. Also the ConvStack forward with the kernel vs the same
+// (float, double and bfloat16; NCHW and channels-last; even and odd sizes; floor and ceil mode; inputs full of
+// ties, zeros, negative windows and a NaN), on one thread and on several. Also the ConvStack forward with the kernel vs the same
 // blocks written out with ATen ops, and the refusals. Speed: bench/engine.sh PARTS=precision.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -39,6 +39,8 @@ void expect_same(const torch::Tensor& x, bool ceil, const char* what) {
   auto [yo, go] = run(ours, x, g);
   ASSERT_EQ(yo.sizes(), yr.sizes()) << what;
   EXPECT_EQ(yo.scalar_type(), x.scalar_type()) << what;
+  EXPECT_TRUE(yo.is_contiguous(x.is_contiguous() ? torch::MemoryFormat::Contiguous : torch::MemoryFormat::ChannelsLast))
+      << what << " (layout kept)";
   EXPECT_TRUE(torch::equal(yo.isnan(), yr.isnan())) << what;
   EXPECT_TRUE(torch::equal(yo.nan_to_num(), yr.nan_to_num())) << what << " (values)";
   ASSERT_EQ(go.sizes(), x.sizes()) << what;
@@ -60,6 +62,7 @@ TEST(ReluMaxPool, EqualsAtenReluThenMaxPool) {
                                           << (ceil ? " ceil" : " floor"));
           expect_same(tied_input({4, 3, h, w}, t), ceil, "tied");
           expect_same(torch::randn({2, 5, h, w}).to(t), ceil, "randn");
+          expect_same(tied_input({4, 3, h, w}, t).contiguous(torch::MemoryFormat::ChannelsLast), ceil, "tied, channels-last");
         }
       }
     }
@@ -71,7 +74,10 @@ TEST(ReluMaxPool, NaNAndAllNegativeWindows) {
   auto x = -torch::rand({1, 2, 6, 5}) - 0.1;        // every window <= 0: output 0, no gradient
   x.index_put_({0, 1, 2, 3}, std::nan(""));          // one NaN: it wins its window and keeps its gradient
   x.index_put_({0, 1, 0, 0}, 2.0);
-  for (bool ceil : {false, true}) expect_same(x, ceil, "nan");
+  for (bool ceil : {false, true}) {
+    expect_same(x, ceil, "nan");
+    expect_same(x.contiguous(torch::MemoryFormat::ChannelsLast), ceil, "nan, channels-last");
+  }
 }
 
 TEST(ReluMaxPool, ConvStackMatchesAtenBlocks) {
@@ -110,6 +116,24 @@ TEST(ReluMaxPool, AppliesOnlyToContiguousCpuFloatingPlanes) {
   EXPECT_FALSE(nn::relu_max_pool2x2_applies(torch::zeros({1, 2, 4, 4}, torch::kInt64)));
   EXPECT_FALSE(nn::relu_max_pool2x2_applies(torch::zeros({1, 2, 1, 4})));
   EXPECT_FALSE(nn::relu_max_pool2x2_applies(torch::zeros({2, 4, 4})));
-  EXPECT_FALSE(nn::relu_max_pool2x2_applies(torch::zeros({1, 2, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast)));
+  EXPECT_TRUE(nn::relu_max_pool2x2_applies(torch::zeros({1, 2, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast)));
+  EXPECT_FALSE(nn::relu_max_pool2x2_applies(torch::zeros({1, 4, 4, 2}).permute({0, 3, 2, 1})));  // neither layout
   EXPECT_THROW(nn::relu_max_pool2x2(torch::zeros({1, 2, 4, 4}, torch::kInt64), false), c10::Error);
+}
+
+// ConvStack in the channels-last layout (recipe key channels_last; on by default under CPU bf16) computes the
+// same function as in NCHW, also from one input channel (audio), where it must really run channels-last.
+TEST(ReluMaxPool, ConvStackChannelsLastMatchesNchw) {
+  for (int64_t in : {1, 3}) {
+    torch::manual_seed(2);
+    auto a = std::make_shared<torch::nn::Module>(), b = std::make_shared<torch::nn::Module>();
+    nn::ConvStack nchw(*a, in, {4, 6}), cl(*b, in, {4, 6}, /*channels_last=*/true);
+    torch::NoGradGuard ng;
+    auto pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+    auto x = torch::randn({3, in, 10, 13});
+    auto ya = nchw.forward(x, /*ceil=*/true), yb = cl.forward(x, /*ceil=*/true);
+    EXPECT_TRUE(yb.is_contiguous(torch::MemoryFormat::ChannelsLast)) << "in " << in;
+    EXPECT_TRUE(torch::allclose(ya, yb, 1e-5, 1e-6)) << "in " << in << ": max diff " << (ya - yb).abs().max().item<double>();
+  }
 }

@@ -19,7 +19,12 @@ ConvStack::ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int
 }
 
 torch::Tensor ConvStack::forward(torch::Tensor x, bool ceil, torch::Tensor* len) {
-  if (channels_last_ && x.device().is_cpu()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (channels_last_ && x.device().is_cpu()) {
+    // one input channel (audio): contiguous(ChannelsLast) keeps the NCHW strides, which are channels-last
+    // too, and the convolutions would stay in NCHW; the explicit channels-last strides carry the layout on
+    x = x.size(1) == 1 && x.is_contiguous() ? x.as_strided(x.sizes(), {x.stride(0), 1, x.size(3), 1})
+                                            : x.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
   for (size_t i = 0; i < convs_->size(); ++i) {
     x = convs_[i]->as<torch::nn::Conv2d>()->forward(x);
     x = norms_[i]->as<torch::nn::BatchNorm2d>()->forward(x);

@@ -69,6 +69,16 @@ static Task parse_task(const Config& r) {
   input_error("{}: recipe key 'task': expected classify, regress, align or generate, got '{}'", r.origin(), t);
 }
 
+// Recipe key `channels_last`: true | false | auto (the default: on for a CPU model under bf16, where oneDNN's
+// channels-last convolutions and pooling made the AV-MNIST training step ~15-30 % faster; fp32 keeps NCHW and
+// its results as they were).
+static bool conv_channels_last(const Config& r) {
+  if (r.get<std::string>("channels_last", "auto") != "auto") return r.get<bool>("channels_last", false);
+  const auto device = parse_device(r.get<std::string>("device", "cpu"));
+  return device.is_cpu() &&
+         resolve_precision(r.get<std::string>("precision", "fp32"), device.type(), r.origin()).precision == Precision::BF16;
+}
+
 // Build preprocessor + model from the recipe and the facts in `p.facts`.
 static void build(Pipeline& p) {
   auto data_cfg = p.recipe.at("data");
@@ -98,6 +108,7 @@ static void build(Pipeline& p) {
     ctx.class_text = cb.data;
     ctx.class_text_lengths = cb.lengths;
   }
+  const bool channels_last = conv_channels_last(p.recipe);
   for (const auto& m : p.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -107,7 +118,7 @@ static void build(Pipeline& p) {
     e.image_std = popt.image.std;
     e.n_mels = popt.audio.n_mels;
     e.series_channels = p.facts.value("series_channels", 0);
-    e.channels_last = p.recipe.get<bool>("channels_last", false);
+    e.channels_last = channels_last;
     ctx.encoders[m] = e;
   }
   mcfg.get<std::vector<std::string>>("modalities", p.modalities);
