@@ -13,6 +13,7 @@
 
 #include "braid/core/config.h"
 #include "braid/models/model.h"
+#include "braid/nn/encoders/hf_bert.h"
 #include "braid/nn/prepack.h"
 #include "test_util.h"
 
@@ -183,6 +184,41 @@ TEST(Int8, BenchClipTowersEmbedWithinCosineOfFp32) {
       EXPECT_LT(lo, 0.999999) << m << ": identical to fp32, int8 did not run";
     }
   }
+}
+
+// An imported BERT (hf_bert: MiniLM's encoder) runs its Linear layers through the packed path too: fp32 packed
+// within float rounding of its own ops, int8 within the embedding tolerance.
+TEST(Int8, HfBertPackedFp32AndInt8) {
+  SKIP_WITHOUT_INT8();
+  Cleared c;
+  torch::manual_seed(5);
+  nn::HFBertOptions o;
+  o.vocab_size = 100;
+  o.hidden_size = 64;
+  o.num_hidden_layers = 2;
+  o.num_attention_heads = 4;
+  o.intermediate_size = 256;
+  nn::EncoderContext ctx;
+  ctx.modality = "text";
+  auto bert = std::make_shared<nn::HFBertImpl>(o, ctx);
+  bert->eval();
+  auto ids = torch::randint(1, 100, {6, 12}, torch::kLong);
+  auto lengths = torch::tensor({12, 9, 5, 12, 3, 7}, torch::kLong);
+  torch::NoGradGuard ng;
+  auto want = bert->sentence(ids, lengths);
+  ASSERT_EQ(nn::prepack_linears(*bert), 2 * 6);  // q, k, v, attention out, intermediate, out per layer
+  auto fp32 = bert->sentence(ids, lengths);
+  EXPECT_LE((fp32 - want).abs().max().item<double>(), 1e-4);
+  nn::clear_prepacked();
+  ASSERT_EQ(nn::prepack_linears(*bert, nn::PackPrecision::Int8), 2 * 6);
+  auto got = bert->sentence(ids, lengths);
+  auto cos = torch::cosine_similarity(got, want, 1);
+  std::printf("int8 vs fp32 hf_bert sentence vectors: cosine mean %.5f, min %.5f\n", cos.mean().item<double>(),
+              cos.min().item<double>());
+  EXPECT_GE(cos.mean().item<double>(), 0.995);
+  EXPECT_GE(cos.min().item<double>(), 0.98);
+  // (random weights: the embeddings dominate the residual stream, so int8 moves these vectors little)
+  EXPECT_GT((got - want).abs().max().item<double>(), 1e-5) << "identical to fp32: the int8 weights were not used";
 }
 
 TEST(Int8, ForcedOffPacksFp32Instead) {

@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "braid/core/error.h"
+#include "braid/nn/blocks.h"
+#include "braid/nn/prepack.h"
 
 // Reference: Devlin et al. 2019 (BERT); transformers' modeling_bert.py (BertEmbeddings, BertSelfAttention,
 // BertSelfOutput, BertIntermediate, BertOutput) and sentence-transformers' Pooling / Normalize modules.
@@ -113,19 +115,27 @@ torch::Tensor HFBertImpl::hidden_states(const torch::Tensor& ids0, const torch::
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   for (auto& l : layers_) {
     auto heads = [&](const torch::Tensor& t) { return t.view({B, T, nh, hd}).transpose(1, 2); };  // [B, nh, T, hd]
-    auto q = heads(l.q->forward(x)), k = heads(l.k->forward(x)), v = heads(l.v->forward(x));
+    // linear / packed_linear: inference through pre-packed fp32 or int8 oneDNN weights when packed (nn/prepack.h),
+    // the residual adds and the erf GELU as epilogues; undefined -> the module's own ops
+    auto q = heads(linear(l.q, x)), k = heads(linear(l.k, x)), v = heads(linear(l.v, x));
     auto s = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, nh, T, T]
     s = s.masked_fill(pad, std::numeric_limits<float>::lowest());
     auto ctx = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, H});
-    auto h = l.attn_ln->forward(l.attn_out->forward(ctx) + x);
-    auto f = l.inter->forward(h);
-    if (options.hidden_act == "gelu")
-      f = torch::gelu(f);
-    else if (options.hidden_act == "relu")
-      f = torch::relu(f);
-    else
-      f = torch::gelu(f, "tanh");
-    x = l.out_ln->forward(l.out->forward(f) + h);
+    auto a = packed_linear(ctx, l.attn_out->weight, l.attn_out->bias, Epilogue::None, x);
+    auto h = l.attn_ln->forward(a.defined() ? a : l.attn_out->forward(ctx) + x);
+    torch::Tensor f;
+    if (options.hidden_act == "gelu") f = packed_linear(h, l.inter->weight, l.inter->bias, Epilogue::Gelu);
+    if (!f.defined()) {
+      f = l.inter->forward(h);
+      if (options.hidden_act == "gelu")
+        f = torch::gelu(f);
+      else if (options.hidden_act == "relu")
+        f = torch::relu(f);
+      else
+        f = torch::gelu(f, "tanh");
+    }
+    auto o = packed_linear(f, l.out->weight, l.out->bias, Epilogue::None, h);
+    x = l.out_ln->forward(o.defined() ? o : l.out->forward(f) + h);
   }
   return x;
 }
