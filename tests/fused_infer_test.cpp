@@ -49,10 +49,12 @@ TEST(FusedInfer, AttentionMatchesUnfusedReference) {
     int64_t B, T, H, d;
     bool padded;
   };
-  // the bench image tower (17 tokens, 4 heads of 64), the text tower (24 tokens, padding), one key block, three
-  // key blocks, and head dims off the 16-float vector (the scalar path on every CPU)
+  // the bench image tower (17 tokens, 4 heads of 64: one full key block + 1 key by dot products), the text tower
+  // (24 tokens, padding: a tail of 8 transposed), one key block, three key blocks, tails of 3 and 1 keys after full
+  // blocks (padding in them), and head dims off the 16-float vector (the scalar path on every CPU)
   for (const Case& c : {Case{32, 17, 4, 64, false}, Case{5, 24, 4, 64, true}, Case{2, 16, 2, 32, true},
-                        Case{3, 40, 2, 16, true}, Case{2, 9, 3, 8, true}, Case{1, 1, 1, 64, false}}) {
+                        Case{3, 40, 2, 16, true}, Case{4, 19, 2, 64, true}, Case{3, 33, 2, 32, true},
+                        Case{2, 9, 3, 8, true}, Case{1, 1, 1, 64, false}}) {
     auto qkv = torch::randn({c.B, c.T, 3 * c.H * c.d}) * 1.5;
     torch::Tensor pad;
     if (c.padded) {

@@ -103,14 +103,44 @@ __attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// Scores of R queries (q + r·row) against every key: s[r·Tp + j] = (q_r · k_j)·scale, -inf for padding keys and
+// 16 rows of 16 floats (r[i] = row i) transposed in registers: r[c] = column c.
+__attribute__((target("avx512f"))) inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 8; ++k) {  // t[2k] lane L: a[4L], b[4L], a[4L+1], b[4L+1] of rows a = 2k, b = 2k+1
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // r[4k+m] lane L: column 4L+m of rows 4k..4k+3
+    const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * k + 1]), e = _mm512_castps_pd(t[4 * k + 3]);
+    r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
+    r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
+  }
+  for (int m = 0; m < 4; ++m) {  // 128-bit lanes: columns m, m+8 (0x88) and m+4, m+12 (0xdd) of rows 0-7 / 8-15
+    t[m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+    t[4 + m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+    t[8 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+    t[12 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+    r[m + 8] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
+    r[m + 4] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88);
+    r[m + 12] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd);
+  }
+}
+
+// Scores of R queries (q + r·row) against the keys of the first nblocks blocks: s[r·Tp + j] = (q_r · k_j)·scale, -inf for padding keys and
 // j >= T. kt is kᵀ (d rows of Tp floats); valid[bk] the non-padding keys of block bk. R independent FMA chains
 // per key block keep the FMA units busy (one chain would wait on each FMA's latency).
 template <int R>
 __attribute__((target("avx512f"))) inline void scores_avx512(const float* q, int64_t row, int64_t d, const float* kt,
-                                                             int64_t Tp, const __mmask16* valid, float scale, float* s) {
+                                                             int64_t Tp, int64_t nblocks, const __mmask16* valid,
+                                                             float scale, float* s) {
   const __m512 vscale = _mm512_set1_ps(scale), neg_inf = _mm512_set1_ps(kNegInf);
-  for (int64_t bk = 0; bk < Tp / 16; ++bk) {
+  for (int64_t bk = 0; bk < nblocks; ++bk) {
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     const float* kc = kt + bk * 16;
@@ -151,17 +181,46 @@ __attribute__((target("avx512f"))) inline void pv_rows_avx512(const float* p, in
 }
 
 // attend_scalar with 16 keys per vector: kt (d·Tp floats, Tp = 16·blocks; lanes j >= T zero) is kᵀ, s (T·Tp floats)
-// the probabilities, valid[bk] the bits of the non-padding keys of each block of 16. d % 16 == 0.
+// the probabilities, valid[bk] the bits of the non-padding keys of each block of 16. d % 16 == 0. A last block of at
+// most kDotTail keys after full blocks is scored by dot products (mostly empty lanes otherwise).
+constexpr int64_t kDotTail = 4;
 __attribute__((target("avx512f"))) void attend_avx512(const float* q, const float* k, const float* v, int64_t row,
                                                       int64_t T, int64_t d, float scale, const __mmask16* valid,
                                                       float* o, int64_t orow, float* kt, float* s) {
-  const int64_t blocks = (T + 15) / 16, Tp = blocks * 16;
-  for (int64_t j = 0; j < T; ++j)
-    for (int64_t c = 0; c < d; ++c) kt[c * Tp + j] = k[j * row + c];
+  const int64_t blocks = (T + 15) / 16, Tp = blocks * 16, full = T / 16, tail = T - 16 * full;
+  const bool dot_tail = tail > 0 && tail <= kDotTail && full > 0;
+  for (int64_t bk = 0; bk < full; ++bk)  // kᵀ of the full key blocks, 16 x 16 at a time
+    for (int64_t c0 = 0; c0 < d; c0 += 16) {
+      __m512 r[16];
+      for (int jj = 0; jj < 16; ++jj) r[jj] = _mm512_loadu_ps(k + (bk * 16 + jj) * row + c0);
+      transpose16x16(r);
+      for (int cc = 0; cc < 16; ++cc) _mm512_storeu_ps(kt + (c0 + cc) * Tp + bk * 16, r[cc]);
+    }
+  if (tail > 0 && !dot_tail)
+    for (int64_t j = 16 * full; j < T; ++j)
+      for (int64_t c = 0; c < d; ++c) kt[c * Tp + j] = k[j * row + c];
+  const int64_t nblocks = dot_tail ? full : blocks;
   int64_t i = 0;
-  for (; i + 8 <= T; i += 8) scores_avx512<8>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
-  for (; i + 4 <= T; i += 4) scores_avx512<4>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
-  for (; i < T; ++i) scores_avx512<1>(q + i * row, row, d, kt, Tp, valid, scale, s + i * Tp);
+  for (; i + 8 <= T; i += 8) scores_avx512<8>(q + i * row, row, d, kt, Tp, nblocks, valid, scale, s + i * Tp);
+  for (; i + 4 <= T; i += 4) scores_avx512<4>(q + i * row, row, d, kt, Tp, nblocks, valid, scale, s + i * Tp);
+  for (; i < T; ++i) scores_avx512<1>(q + i * row, row, d, kt, Tp, nblocks, valid, scale, s + i * Tp);
+  if (dot_tail) {
+    const __mmask16 vt = valid[full];
+    for (i = 0; i < T; ++i) {
+      float* st = s + i * Tp + 16 * full;
+      for (int64_t jj = 0; jj < 16; ++jj) {
+        if (jj >= tail || !((vt >> jj) & 1)) {
+          st[jj] = kNegInf;
+          continue;
+        }
+        const float* kj = k + (16 * full + jj) * row;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c += 16)
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i * row + c), _mm512_loadu_ps(kj + c), acc);
+        st[jj] = _mm512_reduce_add_ps(acc) * scale;
+      }
+    }
+  }
   // softmax of each row in place (normalised, as the unfused softmax before its matmul)
   const __m512 neg_inf = _mm512_set1_ps(kNegInf);
   for (i = 0; i < T; ++i) {
