@@ -10,6 +10,8 @@
 #include "braid/core/batch.h"
 #include "braid/core/config.h"
 #include "braid/core/error.h"
+#include "braid/data/manifest.h"
+#include "braid/data/preprocess.h"
 #include "braid/data/tokenizer.h"
 #include "braid/nn/encoder.h"
 #include "test_util.h"
@@ -18,8 +20,9 @@ using braid::data::Tokenizer;
 
 namespace {
 
-std::string ngram_json(int min_n, int max_n, int buckets) {
-  return "{\"version\": \"1.0\", \"model\": {\"type\": \"HashedNgrams\", \"min_n\": " + std::to_string(min_n) +
+std::string ngram_json(int min_n, int max_n, int buckets, int word_ngrams = 1, bool cjk = false) {
+  return "{\"version\": \"1.0\", \"model\": {\"type\": \"HashedNgrams\", \"word_ngrams\": " +
+         std::to_string(word_ngrams) + ", \"cjk\": " + (cjk ? "true" : "false") + ", \"min_n\": " + std::to_string(min_n) +
          ", \"max_n\": " + std::to_string(max_n) + ", \"buckets\": " + std::to_string(buckets) + "}}";
 }
 
@@ -74,12 +77,70 @@ TEST(TextNgramTokenizer, HashingIsDeterministicAndSharesNgrams) {
   for (int id : small.encode("grinning face")) EXPECT_LT(id, 11);
 }
 
+// word_ngrams: after every word's pieces, each run of 2 .. word_ngrams consecutive words, joined by a
+// space, punctuation between them ignored (fastText's -wordNgrams); 1, the default, adds none.
+TEST(TextNgramTokenizer, WordNgramsFollowTheWordPieces) {
+  braid::test::TempDir d("ngram_tok");
+  const auto one = Tokenizer::load(d.file("w1.json", ngram_json(3, 5, 1000)));
+  const auto three = Tokenizer::load(d.file("w3.json", ngram_json(3, 5, 1000, 3)));
+  const std::vector<std::string> want = {"<a>", "<b>", "<c>", "a b", "b c", "a b c"};
+  EXPECT_EQ(three.pieces("A, b: c"), want);
+  EXPECT_EQ(one.pieces("A, b: c").size(), 3u);
+  const auto two = Tokenizer::load(d.file("w2.json", ngram_json(3, 5, 1000, 2)));
+  auto p = two.pieces("grin face");
+  EXPECT_EQ(p.size(), one.pieces("grin face").size() + 1);
+  EXPECT_EQ(p.back(), "grin face");
+  EXPECT_EQ(two.encode("grin face").back(), two.piece_id("grin face"));
+  EXPECT_EQ(two.pieces("grin").size(), one.pieces("grin").size());  // one word: no word n-gram
+}
+
+// cjk: every CJK ideograph is a word of its own (so its character and, with word_ngrams 2, the pairs
+// of neighbours are features), and non-ASCII punctuation splits words; without it "几内亚" is one word.
+TEST(TextNgramTokenizer, CjkIdeographsAreWordsOfTheirOwn) {
+  braid::test::TempDir d("ngram_tok");
+  const auto cjk = Tokenizer::load(d.file("c.json", ngram_json(3, 5, 1000, 2, true)));
+  const std::vector<std::string> want = {"<旗>", "<几>", "<内>", "<亚>", "旗 几", "几 内", "内 亚"};
+  EXPECT_EQ(cjk.pieces("旗: 几内亚"), want);
+  const std::vector<std::string> ma = {"<ma>", "<ma", "ma>", "<am>", "<am", "am>", "ma am"};
+  EXPECT_EQ(cjk.pieces("Ma\u2019am"), ma);  // U+2019 splits, ASCII lower-cased as without cjk
+  const auto plain = Tokenizer::load(d.file("p.json", ngram_json(3, 5, 1000, 2)));
+  EXPECT_EQ(plain.pieces("旗: 几内亚").front(), "<旗>");
+  EXPECT_EQ(plain.pieces("旗: 几内亚")[1], "<几内亚>");
+}
+
+// data.text.view "en+zh": the sample's en and zh texts, one line each, read as one text; a view the
+// sample lacks is left out, and a sample with none of them has no text.
+TEST(TextNgramTokenizer, JoinedViewsReadBothTexts) {
+  braid::test::TempDir d("ngram_tok");
+  const std::string m = d.file("m.jsonl", R"({"id":"a","split":"train","label":"x","text":{"en":"flag","zh":"旗"}})"
+                                          "\n" R"({"id":"b","split":"train","label":"x","text":{"fr":"drapeau"}})" "\n");
+  const auto man = braid::data::Manifest::load(m);
+  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(d.file("c.json", ngram_json(3, 5, 1000, 2, true))));
+  auto ids = [&](const std::string& view, size_t i) {
+    braid::data::PreprocessOptions po;
+    po.text.view = view;
+    po.text.max_tokens = 64;
+    braid::data::Preprocessor pre(po, {"text"}, tok);
+    auto out = pre.process(man.samples()[i], m).mods;
+    return out.count("text") ? std::vector<int64_t>(out["text"].data_ptr<int64_t>(),
+                                                    out["text"].data_ptr<int64_t>() + out["text"].numel())
+                             : std::vector<int64_t>{};
+  };
+  auto want = tok->encode("flag\n旗");
+  ASSERT_EQ(ids("en+zh", 0), std::vector<int64_t>(want.begin(), want.end()));
+  EXPECT_EQ(ids("en+zh", 0).back(), tok->piece_id("flag 旗"));
+  EXPECT_EQ(ids("en+de", 0), ids("en", 0));
+  EXPECT_TRUE(ids("en+zh", 1).empty());
+}
+
 TEST(TextNgramTokenizer, BadOptionsAndDecodeAreOneLineErrors) {
   braid::test::TempDir d("ngram_tok");
   const std::string bad = d.file("bad.json", ngram_json(0, 5, 100));
   braid::test::ExpectInputError([&] { Tokenizer::load(bad); }, bad, "min_n");
   const std::string zero = d.file("zero.json", ngram_json(3, 5, 0));
   braid::test::ExpectInputError([&] { Tokenizer::load(zero); }, zero, "buckets");
+  const std::string wn = d.file("wn.json", ngram_json(3, 5, 100, 0));
+  braid::test::ExpectInputError([&] { Tokenizer::load(wn); }, wn, "word_ngrams");
   const std::string ok = d.file("ok.json", ngram_json(3, 5, 100));
   const auto t = Tokenizer::load(ok);
   braid::test::ExpectInputError([&] { t.decode(t.encode("face")); }, ok, "cannot turn ids back into text");

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <random>
 
 #include "braid/core/error.h"
@@ -146,6 +147,18 @@ static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o, c
   return x.contiguous();
 }
 
+// The text of `view`; a view "a+b" is the texts of views a and b, each on its own line (those the
+// sample has; none of them: nullptr), kept in `joined`.
+static const std::string* view_text(const SampleRecord& s, const std::string& view, std::string& joined) {
+  if (view.find('+') == std::string::npos) return s.text_view(view);
+  bool any = false;
+  for (size_t a = 0, b; a <= view.size(); a = b + 1) {
+    b = std::min(view.find('+', a), view.size());
+    if (const std::string* t = s.text_view(view.substr(a, b - a))) joined += (any ? "\n" : "") + *t, any = true;
+  }
+  return any ? &joined : nullptr;
+}
+
 SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& manifest_path) const {
   SampleTensors out;
   const std::string at = s.where(manifest_path);
@@ -165,7 +178,8 @@ SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& ma
           out.mods[m] = out.mods["text:" + s.text.front().first];
           continue;
         }
-        const std::string* t = s.text_view(opt_.text.view);
+        std::string joined;
+        const std::string* t = view_text(s, opt_.text.view, joined);
         if (!t) continue;  // this sample lacks the requested view
         out.mods[m] = text(*t, seed);
       } else if (m == "series") {

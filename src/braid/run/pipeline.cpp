@@ -189,8 +189,15 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   const RunDir rd(run_dir);
   auto popt = data::PreprocessOptions::from_config(d);
   auto views = manifest.text_views();
+  std::vector<std::string> parts;  // "en+zh": the views joined (data/preprocess.cpp); each must exist
+  for (size_t a = 0; a <= popt.text.view.size();) {
+    const size_t b = std::min(popt.text.view.find('+', a), popt.text.view.size());
+    parts.push_back(popt.text.view.substr(a, b - a));
+    a = b + 1;
+  }
   if (!popt.text.view.empty() && popt.text.view != "random" && !views.empty() &&
-      std::find(views.begin(), views.end(), popt.text.view) == views.end()) {
+      std::any_of(parts.begin(), parts.end(),
+                  [&](const std::string& v) { return std::find(views.begin(), views.end(), v) == views.end(); })) {
     // a recipe written for another dataset: read each sample's first view rather than no text at all
     spdlog::warn("text view '{}' (data.text.view) is not in {}; using each sample's first text view", popt.text.view,
                  manifest.path());
@@ -237,8 +244,9 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
         const auto& s = manifest.samples()[i];
         if (popt.text.view == "random") {
           for (const auto& vt : s.text) corpus.push_back(vt.second);  // every view: one tokenizer for all
-        } else if (const std::string* t = s.text_view(popt.text.view)) {
-          corpus.push_back(*t);
+        } else {
+          for (const auto& v : parts)
+            if (const std::string* t = s.text_view(v)) corpus.push_back(*t);
         }
       }
       BRAID_INPUT_CHECK(!corpus.empty(), "{}: no train sample has text view '{}' (data.text.view)", manifest.path(),

@@ -30,8 +30,10 @@ void train_sentencepiece(const std::vector<std::string>& lines, int vocab, const
                          const std::vector<std::string>& specials);
 // Hugging Face tokenizer.json (hf.cpp).
 std::unique_ptr<Backend> load_hf_json(const std::string& path);
-// Hashed words and character n-grams (ngram.cpp): a tokenizer.json whose model type is HashedNgrams.
-std::unique_ptr<Backend> make_hashed_ngrams(const std::string& path, int min_n, int max_n, int buckets);
+// Hashed words, character n-grams and word n-grams (ngram.cpp): a tokenizer.json whose model type is
+// HashedNgrams; `cjk`: every CJK ideograph a word of its own.
+std::unique_ptr<Backend> make_hashed_ngrams(const std::string& path, int min_n, int max_n, int buckets,
+                                            int word_ngrams, bool cjk);
 // BERT vocab.txt, with an optional sibling tokenizer_config.json (hf.cpp).
 std::unique_ptr<Backend> load_vocab_txt(const std::string& path);
 

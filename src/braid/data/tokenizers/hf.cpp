@@ -1255,7 +1255,8 @@ std::unique_ptr<Backend> load_hf_json(const std::string& path) {
   try {
     if (j.is_object() && j.contains("model") && j["model"].is_object() && j["model"].value("type", "") == "HashedNgrams") {
       const json& m = j["model"];
-      return make_hashed_ngrams(path, m.value("min_n", 3), m.value("max_n", 5), m.value("buckets", 20000));
+      return make_hashed_ngrams(path, m.value("min_n", 3), m.value("max_n", 5), m.value("buckets", 20000),
+                                m.value("word_ngrams", 1), m.value("cjk", false));
     }
     return build_hf_json(path, j);
   } catch (const json::exception& e) {  // a wrongly typed field

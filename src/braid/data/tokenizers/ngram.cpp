@@ -1,8 +1,9 @@
 // braid/data/tokenizers/ngram.cpp — the hashed character n-gram backend (fastText-style features):
-// a text's ids are its words and the character n-grams of each word, every one hashed into a fixed
-// number of buckets. Nothing is trained, so words never seen in training still share n-grams
-// ("grinning" with "grin"). Selected by a tokenizer.json whose model is
-//   {"type": "HashedNgrams", "min_n": 3, "max_n": 5, "buckets": 20000}
+// a text's ids are its words and the character n-grams of each word (and, with word_ngrams > 1, its
+// runs of 2..word_ngrams consecutive words), every one hashed into a fixed number of buckets. Nothing
+// is trained, so words never seen in training still share n-grams ("grinning" with "grin"). Selected
+// by a tokenizer.json whose model is
+//   {"type": "HashedNgrams", "min_n": 3, "max_n": 5, "buckets": 20000, "word_ngrams": 1, "cjk": false}
 // (docs/tokenizers.md). Ids: 0 padding, 1 unknown, 2 begin, 3 end (braid's), 4.. the buckets.
 #include <algorithm>
 #include <cstdint>
@@ -21,20 +22,38 @@ namespace {
 constexpr int kFirstBucket = 4;
 
 // Words: maximal runs of characters that are neither ASCII space nor ASCII punctuation, ASCII
-// letters lower-cased; any other byte (UTF-8 of other scripts) belongs to the word it is in.
-std::vector<std::string> words_of(const std::string& text) {
+// letters lower-cased; any other byte (UTF-8 of other scripts) belongs to the word it is in. With
+// `cjk`, as BERT's basic tokenizer: every CJK ideograph is a word of its own (Chinese has no spaces,
+// and its characters carry the meaning), and Unicode spaces and punctuation split words too.
+std::vector<std::string> words_of(const std::string& text, bool cjk) {
   std::vector<std::string> out;
   std::string cur;
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    const bool ascii_break = c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
-    if (ascii_break) {
-      if (!cur.empty()) out.push_back(cur), cur.clear();
-    } else {
-      cur += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : ch;
+  auto flush = [&] {
+    if (!cur.empty()) out.push_back(cur), cur.clear();
+  };
+  auto ascii_break = [](char32_t c) {
+    return c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+  };
+  if (!cjk) {
+    for (char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (ascii_break(c)) flush();
+      else cur += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : ch;
+    }
+  } else {
+    for (char32_t c : uni::decode(uni::lossy(text))) {
+      if (ascii_break(c) || (c >= 0x80 && (uni::is_whitespace(c) || uni::is_punctuation(c)))) {
+        flush();
+      } else if (uni::is_cjk(c)) {
+        flush();
+        uni::append(cur, c);
+        flush();
+      } else {
+        uni::append(cur, (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+      }
     }
   }
-  if (!cur.empty()) out.push_back(cur);
+  flush();
   return out;
 }
 
@@ -54,8 +73,8 @@ uint64_t fnv1a(const std::string& s) {
 
 class NgramBackend final : public Backend {
  public:
-  NgramBackend(std::string path, int min_n, int max_n, int buckets)
-      : path_(std::move(path)), min_n_(min_n), max_n_(max_n), buckets_(buckets) {
+  NgramBackend(std::string path, int min_n, int max_n, int buckets, int word_ngrams, bool cjk)
+      : path_(std::move(path)), min_n_(min_n), max_n_(max_n), buckets_(buckets), word_ngrams_(word_ngrams), cjk_(cjk) {
     pad = 0, unk = 1, bos = 2, eos = 3;
   }
 
@@ -67,10 +86,12 @@ class NgramBackend final : public Backend {
   }
 
   // Per word: "<word>", then its n-grams of min_n..max_n characters (the boundary marks count; the
-  // whole "<word>" is not repeated as an n-gram).
+  // whole "<word>" is not repeated as an n-gram). Then fastText's word n-grams: each run of 2 ..
+  // word_ngrams consecutive words, joined by a space (which no word holds).
   std::vector<std::string> pieces(const std::string& text) const override {
     std::vector<std::string> out;
-    for (const auto& w : words_of(text)) {
+    const std::vector<std::string> words = words_of(text, cjk_);
+    for (const auto& w : words) {
       std::vector<std::string> ch = chars_of(w);
       ch.insert(ch.begin(), "<");
       ch.push_back(">");
@@ -83,6 +104,12 @@ class NgramBackend final : public Backend {
           out.push_back(g);
         }
     }
+    for (int n = 2; n <= word_ngrams_; ++n)
+      for (size_t i = 0; i + n <= words.size(); ++i) {
+        std::string g = words[i];
+        for (size_t k = i + 1; k < i + n; ++k) g += " " + words[k];
+        out.push_back(g);
+      }
     return out;
   }
 
@@ -105,18 +132,22 @@ class NgramBackend final : public Backend {
 
  private:
   std::string path_;
-  int min_n_, max_n_, buckets_;
+  int min_n_, max_n_, buckets_, word_ngrams_;
+  bool cjk_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_hashed_ngrams(const std::string& path, int min_n, int max_n, int buckets) {
+std::unique_ptr<Backend> make_hashed_ngrams(const std::string& path, int min_n, int max_n, int buckets,
+                                            int word_ngrams, bool cjk) {
   BRAID_INPUT_CHECK(min_n >= 1 && max_n >= min_n && max_n <= 16,
                     "{}: model.min_n and model.max_n must satisfy 1 <= min_n <= max_n <= 16, got {} and {}", path,
                     min_n, max_n);
   BRAID_INPUT_CHECK(buckets >= 1 && buckets <= (1 << 24), "{}: model.buckets must be in [1, 16777216], got {}", path,
                     buckets);
-  return std::make_unique<NgramBackend>(path, min_n, max_n, buckets);
+  BRAID_INPUT_CHECK(word_ngrams >= 1 && word_ngrams <= 8, "{}: model.word_ngrams must be in [1, 8] (1 = words "
+                    "alone), got {}", path, word_ngrams);
+  return std::make_unique<NgramBackend>(path, min_n, max_n, buckets, word_ngrams, cjk);
 }
 
 }  // namespace braid::data::tok
