@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "braid/core/config.h"
@@ -68,6 +70,31 @@ TEST(Int8, QuantizerVectorMatchesScalarAndRoundTrips) {
     EXPECT_TRUE(((back - x).abs() <= sv.unsqueeze(1) * 0.5001 + 1e-7).all().item<bool>()) << "K " << K;
     EXPECT_TRUE(torch::equal(sv, x.abs().amax(1) / 127)) << "K " << K;
   }
+}
+
+// A NaN or an infinity in a row makes that row's outputs NaN (not finite numbers from clamped codes); the other
+// rows are unaffected.
+TEST(Int8, NonFiniteRowsComeOutNaN) {
+  SKIP_WITHOUT_INT8();
+  Cleared c;
+  torch::manual_seed(6);
+  torch::nn::Linear l(40, 24);
+  ASSERT_EQ(nn::prepack_linears(*l, nn::PackPrecision::Int8), 1);
+  auto x = torch::randn({4, 40});
+  torch::NoGradGuard ng;
+  auto clean = nn::packed_linear(x, l->weight, l->bias);
+  x[1][33] = std::numeric_limits<float>::quiet_NaN();  // in the 16-wide tail of K = 40
+  x[2][3] = std::numeric_limits<float>::infinity();
+  for (bool vector : {true, false}) {
+    auto [q, scale] = nn::quantize_rows_s8(x, vector);
+    EXPECT_TRUE(std::isnan(scale[1].item<float>()) && std::isnan(scale[2].item<float>())) << "vector " << vector;
+    EXPECT_TRUE(std::isfinite(scale[0].item<float>()) && std::isfinite(scale[3].item<float>())) << "vector " << vector;
+  }
+  auto y = nn::packed_linear(x, l->weight, l->bias);
+  ASSERT_TRUE(y.defined());
+  EXPECT_TRUE(y[1].isnan().all().item<bool>());
+  EXPECT_TRUE(y[2].isnan().all().item<bool>());
+  EXPECT_TRUE(torch::equal(y[0], clean[0]) && torch::equal(y[3], clean[3]));
 }
 
 TEST(Int8, PackedLinearWithinToleranceOfFp32WithEachEpilogue) {

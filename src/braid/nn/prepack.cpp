@@ -37,15 +37,25 @@ namespace {
 std::atomic<bool> g_int8_allowed{true};
 std::atomic<const char*> g_int8_off_by{""};  // who forced int8 off (set_int8_allowed)
 
+// A row's scale max|x| / 127; NaN when the row holds a NaN or an infinity, so that its outputs come out NaN (as
+// non-finite inputs do in fp32) instead of finite numbers from clamped codes.
+float row_scale(float amax, bool nan) {
+  return nan || !std::isfinite(amax) ? std::numeric_limits<float>::quiet_NaN() : amax / 127.f;
+}
+
 // Rows [r0, r1) of x [M, K] -> q (s8) and scale (per row), scalar. inv = 127 / max|x_m|: q = round_half_even(x inv).
 void quantize_rows_scalar(const float* x, int8_t* q, float* scale, int64_t r0, int64_t r1, int64_t K) {
   for (int64_t m = r0; m < r1; ++m) {
     const float* xr = x + m * K;
     int8_t* qr = q + m * K;
     float amax = 0.f;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+    bool nan = false;
+    for (int64_t k = 0; k < K; ++k) {
+      amax = std::max(amax, std::fabs(xr[k]));
+      nan |= std::isnan(xr[k]);
+    }
     const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    scale[m] = amax / 127.f;
+    scale[m] = row_scale(amax, nan);
     for (int64_t k = 0; k < K; ++k)
       qr[k] = static_cast<int8_t>(std::clamp(std::nearbyint(xr[k] * inv), -127.f, 127.f));
   }
@@ -70,11 +80,20 @@ __attribute__((target("avx512f"))) void quantize_rows_avx512(const float* x, int
     const float* xr = x + m * K;
     int8_t* qr = q + m * K;
     __m512 mx = _mm512_setzero_ps();
-    for (int64_t k = 0; k < full; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(xr + k)));
-    if (tail) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tm, xr + full)));
+    __mmask16 nan = 0;
+    for (int64_t k = 0; k < full; k += 16) {
+      const __m512 v = _mm512_loadu_ps(xr + k);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    if (tail) {
+      const __m512 v = _mm512_maskz_loadu_ps(tm, xr + full);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
     const float amax = _mm512_reduce_max_ps(mx);
     const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    scale[m] = amax / 127.f;
+    scale[m] = row_scale(amax, nan != 0);
     const __m512 vinv = _mm512_set1_ps(inv);
     for (int64_t k = 0; k < full; k += 16)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + k), _mm512_cvtsepi32_epi8(quantize16(_mm512_loadu_ps(xr + k), vinv)));

@@ -78,7 +78,8 @@ int64_t prepacked_int8_count();
 
 // The int8 path's activation quantization, exposed for tests: x [M, K] float32 contiguous CPU -> (q [M, K]
 // int8, scale [M] float32) with q = round_half_even(x · 127 / max_k |x[m,k]|) in [-127, 127] and
-// scale_m = max_k |x[m,k]| / 127 (0 for an all-zero row, whose q is 0). AVX-512 where the CPU has it, the same results in scalar code elsewhere
+// scale_m = max_k |x[m,k]| / 127 (0 for an all-zero row, whose q is 0; NaN for a row holding a NaN or an infinity,
+// whose int8 outputs are then NaN). AVX-512 where the CPU has it, the same results in scalar code elsewhere
 // (`vector` false forces the scalar code).
 std::pair<at::Tensor, at::Tensor> quantize_rows_s8(const at::Tensor& x, bool vector = true);
 
