@@ -4,6 +4,9 @@
 # Runs under Debian's python3-torch:
 #   /usr/bin/python3 bench/peer/text_fasttext_peer.py --feats wc --seeds 0,1,2 --buckets 20000
 # --feats: w words, c character n-grams of each word, z zh characters, b word bigrams.
+# braid's differences, one at a time (docs/results/quality.md): --encmlp 128 puts text_bow's default MLP
+# (Linear-ReLU-Linear) between the mean and the head; --init uniform draws the rows from U(-1/d, 1/d)
+# (fastText's) instead of torch's N(0, 1).
 import json, sys, zlib, random, argparse
 import torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(1)
@@ -19,6 +22,7 @@ ap.add_argument('--epochs', type=int, default=20); ap.add_argument('--tdrop', ty
 ap.add_argument('--ls', type=float, default=0.0); ap.add_argument('--pool', default='mean')
 ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--view', default='en')
 ap.add_argument('--dropout', type=float, default=0.0); ap.add_argument('--bs', type=int, default=64)
+ap.add_argument('--encmlp', type=int, default=0); ap.add_argument('--init', default='normal', choices=['normal', 'uniform'])
 a = ap.parse_args()
 rows = json.load(open(a.manifest)) if a.manifest.endswith('.json') else [json.loads(l) for l in open(a.manifest)]
 def words(s):
@@ -64,7 +68,11 @@ def pad(X):
 class M(nn.Module):
     def __init__(s):
         super().__init__(); s.e = nn.Embedding(a.buckets + 1, a.embed, padding_idx=0)
-        d = a.embed
+        if a.init == 'uniform':
+            nn.init.uniform_(s.e.weight, -1.0 / a.embed, 1.0 / a.embed)
+            with torch.no_grad(): s.e.weight[0].zero_()
+        s.mlp = nn.Sequential(nn.Linear(a.embed, a.encmlp), nn.ReLU(), nn.Linear(a.encmlp, a.encmlp)) if a.encmlp else nn.Identity()
+        d = a.encmlp or a.embed
         s.h = nn.Sequential(nn.Linear(d, a.hidden), nn.ReLU(), nn.Dropout(a.dropout)) if a.hidden else nn.Dropout(a.dropout)
         s.o = nn.Linear(a.hidden or d, len(classes))
     def forward(s, ids):
@@ -75,7 +83,7 @@ class M(nn.Module):
         x = (s.e(ids) * m.unsqueeze(2)).sum(1)
         if a.pool == 'mean': x = x / m.sum(1, keepdim=True).clamp_min(1)
         elif a.pool == 'sqrt': x = x / m.sum(1, keepdim=True).clamp_min(1).sqrt()
-        return s.o(s.h(x))
+        return s.o(s.h(s.mlp(x)))
 res = []
 for seed in [int(x) for x in a.seeds.split(',')]:
     torch.manual_seed(seed); random.seed(seed)
