@@ -224,6 +224,9 @@ def main():
     ap.add_argument("--precision", default="", choices=["", "fp32", "bf16"],
                     help="fp32 | bf16 (CPU autocast around forward + loss, as braid's AutocastScope; default: braid's, "
                          "from model.json)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and 4-d inputs in torch.channels_last (what a PyTorch user would add by hand; braid's "
+                         "ConvStack is channels-last by default under CPU bf16)")
     ap.add_argument("--weights", help="a braid run's model.pt: load it (strictly: same names and shapes) and report "
                                       "the loaded model's accuracy on the dumped batch as batch_accuracy")
     args = ap.parse_args()
@@ -254,6 +257,11 @@ def main():
         with torch.no_grad():
             extra["batch_accuracy"] = (model(batch).argmax(1) == labels).double().mean().item()
 
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        for mb in list(batch.values()) + list(one.values()):
+            if mb.get("data") is not None and mb["data"].dim() == 4:
+                mb["data"] = mb["data"].contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=float(info["lr"]), weight_decay=float(info["weight_decay"]))
     clip = float(info["grad_clip"])
     precision = args.precision or info.get("precision", "fp32")
@@ -305,7 +313,8 @@ def main():
                       "infer_samples_per_s_b1": median(infer_1), "runs": runs, "threads": torch.get_num_threads(),
                       "parameters": params, "batch_size": B, "steps": args.steps, "repeats": args.repeats,
                       "train_flops_per_step": train_flops, "infer_flops_per_batch": infer_flops,
-                      "torch": torch.__version__, "precision": precision, **extra}))
+                      "torch": torch.__version__, "precision": precision, "channels_last": args.channels_last,
+                      **extra}))
 
 
 if __name__ == "__main__":
