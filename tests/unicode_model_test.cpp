@@ -108,6 +108,43 @@ TEST(UnicodeModel, BadRecipeValuesAreInputErrors) {
   EXPECT_THROW(bad("decay: 1.5\n"), InputError);
 }
 
+// model.private_norm: batch standardizes the private branch p^m over the batch's (row, step) vectors in
+// training mode (so a constant private branch cannot satisfy CLUB); none leaves it as the bare branch; a bad
+// value is an input error naming the key.
+TEST(UnicodeModel, PrivateNormBatchStandardizesThePrivateFeatures) {
+  torch::manual_seed(0);
+  auto variance = [](models::UnicodeImpl& model, const std::string& m) {
+    auto p = model.encode(m, batch(6).mods.at(m)).p.reshape({-1, 8});  // [B·T, D] = [24, 8]
+    return std::make_pair(p.var(0, /*unbiased=*/false), p.mean(0));
+  };
+  models::UnicodeImpl normed(Config::from_string(std::string(kModel) + "private_norm: batch\n", "unicode-pn"),
+                             context());
+  normed.train();
+  for (const char* m : {"image", "audio", "text"}) {
+    auto [var, mean] = variance(normed, m);
+    EXPECT_NEAR(var.min().item<double>(), 1.0, 1e-2) << m;  // BatchNorm eps 1e-5 vs small raw variances
+    EXPECT_NEAR(var.max().item<double>(), 1.0, 1e-2) << m;
+    EXPECT_LT(mean.abs().max().item<double>(), 1e-4) << m;
+  }
+  ASSERT_TRUE(std::isfinite(normed.objective(batch(6)).item<double>()));
+  EXPECT_TRUE(normed.loss_terms().count("club"));
+  // the default (none) is the bare Linear-ReLU-Linear branch: its variance is far from 1 at initialization
+  models::UnicodeImpl bare(Config::from_string(kModel, "unicode-pn-none"), context());
+  bare.train();
+  EXPECT_EQ(bare.options.private_norm, "none");
+  EXPECT_LT(variance(bare, "audio").first.max().item<double>(), 0.5);
+  try {
+    models::UnicodeImpl bad(Config::from_string(std::string(kModel) + "private_norm: group\n", "unicode-bad"),
+                            context());
+    ADD_FAILURE() << "private_norm: group was accepted";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("private_norm"), std::string::npos) << what;
+    EXPECT_NE(what.find("group"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+}
+
 // A run trained before model.semantic_norm existed (no normalization, no such key in its
 // recipe.resolved.yaml) still opens: as semantic_norm none, not today's default.
 TEST(UnicodeModel, RunFromBeforeSemanticNormStillOpens) {

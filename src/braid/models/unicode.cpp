@@ -11,6 +11,20 @@
 
 namespace braid::models {
 
+namespace {
+using LayerNorms = std::map<std::string, torch::nn::LayerNorm>;
+using BatchNorms = std::map<std::string, torch::nn::BatchNorm1d>;
+
+// `kind` (semantic_norm / private_norm) applied to a branch output x [B, T, D]; "batch" takes its statistics over
+// every (row, step) vector of this modality in the batch: [B, T, D] -> [B·T, D].
+torch::Tensor normalize_branch(const std::string& kind, LayerNorms& ln, BatchNorms& bn, const std::string& m,
+                               const torch::Tensor& x) {
+  if (kind == "layer") return ln.at(m)->forward(x);
+  if (kind == "batch") return bn.at(m)->forward(x.reshape({-1, x.size(-1)})).reshape(x.sizes());
+  return x;
+}
+}  // namespace
+
 UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   UnicodeOptions o;
   o.steps = c.get<int64_t>("steps", o.steps);
@@ -18,6 +32,7 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   o.hidden = c.get<int64_t>("hidden", o.hidden);
   o.text_layers = c.get<int64_t>("text_layers", o.text_layers);
   o.semantic_norm = c.get<std::string>("semantic_norm", o.semantic_norm);
+  o.private_norm = c.get<std::string>("private_norm", o.private_norm);
   auto& cb = o.codebook;
   cb.dim = o.dim;
   cb.codes = c.get<int64_t>("codes", 400);
@@ -60,9 +75,9 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   BRAID_INPUT_CHECK(cb.cross_commit == "position" || cb.cross_commit == "nearest",
                     "{}: recipe key '{}': expected position or nearest, got '{}'", c.origin(), c.full("cross_commit"),
                     cb.cross_commit);
-  BRAID_INPUT_CHECK(o.semantic_norm == "batch" || o.semantic_norm == "layer" || o.semantic_norm == "none",
-                    "{}: recipe key '{}': expected batch, layer or none, got '{}'", c.origin(), c.full("semantic_norm"),
-                    o.semantic_norm);
+  for (const auto& [key, v] : {std::pair{"semantic_norm", o.semantic_norm}, std::pair{"private_norm", o.private_norm}})
+    BRAID_INPUT_CHECK(v == "batch" || v == "layer" || v == "none",
+                      "{}: recipe key '{}': expected batch, layer or none, got '{}'", c.origin(), c.full(key), v);
   BRAID_INPUT_CHECK(o.cpc.horizon > 0 && o.cpc.horizon < o.steps, "{}: recipe key '{}': expected 1 .. steps-1",
                     c.origin(), cp.full("horizon"));
   BRAID_INPUT_CHECK(o.club.steps >= 0 && o.club.lr > 0 && o.nce_temperature > 0,
@@ -98,14 +113,18 @@ UnicodeImpl::UnicodeImpl(const Config& cfg, const ModelContext& ctx) : options(U
         to.ff_mult = 2;
         text_blocks_[m].push_back(register_module("text_block" + std::to_string(l), nn::TransformerBlock(to)));
       }
+    // the norm modules of one branch (none registered for "none", so a run without them still loads)
+    auto add_norm = [&](const std::string& kind, const std::string& name, LayerNorms& ln, BatchNorms& bn) {
+      if (kind == "layer")
+        ln.emplace(m, register_module(name + m, torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}))));
+      if (kind == "batch")
+        bn.emplace(m, register_module(name + m,
+                                      torch::nn::BatchNorm1d(torch::nn::BatchNormOptions(o.dim).affine(false))));
+    };
     sem_.emplace(m, register_module("semantic_" + m, branch(d, o.dim)));
-    if (o.semantic_norm == "layer")
-      sem_ln_.emplace(m, register_module("semantic_norm_" + m,
-                                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}))));
-    if (o.semantic_norm == "batch")
-      sem_bn_.emplace(m, register_module("semantic_norm_" + m,
-                                         torch::nn::BatchNorm1d(torch::nn::BatchNormOptions(o.dim).affine(false))));
+    add_norm(o.semantic_norm, "semantic_norm_", sem_ln_, sem_bn_);
     spec_.emplace(m, register_module("specific_" + m, branch(d, o.dim)));
+    add_norm(o.private_norm, "private_norm_", priv_ln_, priv_bn_);
     const int64_t frames = m == "text" ? d : nn::frame_dim(ctx_[m]);
     dec_.emplace(m, register_module("decoder_" + m, branch(2 * o.dim, frames)));
     auto co = o.club;
@@ -129,14 +148,8 @@ UnicodeImpl::Encoded UnicodeImpl::encode(const std::string& m, const ModalityBat
   }
   x = nn::resample_nearest(x, f.lengths, options.steps);
   Encoded e;
-  e.s = sem_.at(m)->forward(x);
-  if (options.semantic_norm == "layer") e.s = sem_ln_.at(m)->forward(e.s);
-  if (options.semantic_norm == "batch") {
-    // statistics over every (row, step) vector of this modality in the batch: [B, T, D] -> [B·T, D]
-    auto flat = e.s.reshape({-1, options.dim});
-    e.s = sem_bn_.at(m)->forward(flat).reshape(e.s.sizes());
-  }
-  e.p = spec_.at(m)->forward(x);
+  e.s = normalize_branch(options.semantic_norm, sem_ln_, sem_bn_, m, sem_.at(m)->forward(x));
+  e.p = normalize_branch(options.private_norm, priv_ln_, priv_bn_, m, spec_.at(m)->forward(x));
   e.present = f.present.to(torch::kBool);
   return e;
 }

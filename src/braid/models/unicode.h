@@ -5,7 +5,7 @@
 //   task: align
 //   model: {name: unicode, modalities: [image, audio, text], steps: 8, dim: 64, hidden: 64,
 //           sequences: {image: {name: image_rows}, audio: {name: audio_frames, stride: 4}},
-//           text_layers: 1, semantic_norm: batch, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
+//           text_layers: 1, semantic_norm: batch, private_norm: none, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
 //           reset: true, reset_after: 300, recent: 100,
 //           club: {hidden: 64, steps: 5, lr: 0.001}, cpc: {context: 64, horizon: 2, cross_weight: 1, self_weight: 0.1},
 //           weights: {recon: 1, commit: 1, club: 1, cpc: 1, cmcm: 1, nce: 0}, nce_temperature: 0.1}
@@ -13,7 +13,7 @@
 // Per modality m: a sequence front-end (nn/sequence.h; text adds `text_layers` Transformer blocks over
 // its tokens) resampled to T = `steps` steps (nn::resample_nearest), then two branches (Linear-ReLU-Linear,
 // width `dim`): semantic s^m [B, T, D] (then normalized, `semantic_norm`: batch | layer | none) and
-// modality-specific p^m [B, T, D]. s^m is quantized with the shared codebook (objectives/codebook.h). Training objective (rows that have every modality):
+// modality-specific p^m [B, T, D] (normalized the same way by `private_norm`, default none). s^m is quantized with the shared codebook (objectives/codebook.h). Training objective (rows that have every modality):
 //   recon   Σ_m MSE(dec_m([ŝ^m ; p^m]), frames_m) — frames: image rows / log-mel frames (nn::raw_frames),
 //           text: its token embeddings (detached), all resampled to T
 //   commit  cross-modal commitment (β, own 2β, others β/(M−1)); the codebook itself moves by (MM-)EMA
@@ -65,6 +65,11 @@ struct UnicodeOptions {
   //   "none":  the bare Linear-ReLU-Linear branch (braid before 2026-12-05: nothing fixed the scale of s,
   //            L_cmcm stayed at its uniform-distribution value 1.5·ln B all run and no code was shared).
   std::string semantic_norm = "batch";
+  // The same choices for the private (modality-specific) branch output p^m, which feeds CLUB and the decoder.
+  // "none" (the default: braid before 2026-12-06). With "batch" every dimension of p has unit variance over the
+  // batch, so a constant private branch (the D = 128 runs of 2026-12-06: total variance ~0.015, CLUB's q(p|s)
+  // at its NLL floor) can no longer make CLUB's estimate vanish.
+  std::string private_norm = "none";
   objectives::CodebookOptions codebook;   // codes, decay, epsilon, beta, mm_ema, teacher, reset_after, recent
   objectives::ClubOptions club;           // hidden, steps, lr
   objectives::CrossCPCOptions cpc;        // context, horizon, cross_weight, self_weight
@@ -101,6 +106,8 @@ class UnicodeImpl : public ModelImpl {
   std::map<std::string, nn::MLP> sem_, spec_, dec_;
   std::map<std::string, torch::nn::LayerNorm> sem_ln_;     // semantic_norm "layer"
   std::map<std::string, torch::nn::BatchNorm1d> sem_bn_;   // semantic_norm "batch"
+  std::map<std::string, torch::nn::LayerNorm> priv_ln_;    // private_norm "layer"
+  std::map<std::string, torch::nn::BatchNorm1d> priv_bn_;  // private_norm "batch"
   objectives::SharedCodebook codebook_{nullptr};
   std::map<std::string, objectives::Club> club_;
   objectives::CrossCPC cpc_{nullptr};
