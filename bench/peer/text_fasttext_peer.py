@@ -6,8 +6,9 @@
 # --feats: w words, c character n-grams of each word, z zh characters, b word bigrams.
 # braid's differences, one at a time (docs/results/quality.md): --encmlp 128 puts text_bow's default MLP
 # (Linear-ReLU-Linear) between the mean and the head; --init uniform draws the rows from U(-1/d, 1/d)
-# (fastText's) instead of torch's N(0, 1).
-import json, sys, zlib, random, argparse
+# (fastText's) instead of torch's N(0, 1); --sched braid is braid's schedule (20 linear warm-up steps, then
+# cosine to 0) instead of one-cycle; --best keeps the weights of the best validation epoch, as braid does.
+import json, sys, zlib, random, argparse, math, copy
 import torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(1)
 ap = argparse.ArgumentParser()
@@ -22,6 +23,7 @@ ap.add_argument('--epochs', type=int, default=20); ap.add_argument('--tdrop', ty
 ap.add_argument('--ls', type=float, default=0.0); ap.add_argument('--pool', default='mean')
 ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--view', default='en')
 ap.add_argument('--dropout', type=float, default=0.0); ap.add_argument('--bs', type=int, default=64)
+ap.add_argument('--sched', default='onecycle', choices=['onecycle', 'braid']); ap.add_argument('--best', action='store_true')
 ap.add_argument('--encmlp', type=int, default=0); ap.add_argument('--init', default='normal', choices=['normal', 'uniform'])
 a = ap.parse_args()
 rows = json.load(open(a.manifest)) if a.manifest.endswith('.json') else [json.loads(l) for l in open(a.manifest)]
@@ -89,13 +91,22 @@ for seed in [int(x) for x in a.seeds.split(',')]:
     torch.manual_seed(seed); random.seed(seed)
     m = M(); opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=a.wd)
     n = len(Xtr); steps = a.epochs * ((n + a.bs - 1) // a.bs)
-    sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.05, anneal_strategy='cos')
+    if a.sched == 'onecycle':
+        sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.05, anneal_strategy='cos')
+    else:
+        sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: (k + 1) / 20 if k < 20 else 0.5 * (1 + math.cos(math.pi * min(1.0, (k - 20) / max(1, steps - 20)))))
+    best_va, best_state = -1.0, None
     for ep in range(a.epochs):
         m.train(); perm = torch.randperm(n)
         for i in range(0, n, a.bs):
             idx = perm[i:i+a.bs]
             loss = F.cross_entropy(m(pad([Xtr[j] for j in idx])), ytr[idx], label_smoothing=a.ls)
             opt.zero_grad(); loss.backward(); opt.step(); sch.step()
+        if a.best:
+            m.eval()
+            with torch.no_grad(): va = (m(pad(Xva)).argmax(1) == yva).float().mean().item()
+            if va > best_va: best_va, best_state = va, copy.deepcopy(m.state_dict())
+    if a.best: m.load_state_dict(best_state)
     m.eval()
     with torch.no_grad():
         va = (m(pad(Xva)).argmax(1) == yva).float().mean().item(); te = (m(pad(Xte)).argmax(1) == yte).float().mean().item()
