@@ -13,6 +13,7 @@ const path = require('path');
 const ort = require('onnxruntime-node');
 
 const [dir, threads, steps, repeats, ...towers] = process.argv.slice(2);
+const tol = +(process.env.ORT_TOL || 1e-4);  // the embedding check's max abs diff (a quantized model needs more)
 if (!towers.length) { console.error('usage: node ort_tower_bench.js DIR THREADS STEPS REPEATS TOWER...'); process.exit(2); }
 const desc = JSON.parse(fs.readFileSync(path.join(dir, 'towers.json'), 'utf8'));
 
@@ -43,7 +44,7 @@ function median(v) { const s = [...v].sort((a, b) => a - b); return s[Math.floor
     const got = (await s.run(feeds))[t.output.name].data;
     let diff = 0;
     for (let i = 0; i < ref.length; ++i) diff = Math.max(diff, Math.abs(ref[i] - got[i]));
-    if (got.length !== ref.length || !(diff <= 1e-4)) {
+    if (got.length !== ref.length || !(diff <= tol)) {
       console.error(`${name}: ONNX Runtime's embeddings differ from the PyTorch peer's by ${diff} (${got.length} vs ${ref.length} values)`);
       process.exit(1);
     }
