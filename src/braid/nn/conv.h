@@ -14,8 +14,9 @@ class ConvStack {
  public:
   ConvStack() = default;
   // 3×3 convolutions (no bias) with BatchNorm, `in` input channels, one block per entry of `channels`.
-  // `channels_last`: run the blocks in the channels-last layout on CPU (same result; recipe key
-  // `channels_last`, measured only ~2% faster for the AV-MNIST encoders at 1 thread, so off by default).
+  // `channels_last`: run the blocks in the channels-last layout on CPU (the same function, other rounding;
+  // recipe key `channels_last`, by default on under CPU bf16: run/pipeline.cpp, docs/results/engine.md).
+  // ReLU + pooling run as one kernel (nn/pool.h) in either layout.
   ConvStack(torch::nn::Module& owner, int64_t in, const std::vector<int64_t>& channels, bool channels_last = false);
   // x [B, C, H, W]. After each block, 2×2 max pooling while H and W are both ≥ 2 (`ceil`: ceil
   // mode, and `len` — valid steps along W — is halved, rounding up).
