@@ -210,7 +210,7 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     model.eval();
     torch::NoGradGuard ng;
     c10::optional<c10::InferenceMode> im;
-    if (so.prepack) im.emplace();
+    if (pack) im.emplace();  // as the timed loop (--prepack or --precision int8)
     auto profile_rows = [&](const Batch& b, int64_t n) {
       forward(b);  // warm, untimed
       if (cuda) torch::cuda::synchronize();
