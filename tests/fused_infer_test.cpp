@@ -144,6 +144,44 @@ TEST(FusedInfer, PackedImageViTMatchesTrainingPath) {
   nn::clear_prepacked();
 }
 
+TEST(FusedInfer, PackedPatchEmbeddingMatchesConvolution) {
+  // prepack_linears packs a patch convolution (kernel = stride, no padding) as the Linear [dim, C·p·p] over patch rows;
+  // packed_linear with the conv's weight then gives the convolution's tokens. Other convolutions and int8 packing
+  // leave it alone (the ViT then falls back to at::linear).
+  if (!nn::prepack_available()) GTEST_SKIP() << "built without oneDNN (libdnnl-dev)";
+  torch::manual_seed(4);
+  const int64_t p = 8, dim = 48, B = 5, side = 32, n = side / p;
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, dim, p).stride(p));
+  auto images = torch::randn({B, 3, side, side});
+  torch::NoGradGuard ng;
+  auto want = conv->forward(images).flatten(2).transpose(1, 2);  // [B, N, dim]
+  auto rows = images.reshape({B, 3, n, p, n, p}).permute({0, 2, 4, 1, 3, 5}).reshape({B, n * n, 3 * p * p});
+  nn::clear_prepacked();
+  ASSERT_EQ(nn::prepack_linears(*conv), 1);
+  auto got = nn::packed_linear(rows, conv->weight, conv->bias);
+  ASSERT_TRUE(got.defined()) << "packed_linear fell back for the packed patch convolution";
+  EXPECT_LE(max_diff(got, want), 1e-4);
+  torch::nn::Conv2d same(torch::nn::Conv2dOptions(3, dim, 3).padding(1));
+  torch::nn::Conv2d strided(torch::nn::Conv2dOptions(3, dim, 4).stride(2));
+  EXPECT_EQ(nn::prepack_linears(*same), 0) << "padded convolution";
+  EXPECT_EQ(nn::prepack_linears(*strided), 0) << "kernel 4 != stride 2";
+  nn::clear_prepacked();
+  nn::EncoderContext ctx;
+  ctx.modality = "image";
+  ctx.image_size = side;
+  nn::ImageViTOptions o;
+  o.patch = p;
+  o.dim = 64;
+  o.depth = 2;
+  o.heads = 4;
+  nn::ImageViTImpl vit(o, ctx);
+  EXPECT_EQ(nn::prepack_linears(vit), 2 * 4 + 1);  // qkv, proj, ff1, ff2 per block and the patch embedding
+  nn::release_prepacked(vit);
+  EXPECT_EQ(nn::prepacked_count(), 0);
+  if (nn::int8_support().ok) EXPECT_EQ(nn::prepack_linears(vit, nn::PackPrecision::Int8), 2 * 4) << "int8: Linears only";
+  nn::clear_prepacked();
+}
+
 TEST(FusedInfer, IsaSwitchAndBadShapes) {
   {
     IsaScope s(nn::Isa::Scalar);

@@ -5,9 +5,11 @@
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -171,9 +173,9 @@ struct Kernel {
   int bias_po = -1, residual_po = -1, rows_po = -1;
 };
 
-// The packed state of one Linear weight [N, K].
+// The packed state of one Linear weight [N, K] (or a patch convolution's [N, C, p, p], read as [N, K = C·p·p]).
 struct Packed {
-  at::Tensor weight;     // the Linear's weight: kept alive, its TensorImpl address is the key
+  at::Tensor weight;     // the layer's weight: kept alive, its TensorImpl address is the key
   int64_t version = -1;  // weight._version() when packed
   int64_t K = 0, N = 0;
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> layouts;  // packed copies, one per layout asked for
@@ -290,6 +292,28 @@ std::vector<const torch::nn::LinearImpl*> linears(const torch::nn::Module& modul
   return out;
 }
 
+// The weights prepack_linears packs under `module`: every Linear's, and (fp32 only) every patch convolution's,
+// a Conv2d with kernel = stride, no padding, dilation 1, one group: on patch rows [.., C·p·p] it is the Linear
+// with weight [N, C·p·p] (ImageViT's inference path calls packed_linear with it).
+std::vector<at::Tensor> packable_weights(const torch::nn::Module& module, bool convs) {
+  std::vector<at::Tensor> out;
+  for (const auto* l : linears(module)) out.push_back(l->weight);
+  if (!convs) return out;
+  auto patch_conv = [](const torch::nn::Module& m) {
+    const auto* c = m.as<torch::nn::Conv2dImpl>();
+    if (!c) return false;
+    const auto& o = c->options;
+    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    const bool no_pad = c10::get_if<torch::enumtype::kValid>(&o.padding()) || (pad && **pad == std::array<int64_t, 2>{0, 0});
+    return no_pad && o.groups() == 1 && *o.kernel_size() == *o.stride() &&
+           *o.dilation() == std::array<int64_t, 2>{1, 1} && c10::get_if<torch::enumtype::kZeros>(&o.padding_mode());
+  };
+  if (patch_conv(module)) out.push_back(module.as<torch::nn::Conv2dImpl>()->weight);
+  for (const auto& m : module.modules(/*include_self=*/false))
+    if (patch_conv(*m)) out.push_back(m->as<torch::nn::Conv2dImpl>()->weight);
+  return out;
+}
+
 // oneDNN's name of its effective ISA (cpu_isa values are nested bit sets).
 std::string isa_name(unsigned isa) {
   switch (isa) {
@@ -330,13 +354,12 @@ int64_t prepack_linears(const torch::nn::Module& module, PackPrecision precision
   const bool int8 = precision == PackPrecision::Int8 && int8_support().ok;
   int64_t n = 0;
   std::lock_guard<std::mutex> lock(g_mu);
-  for (const auto* l : linears(module)) {
-    const auto& w = l->weight;
-    if (!w.defined() || w.dim() != 2 || !w.device().is_cpu() || w.scalar_type() != at::kFloat) continue;
+  for (const auto& w : packable_weights(module, /*convs=*/!int8)) {
+    if (!w.defined() || w.dim() < 2 || !w.device().is_cpu() || w.scalar_type() != at::kFloat || w.size(0) == 0) continue;
     auto p = std::make_shared<Packed>();
     p->weight = w;
     p->N = w.size(0);
-    p->K = w.size(1);
+    p->K = w.numel() / w.size(0);
     p->int8 = int8;
     repack(*p);
     if (p->broken) continue;
@@ -354,8 +377,8 @@ void clear_prepacked() {
 
 void release_prepacked(const torch::nn::Module& module) {
   std::lock_guard<std::mutex> lock(g_mu);
-  for (const auto* l : linears(module))
-    if (l->weight.defined() && g_packed.erase(l->weight.unsafeGetTensorImpl())) g_count.fetch_sub(1);
+  for (const auto& w : packable_weights(module, /*convs=*/true))
+    if (w.defined() && g_packed.erase(w.unsafeGetTensorImpl())) g_count.fetch_sub(1);
 }
 
 int64_t prepacked_count() { return g_count.load(); }

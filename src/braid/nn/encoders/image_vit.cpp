@@ -4,6 +4,7 @@
 
 #include "braid/core/op_profile.h"
 #include "braid/nn/fused_infer.h"
+#include "braid/nn/prepack.h"
 
 namespace braid::nn {
 
@@ -49,7 +50,8 @@ torch::Tensor ImageViTImpl::tokens(const torch::Tensor& images) {
       const int64_t sh = images.size(2) / p, sw = images.size(3) / p;  // the convolution drops a remainder
       auto rows = images.slice(2, 0, sh * p).slice(3, 0, sw * p).reshape({B, C, sh, p, sw, p})
                       .permute({0, 2, 4, 1, 3, 5}).reshape({B, sh * sw, C * p * p});
-      x = at::linear(rows, patch_->weight.reshape({options.dim, C * p * p}), patch_->bias);
+      x = packed_linear(rows, patch_->weight, patch_->bias);  // oneDNN on the weight prepack_linears packed
+      if (!x.defined()) x = at::linear(rows, patch_->weight.reshape({options.dim, C * p * p}), patch_->bias);
     } else {
       x = patch_->forward(images).flatten(2).transpose(1, 2);  // [B, N, dim]
     }
