@@ -10,6 +10,9 @@
 #   AB_BRAID=build/apps/braid/braid AB_OUT=/tmp/ab BRAID=bench/fused_ab.sh OUT=/tmp/eng \
 #     PARTS=ort THREADS=1 ORT_ROUNDS=3 ORT_STEPS=5 REPEATS=3 ORT_BUSY=0 bash bench/engine.sh
 #   bash bench/fused_ab.sh pool /tmp/ab /tmp/eng
+#
+# AB_BEFORE=BINARY: "before" runs that binary as it is (kernels on) instead of AB_BRAID with BRAID_FUSED_INFER=0,
+# for a before/after of two builds (the pool table's "before" column is then that binary).
 set -euo pipefail
 
 if [ "${1:-}" = pool ]; then
@@ -52,7 +55,8 @@ while [ -e "$AB_OUT/$tower.after.$n.json" ]; do n=$((n + 1)); done
 order="before after"
 [ $((n % 2)) = 0 ] && order="after before"
 for v in $order; do
-  if [ "$v" = before ]; then BRAID_FUSED_INFER=0 "$AB_BRAID" "$@" >"$AB_OUT/$tower.$v.$n.json.tmp"
+  if [ "$v" = before ] && [ -n "${AB_BEFORE:-}" ]; then "$AB_BEFORE" "$@" >"$AB_OUT/$tower.$v.$n.json.tmp"
+  elif [ "$v" = before ]; then BRAID_FUSED_INFER=0 "$AB_BRAID" "$@" >"$AB_OUT/$tower.$v.$n.json.tmp"
   else "$AB_BRAID" "$@" >"$AB_OUT/$tower.$v.$n.json.tmp"; fi
 done
 mv "$AB_OUT/$tower.before.$n.json.tmp" "$AB_OUT/$tower.before.$n.json"

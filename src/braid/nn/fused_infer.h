@@ -13,7 +13,7 @@
 // TransformerBlock (and ImageViT's / TextTransformer's final LayerNorm) use them only on the pre-packed inference
 // path, fused_infer_applies(); fused_infer_enabled() is on by default (the CLI turns it off for
 // BRAID_FUSED_INFER=0, docs/cli.md). On the same path ImageViT embeds patches by one reshape and a GEMM instead of
-// the strided convolution.
+// the strided convolution (packed_linear on the convolution's weight, which prepack_linears packs).
 #pragma once
 
 #include <ATen/core/Tensor.h>

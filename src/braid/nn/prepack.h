@@ -60,7 +60,9 @@ void set_int8_allowed(bool allowed, const char* by = "set_int8_allowed(false)");
 bool resolve_int8(const std::string& who);
 
 // Packs the weight of every torch::nn::Linear under `module` (itself included) whose weight is a 2-D
-// float32 CPU tensor; a weight packed before is packed again. `precision` Int8 quantizes them (see the
+// float32 CPU tensor, and (fp32 only) of every patch convolution, a Conv2d with kernel = stride, no padding, one
+// group, as the Linear [out, in·kh·kw] over patch rows (ImageViT's inference path passes it to packed_linear); a
+// weight packed before is packed again. `precision` Int8 quantizes them (see the
 // header comment) when int8_support().ok, and packs fp32 otherwise. Returns how many were packed (0 without
 // oneDNN); prepacked_int8_count() tells how many of all packed weights are int8.
 int64_t prepack_linears(const torch::nn::Module& module, PackPrecision precision = PackPrecision::FP32);
