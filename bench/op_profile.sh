@@ -13,9 +13,9 @@
 # profile; wall: elapsed time, for several threads), OUT (temp dir, kept: prof.TOWER.VARIANT.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+THREADS=${THREADS:-1}  # before lib.sh, whose default is nproc
 # shellcheck source=bench/clip_speed.sh
 source "$ROOT/bench/clip_speed.sh"   # lib.sh, CLIP_RECIPE, CLIP_DATA, CLIP_SETS (its main part runs only when executed)
-THREADS=${THREADS:-1}
 PROFILE_STEPS=${PROFILE_STEPS:-10}
 CLOCK=${CLOCK:-cpu}
 need_braid bench speed
