@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,28 @@ TEST(FusedInfer, LayerNormMatchesAtLayerNorm) {
           << "D " << D << " transposed " << isa_name(isa);
     }
   }
+}
+
+TEST(FusedInfer, GeluMatchesTorchGelu) {
+  torch::NoGradGuard ng;
+  // -40..40 densely (the erf approximation's clamp at |x/√2| = 4 included), large |x|, an odd length (masked
+  // tail), ±inf and NaN
+  auto x = torch::cat({torch::linspace(-40, 40, 800001),
+                       torch::tensor({1e4f, -1e4f, 1e30f, -1e30f, 5.65f, -5.65f, 5.66f, -5.66f, 0.0f})});
+  auto want = torch::gelu(x);  // the erf form
+  for (auto isa : isas()) {
+    IsaScope s(isa);
+    auto got = x.clone();
+    nn::infer_gelu_(got);
+    EXPECT_LE(max_diff(got, want), 1e-5) << isa_name(isa);
+    const float special[] = {INFINITY, -INFINITY, NAN};
+    auto sp = torch::tensor({special[0], special[1], special[2]});
+    nn::infer_gelu_(sp);
+    EXPECT_EQ(sp[0].item<float>(), INFINITY) << isa_name(isa);
+    EXPECT_TRUE(std::isnan(sp[2].item<float>())) << "NaN must propagate, " << isa_name(isa);
+  }
+  auto strided = x.view({-1, 1}).expand({-1, 2});
+  EXPECT_THROW(nn::infer_gelu_(strided), c10::Error);
 }
 
 TEST(FusedInfer, PackedBlockWithFusedKernelsMatchesTrainingPath) {

@@ -16,6 +16,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "braid/nn/gelu_avx512.h"
 #define BRAID_FUSED_X86 1
 #endif
 
@@ -35,6 +37,11 @@ bool use_avx512() {
 #else
   return false;
 #endif
+}
+
+// In place: y = 0.5·y·(1 + erf(y/√2)) (torch::gelu's erf form).
+void gelu_scalar(float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.0f + std::erf(y[i] * 0.70710678118654752f));
 }
 
 // One (batch row, head) of attention. q, k, v: token t's d values at q + t·row (k, v likewise); valid(j): key j
@@ -365,6 +372,20 @@ at::Tensor infer_layer_norm(const at::Tensor& x, const at::Tensor& weight, const
     }
   });
   return y;
+}
+
+void infer_gelu_(at::Tensor& y) {
+  TORCH_CHECK(y.device().is_cpu() && y.scalar_type() == at::kFloat && y.is_contiguous(),
+              "infer_gelu_: y must be a contiguous float32 CPU tensor, got ", y.scalar_type(), " on ", y.device());
+  float* p = y.data_ptr<float>();
+  const bool simd = use_avx512();
+  (void)simd;  // no AVX-512 path off x86-64
+  at::parallel_for(0, y.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+#ifdef BRAID_FUSED_X86
+    if (simd) return gelu_avx512(p + i0, i1 - i0);
+#endif
+    gelu_scalar(p + i0, i1 - i0);
+  });
 }
 
 void set_fused_infer_isa(Isa isa) { g_force_scalar.store(isa == Isa::Scalar); }

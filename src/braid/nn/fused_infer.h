@@ -29,6 +29,11 @@ at::Tensor infer_attention(const at::Tensor& qkv, int64_t heads, const at::Tenso
 // contiguous). Returns a new tensor shaped like x.
 at::Tensor infer_layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps = 1e-5);
 
+// In place: y = gelu(y), the erf form (torch::gelu's default); y contiguous float32 CPU. The AVX-512 path's erf
+// is a rational approximation (max abs error 3e-7 vs std::erf); NaN propagates. Used after ff1's packed GEMM
+// instead of oneDNN's GELU post-op (faster at 1 thread: docs/results/engine.md, 2026-12-06 "GELU").
+void infer_gelu_(at::Tensor& y);
+
 // Which instructions the kernels use: Auto = AVX-512 where the CPU has it, else scalar; Scalar = always the
 // scalar path (tests; a check of the fallback). Process-wide.
 enum class Isa { Auto, Scalar };
