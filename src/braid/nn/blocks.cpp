@@ -91,15 +91,12 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
   // inference through pre-packed weights (nn/prepack.h) on an AVX-512 CPU: LayerNorm and attention by the fused
   // kernels of nn/fused_infer.h (elsewhere ATen's LayerNorm and packed_attention)
   const bool fused = fused_infer_applies(x) && ln1_->weight.scalar_type() == at::kFloat;
-  auto layer_norm = [fused](torch::nn::LayerNorm ln, const torch::Tensor& t) {
-    return fused ? infer_layer_norm(t, ln->weight, ln->bias, ln->options.eps()) : ln->forward(t);
-  };
   torch::Tensor qkv, a;
   {
     torch::Tensor n1;
     {
       BRAID_OP_SCOPE("block.ln1");
-      n1 = layer_norm(ln1_, x);
+      n1 = layer_norm_inference(*ln1_, x);
     }
     BRAID_OP_SCOPE("block.qkv");
     qkv = linear(qkv_, n1);  // [B, T, 3 D] = [B, T, 3, H, d]
@@ -124,7 +121,7 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
     if (h.defined()) {
       {
         BRAID_OP_SCOPE("block.ln2");
-        n2 = layer_norm(ln2_, h);
+        n2 = layer_norm_inference(*ln2_, h);
       }
       {
         BRAID_OP_SCOPE("block.ff1+gelu");

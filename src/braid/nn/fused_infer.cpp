@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <torch/nn/modules/normalization.h>
 
 #include <algorithm>
 #include <atomic>
@@ -397,6 +398,12 @@ bool fused_infer_enabled() { return g_on.load(std::memory_order_relaxed); }
 bool fused_infer_applies(const at::Tensor& x) {
   return fused_infer_enabled() && any_prepacked() && !at::GradMode::is_enabled() && x.device().is_cpu() &&
          x.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && use_avx512();
+}
+
+at::Tensor layer_norm_inference(torch::nn::LayerNormImpl& ln, const at::Tensor& x) {
+  if (fused_infer_applies(x) && ln.weight.scalar_type() == at::kFloat)
+    return infer_layer_norm(x, ln.weight, ln.bias, ln.options.eps());
+  return ln.forward(x);
 }
 
 }  // namespace braid::nn

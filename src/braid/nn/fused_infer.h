@@ -18,6 +18,10 @@
 
 #include <ATen/core/Tensor.h>
 
+namespace torch::nn {
+class LayerNormImpl;
+}
+
 namespace braid::nn {
 
 // qkv [B, T, 3·H·d] contiguous float32 CPU (per token: q, k, v side by side, each [H, d]: TransformerBlock's
@@ -49,5 +53,9 @@ bool fused_infer_enabled();
 // (any_prepacked(), nn/prepack.h), grad mode off, CPU autocast off, x float32 on the CPU, and the AVX-512 path
 // available (without it ATen's LayerNorm and packed_attention are as fast as the scalar kernels).
 bool fused_infer_applies(const at::Tensor& x);
+
+// ln(x): infer_layer_norm where fused_infer_applies(x) and ln's weight is float32, else ln's own forward
+// (TransformerBlock's LayerNorms, ImageViT's and TextTransformer's final one).
+at::Tensor layer_norm_inference(torch::nn::LayerNormImpl& ln, const at::Tensor& x);
 
 }  // namespace braid::nn

@@ -64,7 +64,7 @@ torch::Tensor ImageViTImpl::tokens(const torch::Tensor& images) {
   }
   for (auto& b : *blocks_) x = b->as<TransformerBlock>()->forward(x);
   BRAID_OP_SCOPE("vit.final_ln");
-  return fused_infer_applies(x) ? infer_layer_norm(x, ln_->weight, ln_->bias, ln_->options.eps()) : ln_->forward(x);
+  return layer_norm_inference(*ln_, x);
 }
 
 torch::Tensor ImageViTImpl::encode(const ModalityBatch& mb) { return tokens(mb.data).select(1, 0); }

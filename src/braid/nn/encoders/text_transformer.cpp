@@ -47,7 +47,7 @@ torch::Tensor TextTransformerImpl::encode(const ModalityBatch& mb) {
   for (auto& b : *blocks_) x = b->as<TransformerBlock>()->forward(x, pad);
   {
     BRAID_OP_SCOPE("text.final_ln");
-    x = fused_infer_applies(x) ? infer_layer_norm(x, ln_->weight, ln_->bias, ln_->options.eps()) : ln_->forward(x);
+    x = layer_norm_inference(*ln_, x);
   }
   BRAID_OP_SCOPE("text.masked_mean");
   return masked_mean(x, len);
