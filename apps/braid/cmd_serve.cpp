@@ -27,20 +27,29 @@ constexpr const char* kNoPrepackHelp = "embed with the plain ATen Linear layers 
 constexpr const char* kPrecisionHelp = "fp32 (the run's own precision) or int8: the Linear layers through int8 oneDNN "
                                        "weights (CPUs with VNNI; docs/results/engine.md gives its accuracy)";
 
-// --precision int8 with or without --no-prepack: whether the Embedder packs in int8 (nn::resolve_int8: logs the path,
-// false when forced off by BRAID_CPU_INT8=0, refuses a CPU or build without it)
-bool want_int8(const std::string& precision, bool no_prepack, const char* who) {
-  if (precision != "int8") return false;
-  BRAID_INPUT_CHECK(!no_prepack, "{}: --precision int8 runs through packed weights; drop --no-prepack", who);
-  return nn::resolve_int8(who);
-}
+// How embed / search / serve run the model's Linear layers: --no-prepack and --precision, the same flags on each.
+struct EmbedPath {
+  bool no_prepack = false;
+  std::string precision = "fp32";
+
+  void add_to(CLI::App* c) {
+    c->add_flag("--no-prepack", no_prepack, kNoPrepackHelp);
+    c->add_option("--precision", precision, kPrecisionHelp)->capture_default_str()->check(CLI::IsMember({"fp32", "int8"}));
+  }
+  // Whether the Embedder packs in int8 (nn::resolve_int8: logs the path, false when forced off by
+  // BRAID_CPU_INT8=0, refuses a CPU or build without it); int8 with --no-prepack is refused.
+  bool int8(const char* who) const {
+    if (precision != "int8") return false;
+    BRAID_INPUT_CHECK(!no_prepack, "{}: --precision int8 runs through packed weights; drop --no-prepack", who);
+    return nn::resolve_int8(who);
+  }
+};
 
 struct EmbedArgs {
   std::string run, data, split, modality, out, weights = "model", text_view;
   std::vector<std::string> texts;  // --text: embed these and print them (no manifest)
   int threads = 0;
-  bool no_prepack = false;
-  std::string precision = "fp32";
+  EmbedPath path;  // --no-prepack, --precision
 };
 struct IndexArgs {
   std::string embeddings, out;
@@ -51,16 +60,14 @@ struct SearchArgs {
   int64_t k = 10;
   bool json = false;
   int threads = 0;
-  bool no_prepack = false;
-  std::string precision = "fp32";
+  EmbedPath path;  // --no-prepack, --precision
 };
 struct ServeArgs {
   std::string run, index, weights = "model";
   serve::ServerOptions opt;
   double max_body_mb = 8;
   int threads = 0;
-  bool no_prepack = false;
-  std::string precision = "fp32";
+  EmbedPath path;  // --no-prepack, --precision
 };
 
 void attach_report(ServeArgs& va) {  // the run's training report at /report (a run without metrics just has none)
@@ -127,15 +134,14 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   e->add_option("--text-view", ea->text_view, "text view to embed (en, zh, ...; default: the recipe's)");
   e->add_option("--weights", ea->weights, "model (final), best, or a weights file path")->capture_default_str();
   e->add_option("--threads", ea->threads, "intra-op threads (0 = all cores)")->capture_default_str();
-  e->add_flag("--no-prepack", ea->no_prepack, kNoPrepackHelp);
-  e->add_option("--precision", ea->precision, kPrecisionHelp)->capture_default_str()->check(CLI::IsMember({"fp32", "int8"}));
+  ea->path.add_to(e);
   out.emplace_back(e, [ea] {
     configure_threads(ea->threads);
-    const bool int8 = want_int8(ea->precision, ea->no_prepack, "braid embed");
+    const bool int8 = ea->path.int8("braid embed");
     if (!ea->texts.empty()) {
       BRAID_INPUT_CHECK(ea->data.empty() && ea->out.empty(), "braid embed: --text prints the vectors; give either "
                         "--text or --data/--modality/--out");
-      serve::Embedder emb(ea->run, ea->weights, !ea->no_prepack, int8);
+      serve::Embedder emb(ea->run, ea->weights, !ea->path.no_prepack, int8);
       for (const auto& t : ea->texts) {
         auto v = emb.embed_query(serve::Query{"text", t, ""}).contiguous();
         std::vector<float> vals(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
@@ -145,7 +151,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     }
     BRAID_INPUT_CHECK(!ea->data.empty() && !ea->modality.empty() && !ea->out.empty(),
                       "braid embed: --data, --modality and --out are required (or --text)");
-    serve::Embedder emb(ea->run, ea->weights, !ea->no_prepack, int8);
+    serve::Embedder emb(ea->run, ea->weights, !ea->path.no_prepack, int8);
     auto set = serve::embed_manifest(emb, ea->data, ea->split, ea->modality, ea->text_view);
     serve::save_embeddings(ea->out, set);
     fmt::print("wrote {} {} vectors of dim {} to {} (+ {})\n", set.vectors.size(0), ea->modality, set.vectors.size(1),
@@ -186,14 +192,13 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
   s->add_option("--k", sa->k, "results")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(10000)));
   s->add_option("--weights", sa->weights, "model (final), best, or a weights file path")->capture_default_str();
   s->add_option("--threads", sa->threads, "intra-op threads (0 = all cores)")->capture_default_str();
-  s->add_flag("--no-prepack", sa->no_prepack, kNoPrepackHelp);
-  s->add_option("--precision", sa->precision, kPrecisionHelp)->capture_default_str()->check(CLI::IsMember({"fp32", "int8"}));
+  sa->path.add_to(s);
   s->add_flag("--json", sa->json, "print one JSON object as the last line of stdout");
   out.emplace_back(s, [sa, qt, qi, qa] {
     BRAID_INPUT_CHECK(qt->count() + qi->count() + qa->count() == 1, "search needs one of --text, --image or --audio");
     configure_threads(sa->threads);
     auto ix = serve::VectorIndex::load(sa->index);
-    serve::Embedder emb(sa->run, sa->weights, !sa->no_prepack, want_int8(sa->precision, sa->no_prepack, "braid search"));
+    serve::Embedder emb(sa->run, sa->weights, !sa->path.no_prepack, sa->path.int8("braid search"));
     serve::Query q = qt->count() ? serve::Query{"text", sa->text, "--text"}
                      : qi->count() ? serve::query_from_file("image", sa->image)
                                    : serve::query_from_file("audio", sa->audio);
@@ -235,8 +240,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
       ->capture_default_str();
   v->add_option("--threads", va->threads, "intra-op threads of the model forward (0 = all cores)")
       ->capture_default_str();
-  v->add_flag("--no-prepack", va->no_prepack, kNoPrepackHelp);
-  v->add_option("--precision", va->precision, kPrecisionHelp)->capture_default_str()->check(CLI::IsMember({"fp32", "int8"}));
+  va->path.add_to(v);
   v->add_option("--weights", va->weights, "model (final), best, or a weights file path")->capture_default_str();
   v->add_option("--max-connections", va->opt.max_connections, "connections served at once (more: HTTP 503)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
@@ -260,7 +264,7 @@ void add_serve_commands(CLI::App& app, std::vector<std::pair<CLI::App*, Runner>>
     va->opt.batch.threads = configure_threads(va->threads);
     if (va->index.empty()) return serve_generator_only(*va);
     auto ix = serve::VectorIndex::load(va->index);
-    serve::Embedder emb(va->run, va->weights, !va->no_prepack, want_int8(va->precision, va->no_prepack, "braid serve"));
+    serve::Embedder emb(va->run, va->weights, !va->path.no_prepack, va->path.int8("braid serve"));
     {  // the run must embed into the index's space
       const auto& m = emb.embeds(ix.modality()) ? ix.modality() : emb.modalities().front();
       auto probe = serve::query_batch(m, {m == "text" ? torch::ones({1}, torch::kLong)

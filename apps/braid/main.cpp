@@ -71,13 +71,16 @@ int main(int argc, char** argv) {
   // Environment overrides are read here, in apps/, and passed down (the library reads none).
   const char* malloc_mode = std::getenv("BRAID_MALLOC");
   const char* tunables = std::getenv("GLIBC_TUNABLES");
-  // BRAID_CPU_BF16=0: `precision: auto` treats the CPU as having no native bf16 (docs/cli.md)
-  if (const char* b = std::getenv("BRAID_CPU_BF16"); b && std::string(b) == "0") braid::set_cpu_bf16_allowed(false);
-  // BRAID_CPU_INT8=0: `--precision int8` falls back to fp32 packed weights, saying so (nn/prepack.h, docs/cli.md)
-  if (const char* i = std::getenv("BRAID_CPU_INT8"); i && std::string(i) == "0")
-    braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
+  auto switched_off = [](const char* var) {  // VAR=0 turns a CPU feature off (docs/cli.md)
+    const char* v = std::getenv(var);
+    return v && std::string(v) == "0";
+  };
+  // BRAID_CPU_BF16=0: `precision: auto` treats the CPU as having no native bf16
+  if (switched_off("BRAID_CPU_BF16")) braid::set_cpu_bf16_allowed(false);
+  // BRAID_CPU_INT8=0: `--precision int8` falls back to fp32 packed weights, saying so (nn/prepack.h)
+  if (switched_off("BRAID_CPU_INT8")) braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
   // BRAID_FUSED_INFER=0: pre-packed inference without the fused LayerNorm / attention kernels (nn/fused_infer.h)
-  if (const char* f = std::getenv("BRAID_FUSED_INFER"); f && std::string(f) == "0") braid::nn::set_fused_infer(false);
+  if (switched_off("BRAID_FUSED_INFER")) braid::nn::set_fused_infer(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};
