@@ -72,11 +72,9 @@ static Task parse_task(const Config& r) {
 // Recipe key `channels_last`: true | false | auto (the default: on for a CPU model under bf16, where oneDNN's
 // channels-last convolutions and pooling made the AV-MNIST training step ~15-30 % faster; fp32 keeps NCHW and
 // its results as they were).
-static bool conv_channels_last(const Config& r) {
+static bool conv_channels_last(const Config& r, const c10::Device& device, Precision precision) {
   if (r.get<std::string>("channels_last", "auto") != "auto") return r.get<bool>("channels_last", false);
-  const auto device = parse_device(r.get<std::string>("device", "cpu"));
-  return device.is_cpu() &&
-         resolve_precision(r.get<std::string>("precision", "fp32"), device.type(), r.origin()).precision == Precision::BF16;
+  return device.is_cpu() && precision == Precision::BF16;
 }
 
 // Build preprocessor + model from the recipe and the facts in `p.facts`.
@@ -108,7 +106,11 @@ static void build(Pipeline& p) {
     ctx.class_text = cb.data;
     ctx.class_text_lengths = cb.lengths;
   }
-  const bool channels_last = conv_channels_last(p.recipe);
+  p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
+  // fp32 | bf16 | auto (bf16 on CPUs with native bf16 GEMMs; core/cpu_features.h)
+  p.precision = resolve_precision(p.recipe.get<std::string>("precision", "fp32"), p.device.type(), p.recipe.origin())
+                    .precision;
+  const bool channels_last = conv_channels_last(p.recipe, p.device, p.precision);
   for (const auto& m : p.modalities) {
     nn::EncoderContext e;
     e.modality = m;
@@ -123,11 +125,7 @@ static void build(Pipeline& p) {
   }
   mcfg.get<std::vector<std::string>>("modalities", p.modalities);
   p.model = models::model_registry().make(mcfg, ctx);
-  p.device = parse_device(p.recipe.get<std::string>("device", "cpu"));
   p.model->to(p.device);
-  // fp32 | bf16 | auto (bf16 on CPUs with native bf16 GEMMs; core/cpu_features.h)
-  p.precision = resolve_precision(p.recipe.get<std::string>("precision", "fp32"), p.device.type(), p.recipe.origin())
-                    .precision;
   // these are read by the trainer and the CLI; touch them so they count as known
   p.loader_options(true);
   p.recipe.get<int64_t>("threads", 0);
