@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "braid/core/config.h"
@@ -142,6 +143,51 @@ TEST(UnicodeModel, PrivateNormBatchStandardizesThePrivateFeatures) {
     EXPECT_NE(what.find("private_norm"), std::string::npos) << what;
     EXPECT_NE(what.find("group"), std::string::npos) << what;
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+}
+
+// model.club_detach: semantic makes s^m a constant inside CLUB's estimate: with CLUB the only term, no
+// gradient reaches the semantic branches (with none it does, also through the straight-through codes of
+// club_input: quantized); the private branches get one either way. Bad values are one-line input errors.
+TEST(UnicodeModel, ClubDetachSemanticLeavesNoGradientOnTheSemanticBranch) {
+  std::string only_club = kModel;  // kModel with CLUB the only nonzero weight (its weights line is the last)
+  only_club = only_club.substr(0, only_club.find("weights:")) +
+              "weights: {recon: 0, commit: 0, club: 1, cpc: 0, cmcm: 0, nce: 0}\nprivate_norm: batch\n";
+  auto grad_sums = [&](const std::string& detach, const std::string& input) {
+    torch::manual_seed(0);
+    models::UnicodeImpl model(Config::from_string(only_club + "club_detach: " + detach +
+                                                      "\nclub_input: " + input + "\n",
+                                                  "unicode-cd"),
+                              context());
+    model.train();
+    model.objective(batch(6)).backward();
+    EXPECT_GT(std::abs(model.loss_terms().at("club")), 0) << detach << " " << input;
+    std::map<std::string, double> sum;  // per branch prefix: Σ |grad| over its parameters
+    for (const auto& p : model.named_parameters())
+      for (const char* prefix : {"semantic_", "specific_"})
+        if (p.key().rfind(prefix, 0) == 0 && p.value().grad().defined())
+          sum[prefix] += p.value().grad().abs().sum().item<double>();
+    return sum;
+  };
+  for (const char* input : {"continuous", "quantized"}) {
+    auto detached = grad_sums("semantic", input);
+    EXPECT_EQ(detached["semantic_"], 0.0) << input;
+    EXPECT_GT(detached["specific_"], 0.0) << input;
+    auto attached = grad_sums("none", input);
+    EXPECT_GT(attached["semantic_"], 0.0) << input;
+    EXPECT_GT(attached["specific_"], 0.0) << input;
+  }
+  for (const auto& [key, value] : {std::pair{"club_detach", "private"}, std::pair{"club_input", "codes"}}) {
+    try {
+      models::UnicodeImpl bad(
+          Config::from_string(std::string(kModel) + key + ": " + value + "\n", "unicode-bad"), context());
+      ADD_FAILURE() << key << ": " << value << " was accepted";
+    } catch (const InputError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(key), std::string::npos) << what;
+      EXPECT_NE(what.find(value), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
   }
 }
 

@@ -4,7 +4,9 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "braid/core/error.h"
 #include "braid/objectives/cmcm.h"
@@ -23,6 +25,19 @@ torch::Tensor normalize_branch(const std::string& kind, LayerNorms& ln, BatchNor
   if (kind == "batch") return bn.at(m)->forward(x.reshape({-1, x.size(-1)})).reshape(x.sizes());
   return x;
 }
+
+// A recipe key with a fixed set of string values, and "a, b or c" for its error message.
+struct Choice {
+  const char* key;
+  std::string value;
+  std::vector<std::string> allowed;
+};
+std::string one_of(const std::vector<std::string>& allowed) {
+  std::string s;
+  for (size_t i = 0; i < allowed.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + allowed[i];
+  return s;
+}
 }  // namespace
 
 UnicodeOptions UnicodeOptions::from_config(const Config& c) {
@@ -33,6 +48,8 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
   o.text_layers = c.get<int64_t>("text_layers", o.text_layers);
   o.semantic_norm = c.get<std::string>("semantic_norm", o.semantic_norm);
   o.private_norm = c.get<std::string>("private_norm", o.private_norm);
+  o.club_detach = c.get<std::string>("club_detach", o.club_detach);
+  o.club_input = c.get<std::string>("club_input", o.club_input);
   auto& cb = o.codebook;
   cb.dim = o.dim;
   cb.codes = c.get<int64_t>("codes", 400);
@@ -69,15 +86,15 @@ UnicodeOptions UnicodeOptions::from_config(const Config& c) {
                     c.path());
   BRAID_INPUT_CHECK(cb.decay > 0 && cb.decay < 1, "{}: recipe key '{}': expected a decay in (0, 1), got {}",
                     c.origin(), c.full("decay"), cb.decay);
-  BRAID_INPUT_CHECK(cb.teacher == "mean" || cb.teacher == "attention",
-                    "{}: recipe key '{}': expected mean or attention, got '{}'", c.origin(), c.full("teacher"),
-                    cb.teacher);
-  BRAID_INPUT_CHECK(cb.cross_commit == "position" || cb.cross_commit == "nearest",
-                    "{}: recipe key '{}': expected position or nearest, got '{}'", c.origin(), c.full("cross_commit"),
-                    cb.cross_commit);
-  for (const auto& [key, v] : {std::pair{"semantic_norm", o.semantic_norm}, std::pair{"private_norm", o.private_norm}})
-    BRAID_INPUT_CHECK(v == "batch" || v == "layer" || v == "none",
-                      "{}: recipe key '{}': expected batch, layer or none, got '{}'", c.origin(), c.full(key), v);
+  for (const auto& [key, value, allowed] : std::initializer_list<Choice>{
+           {"teacher", cb.teacher, {"mean", "attention"}},
+           {"cross_commit", cb.cross_commit, {"position", "nearest"}},
+           {"semantic_norm", o.semantic_norm, {"batch", "layer", "none"}},
+           {"private_norm", o.private_norm, {"batch", "layer", "none"}},
+           {"club_detach", o.club_detach, {"none", "semantic"}},
+           {"club_input", o.club_input, {"continuous", "quantized"}}})
+    BRAID_INPUT_CHECK(std::find(allowed.begin(), allowed.end(), value) != allowed.end(),
+                      "{}: recipe key '{}': expected {}, got '{}'", c.origin(), c.full(key), one_of(allowed), value);
   BRAID_INPUT_CHECK(o.cpc.horizon > 0 && o.cpc.horizon < o.steps, "{}: recipe key '{}': expected 1 .. steps-1",
                     c.origin(), cp.full("horizon"));
   BRAID_INPUT_CHECK(o.club.steps >= 0 && o.club.lr > 0 && o.nce_temperature > 0,
@@ -241,13 +258,13 @@ torch::Tensor UnicodeImpl::objective(const Batch& batch) {
   if (w.club > 0) {
     auto club = zero;
     for (int64_t i = 0; i < M; ++i) {
-      auto x = s[i].reshape({-1, o.dim}), y = p[i].reshape({-1, o.dim});
+      auto x = (o.club_input == "quantized" ? st[i] : s[i]).reshape({-1, o.dim}), y = p[i].reshape({-1, o.dim});
       auto& c = club_.at(mods_[i]);
       if (is_training() && torch::GradMode::is_enabled() && o.club.steps > 0) {
         torch::AutoGradMode on(true);
         terms_["club_nll_" + mods_[i]] = c->fit(x, y);
       }
-      club = club + c->estimate(x, y, /*detach_params=*/true);
+      club = club + c->estimate(o.club_detach == "semantic" ? x.detach() : x, y, /*detach_params=*/true);
     }
     terms_["club"] = club.item<double>();
     total = total + w.club * club;

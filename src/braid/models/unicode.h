@@ -5,7 +5,8 @@
 //   task: align
 //   model: {name: unicode, modalities: [image, audio, text], steps: 8, dim: 64, hidden: 64,
 //           sequences: {image: {name: image_rows}, audio: {name: audio_frames, stride: 4}},
-//           text_layers: 1, semantic_norm: batch, private_norm: none, codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
+//           text_layers: 1, semantic_norm: batch, private_norm: none, club_detach: none, club_input: continuous,
+//           codes: 400, decay: 0.99, beta: 0.25, mm_ema: true, teacher: mean,
 //           reset: true, reset_after: 300, recent: 100,
 //           club: {hidden: 64, steps: 5, lr: 0.001}, cpc: {context: 64, horizon: 2, cross_weight: 1, self_weight: 0.1},
 //           weights: {recon: 1, commit: 1, club: 1, cpc: 1, cmcm: 1, nce: 0}, nce_temperature: 0.1}
@@ -17,7 +18,8 @@
 //   recon   Σ_m MSE(dec_m([ŝ^m ; p^m]), frames_m) — frames: image rows / log-mel frames (nn::raw_frames),
 //           text: its token embeddings (detached), all resampled to T
 //   commit  cross-modal commitment (β, own 2β, others β/(M−1)); the codebook itself moves by (MM-)EMA
-//   club    Σ_m CLUB(s^m_t ; p^m_t) over all (row, step) pairs; its q_θ takes `club.steps` Adam steps
+//   club    Σ_m CLUB(s^m_t ; p^m_t) over all (row, step) pairs (s^m detached with club_detach: semantic);
+//           its q_θ takes `club.steps` Adam steps
 //           inside objective() before the estimate (its optimizer is not checkpointed: a resumed run
 //           restarts the inner Adam moments; the weights themselves are restored)
 //   cpc     Cross-CPC over the semantic sequences (objectives/cross_cpc.h)
@@ -70,6 +72,15 @@ struct UnicodeOptions {
   // batch, so a constant private branch (the D = 128 runs of 2026-12-06: total variance ~0.015, CLUB's q(p|s)
   // at its NLL floor) can no longer make CLUB's estimate vanish.
   std::string private_norm = "none";
+  // What CLUB's estimate (the term the encoders minimize) lets its gradient reach:
+  //   "none":     s^m and p^m (braid before 2026-12-06; the encoders can lower the estimate by making s^m
+  //               uninformative — with private_norm batch the semantic codes collapsed, full 0.145 at D = 128);
+  //   "semantic": s^m enters as a constant, so the term can only make p^m unpredictable from s^m; s^m is
+  //               shaped by the other terms alone. CLUB's own fit (q_θ) is unchanged.
+  std::string club_detach = "none";
+  // Which semantic features CLUB reads as x: "continuous" (s^m after semantic_norm, braid's default) or
+  // "quantized" (ŝ^m, the straight-through codes: the released code's mi_est(vq, encoder_result)).
+  std::string club_input = "continuous";
   objectives::CodebookOptions codebook;   // codes, decay, epsilon, beta, mm_ema, teacher, reset_after, recent
   objectives::ClubOptions club;           // hidden, steps, lr
   objectives::CrossCPCOptions cpc;        // context, horizon, cross_weight, self_weight
