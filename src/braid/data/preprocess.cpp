@@ -147,15 +147,22 @@ static torch::Tensor normalize_series(torch::Tensor x, const SeriesOptions& o, c
   return x.contiguous();
 }
 
-// The text of `view`; a view "a+b" is the texts of views a and b, each on its own line (those the
-// sample has; none of them: nullptr), kept in `joined`.
-static const std::string* view_text(const SampleRecord& s, const std::string& view, std::string& joined) {
-  if (view.find('+') == std::string::npos) return s.text_view(view);
-  bool any = false;
+std::vector<std::string> TextOptions::view_parts() const {
+  std::vector<std::string> parts;
   for (size_t a = 0, b; a <= view.size(); a = b + 1) {
     b = std::min(view.find('+', a), view.size());
-    if (const std::string* t = s.text_view(view.substr(a, b - a))) joined += (any ? "\n" : "") + *t, any = true;
+    parts.push_back(view.substr(a, b - a));
   }
+  return parts;
+}
+
+// The text of the view(s) `opt` names; a view "a+b" is the texts of views a and b, each on its own
+// line (those the sample has; none of them: nullptr), kept in `joined`.
+static const std::string* view_text(const SampleRecord& s, const TextOptions& opt, std::string& joined) {
+  if (opt.view.find('+') == std::string::npos) return s.text_view(opt.view);
+  bool any = false;
+  for (const auto& v : opt.view_parts())
+    if (const std::string* t = s.text_view(v)) joined += (any ? "\n" : "") + *t, any = true;
   return any ? &joined : nullptr;
 }
 
@@ -179,7 +186,7 @@ SampleTensors Preprocessor::process(const SampleRecord& s, const std::string& ma
           continue;
         }
         std::string joined;
-        const std::string* t = view_text(s, opt_.text.view, joined);
+        const std::string* t = view_text(s, opt_.text, joined);
         if (!t) continue;  // this sample lacks the requested view
         out.mods[m] = text(*t, seed);
       } else if (m == "series") {

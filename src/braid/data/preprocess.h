@@ -28,6 +28,9 @@ struct TextOptions {
   int64_t max_tokens = 32;   // longer texts are cut
   int64_t vocab = 2000;      // tokenizer vocabulary when braid trains one
   std::string tokenizer;     // path of an existing sentencepiece model ("" = train one on the train split)
+
+  // The views a view names: "en+zh" -> {"en", "zh"} (their texts joined, one per line); "en" -> {"en"}.
+  std::vector<std::string> view_parts() const;
 };
 
 struct SeriesOptions {

@@ -187,12 +187,7 @@ Pipeline create_pipeline(Config recipe, const data::Manifest& manifest, const st
   const RunDir rd(run_dir);
   auto popt = data::PreprocessOptions::from_config(d);
   auto views = manifest.text_views();
-  std::vector<std::string> parts;  // "en+zh": the views joined (data/preprocess.cpp); each must exist
-  for (size_t a = 0; a <= popt.text.view.size();) {
-    const size_t b = std::min(popt.text.view.find('+', a), popt.text.view.size());
-    parts.push_back(popt.text.view.substr(a, b - a));
-    a = b + 1;
-  }
+  const auto parts = popt.text.view_parts();  // "en+zh": the views joined; each must exist
   if (!popt.text.view.empty() && popt.text.view != "random" && !views.empty() &&
       std::any_of(parts.begin(), parts.end(),
                   [&](const std::string& v) { return std::find(views.begin(), views.end(), v) == views.end(); })) {
