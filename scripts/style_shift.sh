@@ -24,7 +24,12 @@
 # over image_aug's encoder instead of image's); stack_cal and stack_aug_cal (stack and stack_aug with
 # model.fusion.calibrate=temperature: each expert's temperature fitted on the style-A validation
 # split after training; the training itself is the same as without); stack_aug_rank (stack_aug with
-# model.fusion.calibrate=rank: each expert's confidence ranked among its validation confidences).
+# model.fusion.calibrate=rank: each expert's confidence ranked among its validation confidences);
+# stack_shift and stack_aug_shift (model.fusion.calibrate=shift: each expert's weight also scaled by
+# how typical the sample's encoder features are among the style-A validation ones, k-NN distance,
+# shift_k 5 and shift_alpha 0.1 unless SHIFT_K / SHIFT_ALPHA say otherwise); stack_aug_floor
+# (stack_aug with model.fusion.floor=$FLOOR, default 0.1: each expert mixed with the uniform
+# distribution, so none can veto a class outright); stack_aug_shift_floor (both).
 # Outputs: $OUT (default runs/style_shift)/runs/<variant>_s<seed>/ (run, time.txt, eval/<condition>.json),
 # $OUT/logs/, $OUT/table.md. A run whose eval files all exist is not redone.
 set -euo pipefail
@@ -39,6 +44,9 @@ THREADS=${THREADS:-1}
 TABLE_ONLY=${TABLE_ONLY:-}
 STYLE_A=${STYLE_A:-google}
 STYLE_B=${STYLE_B:-twitter}
+SHIFT_K=${SHIFT_K:-5}
+SHIFT_ALPHA=${SHIFT_ALPHA:-0.1}
+FLOOR=${FLOOR:-0.1}
 AUG="--set model.encoders.image.augment.flip=0.5 --set model.encoders.image.augment.shift=3"
 AUG="$AUG --set model.encoders.image.augment.grayscale=0.3"
 CONDITIONS="styleA styleB styleA_noimage styleA_noaudio styleA_notext styleB_noaudio styleB_notext"
@@ -50,12 +58,13 @@ recipe_and_sets() {
     concat) echo "recipes/emoji_style_shift.yaml" ;;
     concat_md) echo "recipes/emoji_style_shift.yaml --set model.modality_dropout=0.3" ;;
     conf) echo "recipes/emoji_style_shift_conf.yaml" ;;
-    stack|stack_p0|stack_aug|stack_cal|stack_aug_cal|stack_aug_rank)
-      local p=1.0 img=image cal=none
+    stack|stack_p0|stack_aug|stack_cal|stack_aug_cal|stack_aug_rank|stack_shift|stack_aug_shift|stack_aug_floor|stack_aug_shift_floor)
+      local p=1.0 img=image cal=none floor=0
       [[ $1 == stack_p0 ]] && p=0; [[ $1 == stack_aug* ]] && img=image_aug; [[ $1 == *_cal ]] && cal=temperature
-      [[ $1 == *_rank ]] && cal=rank
+      [[ $1 == *_rank ]] && cal=rank; [[ $1 == *_shift* ]] && cal=shift; [[ $1 == *_floor ]] && floor=$FLOOR
       echo "recipes/emoji_style_shift_conf.yaml --set model.fusion.power=$p --set model.freeze=[image,text,audio]" \
-        "--set model.fusion.calibrate=$cal" \
+        "--set model.fusion.calibrate=$cal --set model.fusion.floor=$floor" \
+        "--set model.fusion.shift_k=$SHIFT_K --set model.fusion.shift_alpha=$SHIFT_ALPHA" \
         "--set model.init_from=[$OUT/runs/text_s$2,$OUT/runs/${img}_s$2,$OUT/runs/audio_s$2]" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac

@@ -170,6 +170,61 @@ TEST(LateConfidence, RankedConfidenceWeighsAnExpertAgainstItsOwnHabits) {
   EXPECT_THROW(braid::nn::confidence_rank(c, ranks.narrow(0, 0, 1)), c10::Error);
 }
 
+// `calibrate: shift`, hand-computed: the k-NN distance of unit vectors, the trust from the tail share of
+// the reference distances, and an expert whose input is atypical giving way even though it is sure.
+TEST(LateConfidence, ShiftTrustLetsAnAtypicalExpertGiveWay) {
+  // reference: three unit vectors; x = (2, 0) normalizes onto the first, (0, -1) is far from all
+  auto ref = torch::tensor({1.0, 0.0, 0.0, 1.0, -1.0, 0.0}, torch::kDouble).view({3, 2});
+  auto x = torch::tensor({2.0, 0.0, 0.0, -1.0}, torch::kDouble).view({2, 2});
+  auto d1 = braid::nn::knn_distance(x, ref, 1);
+  EXPECT_TRUE(AllClose(d1, torch::tensor({0.0, std::sqrt(2.0)}, torch::kDouble), 1e-12, "k = 1"));
+  auto d2 = braid::nn::knn_distance(x, ref, 2);  // second nearest: (0, 1) for x0; for x1 (1, 0) and (-1, 0) tie
+  EXPECT_TRUE(AllClose(d2, torch::tensor({std::sqrt(2.0), std::sqrt(2.0)}, torch::kDouble), 1e-12, "k = 2"));
+  // leave one out: each reference row's nearest other row; (1, 0) and (-1, 0) are 2 apart, (0, 1) sqrt 2 from both
+  auto loo = braid::nn::knn_distance(ref, ref, 1, /*leave_one_out=*/true);
+  EXPECT_TRUE(AllClose(loo, torch::full({3}, std::sqrt(2.0), torch::kDouble), 1e-12, "leave one out"));
+  auto loo2 = braid::nn::knn_distance(ref, ref, 2, /*leave_one_out=*/true);
+  EXPECT_TRUE(AllClose(loo2, torch::tensor({2.0, std::sqrt(2.0), 2.0}, torch::kDouble), 1e-12, "leave one out, k 2"));
+  EXPECT_THROW(braid::nn::knn_distance(ref, ref, 3, /*leave_one_out=*/true), c10::Error);
+  EXPECT_THROW(braid::nn::knn_distance(x, ref.narrow(1, 0, 1), 1), c10::Error);
+
+  // quantiles 0 .. 1 in steps of 0.25: d = 0.8 has 1 of 5 at or above it -> share 0.2, alpha 0.4 -> 0.5;
+  // 0.5 has 3 of 5 -> 1 (capped); 1.5 has none -> 0
+  auto q = torch::tensor({0.0, 0.25, 0.5, 0.75, 1.0}, torch::kDouble);
+  auto t = braid::nn::shift_trust(torch::tensor({0.8, 0.5, 1.5}, torch::kDouble), q, 0.4);
+  EXPECT_TRUE(AllClose(t, torch::tensor({0.5, 1.0, 0.0}, torch::kDouble), 1e-12, "trust"));
+  EXPECT_THROW(braid::nn::shift_trust(t, q, 0.0), c10::Error);
+  EXPECT_THROW(braid::nn::shift_trust(t, q, 1.5), c10::Error);
+
+  // expert A sure of class 0, B leaning to class 1: confidence alone lets A decide
+  const std::vector<double> a{0.9, 0.05, 0.05}, b{0.2, 0.6, 0.2};
+  auto logp = logp_of({a, b});
+  auto present = torch::ones({1, 2}, torch::kDouble);
+  const double ca = confidence_by_hand(a), cb = confidence_by_hand(b);
+  ASSERT_EQ(braid::nn::confidence_fuse(logp, present, 1.0).argmax(1).item<int64_t>(), 0);
+  // A's input at trust 0.5: weights ca / 2 and cb, normalized
+  auto half = torch::tensor({0.5, 1.0}, torch::kDouble).view({1, 2});
+  auto w = braid::nn::confidence_weights(logp, present, 1.0, {}, half);
+  EXPECT_NEAR(w[0][0].item<double>(), 0.5 * ca / (0.5 * ca + cb), 1e-12);
+  EXPECT_NEAR(w[0][1].item<double>(), cb / (0.5 * ca + cb), 1e-12);
+  // A's input beyond every held-in one (trust 0, floored at 1e-6): B's distribution but for A's
+  // 1e-6 share, by hand
+  auto none = torch::tensor({0.0, 1.0}, torch::kDouble).view({1, 2});
+  auto fused = braid::nn::confidence_fuse(logp, present, 1.0, {}, none);
+  const double wa = 1e-6 * ca / (1e-6 * ca + cb);
+  std::vector<double> z(3);
+  double norm = 0;
+  for (int k = 0; k < 3; ++k) norm += std::exp(z[k] = wa * std::log(a[k]) + (1 - wa) * std::log(b[k]));
+  for (int k = 0; k < 3; ++k) EXPECT_NEAR(fused[0][k].item<double>(), z[k] - std::log(norm), 1e-12) << "class " << k;
+  EXPECT_TRUE(AllClose(fused[0], logp[0][1], 1e-4, "B decides")) << fused;
+  EXPECT_EQ(fused.argmax(1).item<int64_t>(), 1);
+  // every expert at trust 0: the confidences alone decide again
+  auto zero = torch::zeros({1, 2}, torch::kDouble);
+  EXPECT_TRUE(AllClose(braid::nn::confidence_weights(logp, present, 1.0, {}, zero),
+                       braid::nn::confidence_weights(logp, present, 1.0), 1e-9, "all atypical"));
+  EXPECT_THROW(braid::nn::confidence_weights(logp, present, 1.0, {}, torch::ones({1, 3})), c10::Error);
+}
+
 namespace {
 
 // Two styles of three items, one item per split; paths relative to the manifest in `dir`/data.
@@ -206,6 +261,46 @@ model:
 train: {{epochs: {}, batch_size: 8}}
 )",
                                       fusion, model_extra, epochs));
+}
+
+// A toy late_conf model trained through the CLI (3 epochs, model.fusion = `fusion`) in d/run.
+struct ToyLateConf {
+  std::string manifest, recipe, run, log;  // log: stdout and stderr of `braid train`
+  int code = -1;
+};
+ToyLateConf train_toy_late_conf(const TempDir& d, const std::string& fusion) {
+  ToyLateConf r;
+  r.manifest = make_toy_dataset((d.path / "data").string(), ToyOptions{48, 3});
+  r.recipe = toy_late_conf_recipe(d, fusion, "", 3);
+  r.run = (d.path / "run").string();
+  auto t = run_braid("train " + q(r.recipe) + " --data " + q(r.manifest) + " --out " + q(r.run));
+  r.code = t.code;
+  r.log = t.out + t.err;
+  return r;
+}
+
+// The saved model's buffer `name` (undefined when it has none).
+torch::Tensor saved_buffer(const std::string& run, const std::string& name) {
+  auto p = braid::run::open_run(run);
+  for (const auto& b : p.model->named_buffers())
+    if (b.key() == name) return b.value().clone();
+  return {};
+}
+
+// `braid eval` of the test split gives the recount of the saved model's accuracy.
+void expect_eval_is_recount(const ToyLateConf& r) {
+  auto e = run_braid("eval " + q(r.run) + " --data " + q(r.manifest) + " --split test --threads 1 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_DOUBLE_EQ(last_json_line(e.out)["accuracy"].get<double>(), recount_accuracy(r.run, r.manifest, "test").accuracy());
+}
+
+// Training the same recipe with `--set set` is an input error naming `key` and saying `range`.
+void expect_bad_set_names_key(const ToyLateConf& r, const std::string& set, const std::string& key,
+                              const std::string& range) {
+  auto bad = run_braid("train " + q(r.recipe) + " --data " + q(r.manifest) + " --out " + q(r.run + "2") + " --set " + set);
+  EXPECT_EQ(bad.code, 2) << set;
+  EXPECT_NE(bad.err.find(key), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(range), std::string::npos) << bad.err;
 }
 
 }  // namespace
@@ -307,35 +402,39 @@ TEST(StyleShift, FilterAndLateConfThroughTheCli) {
 
 // `calibrate: temperature` through the CLI: training ends by fitting one temperature per expert on
 // the validation split (logged, saved as the model's buffer, not all 1), eval reads it back (its
-// accuracy is the recount of the saved model), and a value other than none / temperature is a
-// one-line error naming the key.
+// accuracy is the recount of the saved model), and a value other than none / temperature / rank /
+// shift is a one-line error naming the key.
 TEST(StyleShift, CalibratedLateConfThroughTheCli) {
   TempDir d("style_cal");
-  auto manifest = make_toy_dataset((d.path / "data").string(), ToyOptions{48, 3});
-  const auto recipe = toy_late_conf_recipe(d, "{name: late_conf, calibrate: temperature}", "", 3);
-  const auto run = (d.path / "run").string();
-  auto t = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run));
-  ASSERT_EQ(t.code, 0) << t.err;
-  EXPECT_NE((t.out + t.err).find("expert temperatures on the validation split: image"), std::string::npos)
-      << t.out << t.err;
-  {
-    auto p = braid::run::open_run(run);
-    torch::Tensor temps;
-    for (const auto& b : p.model->named_buffers())
-      if (b.key() == "expert_temperature") temps = b.value();
-    ASSERT_TRUE(temps.defined());
-    ASSERT_EQ(temps.numel(), 3);
-    EXPECT_TRUE((temps >= braid::nn::kMinTemperature).all().item<bool>()) << temps;
-    EXPECT_FALSE(torch::allclose(temps, torch::ones_like(temps))) << temps;
-  }
-  auto e = run_braid("eval " + q(run) + " --data " + q(manifest) + " --split test --threads 1 --json");
-  ASSERT_EQ(e.code, 0) << e.err;
-  auto rc = recount_accuracy(run, manifest, "test");
-  EXPECT_DOUBLE_EQ(last_json_line(e.out)["accuracy"].get<double>(), rc.accuracy());
+  auto r = train_toy_late_conf(d, "{name: late_conf, calibrate: temperature}");
+  ASSERT_EQ(r.code, 0) << r.log;
+  EXPECT_NE(r.log.find("expert temperatures on the validation split: image"), std::string::npos) << r.log;
+  auto temps = saved_buffer(r.run, "expert_temperature");
+  ASSERT_TRUE(temps.defined());
+  ASSERT_EQ(temps.numel(), 3);
+  EXPECT_TRUE((temps >= braid::nn::kMinTemperature).all().item<bool>()) << temps;
+  EXPECT_FALSE(torch::allclose(temps, torch::ones_like(temps))) << temps;
+  expect_eval_is_recount(r);
+  expect_bad_set_names_key(r, "model.fusion.calibrate=platt", "model.fusion.calibrate", "none, temperature, rank or shift");
+}
 
-  auto bad = run_braid("train " + q(recipe) + " --data " + q(manifest) + " --out " + q(run + "2") +
-                       " --set model.fusion.calibrate=platt");
-  EXPECT_EQ(bad.code, 2);
-  EXPECT_NE(bad.err.find("model.fusion.calibrate"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.err.find("none, temperature or rank"), std::string::npos) << bad.err;
+// `calibrate: shift` through the CLI: training ends by keeping each expert's validation features and
+// their k-NN distances (logged; saved as buffers with a nonzero row count, the distance quantiles
+// ascending), eval reads them back (its accuracy is the recount of the saved model), and a bad
+// shift_alpha / shift_k / floor is a one-line error naming the key.
+TEST(StyleShift, ShiftCalibratedLateConfThroughTheCli) {
+  TempDir d("style_shift_cal");
+  auto r = train_toy_late_conf(d, "{name: late_conf, calibrate: shift, shift_k: 2, shift_alpha: 0.2, floor: 0.1}");
+  ASSERT_EQ(r.code, 0) << r.log;
+  EXPECT_NE(r.log.find("expert k-NN feature distances on the validation split: image median"), std::string::npos)
+      << r.log;
+  auto n = saved_buffer(r.run, "expert_shift_n"), dist = saved_buffer(r.run, "expert_shift_dist");
+  ASSERT_TRUE(n.defined() && dist.defined());
+  ASSERT_EQ(n.numel(), 3);
+  EXPECT_TRUE((n > 2).all().item<bool>()) << n;
+  EXPECT_TRUE((dist.narrow(1, 1, dist.size(1) - 1) >= dist.narrow(1, 0, dist.size(1) - 1)).all().item<bool>()) << dist;
+  expect_eval_is_recount(r);
+  expect_bad_set_names_key(r, "model.fusion.shift_alpha=0", "model.fusion.shift_alpha", "(0, 1]");
+  expect_bad_set_names_key(r, "model.fusion.shift_k=0", "model.fusion.shift_k", "[1, 1024)");
+  expect_bad_set_names_key(r, "model.fusion.floor=1", "model.fusion.floor", "[0, 1)");
 }

@@ -67,13 +67,28 @@ FusionClassifierImpl::FusionClassifierImpl(const Config& cfg, const ModelContext
     BRAID_INPUT_CHECK(classify_ && ctx.outputs >= 2, "{}: fusion 'late_conf' needs task classify with 2 or more classes",
                       fcfg.origin());
     const auto cal = fcfg.get<std::string>("calibrate", "none");
-    BRAID_INPUT_CHECK(cal == "none" || cal == "temperature" || cal == "rank",
-                      "{}: recipe key '{}' must be none, temperature or rank, got '{}'", fcfg.origin(),
+    BRAID_INPUT_CHECK(cal == "none" || cal == "temperature" || cal == "rank" || cal == "shift",
+                      "{}: recipe key '{}' must be none, temperature, rank or shift, got '{}'", fcfg.origin(),
                       fcfg.full("calibrate"), cal);
+    conf_floor_ = fcfg.get<double>("floor", 0.0);
+    BRAID_INPUT_CHECK(conf_floor_ >= 0 && conf_floor_ < 1, "{}: recipe key '{}' must be in [0, 1), got {}", fcfg.origin(),
+                      fcfg.full("floor"), conf_floor_);
+    shift_k_ = fcfg.get<int64_t>("shift_k", 5);
+    shift_alpha_ = fcfg.get<double>("shift_alpha", 0.1);
+    BRAID_INPUT_CHECK(shift_k_ >= 1 && shift_k_ < kShiftRef, "{}: recipe key '{}' must be in [1, {}), got {}",
+                      fcfg.origin(), fcfg.full("shift_k"), kShiftRef, shift_k_);
+    BRAID_INPUT_CHECK(shift_alpha_ > 0 && shift_alpha_ <= 1, "{}: recipe key '{}' must be in (0, 1], got {}",
+                      fcfg.origin(), fcfg.full("shift_alpha"), shift_alpha_);
     const auto M = static_cast<int64_t>(modalities_.size());
     if (cal == "temperature") expert_temperature_ = register_buffer("expert_temperature", torch::ones({M}));
     // -1 until calibrated: the raw confidence is used (training and its validation are unchanged)
     if (cal == "rank") conf_ranks_ = register_buffer("expert_confidence_ranks", torch::full({M, kRankQ}, -1.0));
+    if (cal == "shift") {
+      for (size_t i = 0; i < modalities_.size(); ++i)
+        shift_ref_.push_back(register_buffer("expert_shift_ref_" + modalities_[i], torch::zeros({kShiftRef, fctx.dims[i]})));
+      shift_n_ = register_buffer("expert_shift_n", torch::zeros({M}, torch::kLong));  // 0 until calibrated
+      shift_dist_ = register_buffer("expert_shift_dist", torch::zeros({M, kRankQ}));
+    }
   }
   if (late_ != Late::None || aux_weight_ > 0) {
     modality_heads_ = register_module("modality_heads", torch::nn::ModuleList());
@@ -126,15 +141,20 @@ std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
   eval();
   if (expert_temperature_.defined()) expert_temperature_.fill_(1.0);
   if (conf_ranks_.defined()) conf_ranks_.fill_(-1.0);
+  if (shift_n_.defined()) shift_n_.zero_();
   std::vector<torch::Tensor> logits, pres, labels;
+  std::vector<std::vector<torch::Tensor>> feats(modalities_.size());
   for (const auto& b : val) {
     if (!b.labels.defined()) continue;
     torch::Tensor present;
-    logits.push_back(expert_logits(encode(b, &present)));
+    auto f = encode(b, &present);
+    logits.push_back(expert_logits(f));
+    for (size_t i = 0; i < f.size(); ++i) feats[i].push_back(f[i]);
     pres.push_back(present);
     labels.push_back(b.labels);
   }
   std::string summary = expert_temperature_.defined() ? "expert temperatures on the validation split:"
+                        : shift_n_.defined()          ? "expert k-NN feature distances on the validation split:"
                                                       : "expert confidence quantiles on the validation split:";
   if (logits.empty()) {
     train(was_training);
@@ -150,6 +170,22 @@ std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
       continue;
     }
     auto zm = z.select(1, m).index_select(0, rows), ym = y.index_select(0, rows);
+    if (shift_n_.defined()) {  // up to kShiftRef evenly spaced rows: their features and k-NN distances
+      auto x = torch::cat(feats[i]).index_select(0, rows);
+      if (x.size(0) > kShiftRef)
+        x = x.index_select(0, torch::linspace(0, x.size(0) - 1, kShiftRef, torch::kDouble).round().to(torch::kLong));
+      if (x.size(0) <= shift_k_) {
+        summary += fmt::format(" {} not fitted ({} rows, shift_k {})", modalities_[i], x.size(0), shift_k_);
+        continue;
+      }
+      auto d = nn::knn_distance(x.to(torch::kDouble), x.to(torch::kDouble), shift_k_, /*leave_one_out=*/true);
+      auto q = torch::quantile(d, torch::linspace(0, 1, kRankQ, torch::kDouble));
+      shift_ref_[i].zero_().narrow(0, 0, x.size(0)).copy_(x.to(shift_ref_[i].dtype()));
+      shift_dist_[m].copy_(q.to(shift_dist_.dtype()));
+      shift_n_[m] = x.size(0);
+      summary += fmt::format(" {} median {:.3f} ({} rows)", modalities_[i], q[kRankQ / 2].item<double>(), x.size(0));
+      continue;
+    }
     if (conf_ranks_.defined()) {  // expert m's confidences at kRankQ evenly spaced quantiles
       auto c = nn::expert_confidence(torch::log_softmax(zm.unsqueeze(1), -1)).squeeze(1).to(torch::kDouble);
       auto q = torch::quantile(c, torch::linspace(0, 1, kRankQ, torch::kDouble));
@@ -166,6 +202,22 @@ std::string FusionClassifierImpl::calibrate(const std::vector<Batch>& val) {
   return summary;
 }
 
+torch::Tensor FusionClassifierImpl::shift_trust_of(const std::vector<torch::Tensor>& feats) {
+  if (!shift_n_.defined() || shift_n_.max().item<int64_t>() == 0) return {};
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> t;
+  for (size_t i = 0; i < feats.size(); ++i) {
+    const auto n = shift_n_[static_cast<int64_t>(i)].item<int64_t>();
+    if (n <= shift_k_) {  // not fitted: full trust
+      t.push_back(torch::ones({feats[i].size(0)}, feats[i].options()));
+      continue;
+    }
+    auto d = nn::knn_distance(feats[i].detach(), shift_ref_[i].narrow(0, 0, n), shift_k_);
+    t.push_back(nn::shift_trust(d, shift_dist_[static_cast<int64_t>(i)], shift_alpha_));
+  }
+  return torch::stack(t, 1);  // [B, M]
+}
+
 torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor>& feats, const torch::Tensor& present) {
   auto o = expert_logits(feats);                       // [B, M, K]
   auto mask = present.unsqueeze(-1);                   // [B, M, 1]
@@ -177,8 +229,12 @@ torch::Tensor FusionClassifierImpl::combine_late(const std::vector<torch::Tensor
   auto logp = torch::log_softmax(o, -1);
   if (late_ == Late::Poe) return (logp * mask).sum(1);  // product of experts, renormalized by the loss
   if (late_ == Late::Conf) {
+    // floor: each expert's distribution mixed with the uniform one, (1 - floor) p + floor / K, so no
+    // expert can veto a class by more than log(floor / K)
+    if (conf_floor_ > 0)
+      logp = torch::logaddexp(logp + std::log1p(-conf_floor_), torch::full_like(logp, std::log(conf_floor_ / logp.size(-1))));
     const bool ranked = conf_ranks_.defined() && conf_ranks_.min().item<double>() >= 0;
-    return nn::confidence_fuse(logp, present, conf_power_, ranked ? conf_ranks_ : torch::Tensor());
+    return nn::confidence_fuse(logp, present, conf_power_, ranked ? conf_ranks_ : torch::Tensor(), shift_trust_of(feats));
   }
   torch::Tensor w;                                      // [B, M] weights over present experts
   if (late_ == Late::Weighted) {

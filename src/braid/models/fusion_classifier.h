@@ -18,7 +18,13 @@
 // `calibrate: temperature` each expert's logits are divided by a temperature fitted on the
 // validation split after training (models/calibrated.h; buffer `expert_temperature`, 1 while
 // training), so an expert that is surer than it is right on held-out data weighs less; with
-// `calibrate: rank` the confidence is ranked among the expert's validation confidences instead.
+// `calibrate: rank` the confidence is ranked among the expert's validation confidences instead;
+// with `calibrate: shift` (shift_k: 5, shift_alpha: 0.1) each expert's weight is also scaled by
+// how typical the sample's encoder features are among the validation ones (k-NN distance; buffers
+// `expert_shift_ref_<m>`, `expert_shift_n`, `expert_shift_dist`), so an expert whose input is
+// unlike anything held-in (an image style never seen) gives way even when it is sure. `floor: f`
+// (default 0) mixes each expert's distribution with the uniform one, (1 − f) p + f / K, before
+// fusing: a product of experts in which no expert can veto a class outright.
 //
 // Robust training: `modality_dropout` p hides each present modality of a training sample with
 // probability p (never all of them); `aux_heads` λ > 0 adds per-modality heads whose
@@ -50,7 +56,9 @@ class FusionClassifierImpl : public ModelImpl, public Calibrated {
   // late_conf with `calibrate: temperature`: fits each expert's temperature on `val` (rows that have
   // its modality); "" for every other recipe.
   std::string calibrate(const std::vector<Batch>& val) override;
-  bool calibrates() const override { return expert_temperature_.defined() || conf_ranks_.defined(); }
+  bool calibrates() const override {
+    return expert_temperature_.defined() || conf_ranks_.defined() || shift_n_.defined();
+  }
   // Per-modality features before fusion, in `modalities()` order, and the [B, M] presence.
   std::vector<torch::Tensor> encode(const Batch& batch, torch::Tensor* present = nullptr);
   const std::vector<std::string>& modalities() const { return modalities_; }
@@ -70,9 +78,18 @@ class FusionClassifierImpl : public ModelImpl, public Calibrated {
   bool classify_ = true;
   double modality_dropout_ = 0.0, aux_weight_ = 0.0;
   double conf_power_ = 1.0;  // late_conf: exponent of the per-sample confidence
+  double conf_floor_ = 0.0;  // late_conf: share of the uniform distribution mixed into each expert
   torch::Tensor expert_temperature_;  // late_conf, calibrate: temperature: [M] buffer (else undefined)
   torch::Tensor conf_ranks_;          // late_conf, calibrate: rank: [M, kRankQ] validation confidence quantiles
-  static constexpr int64_t kRankQ = 101;
+  // late_conf, calibrate: shift: per expert, up to kShiftRef validation features [kShiftRef, D_m]
+  // (the first shift_n_[m] rows used; 0 = not calibrated) and kRankQ quantiles of their
+  // leave-one-out k-NN distances [M, kRankQ]
+  std::vector<torch::Tensor> shift_ref_;
+  torch::Tensor shift_n_, shift_dist_;
+  int64_t shift_k_ = 5;
+  double shift_alpha_ = 0.1;
+  torch::Tensor shift_trust_of(const std::vector<torch::Tensor>& feats);  // [B, M] (undefined: not calibrated)
+  static constexpr int64_t kRankQ = 101, kShiftRef = 1024;
   torch::Tensor aux_loss_;
 };
 

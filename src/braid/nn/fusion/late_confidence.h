@@ -20,6 +20,17 @@
 // (T_m > 1) gives way more often in the product. `calibrate: rank` instead replaces c_m by its rank
 // among expert m's own validation confidences (`confidence_rank`: the share of them <= c_m), so an
 // expert is weighed by how sure it is relative to how sure it usually is on held-in data.
+//
+// Shift (calibrate: shift): an expert can be sure and wrong on an input unlike anything it was
+// trained on (an image style never seen), and no statistic of its held-in outputs shows that. The
+// input's distance to the held-in ones does: after training, each expert keeps its encoder's
+// features of the validation split (L2-normalized) and the distribution of their leave-one-out
+// distances to their k-th nearest neighbour (`knn_distance`, k = shift_k). At test time a sample's
+// k-NN distance d_m gives a tail share s_m = share of those reference distances >= d_m (a p-value
+// of "as typical as held-in data") and a trust t_m = min(1, s_m / shift_alpha): 1 for all but
+// the shift_alpha most atypical share of held-in inputs, falling to 0 beyond the farthest one;
+// the weight becomes present_m · c_m^power · t_m (normalized as before; when every present expert
+// has trust 0 the confidences alone decide).
 #pragma once
 
 #include <torch/types.h>
@@ -33,13 +44,23 @@ torch::Tensor expert_confidence(const torch::Tensor& logp);
 // (a row with nothing present is all 0; present experts with c = 0 share equally).
 // With `ranks` [M, Q] (each row expert m's validation confidences, sorted ascending) the
 // confidence used is `confidence_rank(c, ranks)` instead of c.
+// With `trust` [B, M] in [0, 1] (`shift_trust` per expert) each weight is also multiplied by it.
 torch::Tensor confidence_weights(const torch::Tensor& logp, const torch::Tensor& present, double power,
-                                 const torch::Tensor& ranks = {});
+                                 const torch::Tensor& ranks = {}, const torch::Tensor& trust = {});
 
 // The fused log-probabilities [B, K] of the rule above. c10::Error naming the tensors when
 // logp is not [B, M, K] with K ≥ 2, present not [B, M], or power < 0.
 torch::Tensor confidence_fuse(const torch::Tensor& logp, const torch::Tensor& present, double power,
-                              const torch::Tensor& ranks = {});
+                              const torch::Tensor& ranks = {}, const torch::Tensor& trust = {});
+
+// x [B, D], ref [N, D] -> [B]: the Euclidean distance of each L2-normalized row of x to its k-th
+// nearest L2-normalized row of ref. leave_one_out: x is ref itself (B = N) and a row is not its
+// own neighbour. c10::Error unless 1 <= k <= N (N - 1 leaving one out) and the widths agree.
+torch::Tensor knn_distance(const torch::Tensor& x, const torch::Tensor& ref, int64_t k, bool leave_one_out = false);
+
+// d [B] k-NN distances, quantiles [Q] the reference distances (ascending) -> [B] trust
+// min(1, (share of quantiles >= d) / alpha). c10::Error unless alpha is in (0, 1].
+torch::Tensor shift_trust(const torch::Tensor& d, const torch::Tensor& quantiles, double alpha);
 
 // c [B, M] -> the share of each expert's reference confidences `ranks` [M, Q] (sorted ascending
 // per row) that are <= c, in [0, 1].
