@@ -16,6 +16,7 @@
 #include "braid/core/runtime.h"
 #include "braid/nn/prepack.h"
 #include "braid/nn/fused_infer.h"
+#include "braid/nn/infer_threads.h"
 #include "braid/train/distributed.h"
 #include "commands.h"
 
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
   if (switched_off("BRAID_CPU_INT8")) braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
   // BRAID_FUSED_INFER=0: pre-packed inference without the fused LayerNorm / attention kernels (nn/fused_infer.h)
   if (switched_off("BRAID_FUSED_INFER")) braid::nn::set_fused_infer(false);
+  // BRAID_INFER_SPLIT=0: inference forwards use the intra-op threads op by op, as before nn/infer_threads.h
+  if (switched_off("BRAID_INFER_SPLIT")) braid::nn::set_infer_split(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

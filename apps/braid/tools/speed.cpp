@@ -23,6 +23,7 @@
 #include "braid/data/npy.h"
 #include "braid/eval/evaluate.h"
 #include "braid/nn/fused.h"
+#include "braid/nn/infer_threads.h"
 #include "braid/nn/prepack.h"
 #include "braid/objectives/supervised.h"
 #include "braid/train/optim.h"
@@ -161,12 +162,16 @@ nlohmann::json measure_speed(const RunOptions& ro, const SpeedOptions& so) {
     if (clip > 0) clip_grad_norm(params_list, clip);
     opt.step();
   };
-  auto forward = [&](const Batch& b) {
-    AutocastScope ac(p.device.type(), p.precision);
-    return model.forward(b);
-  };
   using clock = std::chrono::steady_clock;
   const bool cuda = p.device.is_cuda();
+  // inference: on the CPU through nn::infer_rows, as embed / search / serve (serve::Embedder) run it
+  auto forward = [&](const Batch& b) {
+    auto rows = [&](int64_t r0, int64_t r1) {
+      AutocastScope ac(p.device.type(), p.precision);
+      return model.forward(nn::batch_rows(b, r0, r1));
+    };
+    return cuda ? rows(0, b.size()) : nn::infer_rows(b.size(), rows);
+  };
   // CUDA runs asynchronously: wait for the device before reading the clock
   auto secs = [cuda](clock::time_point a) {
     if (cuda) torch::cuda::synchronize();

@@ -179,7 +179,9 @@ struct Packed {
   int64_t version = -1;  // weight._version() when packed
   int64_t K = 0, N = 0;
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> layouts;  // packed copies, one per layout asked for
-  std::map<std::tuple<int64_t, int, bool, bool>, std::shared_ptr<Kernel>> kernels;  // (M, epilogue, bias, residual)
+  // (M, epilogue, bias, residual, intra-op threads: oneDNN plans a primitive for the threads it sees when created, and
+  // nn/infer_threads.h runs forwards with one thread inside a parallel region)
+  std::map<std::tuple<int64_t, int, bool, bool, int>, std::shared_ptr<Kernel>> kernels;
   bool broken = false;   // oneDNN refused a primitive: always fall back
   bool int8 = false;     // quantized: qweight [N, K] s8, wscale [N] (weight = qweight · wscale per row)
   at::Tensor qweight;
@@ -413,7 +415,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
     if (x.size(-1) != K || (has_bias && bias.numel() != N)) return {};
     const int64_t M = x.numel() / K;
     if (M == 0 || (has_res && residual.numel() != M * N)) return {};
-    const auto key = std::make_tuple(M, static_cast<int>(epilogue), has_bias, has_res);
+    const auto key = std::make_tuple(M, static_cast<int>(epilogue), has_bias, has_res, at::get_num_threads());
     auto kt = p.kernels.find(key);
     if (kt != p.kernels.end()) {
       k = kt->second;
@@ -466,10 +468,11 @@ namespace {
 struct AttentionKernels {
   dnnl::matmul qk, wv;  // scores = q kᵀ / √d; out = softmax(scores) v
 };
-std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::shared_ptr<AttentionKernels>> g_attention;  // B, T, H, d
+// B, T, H, d, intra-op threads (as Packed::kernels)
+std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int>, std::shared_ptr<AttentionKernels>> g_attention;
 
 std::shared_ptr<AttentionKernels> attention_kernels(int64_t B, int64_t T, int64_t H, int64_t d) {  // under g_mu
-  const auto key = std::make_tuple(B, T, H, d);
+  const auto key = std::make_tuple(B, T, H, d, at::get_num_threads());
   if (auto it = g_attention.find(key); it != g_attention.end()) return it->second;
   const int64_t row = 3 * H * d;  // one token of qkv [B, T, 3, H, d]
   const dnnl::memory::desc q({B, H, T, d}, dt::f32, {T * row, d, row, 1});

@@ -10,6 +10,7 @@
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
 #include "braid/eval/evaluate.h"
+#include "braid/nn/infer_threads.h"
 #include "braid/nn/prepack.h"
 #include "braid/run/run_dir.h"
 
@@ -49,7 +50,11 @@ torch::Tensor Embedder::embed(const std::string& modality, const ModalityBatch& 
                     fmt::format("{}", fmt::join(embeds_, ", ")));
   torch::NoGradGuard ng;
   std::lock_guard<std::mutex> lock(mu_);
-  auto e = p_.model->embed(modality, mb.to(p_.device));
+  const auto in = mb.to(p_.device);
+  auto rows = [&](int64_t r0, int64_t r1) { return p_.model->embed(modality, nn::batch_rows(in, r0, r1)); };
+  const int64_t n = in.data.size(0);
+  // on the CPU through nn::infer_rows: the rows split over the intra-op threads, one row on one thread
+  auto e = p_.device.is_cpu() ? nn::infer_rows(n, rows) : rows(0, n);
   return e.to(torch::kCPU).to(torch::kFloat).contiguous();
 }
 
