@@ -48,11 +48,12 @@ void set_lr(torch::optim::Optimizer& o, double lr) {
 }  // namespace
 
 // Six steps of MultiTensorAdamW(`impl`) against torch::optim::AdamW on `dev`, within `atol`.
-static void expect_adamw_matches(const std::string& impl, torch::Device dev, double atol) {
+static void expect_adamw_matches(const std::string& impl, torch::Device dev, double atol, bool cpu_avx512 = true) {
   auto a = make_params(1, dev), b = clones(a);
   auto opts = torch::optim::AdamWOptions(0.01).weight_decay(0.05);
   torch::optim::AdamW ref(a, opts);
   train::MultiTensorAdamW mine(b, opts, impl);
+  mine.set_cpu_avx512(cpu_avx512);
   for (int t = 0; t < 6; ++t) {
     set_grads(a, t);
     set_grads(b, t);
@@ -68,6 +69,26 @@ static void expect_adamw_matches(const std::string& impl, torch::Device dev, dou
 }
 
 TEST(Optim, ForeachAdamWMatchesTorchAdamW) { expect_adamw_matches("foreach", torch::kCPU, 1e-6); }
+
+// The CPU fused step (one pass per tensor; AVX-512 where the CPU has it, and the scalar loop), also what "auto"
+// picks on the CPU. Parameter 1 skips two steps, so the step counts differ between buckets.
+TEST(Optim, CpuFusedAdamWMatchesTorchAdamW) {
+  expect_adamw_matches("fused", torch::kCPU, 1e-6);
+  expect_adamw_matches("fused", torch::kCPU, 1e-6, /*cpu_avx512=*/false);
+  auto a = make_params(7);
+  train::MultiTensorAdamW opt(a, torch::optim::AdamWOptions(0.01), "auto");
+  set_grads(a, 0);
+  opt.step();
+  EXPECT_EQ(opt.impl(), "fused");
+  // a double parameter cannot take the float pass: "auto" falls back to foreach, "fused" says why
+  auto d = std::vector<torch::Tensor>{torch::randn({3}, torch::kDouble).set_requires_grad(true)};
+  d[0].mutable_grad() = torch::ones({3}, torch::kDouble);
+  train::MultiTensorAdamW fallback(d, torch::optim::AdamWOptions(0.01), "auto");
+  fallback.step();
+  EXPECT_EQ(fallback.impl(), "foreach");
+  train::MultiTensorAdamW strict(d, torch::optim::AdamWOptions(0.01), "fused");
+  EXPECT_THROW(strict.step(), InputError);
+}
 
 // Runs where the build and the machine have CUDA (the GPU machine, docs/gpu.md); skipped elsewhere.
 TEST(Optim, CudaForeachAndFusedAdamWMatchTorchAdamW) {

@@ -15,6 +15,7 @@
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
 #include "braid/nn/prepack.h"
+#include "braid/nn/fused.h"
 #include "braid/nn/fused_infer.h"
 #include "braid/nn/infer_threads.h"
 #include "braid/train/distributed.h"
@@ -84,6 +85,8 @@ int main(int argc, char** argv) {
   if (switched_off("BRAID_FUSED_INFER")) braid::nn::set_fused_infer(false);
   // BRAID_INFER_SPLIT=0: inference forwards use the intra-op threads op by op, as before nn/infer_threads.h
   if (switched_off("BRAID_INFER_SPLIT")) braid::nn::set_infer_split(false);
+  // BRAID_FUSED_TRAIN=0: the Transformer block trains with ATen's dropout, residual adds, GELU and attention (nn/fused.h)
+  if (switched_off("BRAID_FUSED_TRAIN")) braid::nn::set_fused_train(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

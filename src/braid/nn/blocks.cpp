@@ -12,6 +12,11 @@
 
 namespace braid::nn {
 
+namespace {
+// attention_qkv (nn/fused.h) up to this many tokens: its per-head products are not cache-blocked for long sequences
+constexpr int64_t kFusedAttentionMaxT = 128;
+}  // namespace
+
 torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& lengths) {
   const int64_t T = x.size(1);
   auto steps = torch::arange(T, lengths.options()).unsqueeze(0);               // [1, T]
@@ -105,6 +110,9 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
     BRAID_OP_SCOPE("block.attention");
     if (fused && qkv.scalar_type() == at::kFloat) a = infer_attention(qkv, H, pad);
     else if (any_prepacked()) a = packed_attention(qkv, H, pad);  // inference (nn/prepack.h)
+    else if (T <= kFusedAttentionMaxT && fused_train_applies(x) &&
+             (qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kBFloat16))
+      a = attention_qkv(qkv, H, pad);  // training kernels (nn/fused.h)
     if (!a.defined()) {
       auto q = qkv.view({B, T, 3, H, d}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, d]
       a = attention(q[0], q[1], q[2], pad).transpose(1, 2).reshape({B, T, options.dim});
@@ -137,9 +145,36 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
     }
   }
   torch::Tensor o;
+  // training kernels (nn/fused.h, on by default on AVX-512 CPUs): dropout + residual add and GELU as one pass
+  // each, for a float residual stream and float or bf16 (autocast) GEMM outputs; attention_qkv above
+  bool train_kernels = false;
   {
     BRAID_OP_SCOPE("block.proj");
-    o = drop_->forward(linear(proj_, a));
+    o = linear(proj_, a);
+    // (the older float kernels below take precedence when switched on: --fused asks for them by name)
+    train_kernels = !fused_kernels() && fused_train_applies(x) &&
+                    (o.scalar_type() == at::kFloat || o.scalar_type() == at::kBFloat16);
+    if (!train_kernels) o = drop_->forward(o);
+  }
+  if (train_kernels) {
+    const double p = is_training() ? options.dropout : 0.0;
+    torch::Tensor h, n2, z;
+    {
+      BRAID_OP_SCOPE("block.residual1");
+      h = dropout_add(x, o, p);
+    }
+    {
+      BRAID_OP_SCOPE("block.ln2");
+      n2 = ln2_->forward(h);
+    }
+    {
+      BRAID_OP_SCOPE("block.ff1+gelu");
+      z = linear(ff1_, n2);
+      z = z.scalar_type() == o.scalar_type() ? nn::gelu(z) : torch::gelu(z);
+    }
+    BRAID_OP_SCOPE("block.ff2+residual");
+    auto y = linear(ff2_, z);
+    return y.scalar_type() == o.scalar_type() ? dropout_add(h, y, p) : h + drop_->forward(y);
   }
   // fused CPU kernels (nn/fused.h; off unless switched on) where every operand has the parameters' dtype
   // (not under bf16 autocast, whose GEMM outputs are bf16)

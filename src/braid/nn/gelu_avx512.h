@@ -29,6 +29,41 @@ __attribute__((target("avx512f"))) inline __m512 erf512(__m512 z) {
   return _mm512_div_ps(_mm512_mul_ps(z, p), q);
 }
 
+// exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, 2^n by scalef): ~1 ulp; exactly 0
+// below -87.3 (-inf included), where the float range ends: no subnormal results, which cost a microcode assist in
+// every later operation that reads them.
+__attribute__((target("avx512f"))) inline __m512 exp512_nonpos(__m512 x) {
+  const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_NLT_UQ);  // NaN stays NaN below
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+  return _mm512_maskz_mov_ps(normal, _mm512_scalef_ps(p, n));
+}
+
+// gelu(x) = 0.5·x·(1 + erf(x/√2)) and its slope Φ(x) + x·φ(x) (what ATen's gelu_backward multiplies the gradient
+// by), 16 lanes.
+__attribute__((target("avx512f"))) inline __m512 gelu512(__m512 x) {
+  const __m512 e = erf512(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)));
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+__attribute__((target("avx512f"))) inline __m512 gelu_slope512(__m512 x) {
+  const __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
+                                   _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                                 erf512(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)))));
+  const __m512 pdf = _mm512_mul_ps(exp512_nonpos(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x))),
+                                   _mm512_set1_ps(0.398942280401432677939946059934f));
+  return _mm512_fmadd_ps(x, pdf, cdf);
+}
+
 // In place: y = 0.5·y·(1 + erf(y/√2)) (torch::gelu's erf form). As a pass after the GEMM it beats oneDNN's
 // eltwise_gelu_erf post-op: ~85 vs ~155 µs on ff1's [544, 1024] output at 1 thread (bench/dnnl_gelu_mb.cpp,
 // docs/results/engine.md 2026-12-06 "GELU").

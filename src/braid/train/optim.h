@@ -6,8 +6,9 @@
 // checkpoint format: it *is* a torch::optim::AdamW) done with ATen's multi-tensor `_foreach_*`
 // kernels, or with the single fused `_fused_adamw_` kernel on CUDA with LibTorch >= 2.1.
 // The implementation is chosen by `impl`: "loop" (torch::optim::AdamW itself), "foreach",
-// "fused", or "auto" (CUDA: fused where available, else foreach; CPU: loop, which measured
-// faster there than the foreach kernels); recipe key `train.adamw` (`braid train`/`bench speed`
+// "fused", or "auto" (= fused: CUDA's `_fused_adamw_` where available, else foreach; on the CPU one
+// loop per float32 tensor doing the whole update in one pass, AVX-512 where the CPU has it, with
+// foreach for other dtypes or layouts); recipe key `train.adamw` (`braid train`/`bench speed`
 // also take the BRAID_ADAMW environment variable as an override, read in apps/).
 #pragma once
 
@@ -27,9 +28,12 @@ class MultiTensorAdamW : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
   // The implementation the last step used: loop | foreach | fused.
   const std::string& impl() const { return used_; }
+  // Tests: false makes the CPU fused step use its scalar loop instead of AVX-512 (default true).
+  void set_cpu_avx512(bool on);
 
  private:
   std::string impl_, used_;
+  bool cpu_avx512_ = true;
 };
 
 // AdamW (MultiTensorAdamW) or SGD from the recipe's train section.
