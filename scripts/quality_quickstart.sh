@@ -7,15 +7,17 @@
 #
 # Arguments after `--` go to every `braid quickstart` (e.g. --threads 1). Finished runs in OUT are
 # reused (delete OUT to retrain). Needs the built binary (BRAID, default build/apps/braid/braid), the
-# emoji data (data/emoji) and, for the pretrained rows, runs/minilm (bash scripts/fetch_minilm.sh).
+# emoji data (DATA, default data/emoji; built there when missing) and, for the pretrained rows,
+# runs/minilm (bash scripts/fetch_minilm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRAID=${BRAID:-build/apps/braid/braid}
 OUT=${OUT:-runs/quality_quickstart}
 SEEDS=${SEEDS:-3}
+DATA=${DATA:-data/emoji}
 [ "${1:-}" = "--" ] && shift
 for ((s = 0; s < SEEDS; s++)); do
-  "$BRAID" quickstart --seed "$s" --out "$OUT/seed$s" --data data/emoji "$@" >/dev/null
+  "$BRAID" quickstart --seed "$s" --out "$OUT/seed$s" --data "$DATA" "$@" >/dev/null
 done
 python3 - "$OUT" "$SEEDS" <<'PY'
 import json, statistics, sys

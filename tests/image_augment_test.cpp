@@ -25,6 +25,18 @@ std::string error_of(const std::string& yaml) {
   return "";
 }
 
+// an image_cnn encoder from its recipe section, its weights drawn after torch::manual_seed(seed)
+braid::nn::EncoderPtr image_cnn(const std::string& yaml, uint64_t seed) {
+  braid::nn::EncoderContext ctx;
+  ctx.modality = "image";
+  torch::manual_seed(seed);
+  return braid::nn::encoder_registry().make(Config::from_string(yaml, "enc.yaml"), ctx);
+}
+
+braid::ModalityBatch batch(const torch::Tensor& x) {
+  return {x, torch::Tensor(), torch::ones({x.size(0)}, torch::kBool)};
+}
+
 }  // namespace
 
 // Off by default: the batch comes back unchanged; flip 1 mirrors every image left-right;
@@ -73,19 +85,47 @@ TEST(ImageAugment, ShiftTranslatesWithinTheWindow) {
   EXPECT_LT((braid::nn::augment_images(flat, opts("{augment: {shift: 4}}")) - 0.7).abs().max().item<double>(), 1e-6);
 }
 
+// Scale zooms about the centre within [1 - scale, 1 + scale]: a centred bright square of side 8 on a
+// dark 32 px image keeps its centre, and its area (the sum of the bilinear result) stays within the
+// zoom window and varies between images. Rotate moves an off-centre dot along its circle about the
+// centre. A flat image stays flat under both (the border is repeated).
+TEST(ImageAugment, ScaleAndRotateResampleAboutTheCentre) {
+  using torch::indexing::Slice;
+  torch::manual_seed(3);
+  auto x = torch::zeros({16, 3, 32, 32});
+  x.index_put_({Slice(), Slice(), Slice(12, 20), Slice(12, 20)}, 1.0);
+  auto y = braid::nn::augment_images(x, opts("{augment: {scale: 0.5}}"));
+  ASSERT_EQ(y.sizes(), x.sizes());
+  auto area = y.select(1, 0).sum({1, 2});  // 64 at zoom 1
+  EXPECT_GE(area.min().item<double>(), 64 * 0.5 * 0.5 - 2);
+  EXPECT_LE(area.max().item<double>(), 64 * 1.5 * 1.5 + 2);
+  EXPECT_GT((area.max() - area.min()).item<double>(), 10) << "the zoom does not vary";
+  auto rows = torch::arange(32, torch::kFloat).view({1, 32, 1}), cols = torch::arange(32, torch::kFloat).view({1, 1, 32});
+  auto w = y.select(1, 0);
+  EXPECT_LT(((w * rows).sum({1, 2}) / area - 15.5).abs().max().item<double>(), 0.05);  // centre of mass
+  EXPECT_LT(((w * cols).sum({1, 2}) / area - 15.5).abs().max().item<double>(), 0.05);
+
+  auto dot = torch::zeros({16, 3, 32, 32});
+  dot.index_put_({Slice(), Slice(), Slice(15, 17), Slice(23, 25)}, 1.0);  // centre (15.5, 23.5): radius 8
+  auto r = braid::nn::augment_images(dot, opts("{augment: {rotate: 90}}")).select(1, 0);
+  auto mass = r.sum({1, 2});
+  auto cy = (r * rows).sum({1, 2}) / mass - 15.5, cx = (r * cols).sum({1, 2}) / mass - 15.5;
+  auto radius = (cy * cy + cx * cx).sqrt();
+  EXPECT_LT((radius - 8).abs().max().item<double>(), 0.5);
+  EXPECT_GT(cy.abs().max().item<double>(), 2) << "the dot does not move";
+
+  auto flat = torch::full({2, 3, 8, 8}, 0.7);
+  EXPECT_LT((braid::nn::augment_images(flat, opts("{augment: {scale: 0.3, rotate: 30}}")) - 0.7).abs().max().item<double>(),
+            1e-6);
+}
+
 // image_cnn augments in training only: in evaluation the output is the plain encoder's; in training
 // with flip 1 it equals the same weights reading the mirrored batch.
 TEST(ImageAugment, ImageCnnAugmentsOnlyWhenTraining) {
-  braid::nn::EncoderContext ctx;
-  ctx.modality = "image";
-  torch::manual_seed(2);
-  auto aug = braid::nn::encoder_registry().make(
-      Config::from_string("{name: image_cnn, channels: [4], dim: 3, augment: {flip: 1}}", "a.yaml"), ctx);
-  torch::manual_seed(2);
-  auto plain = braid::nn::encoder_registry().make(Config::from_string("{name: image_cnn, channels: [4], dim: 3}", "p.yaml"), ctx);
+  auto aug = image_cnn("{name: image_cnn, channels: [4], dim: 3, augment: {flip: 1}}", 2);
+  auto plain = image_cnn("{name: image_cnn, channels: [4], dim: 3}", 2);
   auto x = torch::randn({5, 3, 8, 8});
-  braid::ModalityBatch mb{x, torch::Tensor(), torch::ones({5}, torch::kBool)};
-  braid::ModalityBatch mirrored{x.flip({3}), torch::Tensor(), torch::ones({5}, torch::kBool)};
+  auto mb = batch(x), mirrored = batch(x.flip({3}));
   aug->eval();
   plain->eval();
   EXPECT_LT((aug->forward(mb) - plain->forward(mb)).abs().max().item<double>(), 1e-6);
@@ -93,6 +133,24 @@ TEST(ImageAugment, ImageCnnAugmentsOnlyWhenTraining) {
   plain->train();
   EXPECT_LT((aug->forward(mb) - plain->forward(mirrored)).abs().max().item<double>(), 1e-5);
   EXPECT_GT((aug->forward(mb) - plain->forward(mb)).abs().max().item<double>(), 1e-4);
+}
+
+// tta_flip: in evaluation the output is the mean of the plain encoder's outputs for the image and its
+// mirror (the head after pooling is linear), so an image and its mirror encode alike; training ignores it.
+TEST(ImageAugment, ImageCnnTtaFlipAveragesTheMirror) {
+  auto tta = image_cnn("{name: image_cnn, channels: [4, 8], dim: 3, tta_flip: true}", 4);
+  auto plain = image_cnn("{name: image_cnn, channels: [4, 8], dim: 3}", 4);
+  auto x = torch::randn({5, 3, 8, 8});
+  auto mb = batch(x), mirrored = batch(x.flip({3}));
+  tta->eval();
+  plain->eval();
+  auto want = (plain->forward(mb) + plain->forward(mirrored)) * 0.5;
+  EXPECT_LT((tta->forward(mb) - want).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((tta->forward(mb) - tta->forward(mirrored)).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((plain->forward(mb) - want).abs().max().item<double>(), 1e-4);
+  tta->train();
+  plain->train();
+  EXPECT_LT((tta->forward(mb) - plain->forward(mb)).abs().max().item<double>(), 1e-5);
 }
 
 // Bad values name the file and the key.
@@ -104,6 +162,10 @@ TEST(ImageAugment, BadValuesNameTheKey) {
   EXPECT_NE(e.find("augment.shift"), std::string::npos) << e;
   e = error_of("{augment: {grayscale: 2}}");
   EXPECT_NE(e.find("augment.grayscale"), std::string::npos) << e;
+  e = error_of("{augment: {scale: 1}}");
+  EXPECT_NE(e.find("augment.scale"), std::string::npos) << e;
+  e = error_of("{augment: {rotate: -5}}");
+  EXPECT_NE(e.find("augment.rotate"), std::string::npos) << e;
   e = error_of("{augment: {flipp: 0.5}}");
   EXPECT_NE(e.find("flipp"), std::string::npos) << e;
 }

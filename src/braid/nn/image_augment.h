@@ -9,6 +9,10 @@
 //   grayscale  probability of replacing the three channels by their luma 0.299 R + 0.587 G + 0.114 B
 //              (computed on the normalized values: exact when the recipe's mean and std are equal
 //              across channels, as every shipped recipe has them)
+//   scale      zoom by a factor drawn uniformly from [1 - scale, 1 + scale] about the centre
+//              (> 1 enlarges the content; bilinear, the border pixels repeated into the uncovered edge)
+//   rotate     rotate by an angle drawn uniformly from [-rotate, rotate] degrees about the centre
+//              (scale and rotate are one resampling; shift comes after, in whole pixels)
 #pragma once
 
 #include <torch/types.h>
@@ -21,7 +25,9 @@ struct ImageAugmentOptions {
   double flip = 0.0;
   int64_t shift = 0;
   double grayscale = 0.0;
-  bool any() const { return flip > 0 || shift > 0 || grayscale > 0; }
+  double scale = 0.0;   // fraction in [0, 0.9]
+  double rotate = 0.0;  // degrees in [0, 180]
+  bool any() const { return flip > 0 || shift > 0 || grayscale > 0 || scale > 0 || rotate > 0; }
   // reads the optional `augment` map below an encoder's section; absent = no augmentation
   static ImageAugmentOptions from_config(const Config& encoder);
 };

@@ -18,10 +18,12 @@ struct ImageCNNOptions {
   std::vector<int64_t> channels{32, 64, 128};  // one conv-BN-ReLU-maxpool block per entry
   int64_t dim = 128;                           // output width
   ImageAugmentOptions augment;                 // training-time augmentation (nn/image_augment.h)
+  bool tta_flip = false;                       // evaluation: mean of the pooled features of x and its mirror
   static ImageCNNOptions from_config(const Config& c);
 };
 
 // [B, 3, H, W] -> (augment, training only) -> blocks -> global average pool -> Linear -> [B, dim].
+// With `tta_flip: true` evaluation pools the image and its left-right mirror and averages the two.
 class ImageCNNImpl : public EncoderImpl {
  public:
   ImageCNNImpl(ImageCNNOptions o, const EncoderContext& ctx);
