@@ -36,6 +36,13 @@ need_braid() {  # need_braid SUBCOMMAND...: build braid (cmake + ninja) unless `
 bench_setup() {  # the peer's interpreter (apt when missing) and braid (cmake + ninja when missing)
   need_py 'import torch, numpy, yaml' python3-torch python3-numpy python3-yaml
   need_braid bench speed
+  # braid picks OpenBLAS's kernels itself when OpenBLAS sees a generic core (apps/braid/main.cpp); the peers run
+  # with the same choice, so that both sides use the same BLAS kernels
+  if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    local core
+    core=$("$BRAID" -v list fusions 2>&1 >/dev/null | sed -n "s/.*OpenBLAS core: \([A-Za-z0-9]*\) (braid's choice.*/\1/p" | head -n 1)
+    if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; say "OPENBLAS_CORETYPE=$core for every side (OpenBLAS saw a generic core)"; fi
+  fi
 }
 
 gemm_peak() {  # writes $OUT/gemm.json (braid bench gemm: median sgemm GFLOP/s at n=1024, THREADS threads)
@@ -43,7 +50,7 @@ gemm_peak() {  # writes $OUT/gemm.json (braid bench gemm: median sgemm GFLOP/s a
   "$BRAID" bench gemm --threads "$THREADS" --repeats 5 --json >"$OUT/gemm.json"
   rm -f "$OUT/gemm_unset.json"
   if [ -n "${OPENBLAS_CORETYPE:-}" ]; then  # OpenBLAS's own kernel choice too, for the record
-    env -u OPENBLAS_CORETYPE "$BRAID" bench gemm --threads "$THREADS" --repeats 5 --json >"$OUT/gemm_unset.json"
+    env -u OPENBLAS_CORETYPE BRAID_OPENBLAS_CORETYPE=0 "$BRAID" bench gemm --threads "$THREADS" --repeats 5 --json >"$OUT/gemm_unset.json"
   fi
 }
 

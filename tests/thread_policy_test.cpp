@@ -81,3 +81,56 @@ TEST(ThreadPolicy, TheUsersOwnSettingIsKept) {
     EXPECT_NE(r.err.find("GOMP_SPINCOUNT = '10000'"), std::string::npos) << r.err;
   }
 }
+
+// OpenBLAS's kernels: Debian's OpenBLAS 0.3.21 falls back to generic Prescott kernels on CPUs newer than it; braid
+// then names SkylakeX (AVX-512) or Haswell (AVX2) for its re-exec, unless the user set OPENBLAS_CORETYPE or
+// BRAID_OPENBLAS_CORETYPE=0. OPENBLAS_VERBOSE=2 makes OpenBLAS print the core it loads with ("Core: X") in each
+// process, so the last such line is the running process's.
+namespace {
+std::string last_core(const std::string& err) {
+  const auto at = err.rfind("Core: ");
+  if (at == std::string::npos) return "";
+  return err.substr(at + 6, err.find('\n', at) - at - 6);
+}
+const auto kBlasClean = with(with(kClean, "OPENBLAS_VERBOSE", "2"), "BRAID_OPENBLAS_CORETYPE", "");
+}  // namespace
+
+TEST(ThreadPolicy, OpenBlasCoreIsChosenOnlyWhenOpenBlasSawAGenericCore) {
+  auto clean = kBlasClean;
+  clean["OPENBLAS_CORETYPE"] = std::nullopt;
+  clean["BRAID_OPENBLAS_CORETYPE"] = std::nullopt;
+  Env e(clean);
+  auto r = run_braid("-v list fusions");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto first = r.err.find("Core: ");
+  if (first == std::string::npos) GTEST_SKIP() << "the BLAS is not OpenBLAS (no 'Core:' line)";
+  const std::string first_core = r.err.substr(first + 6, r.err.find('\n', first) - first - 6);
+  if (r.err.find("(braid's choice: OpenBLAS saw a generic core)") != std::string::npos) {
+    EXPECT_TRUE(first_core == "Prescott" || first_core == "Core2" || first_core == "Nehalem" ||
+                first_core == "Penryn" || first_core == "Dunnington" || first_core == "Atom" || first_core == "Unknown")
+        << r.err;
+    const std::string now = last_core(r.err);
+    EXPECT_TRUE(now == "SkylakeX" || now == "Haswell") << r.err;
+    EXPECT_NE(r.err.find("OpenBLAS core: " + now + " (braid's choice"), std::string::npos) << r.err;
+  } else {
+    EXPECT_NE(r.err.find("OpenBLAS core: OpenBLAS's own choice"), std::string::npos) << r.err;
+    EXPECT_EQ(last_core(r.err), first_core) << r.err;
+  }
+}
+
+TEST(ThreadPolicy, TheUsersOpenBlasCoreIsKept) {
+  {
+    Env e(with(kBlasClean, "OPENBLAS_CORETYPE", "Haswell"));
+    auto r = run_braid("-v list fusions");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("OpenBLAS core: Haswell (from the environment)"), std::string::npos) << r.err;
+  }
+  {
+    auto m = with(kBlasClean, "BRAID_OPENBLAS_CORETYPE", "0");
+    m["OPENBLAS_CORETYPE"] = std::nullopt;
+    Env e(m);
+    auto r = run_braid("-v list fusions");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("OpenBLAS core: OpenBLAS's own choice"), std::string::npos) << r.err;
+  }
+}

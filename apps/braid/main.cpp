@@ -9,7 +9,12 @@
 #include <cstring>
 #include <string>
 
+#include <dlfcn.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <iterator>
 
 #include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
@@ -43,24 +48,57 @@ constexpr const char* kOmpPolicyVar = "OMP_WAIT_POLICY";
 constexpr const char* kOmpPolicyValue = "passive";
 constexpr const char* kOmpPolicyMarker = "BRAID_OMP_POLICY_SET";
 
-void apply_omp_wait_policy(int argc, char** argv) {
-  if (std::getenv(kOmpPolicyVar) || std::getenv("GOMP_SPINCOUNT") || std::getenv(kOmpPolicyMarker)) return;
+// OpenBLAS's kernels (issue 19). Debian 12's OpenBLAS 0.3.21 does not know CPUs newer than it (an Intel Xeon
+// of model 207 among them) and falls back to its generic Prescott kernels: a 1024^2 sgemm at 16 GFLOP/s
+// instead of 90 with OPENBLAS_CORETYPE=SkylakeX on one thread (docs/results/engine.md). OpenBLAS reads the
+// variable at load, so when the user has not set it and OpenBLAS reports a pre-AVX core on a CPU with AVX-512
+// (AVX2), braid names SkylakeX (Haswell) for its re-exec. BRAID_OPENBLAS_CORETYPE=0 keeps OpenBLAS's own choice.
+constexpr const char* kBlasCoreVar = "OPENBLAS_CORETYPE";
+
+const char* openblas_core_to_set() {
+  const char* opt = std::getenv("BRAID_OPENBLAS_CORETYPE");
+  if (std::getenv(kBlasCoreVar) || (opt && std::string(opt) == "0")) return nullptr;
+  using CoreName = char* (*)();
+  auto corename = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!corename || !corename()) return nullptr;  // another BLAS
+  const std::string core = corename();
+  static const char* const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Unknown"};
+  if (std::none_of(std::begin(generic), std::end(generic), [&](const char* g) { return strcasecmp(g, core.c_str()) == 0; }))
+    return nullptr;
+  const auto f = braid::detected_cpu_features();
+  return f.avx512f ? "SkylakeX" : f.avx2 ? "Haswell" : nullptr;
+}
+
+void apply_startup_env(int argc, char** argv) {
+  if (std::getenv(kOmpPolicyMarker)) return;  // set by braid's own re-exec: no loop
   for (int i = 1; i < argc; ++i)  // nothing runs in parallel for these
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--version")) return;
-  ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
-  ::setenv(kOmpPolicyMarker, "1", 1);
+  const bool omp = !std::getenv(kOmpPolicyVar) && !std::getenv("GOMP_SPINCOUNT");
+  const char* core = openblas_core_to_set();
+  if (!omp && !core) return;
+  if (omp) ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
+  if (core) ::setenv(kBlasCoreVar, core, 1), ::setenv("BRAID_OPENBLAS_CORETYPE_SET", core, 1);
+  ::setenv(kOmpPolicyMarker, omp ? "1" : "0", 1);
   ::execv("/proc/self/exe", argv);
-  ::unsetenv(kOmpPolicyVar);  // no /proc, or exec refused: go on with libgomp's defaults (the marker stays: no retry)
+  // no /proc, or exec refused: go on with the libraries' defaults (the marker stays: no retry)
+  if (omp) ::unsetenv(kOmpPolicyVar);
+  if (core) ::unsetenv(kBlasCoreVar), ::unsetenv("BRAID_OPENBLAS_CORETYPE_SET");
 }
 
 // One line for `braid -v`: the policy in effect and where it came from.
 std::string omp_wait_policy_line() {
   const char* w = std::getenv(kOmpPolicyVar);
   const char* s = std::getenv("GOMP_SPINCOUNT");
-  const char* by = std::getenv(kOmpPolicyMarker) && w && std::string(w) == kOmpPolicyValue
+  const char* m = std::getenv(kOmpPolicyMarker);
+  const char* by = m && std::string(m) == "1" && w && std::string(w) == kOmpPolicyValue
                        ? "braid's default; set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose"
                        : (w || s) ? "from the environment" : "libgomp's default";
-  return fmt::format("OpenMP waits: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={} ({})", w ? w : "(unset)", s ? s : "(unset)", by);
+  const char* b = std::getenv(kBlasCoreVar);
+  const char* bset = std::getenv("BRAID_OPENBLAS_CORETYPE_SET");
+  return fmt::format("OpenMP waits: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={} ({}); OpenBLAS core: {} ({})", w ? w : "(unset)",
+                     s ? s : "(unset)", by, b ? b : "OpenBLAS's own choice",
+                     bset && b && std::string(bset) == b ? "braid's choice: OpenBLAS saw a generic core"
+                                                         : b ? "from the environment" : "OPENBLAS_CORETYPE unset");
 }
 
 }  // namespace
@@ -68,7 +106,7 @@ std::string omp_wait_policy_line() {
 const std::vector<std::string>& braid::cli::invocation() { return g_invocation; }
 
 int main(int argc, char** argv) {
-  apply_omp_wait_policy(argc, argv);  // returns only when no re-exec was needed (or possible)
+  apply_startup_env(argc, argv);  // returns only when no re-exec was needed (or possible)
   g_invocation.assign(argv, argv + argc);
   // Environment overrides are read here, in apps/, and passed down (the library reads none).
   const char* malloc_mode = std::getenv("BRAID_MALLOC");
