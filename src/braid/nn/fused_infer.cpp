@@ -94,23 +94,6 @@ void layer_norm_scalar(const float* x, const float* w, const float* b, int64_t D
 
 #ifdef BRAID_FUSED_X86
 
-// exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, 2^n by scalef): ~1 ulp.
-__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
 // 16 rows of 16 floats (r[i] = row i) transposed in registers: r[c] = column c.
 __attribute__((target("avx512f"))) inline void transpose16x16(__m512 r[16]) {
   __m512 t[16];
@@ -243,7 +226,7 @@ __attribute__((target("avx512f"))) void attend_avx512(const float* q, const floa
     const __m512 vm = _mm512_set1_ps(m);
     __m512 sum = _mm512_setzero_ps();
     for (int64_t bk = 0; bk < blocks; ++bk) {
-      const __m512 e = _mm512_maskz_mov_ps(valid[bk], exp512(_mm512_sub_ps(_mm512_loadu_ps(si + bk * 16), vm)));
+      const __m512 e = _mm512_maskz_mov_ps(valid[bk], exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(si + bk * 16), vm)));
       _mm512_storeu_ps(si + bk * 16, e);
       sum = _mm512_add_ps(sum, e);
     }
