@@ -16,7 +16,10 @@ namespace braid::nn {
 
 namespace {
 
-std::atomic<bool> g_split{true};
+// Off by default: on a fresh clone the split rows of a Transformer block differed from the unsplit forward
+// (max abs diff 1.18, InferThreads test; passes in other builds: a race in a kernel run on two chunks at once).
+// BRAID_INFER_SPLIT=1 turns it on for measurement until that is found.
+std::atomic<bool> g_split{false};
 
 // The slice [r0, r1) along dim 0 of t, undefined when t is.
 at::Tensor rows_of(const at::Tensor& t, int64_t r0, int64_t r1) { return t.defined() ? t.slice(0, r0, r1) : t; }
