@@ -87,11 +87,6 @@ __attribute__((target("avx512f"))) void adamw_avx512(float* p, const float* g, f
 }
 #endif
 
-bool cpu_avx512() {
-  static const bool has = detected_cpu_features().avx512f;
-  return has;
-}
-
 // The CPU "fused" step of a bucket: one pass per tensor (float32, contiguous, on the CPU; checked by the caller).
 void adamw_cpu_fused(std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
                      std::vector<torch::Tensor>& avg, std::vector<torch::Tensor>& avg_sq, const AdamWCoef& c,
@@ -196,7 +191,7 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
           const AdamWCoef c{static_cast<float>(1 - lr * wd), static_cast<float>(beta1), static_cast<float>(1 - beta1),
                             static_cast<float>(beta2), static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bc2)),
                             static_cast<float>(eps), static_cast<float>(-lr / bc1)};
-          adamw_cpu_fused(b.params, b.grads, b.avg, b.avg_sq, c, cpu_avx512_ && cpu_avx512());
+          adamw_cpu_fused(b.params, b.grads, b.avg, b.avg_sq, c, cpu_avx512_ && detected_cpu_features().avx512f);
           used_ = "fused";
           fused = true;
         }
