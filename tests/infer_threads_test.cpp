@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,9 +23,9 @@ namespace {
 
 using Threads = nn::ScopedIntraOpThreads;  // intra-op threads for a test, the old count put back
 
-struct SplitOn {  // the switch on during a test, and on again after it
+struct SplitOn {  // the switch on during a test, and on again after it (the default)
   SplitOn() { nn::set_infer_split(true); }
-  ~SplitOn() { nn::set_infer_split(false); }  // the default
+  ~SplitOn() { nn::set_infer_split(true); }
 };
 
 // The ranges infer_rows asked `forward` for, each returning [r1 - r0, 3] zeros.
@@ -55,7 +56,7 @@ TEST(InferThreads, SplitAndOneThreadMatchTheForwardAsItIs) {
   for (bool packed : {false, true}) {
     if (packed && nn::prepack_linears(*block) == 0) continue;  // built without oneDNN
     torch::NoGradGuard ng;
-    for (int64_t B : {1}) {  // the split of 2+ rows is off by default (a race: infer_threads.cpp); one row only
+    for (int64_t B : {1, 2, 3, 5, 8, 17, 33, 2, 8, 33}) {  // repeats: two chunks running the same kernels at once
       auto x = torch::randn({B, 17, 64});
       auto pad = torch::arange(17).unsqueeze(0).expand({B, 17}) >= (17 - torch::arange(B) % 5).unsqueeze(1);
       auto fwd = [&](int64_t r0, int64_t r1) { return block->forward(x.slice(0, r0, r1), pad.slice(0, r0, r1)); };
@@ -158,4 +159,28 @@ TEST(InferThreads, BatchRowsSlicesEveryField) {
   EXPECT_FALSE(s.mods.at("image").lengths.defined());
   EXPECT_TRUE(s.labels.equal(torch::tensor({1, 2})));
   EXPECT_FALSE(s.targets.defined());
+}
+
+// oneDNN's default scratchpad belongs to the thread that created a primitive: a packed kernel created on one thread
+// and run on another (the server's batcher, a split chunk) must still give the same rows (nn/prepack.cpp, execute()).
+TEST(InferThreads, PackedKernelsRunOnAnotherThreadAsOnTheirOwn) {
+  torch::manual_seed(1);
+  nn::TransformerBlock block(nn::TransformerBlockOptions{64, 4, 4, 0.0});
+  block->eval();
+  if (nn::prepack_linears(*block) == 0) GTEST_SKIP() << "built without oneDNN";
+  torch::NoGradGuard ng;
+  Threads one(1);
+  for (int64_t B : {1, 3, 8}) {
+    auto x = torch::randn({B, 17, 64});
+    auto want = block->forward(x, {});  // creates the kernels on this thread
+    at::Tensor got;
+    std::thread t([&] {
+      torch::NoGradGuard ng2;
+      Threads one2(1);
+      got = block->forward(x, {});
+    });
+    t.join();
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-5) << B << " rows";
+  }
+  nn::clear_prepacked();
 }

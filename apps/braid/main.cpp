@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
   if (switched_off("BRAID_CPU_INT8")) braid::nn::set_int8_allowed(false, "BRAID_CPU_INT8=0");
   // BRAID_FUSED_INFER=0: pre-packed inference without the fused LayerNorm / attention kernels (nn/fused_infer.h)
   if (switched_off("BRAID_FUSED_INFER")) braid::nn::set_fused_infer(false);
-  // BRAID_INFER_SPLIT=1: inference forwards split their rows over the threads (nn/infer_threads.h; off by default)
-  if (const char* v = std::getenv("BRAID_INFER_SPLIT")) braid::nn::set_infer_split(std::string(v) == "1");
+  // BRAID_INFER_SPLIT=0: inference forwards run op by op on all threads instead of split by rows (nn/infer_threads.h)
+  if (switched_off("BRAID_INFER_SPLIT")) braid::nn::set_infer_split(false);
   // BRAID_FUSED_TRAIN=0: the Transformer block trains with ATen's dropout, residual adds, GELU and attention (nn/fused.h)
   if (switched_off("BRAID_FUSED_TRAIN")) braid::nn::set_fused_train(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&

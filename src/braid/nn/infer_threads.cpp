@@ -16,10 +16,10 @@ namespace braid::nn {
 
 namespace {
 
-// Off by default: on a fresh clone the split rows of a Transformer block differed from the unsplit forward
-// (max abs diff 1.18, InferThreads test; passes in other builds: a race in a kernel run on two chunks at once).
-// BRAID_INFER_SPLIT=1 turns it on for measurement until that is found.
-std::atomic<bool> g_split{false};
+// On by default (BRAID_INFER_SPLIT=0 turns it off). It was off while split rows differed from the unsplit forward
+// on an AMX host (max abs diff 1.18): oneDNN's default scratchpad belongs to the thread that created a primitive,
+// and the chunks ran packed kernels created on another thread; nn/prepack.cpp now gives each run its own.
+std::atomic<bool> g_split{true};
 
 // The slice [r0, r1) along dim 0 of t, undefined when t is.
 at::Tensor rows_of(const at::Tensor& t, int64_t r0, int64_t r1) { return t.defined() ? t.slice(0, r0, r1) : t; }

@@ -11,7 +11,7 @@
 //    thread that another process preempts delays only its own chunk;
 //  - one thread (a single row): the forward on the calling thread with one intra-op thread, no parallel region;
 //  - as it is: grad mode on, one intra-op thread, already inside a parallel region, or switched off
-//    (off by default; set_infer_split(true), the CLI's BRAID_INFER_SPLIT=1).
+//    (on by default; set_infer_split(false), the CLI's BRAID_INFER_SPLIT=0).
 // A row's output matches the unsplit forward's to float rounding (GEMMs over fewer rows block the sums
 // differently). The forward must treat rows independently (eval mode) and return the rows along dim 0; a chunk
 // whose output has another first dim makes infer_rows run the whole batch unsplit instead.

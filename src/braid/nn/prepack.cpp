@@ -165,11 +165,35 @@ dnnl::engine& cpu_engine() {
   return e;
 }
 
+// Every primitive braid creates manages no scratchpad of its own: with oneDNN's default (library) mode, built
+// without DNNL_ENABLE_CONCURRENT_EXEC as Debian's is, all primitives created on one thread share that thread's
+// global scratchpad, so two threads running them at once (nn/infer_threads.h's split: one chunk per thread, the
+// same kernels) write over each other's partial results. execute() gives each run its own.
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+// Runs `prim` on this thread's stream with a scratchpad of its own (`scratch`: the primitive's scratchpad_desc())
+// and waits for it.
+void execute(const dnnl::primitive& prim, const dnnl::memory::desc& scratch, std::unordered_map<int, dnnl::memory> args) {
+  thread_local dnnl::stream stream(cpu_engine());
+  at::Tensor buf;  // lives until the primitive has run
+  if (const size_t bytes = scratch.get_size(); bytes > 0) {
+    buf = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte));
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch, cpu_engine(), buf.data_ptr()));
+  }
+  prim.execute(stream, args);
+  stream.wait();
+}
+
 // One matmul primitive (for one M and epilogue) and the packed weights in the layout it reads; the post-op
 // index of the bias, the residual and (int8) the per-row activation scales, -1 where absent.
 struct Kernel {
   dnnl::matmul prim;
   dnnl::memory weights;
+  dnnl::memory::desc scratch;  // its scratchpad (user-managed: see execute())
   int bias_po = -1, residual_po = -1, rows_po = -1;
 };
 
@@ -216,10 +240,10 @@ std::shared_ptr<Kernel> make_kernel(Packed& p, int64_t M, Epilogue e, bool bias,
   dnnl::post_ops po;
   if (e == Epilogue::Gelu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
   if (residual) po.append_binary(dnnl::algorithm::binary_add, dst);
-  dnnl::primitive_attr attr;
+  auto attr = user_scratchpad();
   attr.set_post_ops(po);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wts, b, dst), attr, cpu_engine());
-  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc())});
+  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc()), pd.scratchpad_desc()});
   if (residual) k->residual_po = e == Epilogue::Gelu ? 1 : 0;
   return k;
 }
@@ -246,11 +270,11 @@ std::shared_ptr<Kernel> make_kernel_int8(Packed& p, int64_t M, Epilogue e, bool 
     r = n++;
     po.append_binary(dnnl::algorithm::binary_add, dst);
   }
-  dnnl::primitive_attr attr;
+  auto attr = user_scratchpad();
   attr.set_output_scales(1 << 2, p.wscale);
   attr.set_post_ops(po);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wts, dst), attr, cpu_engine());
-  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc())});
+  auto k = std::make_shared<Kernel>(Kernel{dnnl::matmul(pd), layout_for(p, pd.weights_desc()), pd.scratchpad_desc()});
   k->bias_po = b;
   k->residual_po = r;
   k->rows_po = rows;
@@ -436,7 +460,6 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
   sizes.back() = N;
   auto out = at::empty(sizes, x.options());
   auto& eng = cpu_engine();
-  thread_local dnnl::stream stream(cpu_engine());
   // int8: 3-D descriptors [1, M, ·] (make_kernel_int8), the rows quantized now; fp32: 2-D
   auto md = [int8](int64_t a, int64_t b, dt t) {
     return int8 ? dnnl::memory::desc({1, a, b}, t, tag::abc) : dnnl::memory::desc({a, b}, t, tag::ab);
@@ -458,8 +481,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& weight, const at
     rc = residual.contiguous();
     args.emplace(post_op_arg(k->residual_po), dnnl::memory(md(M, N, dt::f32), eng, rc.data_ptr<float>()));
   }
-  k->prim.execute(stream, args);
-  stream.wait();
+  execute(k->prim, k->scratch, std::move(args));
   return out;
 }
 
@@ -467,6 +489,7 @@ namespace {
 
 struct AttentionKernels {
   dnnl::matmul qk, wv;  // scores = q kᵀ / √d; out = softmax(scores) v
+  dnnl::memory::desc qk_scratch, wv_scratch;
 };
 // B, T, H, d, intra-op threads (as Packed::kernels)
 std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int>, std::shared_ptr<AttentionKernels>> g_attention;
@@ -479,11 +502,12 @@ std::shared_ptr<AttentionKernels> attention_kernels(int64_t B, int64_t T, int64_
   const dnnl::memory::desc kt({B, H, d, T}, dt::f32, {T * row, d, 1, row});
   const dnnl::memory::desc s({B, H, T, T}, dt::f32, tag::abcd);
   const dnnl::memory::desc o({B, H, T, d}, dt::f32, {T * H * d, d, H * d, 1});  // = [B, T, H·d]
-  dnnl::primitive_attr scaled;
+  auto scaled = user_scratchpad();
   scaled.set_output_scales(0, {1.0f / std::sqrt(static_cast<float>(d))});
+  const dnnl::matmul::primitive_desc qk(dnnl::matmul::desc(q, kt, s), scaled, cpu_engine()),
+      wv(dnnl::matmul::desc(s, q, o), user_scratchpad(), cpu_engine());
   auto k = std::make_shared<AttentionKernels>(
-      AttentionKernels{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), scaled, cpu_engine())),
-                       dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s, q, o), cpu_engine()))});
+      AttentionKernels{dnnl::matmul(qk), dnnl::matmul(wv), qk.scratchpad_desc(), wv.scratchpad_desc()});
   if (g_attention.size() >= kMaxKernelsPerWeight) g_attention.clear();
   g_attention.emplace(key, k);
   return k;
@@ -508,7 +532,6 @@ at::Tensor packed_attention(const at::Tensor& qkv, int64_t heads, const at::Tens
     }
   }
   auto& eng = cpu_engine();
-  thread_local dnnl::stream stream(cpu_engine());
   float* base = qkv.data_ptr<float>();
   const int64_t row = 3 * H * d;
   auto scores = at::empty({B, H, T, T}, qkv.options());
@@ -517,15 +540,13 @@ at::Tensor packed_attention(const at::Tensor& qkv, int64_t heads, const at::Tens
   dnnl::memory q(qd, eng, base), v(qd, eng, base + 2 * H * d);
   dnnl::memory kt({{B, H, d, T}, dt::f32, {T * row, d, 1, row}}, eng, base + H * d);
   dnnl::memory s({{B, H, T, T}, dt::f32, tag::abcd}, eng, scores.data_ptr<float>());
-  k->qk.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, s}});
-  stream.wait();
+  execute(k->qk, k->qk_scratch, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, s}});
   if (pad.defined()) scores.masked_fill_(pad.view({B, 1, 1, T}), -std::numeric_limits<float>::infinity());
   auto w = at::softmax(scores, -1);
   if (pad.defined()) w.nan_to_num_(0.0);  // rows with every key masked
   dnnl::memory wm({{B, H, T, T}, dt::f32, tag::abcd}, eng, w.data_ptr<float>());
   dnnl::memory o({{B, H, T, d}, dt::f32, {T * H * d, d, H * d, 1}}, eng, out.data_ptr<float>());
-  k->wv.execute(stream, {{DNNL_ARG_SRC, wm}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
-  stream.wait();
+  execute(k->wv, k->wv_scratch, {{DNNL_ARG_SRC, wm}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
   return out;
 }
 
