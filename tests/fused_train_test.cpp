@@ -52,7 +52,9 @@ TEST(FusedTrain, GeluMatchesAtenForwardAndBackward) {
         torch::manual_seed(n);
         auto z0 = (torch::randn({n}) * 3).to(dt);
         auto z1 = z0.clone().set_requires_grad(true), z2 = z0.clone().set_requires_grad(true);
-        auto mine = nn::gelu(z1), ref = torch::gelu(z2);
+        // the reference in float, rounded once: ATen 1.13's own bf16 GELU is off by up to 100 % in the tails on
+        // AVX2 hosts (gelu(-3.27) = -0.0 instead of -1.8e-3), not a reference for a kernel that computes in float
+        auto mine = nn::gelu(z1), ref = torch::gelu(z2.to(torch::kFloat)).to(dt);
         ASSERT_EQ(mine.scalar_type(), dt);
         auto g = torch::randn({n}).to(dt);
         mine.backward(g);
