@@ -165,10 +165,11 @@ dnnl::engine& cpu_engine() {
   return e;
 }
 
-// Every primitive braid creates manages no scratchpad of its own: with oneDNN's default (library) mode, built
-// without DNNL_ENABLE_CONCURRENT_EXEC as Debian's is, all primitives created on one thread share that thread's
-// global scratchpad, so two threads running them at once (nn/infer_threads.h's split: one chunk per thread, the
-// same kernels) write over each other's partial results. execute() gives each run its own.
+// Every primitive braid creates takes its scratchpad from the caller (scratchpad_mode::user). In oneDNN's default
+// (library) mode, built without DNNL_ENABLE_CONCURRENT_EXEC as Debian's is, a primitive uses a global scratchpad
+// shared by the primitives its creating thread made (dnnl_config.h: it "does not work" when a primitive is created
+// and run on different threads): chunks of nn/infer_threads.h's split and the server's batcher run kernels created
+// on other threads, and AMX / brgemm kernels need a scratchpad. execute() gives each run its own.
 dnnl::primitive_attr user_scratchpad() {
   dnnl::primitive_attr a;
   a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
