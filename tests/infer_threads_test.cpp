@@ -23,9 +23,10 @@ namespace {
 
 using Threads = nn::ScopedIntraOpThreads;  // intra-op threads for a test, the old count put back
 
-struct SplitOn {  // the switch on during a test, and on again after it (the default)
-  SplitOn() { nn::set_infer_split(true); }
-  ~SplitOn() { nn::set_infer_split(true); }
+struct SplitOn {  // the switch on during a test, and as it was after it
+  SplitOn() : was_(nn::infer_split_enabled()) { nn::set_infer_split(true); }
+  ~SplitOn() { nn::set_infer_split(was_); }
+  bool was_;
 };
 
 // The ranges infer_rows asked `forward` for, each returning [r1 - r0, 3] zeros.

@@ -176,13 +176,14 @@ dnnl::primitive_attr user_scratchpad() {
   return a;
 }
 
-// Runs `prim` on this thread's stream with a scratchpad of its own (`scratch`: the primitive's scratchpad_desc())
-// and waits for it.
+// Runs `prim` on this thread's stream with this thread's scratchpad (`scratch`: the primitive's scratchpad_desc())
+// and waits for it. The buffer only grows: each run finishes before the next on the thread starts, so one per
+// thread is enough and the GEMM path allocates nothing once it is warm.
 void execute(const dnnl::primitive& prim, const dnnl::memory::desc& scratch, std::unordered_map<int, dnnl::memory> args) {
   thread_local dnnl::stream stream(cpu_engine());
-  at::Tensor buf;  // lives until the primitive has run
-  if (const size_t bytes = scratch.get_size(); bytes > 0) {
-    buf = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte));
+  thread_local at::Tensor buf;
+  if (const auto bytes = static_cast<int64_t>(scratch.get_size()); bytes > 0) {
+    if (!buf.defined() || buf.numel() < bytes) buf = at::empty({bytes}, at::TensorOptions().dtype(at::kByte));
     args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch, cpu_engine(), buf.data_ptr()));
   }
   prim.execute(stream, args);
