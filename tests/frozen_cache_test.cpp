@@ -8,9 +8,11 @@
 #include "braid/models/fusion_classifier.h"
 #include "braid/nn/encoder.h"
 #include "braid/nn/frozen_cache.h"
+#include "test_util.h"
 
 using braid::Config;
 using braid::ModalityBatch;
+using braid::test::max_diff;
 
 namespace {
 
@@ -61,8 +63,6 @@ ModalityBatch text_batch(const std::vector<std::vector<int64_t>>& rows, int64_t 
   for (size_t i = 0; i < present.size(); ++i) pres[static_cast<int64_t>(i)] = static_cast<bool>(present[i]);
   return ModalityBatch{data, torch::tensor(len, torch::kLong), pres};
 }
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 }  // namespace
 

@@ -15,8 +15,10 @@
 #include "braid/nn/encoders/image_vit.h"
 #include "braid/nn/fused_infer.h"
 #include "braid/nn/prepack.h"
+#include "test_util.h"
 
 using namespace braid;
+using braid::test::max_diff;
 
 namespace {
 
@@ -31,8 +33,6 @@ std::vector<nn::Isa> isas() {  // every path this CPU can run
   return v;
 }
 std::string isa_name(nn::Isa isa) { return isa == nn::Isa::Scalar ? "scalar" : "avx512"; }
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 // The unfused reference: q, k, v split out of qkv [B, T, 3, H, d] and nn::attention (matmul, mask, softmax, matmul).
 torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t H, const torch::Tensor& pad) {

@@ -13,8 +13,10 @@
 
 #include "braid/nn/blocks.h"
 #include "braid/nn/fused.h"
+#include "test_util.h"
 
 using namespace braid;
+using braid::test::max_diff;
 
 namespace {
 
@@ -31,11 +33,6 @@ struct Fused {
   explicit Fused(bool on) { nn::set_fused_kernels(on); }
   ~Fused() { nn::set_fused_kernels(old); }
 };
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
 
 // Analytical vs central-difference gradient of sum(f(inputs) * probe) for every element of every input (double).
 void gradcheck(const std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)>& f,

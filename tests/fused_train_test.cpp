@@ -11,8 +11,10 @@
 #include "braid/core/precision.h"
 #include "braid/nn/blocks.h"
 #include "braid/nn/fused.h"
+#include "test_util.h"
 
 using namespace braid;
+using braid::test::max_diff;
 
 namespace {
 
@@ -28,11 +30,6 @@ struct TrainKernels {
   explicit TrainKernels(bool on) { nn::set_fused_train(on); }
   ~TrainKernels() { nn::set_fused_train(old); }
 };
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
 
 // The largest |a - b| / (|b| + floor): relative error with an absolute floor near zero.
 double max_rel(const torch::Tensor& a, const torch::Tensor& b, double floor) {

@@ -181,12 +181,6 @@ double cell(const std::string& html, const std::string& table_id, const std::str
 }
 
 // The last line of stderr: braid's one-line error.
-std::string last_line(std::string s) {
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const auto nl = s.find_last_of('\n');
-  return nl == std::string::npos ? s : s.substr(nl + 1);
-}
-
 void expect_one_line_error(const RunResult& r, const std::vector<std::string>& parts) {
   EXPECT_EQ(r.code, 2) << r.err;
   const std::string last = last_line(r.err);

@@ -69,13 +69,6 @@ int run_with_file_limit(const std::string& args, const std::string& log, rlim_t 
   return wait_exit(pid);
 }
 
-std::string last_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  const size_t nl = t.rfind('\n');
-  return nl == std::string::npos ? t : t.substr(nl + 1);
-}
-
 }  // namespace
 
 // Two `braid train` into the same fresh --out at the same moment: the run directory's lock lets exactly one

@@ -136,6 +136,17 @@ std::string q(const std::string& s) {
   return r + "'";
 }
 
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+std::string last_line(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  const auto nl = s.find_last_of('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
 RunResult run_braid(const std::string& args) {
   static int counter = 0;
   std::string base = fs::temp_directory_path() / ("braid_run_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));

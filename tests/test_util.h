@@ -57,8 +57,14 @@ struct RunResult {
 // Runs BRAID_EXE with `args` (already shell-quoted where needed) and captures stdout/stderr.
 RunResult run_braid(const std::string& args);
 
+// Largest |a - b| in double; a and b must have the same shape (a failed expectation otherwise).
+double max_diff(const torch::Tensor& a, const torch::Tensor& b);
+
 // Shell-quote one argument.
 std::string q(const std::string& s);
+
+// The last line of s (trailing newlines dropped): where the CLI writes its one-line error.
+std::string last_line(std::string s);
 
 // Paths of committed fixtures: tests/fixtures/golden/<name> and tests/fixtures/broken/<name>.
 std::string golden(const std::string& name);

@@ -12,15 +12,11 @@
 #include "braid/nn/lm/causal_lm.h"
 #include "braid/nn/lm/sample.h"
 #include "braid/train/optim.h"
+#include "tools/stats.h"
 
 namespace braid::tools {
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 using clock = std::chrono::steady_clock;
 double since(clock::time_point a) { return std::chrono::duration<double>(clock::now() - a).count(); }

@@ -17,6 +17,7 @@
 
 #include "braid/core/error.h"
 #include "tools/batch_rows.h"
+#include "tools/stats.h"
 #include "braid/core/fs.h"
 #include "braid/core/op_profile.h"
 #include "braid/core/runtime.h"
@@ -33,11 +34,6 @@ namespace braid::tools {
 using namespace braid::train;  // RunOptions, batch_loss, the optimizer and clipping
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // A YAML tree as JSON (scalars typed as bool, integer, number or string), for peers without a YAML parser.
 nlohmann::json yaml_json(const YAML::Node& n) {

@@ -13,7 +13,7 @@
 namespace braid::data {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;  // keeps each line's key order
+using ordered_json = nlohmann::ordered_json;  // keeps each line's key order
 
 static const std::vector<std::string> kRuleKeys{"id", "label", "group", "text", "image", "audio", "series"};
 
@@ -46,10 +46,10 @@ FilterRule parse_filter_rule(const std::string& text, const std::string& what) {
 }
 
 // The strings a rule compares for `key` in one manifest line (text: every view).
-static std::vector<std::string> values_of(const json& j, const std::string& key) {
+static std::vector<std::string> values_of(const ordered_json& j, const std::string& key) {
   std::vector<std::string> out;
   if (!j.contains(key)) return out;
-  const json& v = j.at(key);
+  const ordered_json& v = j.at(key);
   if (v.is_string()) out.push_back(v.get<std::string>());
   else if (v.is_object())
     for (const auto& [k, t] : v.items()) out.push_back(t.is_string() ? t.get<std::string>() : t.dump());
@@ -57,7 +57,7 @@ static std::vector<std::string> values_of(const json& j, const std::string& key)
   return out;
 }
 
-static bool holds(const FilterRule& r, const std::string& split, const json& j) {
+static bool holds(const FilterRule& r, const std::string& split, const ordered_json& j) {
   if (!r.splits.empty() && std::find(r.splits.begin(), r.splits.end(), split) == r.splits.end()) return true;
   for (const auto& v : values_of(j, r.key))
     if (v.find(r.substring) != std::string::npos) return true;
@@ -93,7 +93,7 @@ FilterReport filter_manifest(const std::string& in, const std::string& out, cons
   std::string text;
   for (const auto& s : m.samples()) {
     ++rep.read;
-    json j = json::parse(lines.at(static_cast<size_t>(s.line - 1)));
+    ordered_json j = ordered_json::parse(lines.at(static_cast<size_t>(s.line - 1)));
     bool keep = true;
     for (const auto& r : opt.keep) keep = keep && holds(r, s.split, j);
     if (!keep) continue;
@@ -105,7 +105,7 @@ FilterReport filter_manifest(const std::string& in, const std::string& out, cons
     if (j.contains("audio")) j["audio"] = rebase(j["audio"].get<std::string>(), s.audio);
     if (j.contains("series") && j["series"].is_string())
       j["series"] = rebase(j["series"].get<std::string>(), s.series_path);
-    text += j.dump(-1, ' ', false, json::error_handler_t::strict);
+    text += j.dump(-1, ' ', false, ordered_json::error_handler_t::strict);
     text += '\n';
     ++rep.kept;
     ++rep.per_split[s.split];

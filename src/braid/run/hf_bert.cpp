@@ -8,6 +8,7 @@
 
 #include "braid/core/config.h"
 #include "braid/core/error.h"
+#include "braid/core/strings.h"
 #include "braid/core/fs.h"
 #include "braid/data/tokenizer.h"
 #include "braid/models/model.h"
@@ -19,10 +20,6 @@ namespace braid::run {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 
 std::string in_dir(const HfCheckpoint& ck, const std::string& rel) { return (fs::path(ck.dir) / rel).string(); }
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "braid/core/error.h"
+#include "braid/core/strings.h"
 #include "braid/core/fs.h"
 
 namespace braid::run {
@@ -17,10 +18,6 @@ namespace braid::run {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 
 // Integer `*position_ids` buffers (arange rows that transformers saves with some models): not weights.
 bool is_index_buffer(const std::string& name, const torch::Tensor& v) {

@@ -203,18 +203,6 @@ models::ModelPtr build_model(const std::string& yaml, int64_t vocab, int64_t ima
   return models::model_registry().make(mcfg, ctx);
 }
 
-// The braid name of an HF CLIPModel / SiglipModel tensor ("" = not one of ours).
-std::string braid_name(const std::string& hf) {
-  auto starts = [&](const char* p) { return hf.rfind(p, 0) == 0; };
-  if (hf == "visual_projection.weight") return "enc_image.projection.weight";
-  if (hf == "text_projection.weight") return "enc_text.projection.weight";
-  if (hf == "logit_scale") return "logit_scale";
-  if (hf == "logit_bias") return "bias";
-  if (starts("vision_model.")) return "enc_image." + hf.substr(13);
-  if (starts("text_model.")) return "enc_text." + hf.substr(11);
-  return "";
-}
-
 std::string hf_name(const std::string& b) {
   auto starts = [&](const char* p) { return b.rfind(p, 0) == 0; };
   if (b == "enc_image.projection.weight") return "visual_projection.weight";

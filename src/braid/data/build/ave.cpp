@@ -47,8 +47,6 @@ constexpr double kBackgroundSpeech = 0.7;    // share of background sound runs t
 constexpr int64_t kFramePixels = 3 * kAveFrameSide * kAveFrameSide;
 const char* const kStyles[2] = {"google", "twitter"};
 
-const char* split_name(int s) { return s == 0 ? "train" : s == 1 ? "val" : "test"; }
-
 // What one sequence shows and says (also written to events.tsv).
 struct Plan {
   int split = 0;

@@ -24,7 +24,7 @@ namespace {
 
 constexpr int kSide = 28;
 constexpr int64_t kPixels = kSide * kSide;
-constexpr int64_t kDefaultTotal = 6000;   // 600 per digit
+constexpr int64_t kAvmnistTotal = 6000;   // 600 per digit
 constexpr int64_t kPoolPerDigit = 60;     // utterances per digit at the default size
 constexpr double kClipSeconds = 1.0;      // every WAV is this long
 const char* const kWords[10] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
@@ -35,8 +35,6 @@ std::array<int64_t, 3> split_counts(int64_t n) {
   if (n >= 3) val = std::max<int64_t>(val, 1), test = std::max<int64_t>(test, 1);
   return {n - val - test, val, test};
 }
-
-const char* split_name(int s) { return s == 0 ? "train" : s == 1 ? "val" : "test"; }
 
 struct Utterance {
   std::vector<float> wave;  // trimmed to the speech, peak-normalized to 1
@@ -100,7 +98,7 @@ BuildReport build_avmnist(const BuildOptions& opt) {
   }
 
   // ---- sizes ----
-  const int64_t total = opt.limit > 0 ? opt.limit : kDefaultTotal;
+  const int64_t total = opt.limit > 0 ? opt.limit : kAvmnistTotal;
   std::array<int64_t, 10> count{};
   for (int d = 0; d < 10; ++d) {
     count[static_cast<size_t>(d)] = std::min(available[static_cast<size_t>(d)], total / 10 + (d < total % 10 ? 1 : 0));

@@ -109,6 +109,8 @@ double Rng::normal() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+const char* split_name(int s) { return s == 0 ? "train" : s == 1 ? "val" : "test"; }
+
 std::string split_of(uint64_t seed, const std::string& key) {
   double u = static_cast<double>(braid::mix_seed(seed, hash_string(key), 0x5b11) >> 11) * (1.0 / 9007199254740992.0);
   return u < 0.70 ? "train" : u < 0.85 ? "val" : "test";

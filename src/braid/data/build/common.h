@@ -65,6 +65,9 @@ class Rng {
 // "train" / "val" / "test" from a seeded hash of `key`: P = 0.70 / 0.15 / 0.15.
 std::string split_of(uint64_t seed, const std::string& key);
 
+// "train", "val", "test" for split index 0, 1, 2 (the builders that draw splits by index).
+const char* split_name(int s);
+
 // The folder holding node_modules/: opt.npm_root if set, else the working directory or one of its
 // parents, else the braid checkout this file was compiled from. InputError naming `probe`
 // (a path below node_modules/) and the setup script when none has it.

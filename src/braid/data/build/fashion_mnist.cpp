@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const kDir = "/usr/share/datasets/fashion-mnist";
-constexpr int64_t kDefaultTotal = 10000;
+constexpr int64_t kFashionTotal = 10000;
 constexpr int64_t kTrainFile = 60000, kTestFile = 10000, kValFromTrain = 6000;
 
 // Class names as in the package README (label = index).
@@ -100,7 +100,7 @@ BuildReport build_fashion_mnist(const BuildOptions& opt) {
 
   // Sizes in the proportions of the full set: 54,000 train / 6,000 val / 10,000 test.
   const int64_t all = kTrainFile + kTestFile;
-  const int64_t total = std::min(opt.limit > 0 ? opt.limit : kDefaultTotal, all);
+  const int64_t total = std::min(opt.limit > 0 ? opt.limit : kFashionTotal, all);
   const int64_t n_val = total * kValFromTrain / all;
   const int64_t n_test = total * kTestFile / all;
   const int64_t n_train = total - n_val - n_test;

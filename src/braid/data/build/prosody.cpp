@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kDefaultTotal = 3000;
+constexpr int64_t kProsodyTotal = 3000;
 constexpr int64_t kUtterancesPerSentence = 2;  // each sentence is spoken twice, with independent prosody
 
 // Prosody ranges (espeak-ng -s words/min, -p 0..99, -a 0..200; RMS grows about linearly with -a,
@@ -96,7 +96,7 @@ std::string manifest_line(const Sample& s) {
 }  // namespace
 
 BuildReport build_prosody(const BuildOptions& opt) {
-  const int64_t total = opt.limit > 0 ? opt.limit : kDefaultTotal;
+  const int64_t total = opt.limit > 0 ? opt.limit : kProsodyTotal;
   const int64_t n_sentences = (total + kUtterancesPerSentence - 1) / kUtterancesPerSentence;
   const int64_t n_words = static_cast<int64_t>(kLexicon.size());
   BRAID_INPUT_CHECK(n_sentences <= kFrames * n_words, "data build prosody: limit {} needs {} distinct sentences; the templates make {}",
