@@ -27,12 +27,23 @@ struct IsaScope {  // the kernels' ISA for one test, Auto put back
   ~IsaScope() { nn::set_fused_infer_isa(nn::Isa::Auto); }
 };
 
-std::vector<nn::Isa> isas() {  // every path this CPU can run
+bool has_avx2_fma() {
+#if defined(__x86_64__)
+  return detected_cpu_features().avx2 && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+std::vector<nn::Isa> isas() {  // every path this CPU can run (Auto is the AVX-512 one here)
   std::vector<nn::Isa> v{nn::Isa::Scalar};
+  if (has_avx2_fma()) v.push_back(nn::Isa::Avx2);
   if (detected_cpu_features().avx512f) v.push_back(nn::Isa::Auto);
   return v;
 }
-std::string isa_name(nn::Isa isa) { return isa == nn::Isa::Scalar ? "scalar" : "avx512"; }
+std::string isa_name(nn::Isa isa) {
+  return isa == nn::Isa::Scalar ? "scalar" : isa == nn::Isa::Avx2 ? "avx2" : "auto (avx512)";
+}
 
 // The unfused reference: q, k, v split out of qkv [B, T, 3, H, d] and nn::attention (matmul, mask, softmax, matmul).
 torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t H, const torch::Tensor& pad) {
@@ -209,9 +220,16 @@ TEST(FusedInfer, IsaSwitchAndBadShapes) {
   {
     IsaScope s(nn::Isa::Scalar);
     EXPECT_FALSE(nn::fused_infer_uses_avx512());
+    EXPECT_FALSE(nn::fused_infer_uses_avx2());
+  }
+  {
+    IsaScope s(nn::Isa::Avx2);
+    EXPECT_FALSE(nn::fused_infer_uses_avx512());
+    EXPECT_EQ(nn::fused_infer_uses_avx2(), has_avx2_fma());
   }
 #if defined(__x86_64__)
   EXPECT_EQ(nn::fused_infer_uses_avx512(), detected_cpu_features().avx512f);
+  EXPECT_EQ(nn::fused_infer_uses_avx2(), !detected_cpu_features().avx512f && has_avx2_fma());
 #endif
   EXPECT_THROW(nn::infer_attention(torch::randn({2, 3, 10}), 4), c10::Error);             // 10 is not 3 x 4 x d
   EXPECT_THROW(nn::infer_attention(torch::randn({2, 3, 24}).to(torch::kDouble), 4), c10::Error);

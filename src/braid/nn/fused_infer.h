@@ -7,8 +7,9 @@
 //   kernels, no strided batched GEMM calls (the small-T attention of the bench towers: T = 17-24, d = 64).
 // - infer_layer_norm: LayerNorm over the last dim, one read of each row for the moments and one write.
 //
-// Each has an AVX-512 path (used when the CPU has avx512f, detected at run time by core/cpu_features.h) and a
-// scalar path (any other CPU, or forced by set_fused_infer_isa(Isa::Scalar)). Both follow the unfused ops'
+// Each has an AVX-512 path (used when the CPU has avx512f, detected at run time by core/cpu_features.h), an AVX2
+// path (8 floats a vector, with FMA: CPUs without AVX-512) and a scalar path (any other CPU, or forced by
+// set_fused_infer_isa(Isa::Scalar)). Both follow the unfused ops'
 // order of operations up to float rounding (tests/fused_infer_test.cpp: max abs diff against ATen).
 // TransformerBlock (and ImageViT's / TextTransformer's final LayerNorm) use them only on the pre-packed inference
 // path, fused_infer_applies(); fused_infer_enabled() is on by default (the CLI turns it off for
@@ -38,20 +39,22 @@ at::Tensor infer_layer_norm(const at::Tensor& x, const at::Tensor& weight, const
 // instead of oneDNN's GELU post-op (faster at 1 thread: docs/results/engine.md, 2026-12-06 "GELU").
 void infer_gelu_(at::Tensor& y);
 
-// Which instructions the kernels use: Auto = AVX-512 where the CPU has it, else scalar; Scalar = always the
-// scalar path (tests; a check of the fallback). Process-wide.
-enum class Isa { Auto, Scalar };
+// Which instructions the kernels use: Auto = AVX-512 where the CPU has it, else AVX2 + FMA where it has those,
+// else scalar; Avx2 = the AVX2 path even on an AVX-512 CPU (scalar without AVX2; tests run it on every x86 host);
+// Scalar = always the scalar path (tests; a check of the fallback). Process-wide.
+enum class Isa { Auto, Avx2, Scalar };
 void set_fused_infer_isa(Isa isa);
-// True when the next call runs the AVX-512 path.
+// True when the next call runs the AVX-512 path / the AVX2 path.
 bool fused_infer_uses_avx512();
+bool fused_infer_uses_avx2();
 
 // Process-wide switch read by TransformerBlock::forward (default on).
 void set_fused_infer(bool on);
 bool fused_infer_enabled();
 
 // Whether the encoders take the fused inference path for input x: switched on, weights pre-packed
-// (any_prepacked(), nn/prepack.h), grad mode off, CPU autocast off, x float32 on the CPU, and the AVX-512 path
-// available (without it ATen's LayerNorm and packed_attention are as fast as the scalar kernels).
+// (any_prepacked(), nn/prepack.h), grad mode off, CPU autocast off, x float32 on the CPU, and a vector path
+// (AVX-512 or AVX2) available (without one ATen's LayerNorm and packed_attention are as fast as the scalar kernels).
 bool fused_infer_applies(const at::Tensor& x);
 
 // ln(x): infer_layer_norm where fused_infer_applies(x) and ln's weight is float32, else ln's own forward
