@@ -14,6 +14,7 @@
 
 #include "braid/core/error.h"
 #include "braid/core/fs.h"
+#include "braid/core/strings.h"
 #include "braid/run/weights.h"
 
 namespace braid::run {
@@ -35,12 +36,8 @@ std::string RunDir::tokenizer() const {
 }
 
 std::string RunDir::tokenizer_as(const std::string& src) const {
-  auto ends = [&](const char* suf) {
-    const std::string s(suf);
-    return src.size() >= s.size() && src.compare(src.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends(".json")) return root + "/tokenizer.json";
-  if (ends(".txt")) return root + "/vocab.txt";
+  if (ends_with(src, ".json")) return root + "/tokenizer.json";
+  if (ends_with(src, ".txt")) return root + "/vocab.txt";
   return root + "/tokenizer.model";
 }
 

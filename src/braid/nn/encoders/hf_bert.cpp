@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "braid/core/error.h"
+#include "braid/core/strings.h"
 #include "braid/nn/blocks.h"
 #include "braid/nn/prepack.h"
 
@@ -87,7 +88,7 @@ HFBertImpl::HFBertImpl(HFBertOptions o, const EncoderContext& ctx) : options(o) 
     for (auto& p : named_parameters()) {
       const auto& n = p.key();
       if (n.find("LayerNorm") != std::string::npos) continue;
-      if (n.size() >= 4 && n.compare(n.size() - 4, 4, "bias") == 0)
+      if (ends_with(n, "bias"))
         p.value().zero_();
       else
         p.value().normal_(0.0, 0.02);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "braid/core/error.h"
+#include "braid/core/strings.h"
 #include "braid/nn/blocks.h"
 
 namespace braid::nn::lm {
@@ -35,7 +36,7 @@ CausalLMImpl::CausalLMImpl(LMOptions o) : options(std::move(o)) {
   torch::NoGradGuard ng;
   for (auto& p : named_parameters()) {
     const auto& name = p.key();
-    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) p.value().zero_();
+    if (ends_with(name, "bias")) p.value().zero_();
     else if (name.find("norm") != std::string::npos) p.value().fill_(1.0);
     else p.value().normal_(0.0, 0.02);
   }
