@@ -1,6 +1,6 @@
 // The OpenMP wait policy of the braid binary (apps/braid/main.cpp, issue 19): with neither OMP_WAIT_POLICY nor
-// GOMP_SPINCOUNT set, braid runs itself again with OMP_WAIT_POLICY=passive (libgomp reads it only at load), with
-// the same arguments; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
+// GOMP_SPINCOUNT set, every command but the training ones (train, quickstart) runs braid again with
+// OMP_WAIT_POLICY=passive (libgomp reads it only at load), with the same arguments; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
 // whose first log line reports the variables as the running process sees them, and through libgomp itself
 // (OMP_DISPLAY_ENV=verbose: the spin count it parsed when it loaded; passive waits = 0).
 #include <gtest/gtest.h>
@@ -61,6 +61,21 @@ TEST(ThreadPolicy, BraidSetsPassiveWaitsWhenTheUserSetNothing) {
   const auto last = r.err.rfind("GOMP_SPINCOUNT = '");
   ASSERT_NE(last, std::string::npos) << r.err;
   EXPECT_EQ(r.err.substr(last, 21), "GOMP_SPINCOUNT = '0'\n") << r.err;
+}
+
+// Training commands keep libgomp's own waits (spin, then sleep): no passive re-exec for `train` / `quickstart`.
+TEST(ThreadPolicy, TrainingCommandsKeepLibgompsSpinWaits) {
+  Env e(kClean);
+  braid::test::TempDir dir("thread_policy");
+  const std::string recipe = dir.file("bad.yaml", "task: [\n");  // fails after the log line: nothing is trained
+  auto r = run_braid("-v train " + recipe + " --out " + dir.file("run"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("OMP_WAIT_POLICY=(unset) GOMP_SPINCOUNT=(unset) (libgomp's default: braid's choice for "
+                       "training commands)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("GOMP_SPINCOUNT = '0'"), std::string::npos) << "not made passive\n" << r.err;
+  EXPECT_NE(r.err.find("GOMP_SPINCOUNT = '300000'"), std::string::npos) << r.err;
 }
 
 TEST(ThreadPolicy, TheUsersOwnSettingIsKept) {

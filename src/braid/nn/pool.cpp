@@ -116,11 +116,13 @@ inline void pool_window(typename Acc<S>::type a, typename Acc<S>::type b, typena
 
 // One output row over input rows r0 and r1 (kTwoRows false: r0 only, ceil mode's last row). `C` is the
 // distance between neighbouring columns: 1 in NCHW (one plane's row), the channel count in channels-last
-// (the row of every channel: the inner loop runs over the channels, contiguous).
-template <typename S, bool kTwoRows>
-void pool_row(const S* __restrict r0, const S* __restrict r1, int64_t W, int64_t OW, int64_t C, S* __restrict out,
+// (the row of every channel: the inner loop runs over the channels, contiguous). kUnitC: C is 1 (NCHW), known
+// at compile time, so that the loop over the windows is the one the compiler vectorizes.
+template <typename S, bool kTwoRows, bool kUnitC = false>
+void pool_row(const S* __restrict r0, const S* __restrict r1, int64_t W, int64_t OW, int64_t C_, S* __restrict out,
               uint8_t* __restrict ix) {
   using A = Acc<S>;
+  const int64_t C = kUnitC ? 1 : C_;
   const int64_t full = W / 2;  // windows with two columns
   for (int64_t ow = 0; ow < full; ++ow) {
     const int64_t w0 = 2 * ow * C, w1 = w0 + C;
@@ -143,9 +145,10 @@ void pool_row(const S* __restrict r0, const S* __restrict r1, int64_t W, int64_t
 // The input gradient of one output row's windows (layout and `C` as in pool_row): every element of rows r0
 // and r1 (kTwoRows) that a window covers is written, the arg-max with the output gradient and the rest with
 // zero. U is an unsigned integer as wide as the scalar: the gradient's bits are copied under a mask.
-template <typename U, bool kTwoRows>
-void unpool_row(const U* __restrict g, const uint8_t* __restrict ix, int64_t W, int64_t OW, int64_t C,
+template <typename U, bool kTwoRows, bool kUnitC = false>
+void unpool_row(const U* __restrict g, const uint8_t* __restrict ix, int64_t W, int64_t OW, int64_t C_,
                 U* __restrict r0, U* __restrict r1) {
+  const int64_t C = kUnitC ? 1 : C_;
   auto pick = [](U v, uint8_t k, uint8_t at) { return static_cast<U>(v & static_cast<U>(-static_cast<U>(k == at))); };
   const int64_t full = W / 2;
   for (int64_t ow = 0; ow < full; ++ow) {
@@ -201,7 +204,8 @@ struct ReluMaxPoolFn : public torch::autograd::Function<ReluMaxPoolFn> {
         const S* r0 = px + (img * H + 2 * oh) * W * stride;
         S* out = py + u * OW * stride;
         uint8_t* ix = pi + u * OW * stride;
-        if (2 * oh + 1 < H) pool_row<S, true>(r0, r0 + W * stride, W, OW, stride, out, ix);
+        if (2 * oh + 1 < H && stride == 1) pool_row<S, true, true>(r0, r0 + W, W, OW, 1, out, ix);
+        else if (2 * oh + 1 < H) pool_row<S, true>(r0, r0 + W * stride, W, OW, stride, out, ix);
         else pool_row<S, false>(r0, nullptr, W, OW, stride, out, ix);  // ceil mode, odd H: a one-row window
       });
     });
@@ -231,7 +235,8 @@ struct ReluMaxPoolFn : public torch::autograd::Function<ReluMaxPoolFn> {
         U* r0 = px + (img * H + 2 * oh) * W * stride;
         const U* g = pg + u * OW * stride;
         const uint8_t* ix = pi + u * OW * stride;
-        if (2 * oh + 1 < H) unpool_row<U, true>(g, ix, W, OW, stride, r0, r0 + W * stride);
+        if (2 * oh + 1 < H && stride == 1) unpool_row<U, true, true>(g, ix, W, OW, 1, r0, r0 + W);
+        else if (2 * oh + 1 < H) unpool_row<U, true>(g, ix, W, OW, stride, r0, r0 + W * stride);
         else unpool_row<U, false>(g, ix, W, OW, stride, r0, nullptr);
         if (oh == OH - 1 && 2 * OH < H) {  // floor mode, odd H: the image's last row is in no window
           U* last = px + (img * H + H - 1) * W * stride;
