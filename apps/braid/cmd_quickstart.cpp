@@ -99,7 +99,7 @@ int run_quickstart(const QuickArgs& a) {
   // The image row trains 36 epochs instead of the recipe's 24 (the cosine decay stretched with them): it
   // fits the train emoji far better than unseen ones (0.94 vs 0.73) yet validation still rises at
   // epoch 24; test accuracy 0.749 / 0.732 / 0.731 over seeds 0-2 against 0.732 / 0.694 for seeds 0-1 of 24
-  // epochs (one thread). Augmentation did not help (docs/results/quality.md). The fused row keeps 16.
+  // epochs (one thread). Augmentation did not help (docs/results/quality.md). The fused row trains 8.
   std::vector<Job> jobs = {{"image", "[image]", false, 36}, {"text", "[text]", false, 0, ngram_sets}};
   if (pretrained) jobs.push_back({"text_pretrained", "[text]", true});
   jobs.push_back({"audio", "[audio]"});
