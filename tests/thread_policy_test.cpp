@@ -1,6 +1,7 @@
 // The OpenMP wait policy of the braid binary (apps/braid/main.cpp, issue 19): with neither OMP_WAIT_POLICY nor
 // GOMP_SPINCOUNT set, every command but the training ones (train, quickstart) runs braid again with
-// OMP_WAIT_POLICY=passive (libgomp reads it only at load), with the same arguments; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
+// OMP_WAIT_POLICY=passive (libgomp reads it only at load), with the same arguments; a user's own
+// OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
 // whose first log line reports the variables as the running process sees them, and through libgomp itself
 // (OMP_DISPLAY_ENV=verbose: the spin count it parsed when it loaded; passive waits = 0).
 #include <gtest/gtest.h>

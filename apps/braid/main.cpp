@@ -72,12 +72,7 @@ const char* openblas_core_to_set() {
   return f.avx512f ? "SkylakeX" : f.avx2 ? "Haswell" : nullptr;
 }
 
-// The subcommand: the first argument that is not an option ("" when there is none).
-std::string subcommand(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (argv[i][0] != '-') return argv[i];
-  return "";
-}
+// The subcommand: the first argument after the program's name that is not an option ("" when there is none).
 std::string subcommand(const std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i)
     if (!args[i].empty() && args[i][0] != '-') return args[i];
@@ -91,7 +86,7 @@ void apply_startup_env(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)  // nothing runs in parallel for these
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--version")) return;
   const bool omp = !std::getenv(kOmpPolicyVar) && !std::getenv("GOMP_SPINCOUNT") &&
-                   !keeps_spin_waits(subcommand(argc, argv));
+                   !keeps_spin_waits(subcommand(std::vector<std::string>(argv, argv + argc)));
   const char* core = openblas_core_to_set();
   if (!omp && !core) return;
   if (omp) ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
