@@ -1,7 +1,7 @@
 // The OpenMP wait policy of the braid binary (apps/braid/main.cpp, issue 19): with neither OMP_WAIT_POLICY nor
-// GOMP_SPINCOUNT set, every command but the training ones (train, quickstart) runs braid again with
-// OMP_WAIT_POLICY=passive (libgomp reads it only at load), with the same arguments; a user's own
-// OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
+// GOMP_SPINCOUNT set, every command but the training ones (train, quickstart, bench without --infer-only)
+// runs braid again with OMP_WAIT_POLICY=passive (libgomp reads it only at load), with the same arguments; a
+// user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as it is. Seen through `braid -v`,
 // whose first log line reports the variables as the running process sees them, and through libgomp itself
 // (OMP_DISPLAY_ENV=verbose: the spin count it parsed when it loaded; passive waits = 0).
 #include <gtest/gtest.h>
@@ -64,7 +64,8 @@ TEST(ThreadPolicy, BraidSetsPassiveWaitsWhenTheUserSetNothing) {
   EXPECT_EQ(r.err.substr(last, 21), "GOMP_SPINCOUNT = '0'\n") << r.err;
 }
 
-// Training commands keep libgomp's own waits (spin, then sleep): no passive re-exec for `train` / `quickstart`.
+// Training commands keep libgomp's own waits (spin, then sleep): no passive re-exec for `train` / `quickstart` /
+// `bench` (but `bench ... --infer-only`).
 TEST(ThreadPolicy, TrainingCommandsKeepLibgompsSpinWaits) {
   Env e(kClean);
   braid::test::TempDir dir("thread_policy");
@@ -72,11 +73,21 @@ TEST(ThreadPolicy, TrainingCommandsKeepLibgompsSpinWaits) {
   auto r = run_braid("-v train " + recipe + " --out " + dir.file("run"));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("OMP_WAIT_POLICY=(unset) GOMP_SPINCOUNT=(unset) (libgomp's default: braid's choice for "
-                       "training commands)"),
+                       "training and benchmarks)"),
             std::string::npos)
       << r.err;
   EXPECT_EQ(r.err.find("GOMP_SPINCOUNT = '0'"), std::string::npos) << "not made passive\n" << r.err;
   EXPECT_NE(r.err.find("GOMP_SPINCOUNT = '300000'"), std::string::npos) << r.err;
+  // benchmarks: the same unless they time inference only (the ONNX Runtime comparisons and their busy rounds)
+  for (const std::string flag : {"", " --infer-only"}) {
+    auto b = run_braid("-v bench speed " + recipe + flag);
+    EXPECT_EQ(b.code, 2) << b.err;
+    const auto last = b.err.rfind("GOMP_SPINCOUNT = '");
+    ASSERT_NE(last, std::string::npos) << b.err;
+    EXPECT_EQ(b.err.substr(last, 21 + (flag.empty() ? 5 : 0)),
+              flag.empty() ? "GOMP_SPINCOUNT = '300000'\n" : "GOMP_SPINCOUNT = '0'\n")
+        << flag << "\n" << b.err;
+  }
 }
 
 TEST(ThreadPolicy, TheUsersOwnSettingIsKept) {

@@ -44,9 +44,10 @@ std::vector<std::string> g_invocation;
 // braid runs itself again (same arguments, /proc/self/exe) with kOmpPolicyVar=kOmpPolicyValue and
 // kOmpPolicyMarker set: ~0.25 s more start-up (libtorch is loaded twice), skipped for --help and
 // --version. The marker stops a loop; children inherit both. A user's own setting is always kept.
-// Training is the exception (`train`, `quickstart`): a step is hundreds of short parallel regions back to back,
-// and a futex wake-up at each cost 10-15 % of the image and audio jobs' steps on a quiet 2-core host
-// (docs/results/quickstart.md), so those commands keep libgomp's own waits (spin, then sleep), as PyTorch does.
+// Training is the exception (`train`, `quickstart`, and `bench` unless --infer-only, which times training as the
+// PyTorch peers do): a step is hundreds of short parallel regions back to back, and a futex wake-up at each cost
+// 10-15 % of the image job's step on a quiet 2-core host (docs/results/engine.md), so those commands keep
+// libgomp's own waits (spin, then sleep), as PyTorch does.
 constexpr const char* kOmpPolicyVar = "OMP_WAIT_POLICY";
 constexpr const char* kOmpPolicyValue = "passive";
 constexpr const char* kOmpPolicyMarker = "BRAID_OMP_POLICY_SET";
@@ -79,14 +80,19 @@ std::string subcommand(const std::vector<std::string>& args) {
   return "";
 }
 
-bool keeps_spin_waits(const std::string& cmd) { return cmd == "train" || cmd == "quickstart"; }
+// Training, and benchmarks that may time it (every `bench` but the inference-only runs), keep libgomp's waits.
+bool keeps_spin_waits(const std::vector<std::string>& args) {
+  const std::string cmd = subcommand(args);
+  if (cmd == "train" || cmd == "quickstart") return true;
+  return cmd == "bench" && std::find(args.begin(), args.end(), "--infer-only") == args.end();
+}
 
 void apply_startup_env(int argc, char** argv) {
   if (std::getenv(kOmpPolicyMarker)) return;  // set by braid's own re-exec: no loop
   for (int i = 1; i < argc; ++i)  // nothing runs in parallel for these
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--version")) return;
   const bool omp = !std::getenv(kOmpPolicyVar) && !std::getenv("GOMP_SPINCOUNT") &&
-                   !keeps_spin_waits(subcommand(std::vector<std::string>(argv, argv + argc)));
+                   !keeps_spin_waits(std::vector<std::string>(argv, argv + argc));
   const char* core = openblas_core_to_set();
   if (!omp && !core) return;
   if (omp) ::setenv(kOmpPolicyVar, kOmpPolicyValue, 1);
@@ -106,8 +112,8 @@ std::string omp_wait_policy_line() {
   const char* by = m && std::string(m) == "1" && w && std::string(w) == kOmpPolicyValue
                        ? "braid's default; set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose"
                        : (w || s) ? "from the environment"
-                       : keeps_spin_waits(subcommand(g_invocation))
-                           ? "libgomp's default: braid's choice for training commands"
+                       : keeps_spin_waits(g_invocation)
+                           ? "libgomp's default: braid's choice for training and benchmarks"
                            : "libgomp's default";
   const char* b = std::getenv(kBlasCoreVar);
   const char* bset = std::getenv("BRAID_OPENBLAS_CORETYPE_SET");
