@@ -27,13 +27,7 @@ struct IsaScope {  // the kernels' ISA for one test, Auto put back
   ~IsaScope() { nn::set_fused_infer_isa(nn::Isa::Auto); }
 };
 
-bool has_avx2_fma() {
-#if defined(__x86_64__)
-  return detected_cpu_features().avx2 && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
+bool has_avx2_fma() { return detected_cpu_features().avx2 && detected_cpu_features().fma; }
 
 std::vector<nn::Isa> isas() {  // every path this CPU can run (Auto is the AVX-512 one here)
   std::vector<nn::Isa> v{nn::Isa::Scalar};

@@ -51,6 +51,7 @@ TEST(CpuFeatures, DetectionAgreesWithProcCpuinfo) {
   if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags line";
   const auto& f = detected_cpu_features();
   EXPECT_EQ(f.avx2, flags.count("avx2") == 1);
+  EXPECT_EQ(f.fma, flags.count("fma") == 1);
   EXPECT_EQ(f.avx512f, flags.count("avx512f") == 1);
   EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
   EXPECT_EQ(f.amx_bf16, flags.count("amx_bf16") == 1 && flags.count("amx_tile") == 1);

@@ -33,6 +33,7 @@ CpuFeatures detect() {
   if (!(c & (1u << 27))) return f;  // no OSXSAVE: no AVX state at all
   const uint64_t x = xcr0();
   const bool ymm = (x & 0x6) == 0x6;           // SSE + AVX state
+  f.fma = ymm && (c & (1u << 12));
   const bool zmm = ymm && (x & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
   const bool tiles = (x & 0x60000) == 0x60000; // XTILECFG, XTILEDATA
   __cpuid_count(7, 0, a, b, c, d);

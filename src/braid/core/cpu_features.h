@@ -17,6 +17,7 @@ namespace braid {
 
 struct CpuFeatures {
   bool avx2 = false;         // cpuid 7.0 EBX[5], with YMM state enabled
+  bool fma = false;          // cpuid 1 ECX[12] (FMA3), with YMM state enabled
   bool avx512f = false;      // cpuid 7.0 EBX[16], with opmask/ZMM state enabled
   bool avx512_bf16 = false;  // cpuid 7.1 EAX[5] (VDPBF16PS), with AVX-512 usable
   bool amx_bf16 = false;     // cpuid 7.0 EDX[22] and AMX-TILE EDX[24], with tile state enabled
