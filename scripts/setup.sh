@@ -13,7 +13,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libtorch-dev libopenblas0-openmp libgloo-dev libdnnl-dev
       libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
       libsndfile1-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libstb-dev libpng-dev libjpeg-dev zlib1g-dev
-      libgtest-dev espeak-ng dataset-fashion-mnist
+      libgtest-dev espeak-ng libespeak-ng-dev dataset-fashion-mnist
       libfaiss-dev libcpp-httplib-dev chromium   # vector index, HTTP server, screenshot test
       python3-numpy python3-pil   # the numpy/PIL peer of bench/pipeline_speed.sh
       python3-dev pybind11-dev)   # `import braid` (python/, docs/python.md)

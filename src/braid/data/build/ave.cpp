@@ -19,6 +19,7 @@
 #include "braid/core/runtime.h"
 #include "braid/data/audio.h"
 #include "braid/data/build/common.h"
+#include "braid/data/build/speech.h"
 #include "braid/data/build/emoji_source.h"
 #include "braid/data/image.h"
 
@@ -128,17 +129,17 @@ BuildReport build_ave(const BuildOptions& opt) {
 
   // ---- speech pool: each pool emoji's English name, two voices, trimmed, peak 1, at 16 kHz ----
   const auto voices = english_voices();
-  std::vector<std::vector<std::string>> speak;
+  std::vector<SpeechJob> speak;
   for (int64_t i = 0; i < P; ++i)
     for (int64_t u = 0; u < kUtterancesPerEmoji; ++u) {
       Rng rng(braid::mix_seed(opt.seed, hash_string("ave-voice-" + pool[static_cast<size_t>(i)].unified), static_cast<uint64_t>(u)));
       const std::string& voice = voices[static_cast<size_t>(rng.below(static_cast<int64_t>(voices.size())))];
       const int speed = static_cast<int>(rng.range(150, 220));
       const int pitch = static_cast<int>(rng.range(30, 70));
-      speak.push_back(espeak_command(voice, speed, pitch, pool[static_cast<size_t>(i)].en_label,
-                                     (pool_dir / fmt::format("{}-{}.wav", i, u)).string()));
+      speak.push_back({voice, speed, pitch, -1, pool[static_cast<size_t>(i)].en_label,
+                       (pool_dir / fmt::format("{}-{}.wav", i, u)).string()});
     }
-  run_commands(speak, opt.threads, "ave speech pool");
+  speak_to_files(speak, opt.threads, "ave speech pool");
   std::vector<std::vector<float>> utterances(static_cast<size_t>(P * kUtterancesPerEmoji));
   parallel_for(
       static_cast<int64_t>(utterances.size()), opt.threads,

@@ -15,6 +15,7 @@
 #include "braid/core/runtime.h"
 #include "braid/data/audio.h"
 #include "braid/data/build/common.h"
+#include "braid/data/build/speech.h"
 #include "braid/data/image.h"
 
 namespace braid::data::build {
@@ -128,7 +129,7 @@ BuildReport build_avmnist(const BuildOptions& opt) {
   braid::make_dirs((out / "audio").string());
 
   // ---- the utterance pool ----
-  std::vector<std::vector<std::string>> speak;
+  std::vector<SpeechJob> speak;
   std::vector<Utterance> pool(static_cast<size_t>(10 * pool_per_digit));
   std::array<std::array<std::vector<int64_t>, 3>, 10> pool_of;  // digit, split -> pool indices
   for (int d = 0; d < 10; ++d) {
@@ -143,10 +144,10 @@ BuildReport build_avmnist(const BuildOptions& opt) {
       int pitch = static_cast<int>(rng.range(20, 80));
       pool[static_cast<size_t>(idx)].split = s;
       pool_of[static_cast<size_t>(d)][static_cast<size_t>(s)].push_back(idx);
-      speak.push_back(espeak_command(voice, speed, pitch, kWords[d], (pool_dir / fmt::format("{}.wav", idx)).string()));
+      speak.push_back({voice, speed, pitch, -1, kWords[d], (pool_dir / fmt::format("{}.wav", idx)).string()});
     }
   }
-  run_commands(speak, opt.threads, "avmnist speech pool");
+  speak_to_files(speak, opt.threads, "avmnist speech pool");
   int64_t rate = 0;
   for (size_t i = 0; i < pool.size(); ++i) {
     const std::string path = (pool_dir / fmt::format("{}.wav", i)).string();

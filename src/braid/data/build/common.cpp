@@ -359,10 +359,5 @@ std::vector<std::string> english_voices() {
   return v;
 }
 
-std::vector<std::string> espeak_command(const std::string& voice, int speed, int pitch, const std::string& text,
-                                        const std::string& wav_path) {
-  // "--" ends the options, so a text starting with '-' is spoken, not parsed.
-  return {"espeak-ng", "-v", voice, "-s", std::to_string(speed), "-p", std::to_string(pitch), "-w", wav_path, "--", text};
-}
 
 }  // namespace braid::data::build

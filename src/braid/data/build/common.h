@@ -118,10 +118,6 @@ BuildReport build_ave(const BuildOptions& opt);
 // English voices of espeak-ng (accent + variant) used by the speech builders, in a fixed order.
 std::vector<std::string> english_voices();
 
-// The argv of one espeak-ng call writing `text` to `wav_path`.
-std::vector<std::string> espeak_command(const std::string& voice, int speed, int pitch, const std::string& text,
-                                        const std::string& wav_path);
-
 // Count per split into report.per_split and the total into report.samples.
 void count_splits(const std::vector<Record>& records, BuildReport& report);
 

@@ -13,6 +13,7 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/build/common.h"
+#include "braid/data/build/speech.h"
 #include "braid/data/build/emoji_source.h"
 
 namespace braid::data::build {
@@ -52,7 +53,7 @@ BuildReport build_emoji(const BuildOptions& opt) {
   std::vector<Record> records;
   std::vector<std::string> subgroups;
   std::vector<Record> named;  // the same samples whose English text is the name alone (captioning targets)
-  std::vector<std::vector<std::string>> speak;
+  std::vector<SpeechJob> speak;
   std::vector<std::pair<fs::path, fs::path>> copies;
   for (const auto& x : entries) {
     const std::string split = split_of(opt.seed, x.unified);
@@ -87,7 +88,7 @@ BuildReport build_emoji(const BuildOptions& opt) {
       const std::string& voice = voices[static_cast<size_t>(rng.below(static_cast<int64_t>(voices.size())))];
       int speed = static_cast<int>(rng.range(130, 200));
       int pitch = static_cast<int>(rng.range(30, 70));
-      speak.push_back(espeak_command(voice, speed, pitch, x.en_label, (out / r.audio).string()));
+      speak.push_back({voice, speed, pitch, -1, x.en_label, (out / r.audio).string()});
       named.push_back(r);
       named.back().text = nlohmann::ordered_json{{"en", ascii_lower(x.en_label)}, {"zh", x.zh_label}};
       records.push_back(std::move(r));
@@ -111,13 +112,13 @@ BuildReport build_emoji(const BuildOptions& opt) {
     progress.finish();
   }
 
-  // Speech: one espeak-ng process per sample, opt.threads at a time.
-  run_commands(speak, opt.threads, "emoji speech");
+  // Speech: one espeak-ng utterance per sample, opt.threads at a time (speech.h).
+  speak_to_files(speak, opt.threads, "emoji speech");
   for (const auto& r : records) {
     std::error_code ec;
     auto size = fs::file_size(out / r.audio, ec);
     if (ec || size <= 44)
-      throw std::runtime_error(fmt::format("espeak-ng exited 0 but wrote no audio to {}", (out / r.audio).string()));
+      throw std::runtime_error(fmt::format("espeak-ng wrote no audio to {}", (out / r.audio).string()));
   }
 
   // Manifests last, the main one after the extra one: its presence means the build finished.

@@ -15,6 +15,7 @@
 #include "braid/core/fs.h"
 #include "braid/core/runtime.h"
 #include "braid/data/build/common.h"
+#include "braid/data/build/speech.h"
 
 namespace braid::data::build {
 namespace fs = std::filesystem;
@@ -138,7 +139,7 @@ BuildReport build_prosody(const BuildOptions& opt) {
   braid::make_dirs((out / "audio").string());
   const auto voices = english_voices();
   std::vector<Sample> samples;
-  std::vector<std::vector<std::string>> speak;
+  std::vector<SpeechJob> speak;
   samples.reserve(static_cast<size_t>(total));
   for (int64_t k = 0; k < total; ++k) {
     const int64_t j = k / kUtterancesPerSentence;
@@ -159,21 +160,16 @@ BuildReport build_prosody(const BuildOptions& opt) {
     const double amp01 = static_cast<double>(s.amplitude - kAmpMin) / (kAmpMax - kAmpMin);
     s.arousal = round4(2.0 * (kRateWeight * rate01 + kAmpWeight * amp01) - 1.0);
     s.valence = round4(std::clamp(sw.score + kValenceNoise * rng.normal(), -1.0, 1.0));
-    // espeak_command() plus the amplitude option (-a) before its output option.
-    auto cmd = espeak_command(s.voice, s.speed, s.pitch, s.record.text.get<std::string>(), (out / s.record.audio).string());
-    auto at = std::find(cmd.begin(), cmd.end(), std::string("-w"));
-    if (at == cmd.end()) throw std::logic_error("prosody: espeak_command() has no -w option to insert -a before");
-    cmd.insert(at, {"-a", std::to_string(s.amplitude)});
-    speak.push_back(std::move(cmd));
+    speak.push_back({s.voice, s.speed, s.pitch, s.amplitude, s.record.text.get<std::string>(), (out / s.record.audio).string()});
     samples.push_back(std::move(s));
   }
 
-  run_commands(speak, opt.threads, "prosody speech");
+  speak_to_files(speak, opt.threads, "prosody speech");
   for (const auto& s : samples) {
     std::error_code ec;
     auto size = fs::file_size(out / s.record.audio, ec);
     if (ec || size <= 44)
-      throw std::runtime_error(fmt::format("espeak-ng exited 0 but wrote no audio to {}", (out / s.record.audio).string()));
+      throw std::runtime_error(fmt::format("espeak-ng wrote no audio to {}", (out / s.record.audio).string()));
   }
 
   // The generating parameters, for analysis (not read by braid), then the manifest last.
