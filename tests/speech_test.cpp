@@ -32,7 +32,7 @@ std::vector<SpeechJob> jobs_in(const fs::path& dir) {
 }  // namespace
 
 TEST(Speech, LibraryWritesTheSamplesOfTheProgram) {
-  if (braid::data::build::speech_engine() != "library") GTEST_SKIP() << "built without libespeak-ng (or BRAID_ESPEAK=cli)";
+  if (braid::data::build::speech_engine() != "library") GTEST_SKIP() << "built without libespeak-ng";
   if (!have_espeak_program()) GTEST_SKIP() << "espeak-ng is not on PATH";
   braid::test::TempDir tmp;
   const fs::path lib = fs::path(tmp.path) / "lib", cli = fs::path(tmp.path) / "cli";
@@ -80,4 +80,12 @@ TEST(Speech, FailuresNameTheJob) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(Speech, HelperCanBeSwitchedOff) {  // the CLI's BRAID_ESPEAK_HELPER=0
+  const std::string before = braid::data::build::speech_engine();
+  braid::data::build::set_speech_helper(false);
+  EXPECT_EQ(braid::data::build::speech_engine(), "cli");
+  braid::data::build::set_speech_helper(true);
+  EXPECT_EQ(braid::data::build::speech_engine(), before);
 }

@@ -19,6 +19,7 @@
 #include "braid/core/cpu_features.h"
 #include "braid/core/error.h"
 #include "braid/core/runtime.h"
+#include "braid/data/build/speech.h"
 #include "braid/nn/prepack.h"
 #include "braid/nn/fused.h"
 #include "braid/nn/fused_infer.h"
@@ -147,6 +148,8 @@ int main(int argc, char** argv) {
   if (switched_off("BRAID_INFER_SPLIT")) braid::nn::set_infer_split(false);
   // BRAID_FUSED_TRAIN=0: the Transformer block trains with ATen's dropout, residual adds, GELU and attention (nn/fused.h)
   if (switched_off("BRAID_FUSED_TRAIN")) braid::nn::set_fused_train(false);
+  // BRAID_ESPEAK_HELPER=0: the speech builders run the espeak-ng program per utterance (data/build/speech.h)
+  if (switched_off("BRAID_ESPEAK_HELPER")) braid::data::build::set_speech_helper(false);
   braid::configure_allocator(!(malloc_mode && std::string(malloc_mode) == "default") &&
                              !(tunables && std::strstr(tunables, "malloc")));
   CLI::App app{"braid: multimodal learning (text, images, audio, time series) in one C++ binary", "braid"};

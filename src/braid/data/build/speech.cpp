@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,13 +31,13 @@ std::vector<std::string> espeak_command(const SpeechJob& j) {
 
 namespace {
 
+std::atomic<bool> g_helper_allowed{true};
+
 // The synthesizer program built beside braid (src/braid/data/build/espeak_helper.cc), "" when this build
-// has none, it is not there any more, or BRAID_ESPEAK=cli.
+// has none, it is not there any more, or set_speech_helper(false) turned it off.
 std::string helper_path() {
 #ifdef BRAID_ESPEAK_HELPER
-  const char* env = std::getenv("BRAID_ESPEAK");
-  if (env && std::string(env) == "cli") return "";
-  if (::access(BRAID_ESPEAK_HELPER, X_OK) == 0) return BRAID_ESPEAK_HELPER;
+  if (g_helper_allowed.load() && ::access(BRAID_ESPEAK_HELPER, X_OK) == 0) return BRAID_ESPEAK_HELPER;
 #endif
   return "";
 }
@@ -146,6 +147,8 @@ void speak_with_helper(const std::string& helper, const std::vector<SpeechJob>& 
 }
 
 }  // namespace
+
+void set_speech_helper(bool allowed) { g_helper_allowed = allowed; }
 
 std::string speech_engine() { return helper_path().empty() ? "cli" : "library"; }
 

@@ -8,8 +8,8 @@
 // in a child forked from that state: a fresh process's state without the start-up, so the samples and
 // files equal the program's bit for bit (tests/speech_test.cpp; the emoji build's 3,812 WAVs are
 // byte-identical) whatever the order or the number of workers. It is a program of its own because
-// forking braid itself (LibTorch mapped) cost more kernel time than it saved. Without it, or with
-// BRAID_ESPEAK=cli in the environment, each job runs the espeak-ng program.
+// forking braid itself (LibTorch mapped) cost more kernel time than it saved. Without it, or after
+// set_speech_helper(false) (the CLI's BRAID_ESPEAK_HELPER=0), each job runs the espeak-ng program.
 #pragma once
 
 #include <string>
@@ -34,8 +34,11 @@ std::vector<std::string> espeak_command(const SpeechJob& job);
 // is an error naming it; Ctrl-C stops starting new jobs (run_commands' contract).
 void speak_to_files(const std::vector<SpeechJob>& jobs, int threads, const std::string& label);
 
+// Process-wide switch (default on): false makes speak_to_files run the espeak-ng program per job.
+void set_speech_helper(bool allowed);
+
 // "library" when speak_to_files hands the jobs to braid-espeak, "cli" when it runs the espeak-ng program
-// (no libespeak-ng in this build, braid-espeak is missing, or BRAID_ESPEAK=cli).
+// (no libespeak-ng in this build, braid-espeak is missing, or set_speech_helper(false)).
 std::string speech_engine();
 
 }  // namespace braid::data::build
