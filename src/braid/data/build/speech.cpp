@@ -7,11 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -53,7 +56,7 @@ std::string job_name(const SpeechJob& j) {
 }
 
 void speak_with_helper(const std::string& helper, const std::vector<SpeechJob>& jobs, int threads, const std::string& label) {
-  if (threads <= 0) threads = 2;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));  // as parallel_for
   std::string input;
   for (const auto& j : jobs) {
     put_field(input, j.voice);
@@ -155,11 +158,19 @@ std::string speech_engine() { return helper_path().empty() ? "cli" : "library"; 
 void speak_to_files(const std::vector<SpeechJob>& jobs, int threads, const std::string& label) {
   if (jobs.empty()) return;
   const std::string helper = helper_path();
-  if (!helper.empty()) return speak_with_helper(helper, jobs, threads, label);
-  std::vector<std::vector<std::string>> commands;
-  commands.reserve(jobs.size());
-  for (const auto& j : jobs) commands.push_back(espeak_command(j));
-  run_commands(commands, threads, label);
+  if (!helper.empty()) {
+    speak_with_helper(helper, jobs, threads, label);
+  } else {
+    std::vector<std::vector<std::string>> commands;
+    commands.reserve(jobs.size());
+    for (const auto& j : jobs) commands.push_back(espeak_command(j));
+    run_commands(commands, threads, label);
+  }
+  for (const auto& j : jobs) {  // the program exits 0 even when it could not write (or said nothing)
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(j.wav_path, ec);
+    if (ec || size <= 44) throw std::runtime_error(fmt::format("espeak-ng wrote no audio to {}", j.wav_path));
+  }
 }
 
 }  // namespace braid::data::build

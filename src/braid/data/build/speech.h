@@ -29,9 +29,10 @@ struct SpeechJob {
 // The argv of the espeak-ng program for one job.
 std::vector<std::string> espeak_command(const SpeechJob& job);
 
-// Write every job's WAV with at most `threads` at once, showing a Progress line labelled `label`.
-// A job that fails (an unknown voice, a file that cannot be written, a program that exits non-zero)
-// is an error naming it; Ctrl-C stops starting new jobs (run_commands' contract).
+// Write every job's WAV with at most `threads` at once (<= 0: one per hardware thread), showing a Progress
+// line labelled `label`. A job that fails (an unknown voice, a file that cannot be written, a program that
+// exits non-zero, a WAV with no samples) is an error naming it; Ctrl-C stops starting new jobs
+// (run_commands' contract).
 void speak_to_files(const std::vector<SpeechJob>& jobs, int threads, const std::string& label);
 
 // Process-wide switch (default on): false makes speak_to_files run the espeak-ng program per job.
